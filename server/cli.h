@@ -1,0 +1,10 @@
+/* server/cli.h -- subcommands of the agentclear binary. Each returns the process exit code. */
+#ifndef AC_CLI_H
+#define AC_CLI_H
+
+int ac_cli_serve(int argc, char **argv);
+int ac_cli_migrate(int argc, char **argv);
+int ac_cli_ledger(int argc, char **argv);
+int ac_cli_errors(int argc, char **argv);
+
+#endif

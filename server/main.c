@@ -1,0 +1,37 @@
+/* server/main.c -- the agentclear binary: one program, subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "server/cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"errors", ac_cli_errors, "list the error-code registry (--markdown for docs)"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: agentclear <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("agentclear %s\n", AC_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "agentclear: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,25 @@
+/* tests/support/testutil.h -- shared by the cmocka programs. */
+#ifndef AC_TESTUTIL_H
+#define AC_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/* The test database URL from AGENTCLEAR_TEST_DATABASE_URL. When unset: exits 77 (skipped) when
+ * run by hand, or fails (exit 1) when AC_REQUIRE_DB=1 (ops/test sets it). Never returns NULL. */
+const char *ac_test_db_url(void);
+
+/* Path under the source tree (AC_SOURCE_DIR, set by CTest), e.g. ac_test_src("sql"). Static
+ * buffer, overwritten by the next call. */
+const char *ac_test_src(const char *rel);
+
+/* Read a whole file; returns a malloc'd NUL-terminated buffer and sets *len, or NULL. */
+char *ac_test_read_file(const char *path, size_t *len);
+
+/* Hex decode (lower/upper); returns bytes written or -1. */
+long ac_test_unhex(const char *hex, uint8_t *out, size_t cap);
+
+#endif
