@@ -9,6 +9,9 @@ static const struct {
     int (*fn)(int argc, char **argv);
     const char *help;
 } commands[] = {
+    {"serve", ac_cli_serve, "run the HTTP server (migrates first)"},
+    {"migrate", ac_cli_migrate, "apply pending sql/ migrations"},
+    {"ledger", ac_cli_ledger, "ledger check: verify the ledger's invariants"},
     {"errors", ac_cli_errors, "list the error-code registry (--markdown for docs)"},
 };
 

@@ -1,0 +1,555 @@
+#include "ledger/db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol/buf.h"
+
+/* ---- statements ------------------------------------------------------------------------------ */
+
+struct stmt {
+    const char *name;
+    const char *sql;
+    int nparams;
+};
+
+static const struct stmt writer_stmts[] = {
+    {"lease", "select pg_try_advisory_lock(7340, $1::int)", 1},
+    {"begin", "begin", 0},
+    {"commit", "commit", 0},
+    {"ins_accounts",
+     "insert into ac_accounts (id, asset, owner, flags) "
+     "select * from unnest($1::text[], $2::text[], $3::text[], $4::int4[])",
+     4},
+    {"ins_transfers",
+     "insert into ac_transfers (id, debit_account, credit_account, asset, amount, flags, "
+     "pending_id, timeout_s, code, pstate, digest, created_us) "
+     "select a, b, c, d, e, f, nullif(g, ''), h, i, j, decode(k, 'hex'), l from unnest("
+     "$1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int4[], $7::text[], "
+     "$8::int4[], $9::int4[], $10::int2[], $11::text[], $12::int8[]) as t(a, b, c, d, e, f, g, h, "
+     "i, j, k, l)",
+     12},
+    {"ins_failures",
+     "insert into ac_transfer_failures (id, digest, result, created_us) "
+     "select a, decode(b, 'hex'), c, d from unnest($1::text[], $2::text[], $3::text[], "
+     "$4::int8[]) as t(a, b, c, d)",
+     4},
+    {"upd_balances",
+     "update ac_accounts a set debits_pending = t.dp, debits_posted = t.dpo, "
+     "credits_pending = t.cp, credits_posted = t.cpo from unnest($1::text[], $2::int8[], "
+     "$3::int8[], $4::int8[], $5::int8[]) as t(id, dp, dpo, cp, cpo) where a.id = t.id",
+     5},
+    {"upd_pstate",
+     "update ac_transfers x set pstate = t.s from unnest($1::text[], $2::int2[]) as t(id, s) "
+     "where x.id = t.id",
+     2},
+    {"load_accounts",
+     "select id, asset, owner, flags, debits_pending, debits_posted, credits_pending, "
+     "credits_posted from ac_accounts",
+     0},
+    {"load_transfers",
+     "select id, debit_account, credit_account, asset, amount, flags, coalesce(pending_id, ''), "
+     "timeout_s, code, pstate, encode(digest, 'hex'), created_us from ac_transfers order by seq",
+     0},
+    {"load_failures", "select id, encode(digest, 'hex'), result, created_us from ac_transfer_failures",
+     0},
+};
+
+static const struct stmt reader_stmts[] = {
+    {"ping", "select 1", 0},
+    {"asset_ins",
+     "insert into ac_assets (code, scale) values ($1, $2::int2) on conflict (code) do nothing "
+     "returning scale",
+     2},
+    {"asset_get", "select scale from ac_assets where code = $1", 1},
+    {"account_get",
+     "select id, asset, owner, flags, debits_pending, debits_posted, credits_pending, "
+     "credits_posted from ac_accounts where id = $1",
+     1},
+    {"transfer_get",
+     "select id, debit_account, credit_account, asset, amount, flags, coalesce(pending_id, ''), "
+     "timeout_s, code, pstate, encode(digest, 'hex'), created_us from ac_transfers where id = $1",
+     1},
+    {"failure_get",
+     "select id, encode(digest, 'hex'), result, created_us from ac_transfer_failures where id = $1",
+     1},
+};
+
+static int prepare_all(PGconn *c, const struct stmt *s, size_t n, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        PGresult *r = PQprepare(c, s[i].name, s[i].sql, s[i].nparams, NULL);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok) snprintf(err, errlen, "prepare %s: %s", s[i].name, PQerrorMessage(c));
+        PQclear(r);
+        if (!ok) return -1;
+    }
+    return 0;
+}
+
+PGconn *ac_db_connect(const char *url, enum ac_db_role role, char *err, size_t errlen)
+{
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {url, "5", role == AC_DB_WRITER ? "agentclear-sequencer" : "agentclear",
+                          NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+        /* libpq's message names host and port, never the password */
+        snprintf(err, errlen, "connect: %s", c ? PQerrorMessage(c) : "out of memory");
+        PQfinish(c);
+        return NULL;
+    }
+    PGresult *r = PQexec(c, "set timezone = 'UTC'; set client_min_messages = warning");
+    PQclear(r);
+    /* Prepare what the schema allows: statements on tables that do not exist yet (before the
+     * first migrate) fail to prepare, so migrate-only connections ask for no role. */
+    if (role == AC_DB_WRITER &&
+        prepare_all(c, writer_stmts, sizeof writer_stmts / sizeof writer_stmts[0], err, errlen)) {
+        PQfinish(c);
+        return NULL;
+    }
+    if (role == AC_DB_READER &&
+        prepare_all(c, reader_stmts, sizeof reader_stmts / sizeof reader_stmts[0], err, errlen)) {
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+int ac_db_ok(PGconn *c)
+{
+    return c != NULL && PQstatus(c) == CONNECTION_OK;
+}
+
+enum ac_qs ac_db_classify(PGconn *c, const PGresult *r)
+{
+    if (PQstatus(c) != CONNECTION_OK || r == NULL) return AC_QS_SOFT_ERROR;
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (st == NULL) return AC_QS_SOFT_ERROR;
+    if (strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0) return AC_QS_SOFT_ERROR;
+    /* class 08 connection exception, 57P0x admin shutdown / crash, 53 insufficient resources */
+    if (strncmp(st, "08", 2) == 0 || strncmp(st, "57P", 3) == 0 || strncmp(st, "53", 2) == 0)
+        return AC_QS_SOFT_ERROR;
+    return AC_QS_HARD_ERROR;
+}
+
+static enum ac_qs exec_prepared(PGconn *c, const char *name, int n, const char *const *vals,
+                                PGresult **out)
+{
+    PGresult *r = PQexecPrepared(c, name, n, vals, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        enum ac_qs qs = ac_db_classify(c, r);
+        PQclear(r);
+        return qs;
+    }
+    *out = r;
+    return AC_QS_ONE_RESULT;
+}
+
+enum ac_qs ac_db_try_lease(PGconn *c, int partition)
+{
+    char p[16];
+    snprintf(p, sizeof p, "%d", partition);
+    const char *v[] = {p};
+    PGresult *r;
+    enum ac_qs qs = exec_prepared(c, "lease", 1, v, &r);
+    if (qs < 0) return qs;
+    int got = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    return got ? AC_QS_ONE_RESULT : AC_QS_NO_RESULTS;
+}
+
+/* ---- row decoding ------------------------------------------------------------------------------ */
+
+static void copy_field(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src);
+}
+
+static void account_from_row(const PGresult *r, int i, struct ac_account *a)
+{
+    memset(a, 0, sizeof *a);
+    copy_field(a->id, sizeof a->id, PQgetvalue(r, i, 0));
+    copy_field(a->asset, sizeof a->asset, PQgetvalue(r, i, 1));
+    copy_field(a->owner, sizeof a->owner, PQgetvalue(r, i, 2));
+    a->flags = (uint32_t)strtoul(PQgetvalue(r, i, 3), NULL, 10);
+    a->debits_pending = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+    a->debits_posted = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+    a->credits_pending = strtoll(PQgetvalue(r, i, 6), NULL, 10);
+    a->credits_posted = strtoll(PQgetvalue(r, i, 7), NULL, 10);
+}
+
+static void hex_to_digest(const char *hex, uint8_t out[16])
+{
+    memset(out, 0, 16);
+    for (int i = 0; i < 16 && hex[2 * i] && hex[2 * i + 1]; i++) {
+        unsigned v = 0;
+        sscanf(hex + 2 * i, "%2x", &v);
+        out[i] = (uint8_t)v;
+    }
+}
+
+static void transfer_from_row(const PGresult *r, int i, struct ac_transfer_row *t)
+{
+    memset(t, 0, sizeof *t);
+    copy_field(t->id, sizeof t->id, PQgetvalue(r, i, 0));
+    copy_field(t->debit, sizeof t->debit, PQgetvalue(r, i, 1));
+    copy_field(t->credit, sizeof t->credit, PQgetvalue(r, i, 2));
+    copy_field(t->asset, sizeof t->asset, PQgetvalue(r, i, 3));
+    t->amount = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+    t->flags = (uint32_t)strtoul(PQgetvalue(r, i, 5), NULL, 10);
+    copy_field(t->pending_id, sizeof t->pending_id, PQgetvalue(r, i, 6));
+    t->timeout_s = (uint32_t)strtoul(PQgetvalue(r, i, 7), NULL, 10);
+    t->code = (uint16_t)strtoul(PQgetvalue(r, i, 8), NULL, 10);
+    t->pstate = (enum ac_pstate)atoi(PQgetvalue(r, i, 9));
+    hex_to_digest(PQgetvalue(r, i, 10), t->digest);
+    t->created_us = strtoll(PQgetvalue(r, i, 11), NULL, 10);
+    t->result = AC_EC_OK;
+}
+
+static void failure_from_row(const PGresult *r, int i, struct ac_transfer_row *t)
+{
+    memset(t, 0, sizeof *t);
+    copy_field(t->id, sizeof t->id, PQgetvalue(r, i, 0));
+    hex_to_digest(PQgetvalue(r, i, 1), t->digest);
+    enum ac_ec ec = ac_ec_from_code(PQgetvalue(r, i, 2));
+    t->result = ec == AC_EC__COUNT ? AC_EC_INTERNAL : ec;
+    t->created_us = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+}
+
+/* ---- load ------------------------------------------------------------------------------------- */
+
+/* Stream a prepared query's rows one at a time (single-row mode), so a large ledger does not
+ * need a second full copy in memory while loading. */
+static enum ac_qs stream(PGconn *c, const char *name, struct ac_state *st,
+                         int (*each)(struct ac_state *, const PGresult *))
+{
+    if (PQsendQueryPrepared(c, name, 0, NULL, NULL, NULL, 0) != 1) return AC_QS_SOFT_ERROR;
+    PQsetSingleRowMode(c);
+    enum ac_qs qs = AC_QS_ONE_RESULT;
+    PGresult *r;
+    while ((r = PQgetResult(c)) != NULL) {
+        ExecStatusType s = PQresultStatus(r);
+        if (s == PGRES_SINGLE_TUPLE) {
+            if (qs == AC_QS_ONE_RESULT && each(st, r) != 0) qs = AC_QS_HARD_ERROR;
+        } else if (s != PGRES_TUPLES_OK) {
+            qs = ac_db_classify(c, r);
+        }
+        PQclear(r);
+    }
+    return qs;
+}
+
+static int load_one_account(struct ac_state *st, const PGresult *r)
+{
+    struct ac_account a;
+    account_from_row(r, 0, &a);
+    return ac_state_load_account(st, &a);
+}
+
+static int load_one_transfer(struct ac_state *st, const PGresult *r)
+{
+    struct ac_transfer_row t;
+    transfer_from_row(r, 0, &t);
+    return ac_state_load_transfer(st, &t);
+}
+
+static int load_one_failure(struct ac_state *st, const PGresult *r)
+{
+    struct ac_transfer_row t;
+    failure_from_row(r, 0, &t);
+    return ac_state_load_transfer(st, &t);
+}
+
+enum ac_qs ac_db_load_state(PGconn *c, struct ac_state *st)
+{
+    PGresult *r = PQexec(c, "begin isolation level repeatable read read only");
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    enum ac_qs qs = ok ? AC_QS_ONE_RESULT : ac_db_classify(c, r);
+    PQclear(r);
+    if (!ok) return qs;
+    qs = stream(c, "load_accounts", st, load_one_account);
+    if (qs > 0) qs = stream(c, "load_transfers", st, load_one_transfer);
+    if (qs > 0) qs = stream(c, "load_failures", st, load_one_failure);
+    r = PQexec(c, qs > 0 ? "commit" : "rollback");
+    PQclear(r);
+    return qs;
+}
+
+/* ---- batch write ----------------------------------------------------------------------------- */
+
+/* Text-format array literal builder. Elements are always quoted; every value we put in an array
+ * is an id, asset code, hex string or number, none of which contains '"' or '\\'. */
+struct arr {
+    struct ac_buf b;
+    int n;
+};
+
+static void arr_start(struct arr *a)
+{
+    ac_buf_reset(&a->b);
+    ac_buf_add(&a->b, "{", 1);
+    a->n = 0;
+}
+
+static void arr_str(struct arr *a, const char *s)
+{
+    if (a->n++) ac_buf_add(&a->b, ",", 1);
+    ac_buf_add(&a->b, "\"", 1);
+    ac_buf_adds(&a->b, s);
+    ac_buf_add(&a->b, "\"", 1);
+}
+
+static void arr_i64(struct arr *a, long long v)
+{
+    if (a->n++) ac_buf_add(&a->b, ",", 1);
+    ac_buf_printf(&a->b, "%lld", v);
+}
+
+static void arr_end(struct arr *a)
+{
+    ac_buf_add(&a->b, "}", 1);
+}
+
+static void digest_hex(const uint8_t d[16], char out[33])
+{
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hx[d[i] >> 4];
+        out[2 * i + 1] = hx[d[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+/* Per-thread scratch arrays: the sequencer is one thread, so these are reused across batches. */
+#define NARR 12
+static _Thread_local struct arr scratch[NARR];
+
+static int send_stmt(PGconn *c, const char *name, int n)
+{
+    const char *vals[NARR];
+    for (int i = 0; i < n; i++) {
+        if (scratch[i].b.oom) return -1;
+        vals[i] = ac_buf_str(&scratch[i].b);
+    }
+    return PQsendQueryPrepared(c, name, n, vals, NULL, NULL, 0) == 1 ? 0 : -1;
+}
+
+static void start_arrays(int n)
+{
+    for (int i = 0; i < n; i++) arr_start(&scratch[i]);
+}
+
+static void end_arrays(int n)
+{
+    for (int i = 0; i < n; i++) arr_end(&scratch[i]);
+}
+
+enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch)
+{
+    int sent = 0; /* statements queued, each yields one result */
+    if (PQenterPipelineMode(c) != 1) return AC_QS_SOFT_ERROR;
+    int fail = PQsendQueryPrepared(c, "begin", 0, NULL, NULL, NULL, 0) != 1;
+    sent++;
+
+    if (!fail && ch->n_new_accounts) {
+        start_arrays(4);
+        for (size_t i = 0; i < ch->n_new_accounts; i++) {
+            const struct ac_account *a = ch->new_accounts[i];
+            arr_str(&scratch[0], a->id);
+            arr_str(&scratch[1], a->asset);
+            arr_str(&scratch[2], a->owner);
+            arr_i64(&scratch[3], a->flags);
+        }
+        end_arrays(4);
+        fail = send_stmt(c, "ins_accounts", 4) != 0;
+        sent++;
+    }
+
+    size_t n_ok = 0, n_failed = 0;
+    for (size_t i = 0; i < ch->n_transfers; i++)
+        ch->transfers[i].result == AC_EC_OK ? n_ok++ : n_failed++;
+    if (!fail && n_ok) {
+        start_arrays(12);
+        for (size_t i = 0; i < ch->n_transfers; i++) {
+            const struct ac_transfer_row *t = &ch->transfers[i];
+            if (t->result != AC_EC_OK) continue;
+            char hex[33];
+            digest_hex(t->digest, hex);
+            arr_str(&scratch[0], t->id);
+            arr_str(&scratch[1], t->debit);
+            arr_str(&scratch[2], t->credit);
+            arr_str(&scratch[3], t->asset);
+            arr_i64(&scratch[4], t->amount);
+            arr_i64(&scratch[5], t->flags);
+            arr_str(&scratch[6], t->pending_id);
+            arr_i64(&scratch[7], t->timeout_s);
+            arr_i64(&scratch[8], t->code);
+            arr_i64(&scratch[9], t->pstate);
+            arr_str(&scratch[10], hex);
+            arr_i64(&scratch[11], t->created_us);
+        }
+        end_arrays(12);
+        fail = send_stmt(c, "ins_transfers", 12) != 0;
+        sent++;
+    }
+    if (!fail && n_failed) {
+        start_arrays(4);
+        for (size_t i = 0; i < ch->n_transfers; i++) {
+            const struct ac_transfer_row *t = &ch->transfers[i];
+            if (t->result == AC_EC_OK) continue;
+            char hex[33];
+            digest_hex(t->digest, hex);
+            arr_str(&scratch[0], t->id);
+            arr_str(&scratch[1], hex);
+            arr_str(&scratch[2], ac_ec_code(t->result));
+            arr_i64(&scratch[3], t->created_us);
+        }
+        end_arrays(4);
+        fail = send_stmt(c, "ins_failures", 4) != 0;
+        sent++;
+    }
+    if (!fail && ch->n_dirty_accounts) {
+        start_arrays(5);
+        for (size_t i = 0; i < ch->n_dirty_accounts; i++) {
+            const struct ac_account *a = ch->dirty_accounts[i];
+            arr_str(&scratch[0], a->id);
+            arr_i64(&scratch[1], a->debits_pending);
+            arr_i64(&scratch[2], a->debits_posted);
+            arr_i64(&scratch[3], a->credits_pending);
+            arr_i64(&scratch[4], a->credits_posted);
+        }
+        end_arrays(5);
+        fail = send_stmt(c, "upd_balances", 5) != 0;
+        sent++;
+    }
+    if (!fail && ch->n_pending_changes) {
+        start_arrays(2);
+        for (size_t i = 0; i < ch->n_pending_changes; i++) {
+            arr_str(&scratch[0], ch->pending_changes[i].id);
+            arr_i64(&scratch[1], ch->pending_changes[i].pstate);
+        }
+        end_arrays(2);
+        fail = send_stmt(c, "upd_pstate", 2) != 0;
+        sent++;
+    }
+    if (!fail) {
+        fail = PQsendQueryPrepared(c, "commit", 0, NULL, NULL, NULL, 0) != 1;
+        sent++;
+    }
+    if (PQpipelineSync(c) != 1) fail = 1;
+
+    /* Read every result: one per statement sent (each followed by a NULL), then the sync. */
+    enum ac_qs qs = fail ? AC_QS_SOFT_ERROR : AC_QS_ONE_RESULT;
+    int results = 0, synced = 0;
+    while (!synced) {
+        PGresult *r = PQgetResult(c);
+        if (r == NULL) {
+            if (PQstatus(c) != CONNECTION_OK) {
+                qs = AC_QS_SOFT_ERROR;
+                break;
+            }
+            if (results >= sent + 1) break; /* defensive: never spin */
+            continue;
+        }
+        results++;
+        ExecStatusType s = PQresultStatus(r);
+        if (s == PGRES_PIPELINE_SYNC) {
+            synced = 1;
+        } else if (s == PGRES_PIPELINE_ABORTED) {
+            if (qs > 0) qs = AC_QS_HARD_ERROR;
+        } else if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+            enum ac_qs e = ac_db_classify(c, r);
+            if (qs > 0 || e == AC_QS_SOFT_ERROR) qs = e;
+        }
+        PQclear(r);
+    }
+    if (PQstatus(c) == CONNECTION_OK) {
+        PQexitPipelineMode(c);
+        if (qs < 0) {
+            /* the pipeline aborted inside the transaction block: make sure nothing is left open */
+            PGresult *r = PQexec(c, "rollback");
+            PQclear(r);
+        }
+    } else {
+        qs = AC_QS_SOFT_ERROR;
+    }
+    return qs;
+}
+
+/* ---- assets and reads ------------------------------------------------------------------------ */
+
+enum ac_qs ac_db_asset_create(PGconn *c, const char *code, unsigned scale, int *created)
+{
+    char sc[8];
+    snprintf(sc, sizeof sc, "%u", scale);
+    const char *v[] = {code, sc};
+    PGresult *r;
+    enum ac_qs qs = exec_prepared(c, "asset_ins", 2, v, &r);
+    if (qs < 0) return qs;
+    int inserted = PQntuples(r) == 1;
+    PQclear(r);
+    if (inserted) {
+        *created = 1;
+        return AC_QS_ONE_RESULT;
+    }
+    unsigned have;
+    qs = ac_db_asset_get(c, code, &have);
+    if (qs <= 0) return qs < 0 ? qs : AC_QS_HARD_ERROR;
+    *created = 0;
+    return have == scale ? AC_QS_ONE_RESULT : AC_QS_NO_RESULTS;
+}
+
+enum ac_qs ac_db_asset_get(PGconn *c, const char *code, unsigned *scale)
+{
+    const char *v[] = {code};
+    PGresult *r;
+    enum ac_qs qs = exec_prepared(c, "asset_get", 1, v, &r);
+    if (qs < 0) return qs;
+    qs = PQntuples(r) == 1 ? AC_QS_ONE_RESULT : AC_QS_NO_RESULTS;
+    if (qs > 0) *scale = (unsigned)atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return qs;
+}
+
+enum ac_qs ac_db_account_get(PGconn *c, const char *id, struct ac_account *a)
+{
+    const char *v[] = {id};
+    PGresult *r;
+    enum ac_qs qs = exec_prepared(c, "account_get", 1, v, &r);
+    if (qs < 0) return qs;
+    qs = PQntuples(r) == 1 ? AC_QS_ONE_RESULT : AC_QS_NO_RESULTS;
+    if (qs > 0) account_from_row(r, 0, a);
+    PQclear(r);
+    return qs;
+}
+
+enum ac_qs ac_db_transfer_get(PGconn *c, const char *id, struct ac_transfer_row *row)
+{
+    const char *v[] = {id};
+    PGresult *r;
+    enum ac_qs qs = exec_prepared(c, "transfer_get", 1, v, &r);
+    if (qs < 0) return qs;
+    if (PQntuples(r) == 1) {
+        transfer_from_row(r, 0, row);
+        PQclear(r);
+        return AC_QS_ONE_RESULT;
+    }
+    PQclear(r);
+    qs = exec_prepared(c, "failure_get", 1, v, &r);
+    if (qs < 0) return qs;
+    qs = PQntuples(r) == 1 ? AC_QS_ONE_RESULT : AC_QS_NO_RESULTS;
+    if (qs > 0) failure_from_row(r, 0, row);
+    PQclear(r);
+    return qs;
+}
+
+enum ac_qs ac_db_ping(PGconn *c)
+{
+    PGresult *r;
+    enum ac_qs qs = exec_prepared(c, "ping", 0, NULL, &r);
+    if (qs > 0) PQclear(r);
+    return qs;
+}

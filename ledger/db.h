@@ -1,0 +1,74 @@
+/* ledger/db.h -- PostgreSQL access for the ledger (libpq). One statement per function, prepared
+ * once per connection, typed parameters; never SQL built from request data. */
+#ifndef AC_DB_H
+#define AC_DB_H
+
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "ledger/state.h"
+
+/* Outcome of a database call (GNU Taler style). */
+enum ac_qs {
+    AC_QS_HARD_ERROR = -2, /* a bug or a constraint violation: do not retry */
+    AC_QS_SOFT_ERROR = -1, /* connection lost, serialization failure, deadlock: retry */
+    AC_QS_NO_RESULTS = 0,
+    AC_QS_ONE_RESULT = 1, /* (or more, where a call returns rows) */
+};
+
+/* Connect with a bounded connect timeout and prepare the statements for `role`:
+ * AC_DB_READER (HTTP workers: reads, asset creation), AC_DB_WRITER (the sequencer), or
+ * AC_DB_PLAIN (none: migrations and checks, which may run before the schema exists).
+ * Returns NULL and writes a message (never the password) to err on failure. */
+enum ac_db_role { AC_DB_PLAIN, AC_DB_READER, AC_DB_WRITER };
+PGconn *ac_db_connect(const char *url, enum ac_db_role role, char *err, size_t errlen);
+
+/* True when the connection is usable. */
+int ac_db_ok(PGconn *c);
+
+/* Map a failed PGresult to HARD or SOFT (40001, 40P01, connection errors are SOFT). */
+enum ac_qs ac_db_classify(PGconn *c, const PGresult *r);
+
+/* ---- the writer lease ---------------------------------------------------------------------- */
+
+/* Try to take the session-level advisory lock that makes this connection the single writer of
+ * `partition`. Returns ONE_RESULT (taken), NO_RESULTS (held elsewhere) or an error. The lease
+ * lives as long as the connection. */
+enum ac_qs ac_db_try_lease(PGconn *c, int partition);
+
+/* ---- start-up load --------------------------------------------------------------------------- */
+
+/* Load every account, transfer and sticky failure into st (which must be empty), in one
+ * repeatable-read snapshot. Returns ONE_RESULT, or an error with st partially filled (the
+ * caller frees it). */
+enum ac_qs ac_db_load_state(PGconn *c, struct ac_state *st);
+
+/* ---- the batch write ------------------------------------------------------------------------- */
+
+/* Write a batch's change set in one transaction, pipelined (BEGIN, multi-row inserts and
+ * updates from arrays, COMMIT, one sync). Returns ONE_RESULT when committed; any error means
+ * nothing of the batch is visible, unless the connection broke after COMMIT was sent (SOFT):
+ * then the outcome is unknown and the caller must reload its state from the database. */
+enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch);
+
+/* ---- assets (HTTP workers; assets are immutable once created) --------------------------------- */
+
+/* Insert an asset. ONE_RESULT: created, or it existed with the same scale (*created says which);
+ * NO_RESULTS: it exists with another scale. */
+enum ac_qs ac_db_asset_create(PGconn *c, const char *code, unsigned scale, int *created);
+/* Look an asset's scale up. ONE_RESULT and *scale, or NO_RESULTS. */
+enum ac_qs ac_db_asset_get(PGconn *c, const char *code, unsigned *scale);
+
+/* A round trip on a reader connection: ONE_RESULT when the database answers. */
+enum ac_qs ac_db_ping(PGconn *c);
+
+/* ---- reads ------------------------------------------------------------------------------------ */
+
+/* One account as committed. ONE_RESULT and *a, or NO_RESULTS. */
+enum ac_qs ac_db_account_get(PGconn *c, const char *id, struct ac_account *a);
+/* One transfer as committed (row->result AC_EC_OK), or a sticky failure (row->result the code).
+ * ONE_RESULT or NO_RESULTS. */
+enum ac_qs ac_db_transfer_get(PGconn *c, const char *id, struct ac_transfer_row *row);
+
+#endif

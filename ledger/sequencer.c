@@ -1,0 +1,426 @@
+#include "ledger/sequencer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ledger/db.h"
+
+static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};
+static const double commit_bounds[] = {0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032,
+                                       0.064,  0.128, 0.256, 0.512, 1.024, 2.048};
+
+struct ac_sequencer {
+    struct ac_seq_config cfg;
+    char *db_url;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* queue not empty, or stop */
+    pthread_cond_t leader_cv;
+    struct ac_cmd *head, *tail;
+    size_t queued;
+    int stopping;
+    int joined;
+    _Atomic int leader;     /* lease held and state loaded */
+    _Atomic int db_up;      /* last connection attempt succeeded */
+    int64_t last_us;
+    struct ac_seq_stats stats;
+};
+
+static int64_t realtime_us(void *cls)
+{
+    (void)cls;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static double mono_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t now_us(struct ac_sequencer *s)
+{
+    int64_t t = s->cfg.clock_us(s->cfg.clock_cls);
+    if (t < s->last_us) t = s->last_us; /* never go back in time within a process */
+    s->last_us = t;
+    return t;
+}
+
+static size_t cmd_items(const struct ac_cmd *c)
+{
+    return c->n ? c->n : 1;
+}
+
+/* Complete a list of commands with a status (their per-item results are not set). */
+static void fail_all(struct ac_cmd *list, enum ac_ec ec)
+{
+    while (list) {
+        struct ac_cmd *next = list->next;
+        list->status = ec;
+        list->done(list);
+        list = next;
+    }
+}
+
+/* Take everything queued (used when not leader: fail fast, do not let callers hang). */
+static struct ac_cmd *take_all(struct ac_sequencer *s)
+{
+    pthread_mutex_lock(&s->mu);
+    struct ac_cmd *l = s->head;
+    s->head = s->tail = NULL;
+    s->queued = 0;
+    pthread_mutex_unlock(&s->mu);
+    return l;
+}
+
+/* Sleep up to ms, waking early on stop. */
+static void nap(struct ac_sequencer *s, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (!s->stopping) pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Wait for work: commands, or the next expiry, or stop. Returns a batch of commands (possibly
+ * empty when an expiry is due) or sets *stop. */
+static struct ac_cmd *next_batch(struct ac_sequencer *s, struct ac_state *st, int *stop)
+{
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        if (s->stopping) {
+            *stop = 1;
+            break;
+        }
+        if (s->head) break;
+        int64_t exp = ac_state_next_expiry(st);
+        int64_t now = s->cfg.clock_us(s->cfg.clock_cls);
+        if (exp <= now) break;
+        /* wake at the expiry, and at least every 200 ms to notice a dead connection */
+        int64_t wait_us = exp - now;
+        if (wait_us > 200000) wait_us = 200000;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(wait_us % 1000000) * 1000;
+        ts.tv_sec += wait_us / 1000000 + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) break;
+    }
+    /* take commands up to the item budget; a single command is never split */
+    struct ac_cmd *first = s->head, *last = NULL;
+    size_t items = 0;
+    for (struct ac_cmd *c = s->head; c; c = c->next) {
+        if (last && items + cmd_items(c) > s->cfg.max_batch_items) break;
+        items += cmd_items(c);
+        last = c;
+        s->queued--;
+    }
+    if (last) {
+        s->head = last->next;
+        if (s->head == NULL) s->tail = NULL;
+        last->next = NULL;
+    } else {
+        first = NULL;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return first;
+}
+
+static void apply(struct ac_state *st, struct ac_cmd *c, int64_t now)
+{
+    c->status = AC_EC_OK;
+    if (c->kind == AC_CMD_ACCOUNTS) {
+        for (size_t i = 0; i < c->n; i++)
+            c->account_results[i] = ac_state_create_account(st, &c->accounts[i],
+                                                            &c->account_replayed[i]);
+    } else {
+        if (ac_state_create_transfers(st, c->transfers, c->n, now, c->results) != AC_EC_OK)
+            c->status = AC_EC_INTERNAL;
+    }
+}
+
+static int changes_empty(const struct ac_changes *ch)
+{
+    return ch->n_new_accounts == 0 && ch->n_dirty_accounts == 0 && ch->n_transfers == 0 &&
+           ch->n_pending_changes == 0;
+}
+
+/* Run as leader until the connection fails or stop. Returns 1 on stop, 0 to reconnect. */
+static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st)
+{
+    for (;;) {
+        int stop = 0;
+        struct ac_cmd *batch = next_batch(s, st, &stop);
+        if (stop) {
+            fail_all(batch, AC_EC_NOT_LEADER);
+            return 1;
+        }
+        if (batch == NULL && !ac_db_ok(conn)) return 0;
+        ac_state_begin(st);
+        int64_t now = now_us(s);
+        if (ac_state_expire(st, now) < 0) {
+            ac_state_rollback(st);
+            fail_all(batch, AC_EC_INTERNAL);
+            continue;
+        }
+        size_t items = 0;
+        for (struct ac_cmd *c = batch; c; c = c->next) {
+            apply(st, c, now);
+            items += c->n;
+        }
+        const struct ac_changes *ch = ac_state_changes(st);
+        if (ch == NULL) {
+            ac_state_rollback(st);
+            fail_all(batch, AC_EC_INTERNAL);
+            continue;
+        }
+        if (changes_empty(ch)) {
+            ac_state_commit(st);
+        } else {
+            double t0 = mono_seconds();
+            enum ac_qs qs = ac_db_write_batch(conn, ch);
+            if (qs < 0) {
+                ac_state_rollback(st);
+                atomic_fetch_add(&s->stats.batches_failed, 1);
+                fail_all(batch, AC_EC_BATCH_FAILED);
+                fprintf(stderr, "sequencer: batch commit failed (%s): %s",
+                        qs == AC_QS_SOFT_ERROR ? "retryable" : "hard", PQerrorMessage(conn));
+                /* The commit's outcome may be unknown: the database is the system of record, so
+                 * reconnect and reload rather than trust memory. */
+                return 0;
+            }
+            ac_hist_observe(&s->stats.commit_seconds, mono_seconds() - t0);
+            ac_state_commit(st);
+        }
+        if (items) {
+            ac_hist_observe(&s->stats.batch_items, (double)items);
+            atomic_fetch_add(&s->stats.items_committed, items);
+            atomic_fetch_add(&s->stats.batches_committed, 1);
+        }
+        /* durable: complete the callers, in order */
+        while (batch) {
+            struct ac_cmd *next = batch->next;
+            batch->done(batch);
+            batch = next;
+        }
+    }
+}
+
+static void set_leader(struct ac_sequencer *s, int v)
+{
+    pthread_mutex_lock(&s->mu);
+    if (atomic_load(&s->leader) != v) atomic_fetch_add(&s->stats.leader_changes, 1);
+    atomic_store(&s->leader, v);
+    pthread_cond_broadcast(&s->leader_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int stopping(struct ac_sequencer *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int v = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
+static void *run(void *arg)
+{
+    struct ac_sequencer *s = arg;
+    int warned_standby = 0;
+    while (!stopping(s)) {
+        char err[512];
+        PGconn *conn = ac_db_connect(s->db_url, AC_DB_WRITER, err, sizeof err);
+        if (conn == NULL) {
+            atomic_store(&s->db_up, 0);
+            fail_all(take_all(s), AC_EC_DB_UNAVAILABLE);
+            fprintf(stderr, "sequencer: %s", err);
+            nap(s, 1000);
+            continue;
+        }
+        atomic_store(&s->db_up, 1);
+        /* standby until the lease is ours */
+        enum ac_qs qs;
+        while ((qs = ac_db_try_lease(conn, s->cfg.partition)) == AC_QS_NO_RESULTS &&
+               !stopping(s)) {
+            if (!warned_standby++)
+                fprintf(stderr, "sequencer: writer lease held elsewhere; standing by\n");
+            fail_all(take_all(s), AC_EC_NOT_LEADER);
+            nap(s, 500);
+        }
+        if (qs != AC_QS_ONE_RESULT) {
+            PQfinish(conn);
+            continue;
+        }
+        warned_standby = 0;
+        struct ac_state *st = ac_state_new();
+        if (st == NULL || ac_db_load_state(conn, st) != AC_QS_ONE_RESULT) {
+            fprintf(stderr, "sequencer: loading state failed: %s", PQerrorMessage(conn));
+            ac_state_free(st);
+            PQfinish(conn);
+            fail_all(take_all(s), AC_EC_DB_UNAVAILABLE);
+            nap(s, 1000);
+            continue;
+        }
+        fprintf(stderr, "sequencer: leader; %zu accounts, %zu transfers loaded\n",
+                ac_state_n_accounts(st), ac_state_n_transfers(st));
+        set_leader(s, 1);
+        int stop = lead(s, conn, st);
+        set_leader(s, 0);
+        ac_state_free(st);
+        PQfinish(conn); /* releases the lease */
+        if (stop) break;
+        fail_all(take_all(s), AC_EC_DB_UNAVAILABLE);
+        nap(s, 200);
+    }
+    fail_all(take_all(s), AC_EC_NOT_LEADER);
+    return NULL;
+}
+
+struct ac_sequencer *ac_seq_start(const struct ac_seq_config *cfg)
+{
+    struct ac_sequencer *s = calloc(1, sizeof *s);
+    if (s == NULL) return NULL;
+    s->cfg = *cfg;
+    if (s->cfg.max_batch_items == 0) s->cfg.max_batch_items = 8192;
+    if (s->cfg.max_queue == 0) s->cfg.max_queue = 65536;
+    if (s->cfg.clock_us == NULL) s->cfg.clock_us = realtime_us;
+    s->db_url = strdup(cfg->db_url ? cfg->db_url : "");
+    ac_hist_init(&s->stats.batch_items, batch_bounds, sizeof batch_bounds / sizeof *batch_bounds);
+    ac_hist_init(&s->stats.commit_seconds, commit_bounds,
+                 sizeof commit_bounds / sizeof *commit_bounds);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->leader_cv, NULL);
+    if (s->db_url == NULL || pthread_create(&s->thread, NULL, run, s) != 0) {
+        free(s->db_url);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void ac_seq_stop(struct ac_sequencer *s)
+{
+    if (s == NULL) return;
+    pthread_mutex_lock(&s->mu);
+    int joined = s->joined;
+    s->stopping = 1;
+    s->joined = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (!joined) pthread_join(s->thread, NULL);
+}
+
+void ac_seq_free(struct ac_sequencer *s)
+{
+    if (s == NULL) return;
+    ac_seq_stop(s);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->leader_cv);
+    free(s->db_url);
+    free(s);
+}
+
+enum ac_ec ac_seq_submit(struct ac_sequencer *s, struct ac_cmd *cmd)
+{
+    cmd->next = NULL;
+    pthread_mutex_lock(&s->mu);
+    enum ac_ec ec = AC_EC_OK;
+    if (s->stopping || !atomic_load(&s->leader))
+        ec = atomic_load(&s->db_up) ? AC_EC_NOT_LEADER : AC_EC_DB_UNAVAILABLE;
+    else if (s->queued >= s->cfg.max_queue)
+        ec = AC_EC_OVERLOADED;
+    if (ec == AC_EC_OK) {
+        if (s->tail)
+            s->tail->next = cmd;
+        else
+            s->head = cmd;
+        s->tail = cmd;
+        s->queued++;
+        pthread_cond_signal(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ec;
+}
+
+struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    void *orig_cls;
+};
+
+static void wake(struct ac_cmd *c)
+{
+    struct waiter *w = c->cls;
+    pthread_mutex_lock(&w->mu);
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+enum ac_ec ac_seq_run(struct ac_sequencer *s, struct ac_cmd *cmd)
+{
+    struct waiter w = {.done = 0, .orig_cls = cmd->cls};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    cmd->done = wake;
+    cmd->cls = &w;
+    enum ac_ec ec = ac_seq_submit(s, cmd);
+    if (ec == AC_EC_OK) {
+        pthread_mutex_lock(&w.mu);
+        while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+        ec = cmd->status;
+    } else {
+        cmd->status = ec;
+    }
+    cmd->cls = w.orig_cls;
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    return ec;
+}
+
+int ac_seq_is_leader(const struct ac_sequencer *s)
+{
+    return atomic_load(&s->leader);
+}
+
+struct ac_seq_stats *ac_seq_stats(struct ac_sequencer *s)
+{
+    return &s->stats;
+}
+
+int ac_seq_wait_leader(struct ac_sequencer *s, int timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (!atomic_load(&s->leader))
+        if (pthread_cond_timedwait(&s->leader_cv, &s->mu, &ts) == ETIMEDOUT) break;
+    int v = atomic_load(&s->leader);
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}

@@ -1,0 +1,99 @@
+/* ledger/sequencer.h -- the single writer.
+ *
+ * One thread owns the ledger state (balances, holds, the transfer index). HTTP workers submit
+ * decided commands; the sequencer drains its queue into a batch, applies every command in order
+ * against the in-memory state, writes the batch's changes in ONE PostgreSQL transaction
+ * (pipelined), commits, and only then completes the commands (calls their `done`). If the
+ * commit fails, the in-memory state is rolled back and every command of the batch completes
+ * with AC_EC_BATCH_FAILED (retryable): nothing is acknowledged that is not durable.
+ *
+ * Leadership: the sequencer writes only while its database session holds an advisory lock
+ * (the writer lease). A second server on the same database waits as a standby and takes over
+ * when the lease is released (the holder's session ends). Whenever the database connection is
+ * lost, or the outcome of a commit is unknown, the sequencer drops its state, reconnects,
+ * re-takes the lease and reloads the state from PostgreSQL, the system of record. */
+#ifndef AC_SEQUENCER_H
+#define AC_SEQUENCER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ledger/state.h"
+#include "protocol/hist.h"
+
+enum ac_cmd_kind {
+    AC_CMD_ACCOUNTS,  /* create n accounts */
+    AC_CMD_TRANSFERS, /* create n transfers (linked chains within the command) */
+};
+
+struct ac_cmd {
+    enum ac_cmd_kind kind;
+    size_t n;
+    /* AC_CMD_ACCOUNTS: input accounts, output per-account result and replay flag */
+    const struct ac_account *accounts;
+    enum ac_ec *account_results;
+    int *account_replayed;
+    /* AC_CMD_TRANSFERS: input requests, output results */
+    const struct ac_transfer_req *transfers;
+    struct ac_transfer_result *results;
+
+    /* Outcome of the command as a whole: AC_EC_OK (per-item results are valid and durable), or
+     * AC_EC_BATCH_FAILED / AC_EC_NOT_LEADER / AC_EC_DB_UNAVAILABLE / AC_EC_INTERNAL (nothing of
+     * it was applied; per-item results are not set). */
+    enum ac_ec status;
+
+    /* Called exactly once, on the sequencer thread, after the outcome is final. Must not block.
+     * The command (and its arrays) must stay valid until then. */
+    void (*done)(struct ac_cmd *cmd);
+    void *cls;
+
+    struct ac_cmd *next; /* internal */
+};
+
+struct ac_seq_config {
+    const char *db_url;
+    int partition;          /* advisory-lock key: one writer per partition */
+    size_t max_batch_items; /* transfers/accounts per batch (a command is never split) */
+    size_t max_queue;       /* commands waiting; more -> AC_EC_OVERLOADED */
+    /* Wall clock in microseconds; NULL = CLOCK_REALTIME. Tests inject their own. */
+    int64_t (*clock_us)(void *cls);
+    void *clock_cls;
+};
+
+struct ac_seq_stats {
+    struct ac_hist batch_items;   /* items per committed batch */
+    struct ac_hist commit_seconds; /* write+commit latency per batch */
+    _Atomic uint64_t batches_committed, batches_failed, items_committed, leader_changes;
+};
+
+struct ac_sequencer;
+
+/* Start the sequencer thread. Returns NULL on allocation or thread failure. It connects, takes
+ * the lease and loads the state in the background; until then submissions fail fast. */
+struct ac_sequencer *ac_seq_start(const struct ac_seq_config *cfg);
+
+/* Stop: stops taking commands, finishes the batch in flight, fails what is queued with
+ * AC_EC_NOT_LEADER, joins the thread, closes the connection (releasing the lease). The object
+ * stays valid (later submissions are refused) until ac_seq_free(). Safe to call twice. */
+void ac_seq_stop(struct ac_sequencer *s);
+/* Stop if needed, then free. */
+void ac_seq_free(struct ac_sequencer *s);
+
+/* Queue a command. Returns AC_EC_OK when queued (done will be called later on the sequencer
+ * thread), or AC_EC_NOT_LEADER / AC_EC_DB_UNAVAILABLE / AC_EC_OVERLOADED when refused (done is
+ * then NOT called and nothing was applied). */
+enum ac_ec ac_seq_submit(struct ac_sequencer *s, struct ac_cmd *cmd);
+
+/* Submit and wait for the outcome (for the CLI and tests). Returns cmd->status. */
+enum ac_ec ac_seq_run(struct ac_sequencer *s, struct ac_cmd *cmd);
+
+/* 1 while this sequencer holds the lease and has its state loaded. */
+int ac_seq_is_leader(const struct ac_sequencer *s);
+
+/* Live counters for /metrics. */
+struct ac_seq_stats *ac_seq_stats(struct ac_sequencer *s);
+
+/* Block until this sequencer is leader or timeout_ms passes; returns 1 if leader. */
+int ac_seq_wait_leader(struct ac_sequencer *s, int timeout_ms);
+
+#endif

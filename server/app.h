@@ -1,0 +1,53 @@
+/* server/app.h -- the process-wide context shared by handlers. */
+#ifndef AC_APP_H
+#define AC_APP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <libpq-fe.h>
+
+#include "ledger/sequencer.h"
+#include "server/config.h"
+
+struct ac_app;
+
+/* A small pool of reader connections for the HTTP workers. */
+struct ac_pool;
+struct ac_pool *ac_pool_new(const char *url, unsigned size);
+void ac_pool_free(struct ac_pool *p);
+/* Take a usable connection, reconnecting a broken one; NULL when the database is unreachable
+ * (then the caller answers 503 db_unavailable). */
+PGconn *ac_pool_get(struct ac_pool *p);
+/* Give it back. broken=1 when a call on it failed with a connection error. */
+void ac_pool_put(struct ac_pool *p, PGconn *c, int broken);
+
+/* Asset scale cache (assets are immutable once created). */
+struct ac_assets;
+struct ac_assets *ac_assets_new(void);
+void ac_assets_free(struct ac_assets *a);
+/* Scale of an asset: from the cache, else from the database. Returns AC_EC_OK,
+ * AC_EC_ASSET_UNKNOWN or AC_EC_DB_UNAVAILABLE. */
+enum ac_ec ac_assets_scale(struct ac_app *app, const char *code, unsigned *scale);
+void ac_assets_remember(struct ac_assets *a, const char *code, unsigned scale);
+
+#define AC_STATUS_SLOTS 16
+struct ac_route_stats {
+    _Atomic uint64_t by_status[AC_STATUS_SLOTS]; /* see ac_status_slot() */
+    struct ac_hist seconds;
+};
+
+struct ac_app {
+    struct ac_config cfg;
+    struct ac_sequencer *seq;
+    struct ac_pool *pool;
+    struct ac_assets *assets;
+    struct ac_route_stats *route_stats; /* one per route, plus one for "unmatched" at the end */
+    _Atomic uint64_t inflight;
+};
+
+/* Slot of a status code in ac_route_stats.by_status, and back. */
+unsigned ac_status_slot(unsigned status);
+unsigned ac_slot_status(unsigned slot);
+
+#endif

@@ -1,0 +1,95 @@
+/* agentclear serve [--database-url=... --listen=host:port --operator-token=... ...]
+ * Migrates, starts the sequencer (which takes the writer lease or stands by) and the HTTP
+ * daemon; SIGINT/SIGTERM stop both cleanly. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "ledger/db.h"
+#include "ledger/migrations.h"
+#include "server/cli.h"
+#include "server/daemon.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+int ac_migrate_url(const char *url)
+{
+    char err[512];
+    PGconn *c = ac_db_connect(url, AC_DB_PLAIN, err, sizeof err);
+    if (c == NULL) {
+        fprintf(stderr, "migrate: %s", err);
+        return -1;
+    }
+    int n = ac_migrate(c, err, sizeof err);
+    PQfinish(c);
+    if (n < 0) {
+        fprintf(stderr, "migrate: %s", err);
+        return -1;
+    }
+    if (n > 0) fprintf(stderr, "migrate: %d migration(s) applied\n", n);
+    return n;
+}
+
+int ac_cli_serve(int argc, char **argv)
+{
+    struct ac_app app;
+    memset(&app, 0, sizeof app);
+    char err[512];
+    if (ac_config_load(&app.cfg, argc, argv, err, sizeof err)) {
+        fprintf(stderr, "serve: %s\n", err);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    /* migrate first; a database that is not up yet is waited for (bounded) */
+    int tries = 0;
+    while (ac_migrate_url(app.cfg.database_url) < 0) {
+        if (++tries >= 30) return 1;
+        sleep(1);
+    }
+    struct ac_seq_config sc = {.db_url = app.cfg.database_url,
+                               .partition = app.cfg.partition,
+                               .max_batch_items = app.cfg.max_batch};
+    app.seq = ac_seq_start(&sc);
+    app.pool = ac_pool_new(app.cfg.database_url, app.cfg.db_pool);
+    app.assets = ac_assets_new();
+    if (!app.seq || !app.pool || !app.assets) {
+        fprintf(stderr, "serve: out of memory\n");
+        return 1;
+    }
+    struct MHD_Daemon *d = ac_daemon_start(&app);
+    if (d == NULL) {
+        fprintf(stderr, "serve: cannot listen on %s:%u\n", app.cfg.listen_host, app.cfg.port);
+        ac_seq_stop(app.seq);
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    fprintf(stderr, "serve: listening on http://%s:%u (%u threads)%s\n", app.cfg.listen_host,
+            app.cfg.port, app.cfg.threads,
+            app.cfg.operator_token[0] ? "" : "; operator API disabled (no token)");
+    while (!stop_flag) pause();
+    fprintf(stderr, "serve: stopping\n");
+    /* Stop listening; stop the sequencer, which completes (and resumes) every request it holds
+     * and refuses later ones; then the daemon's connections can finish. */
+    MHD_quiesce_daemon(d);
+    ac_seq_stop(app.seq);
+    ac_daemon_stop(d);
+    ac_seq_free(app.seq);
+    ac_pool_free(app.pool);
+    ac_assets_free(app.assets);
+    free(app.route_stats);
+    return 0;
+}

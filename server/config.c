@@ -1,0 +1,103 @@
+#include "server/config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int set(struct ac_config *c, const char *key, const char *val, char *err, size_t errlen)
+{
+    char *end;
+    if (strcmp(key, "database-url") == 0) {
+        snprintf(c->database_url, sizeof c->database_url, "%s", val);
+    } else if (strcmp(key, "listen") == 0) {
+        const char *colon = strrchr(val, ':');
+        if (colon == NULL || colon == val || (size_t)(colon - val) >= sizeof c->listen_host) {
+            snprintf(err, errlen, "listen must be host:port");
+            return -1;
+        }
+        memcpy(c->listen_host, val, (size_t)(colon - val));
+        c->listen_host[colon - val] = '\0';
+        unsigned long p = strtoul(colon + 1, &end, 10);
+        if (*end || p == 0 || p > 65535) {
+            snprintf(err, errlen, "listen port must be 1..65535");
+            return -1;
+        }
+        c->port = (unsigned)p;
+    } else if (strcmp(key, "operator-token") == 0) {
+        snprintf(c->operator_token, sizeof c->operator_token, "%s", val);
+    } else if (strcmp(key, "operator-token-file") == 0) {
+        FILE *f = fopen(val, "r");
+        if (f == NULL || fgets(c->operator_token, sizeof c->operator_token, f) == NULL) {
+            snprintf(err, errlen, "cannot read operator token file");
+            if (f) fclose(f);
+            return -1;
+        }
+        fclose(f);
+        c->operator_token[strcspn(c->operator_token, "\r\n")] = '\0';
+    } else if (strcmp(key, "threads") == 0 || strcmp(key, "db-pool") == 0 ||
+               strcmp(key, "max-body") == 0 || strcmp(key, "max-batch") == 0 ||
+               strcmp(key, "partition") == 0) {
+        unsigned long v = strtoul(val, &end, 10);
+        if (*end || *val == '\0' || v > 1u << 30) {
+            snprintf(err, errlen, "%s must be a non-negative integer", key);
+            return -1;
+        }
+        if (key[0] == 't') c->threads = (unsigned)v;
+        if (key[0] == 'd') c->db_pool = (unsigned)v;
+        if (strcmp(key, "max-body") == 0) c->max_body = v;
+        if (strcmp(key, "max-batch") == 0) c->max_batch = (unsigned)v;
+        if (key[0] == 'p') c->partition = (int)v;
+    } else {
+        snprintf(err, errlen, "unknown option --%s", key);
+        return -1;
+    }
+    return 0;
+}
+
+int ac_config_load(struct ac_config *c, int argc, char **argv, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->listen_host, sizeof c->listen_host, "127.0.0.1");
+    c->port = 8080;
+    c->max_body = 1 << 20;
+    c->max_batch = 8192;
+    static const char *const keys[] = {"database-url", "listen",    "operator-token",
+                                       "operator-token-file", "threads", "db-pool",
+                                       "max-body",     "max-batch", "partition"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char env[64] = "AGENTCLEAR_";
+        size_t n = strlen(env);
+        for (const char *k = keys[i]; *k && n < sizeof env - 1; k++)
+            env[n++] = *k == '-' ? '_' : (char)toupper((unsigned char)*k);
+        env[n] = '\0';
+        const char *v = getenv(env);
+        if (v && *v && set(c, keys[i], v, err, errlen)) return -1;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s'", argv[i]);
+            return -1;
+        }
+        char key[64];
+        const char *eq = strchr(argv[i], '=');
+        if (eq == NULL || (size_t)(eq - argv[i] - 2) >= sizeof key) {
+            snprintf(err, errlen, "options take the form --key=value");
+            return -1;
+        }
+        memcpy(key, argv[i] + 2, (size_t)(eq - argv[i] - 2));
+        key[eq - argv[i] - 2] = '\0';
+        if (set(c, key, eq + 1, err, errlen)) return -1;
+    }
+    if (c->threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->threads = n > 0 ? (unsigned)n : 2;
+    }
+    if (c->db_pool == 0) c->db_pool = c->threads + 2;
+    if (c->database_url[0] == '\0') {
+        snprintf(err, errlen, "no database: set AGENTCLEAR_DATABASE_URL or --database-url");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,23 @@
+/* server/config.h -- configuration from the environment and the command line. */
+#ifndef AC_CONFIG_H
+#define AC_CONFIG_H
+
+#include <stddef.h>
+
+struct ac_config {
+    char database_url[1024];   /* AGENTCLEAR_DATABASE_URL */
+    char listen_host[64];      /* AGENTCLEAR_LISTEN host part, default 127.0.0.1 */
+    unsigned port;             /* AGENTCLEAR_LISTEN port part, default 8080 */
+    char operator_token[256];  /* AGENTCLEAR_OPERATOR_TOKEN or _FILE; empty: operator API off */
+    unsigned threads;          /* AGENTCLEAR_THREADS, default: number of cores */
+    unsigned db_pool;          /* AGENTCLEAR_DB_POOL, default threads + 2 */
+    size_t max_body;           /* AGENTCLEAR_MAX_BODY bytes, default 1 MiB */
+    unsigned max_batch;        /* AGENTCLEAR_MAX_BATCH items per sequencer batch, default 8192 */
+    int partition;             /* AGENTCLEAR_PARTITION writer-lease key, default 0 */
+};
+
+/* Fill cfg from the environment, then from "--key=value" arguments (same names, lowercase,
+ * without the prefix: --database-url=, --listen=, ...). Returns 0, or -1 with a message in err. */
+int ac_config_load(struct ac_config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+#endif

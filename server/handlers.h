@@ -1,0 +1,36 @@
+/* server/handlers.h -- one handler per endpoint (server/h_*.c). */
+#ifndef AC_HANDLERS_H
+#define AC_HANDLERS_H
+
+#include "server/app.h"
+#include "server/http.h"
+
+enum MHD_Result ac_h_healthz(struct ac_req *r);
+enum MHD_Result ac_h_readyz(struct ac_req *r);
+enum MHD_Result ac_h_metrics(struct ac_req *r);
+enum MHD_Result ac_h_assets_post(struct ac_req *r);
+enum MHD_Result ac_h_assets_get(struct ac_req *r);
+enum MHD_Result ac_h_accounts_post(struct ac_req *r);
+enum MHD_Result ac_h_accounts_get(struct ac_req *r);
+enum MHD_Result ac_h_transfers_post(struct ac_req *r);
+enum MHD_Result ac_h_transfers_get(struct ac_req *r);
+
+/* ---- JSON for ledger objects (server/ledger_json.c) ------------------------------------------- */
+
+/* Flags as an array of names ("debits_must_not_exceed_credits", "linked", "pending", ...). */
+json_t *ac_account_flags_json(uint32_t flags);
+json_t *ac_transfer_flags_json(uint32_t flags);
+/* Parse a flags array (absent = 0). Returns 0, or -1 on an unknown name or a non-array. */
+int ac_account_flags_parse(const json_t *arr, uint32_t *flags);
+int ac_transfer_flags_parse(const json_t *arr, uint32_t *flags);
+/* {"id","asset","owner","flags","debits_pending",... as decimal strings at `scale`} */
+json_t *ac_account_json(const struct ac_account *a, unsigned scale);
+/* A committed transfer row, amounts at `scale`. */
+json_t *ac_transfer_json(const struct ac_transfer_row *t, unsigned scale);
+/* The name of a pending state ("pending", "posted", "voided", "expired"), or NULL for NONE. */
+const char *ac_pstate_name(enum ac_pstate s);
+
+/* Map a database status to a reply: SOFT/HARD errors answer 503 db_unavailable / 500. */
+enum MHD_Result ac_reply_db_error(struct ac_req *r, int qs);
+
+#endif
