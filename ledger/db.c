@@ -337,6 +337,18 @@ static int send_stmt(PGconn *c, const char *name, int n)
     return PQsendQueryPrepared(c, name, n, vals, NULL, NULL, 0) == 1 ? 0 : -1;
 }
 
+static _Thread_local char last_error[256];
+
+const char *ac_db_last_error(void)
+{
+    return last_error;
+}
+
+void ac_db_thread_cleanup(void)
+{
+    for (int i = 0; i < NARR; i++) ac_buf_free(&scratch[i].b);
+}
+
 static void start_arrays(int n)
 {
     for (int i = 0; i < n; i++) arr_start(&scratch[i]);
@@ -444,6 +456,7 @@ enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch)
     /* Read every result: one per statement sent (each followed by a NULL), then the sync. */
     enum ac_qs qs = fail ? AC_QS_SOFT_ERROR : AC_QS_ONE_RESULT;
     int results = 0, synced = 0;
+    snprintf(last_error, sizeof last_error, "%s", fail ? PQerrorMessage(c) : "");
     while (!synced) {
         PGresult *r = PQgetResult(c);
         if (r == NULL) {
@@ -462,6 +475,7 @@ enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch)
             if (qs > 0) qs = AC_QS_HARD_ERROR;
         } else if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
             enum ac_qs e = ac_db_classify(c, r);
+            snprintf(last_error, sizeof last_error, "%s", PQresultErrorMessage(r));
             if (qs > 0 || e == AC_QS_SOFT_ERROR) qs = e;
         }
         PQclear(r);

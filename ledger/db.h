@@ -51,6 +51,10 @@ enum ac_qs ac_db_load_state(PGconn *c, struct ac_state *st);
  * nothing of the batch is visible, unless the connection broke after COMMIT was sent (SOFT):
  * then the outcome is unknown and the caller must reload its state from the database. */
 enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch);
+/* The error text of this thread's last failed ac_db_write_batch ("" if none). */
+const char *ac_db_last_error(void);
+/* Free this thread's batch-building scratch memory (call when the writer thread ends). */
+void ac_db_thread_cleanup(void);
 
 /* ---- assets (HTTP workers; assets are immutable once created) --------------------------------- */
 

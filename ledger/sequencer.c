@@ -199,7 +199,7 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st)
                 atomic_fetch_add(&s->stats.batches_failed, 1);
                 fail_all(batch, AC_EC_BATCH_FAILED);
                 fprintf(stderr, "sequencer: batch commit failed (%s): %s",
-                        qs == AC_QS_SOFT_ERROR ? "retryable" : "hard", PQerrorMessage(conn));
+                        qs == AC_QS_SOFT_ERROR ? "retryable" : "hard", ac_db_last_error());
                 /* The commit's outcome may be unknown: the database is the system of record, so
                  * reconnect and reload rather than trust memory. */
                 return 0;
@@ -288,6 +288,7 @@ static void *run(void *arg)
         nap(s, 200);
     }
     fail_all(take_all(s), AC_EC_NOT_LEADER);
+    ac_db_thread_cleanup();
     return NULL;
 }
 

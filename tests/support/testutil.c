@@ -4,6 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
+#include "ledger/db.h"
+#include "ledger/migrations.h"
+
 const char *ac_test_db_url(void)
 {
     const char *u = getenv("AGENTCLEAR_TEST_DATABASE_URL");
@@ -57,4 +62,51 @@ long ac_test_unhex(const char *hex, uint8_t *out, size_t cap)
         out[i] = (uint8_t)v;
     }
     return (long)(n / 2);
+}
+
+const char *ac_test_fresh_db(const char *name)
+{
+    static char url[1024];
+    const char *base = ac_test_db_url();
+    char err[512];
+    PGconn *c = ac_db_connect(base, AC_DB_PLAIN, err, sizeof err);
+    if (c == NULL) {
+        fprintf(stderr, "fresh db: %s", err);
+        exit(1);
+    }
+    char *ident = PQescapeIdentifier(c, name, strlen(name));
+    char sql[512];
+    snprintf(sql, sizeof sql, "drop database if exists %s with (force)", ident);
+    PGresult *r = PQexec(c, sql);
+    PQclear(r);
+    snprintf(sql, sizeof sql, "create database %s", ident);
+    r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "fresh db: %s", PQerrorMessage(c));
+        exit(1);
+    }
+    PQclear(r);
+    PQfreemem(ident);
+    PQfinish(c);
+    /* same server, other database: replace the path of the URL */
+    const char *slash = strrchr(base, '/');
+    const char *q = strchr(base, '?');
+    if (slash == NULL || slash < strstr(base, "//") + 2) {
+        fprintf(stderr, "fresh db: cannot derive a URL from %s\n", base);
+        exit(1);
+    }
+    snprintf(url, sizeof url, "%.*s/%s%s", (int)(slash - base), base, name, q ? q : "");
+    c = ac_db_connect(url, AC_DB_PLAIN, err, sizeof err);
+    if (c == NULL || ac_migrate(c, err, sizeof err) < 0) {
+        fprintf(stderr, "fresh db: migrate: %s", err);
+        exit(1);
+    }
+    PQfinish(c);
+    return url;
+}
+
+const char *ac_test_binary(void)
+{
+    const char *b = getenv("AC_BINARY");
+    return b && *b ? b : "./agentclear";
 }

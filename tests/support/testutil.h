@@ -12,6 +12,15 @@
  * run by hand, or fails (exit 1) when AC_REQUIRE_DB=1 (ops/test sets it). Never returns NULL. */
 const char *ac_test_db_url(void);
 
+/* Create (dropping any old one) a database named `name` on the test cluster, apply the
+ * migrations, and return its URL (static buffer, overwritten by the next call). Fails the test
+ * program (exit 1) when it cannot. Each test program uses its own name, so suites run in parallel
+ * (ctest -j) without sharing state. */
+const char *ac_test_fresh_db(const char *name);
+
+/* Path to the agentclear binary under test (AC_BINARY, set by CTest). */
+const char *ac_test_binary(void);
+
 /* Path under the source tree (AC_SOURCE_DIR, set by CTest), e.g. ac_test_src("sql"). Static
  * buffer, overwritten by the next call. */
 const char *ac_test_src(const char *rel);

@@ -1,0 +1,266 @@
+/* The sequencer against a real PostgreSQL: durability, reload, the writer lease (standby and
+ * take-over), a killed connection, a failed commit rolling memory back, expiry on its clock. */
+#include "tests/support/testutil.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "ledger/db.h"
+#include "ledger/sequencer.h"
+
+static const char *url;
+static _Atomic int64_t fake_now;
+
+static int64_t fake_clock(void *cls)
+{
+    (void)cls;
+    return atomic_load(&fake_now);
+}
+
+static PGconn *db(void)
+{
+    char err[256];
+    PGconn *c = ac_db_connect(url, AC_DB_PLAIN, err, sizeof err);
+    assert_non_null(c);
+    return c;
+}
+
+static void sql(const char *q)
+{
+    PGconn *c = db();
+    PGresult *r = PQexec(c, q);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", q, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static long long sql_int(const char *q)
+{
+    PGconn *c = db();
+    PGresult *r = PQexec(c, q);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    long long v = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+static struct ac_sequencer *start(int fake)
+{
+    struct ac_seq_config cfg = {.db_url = url, .partition = 0, .max_batch_items = 1024};
+    if (fake) {
+        cfg.clock_us = fake_clock;
+    }
+    struct ac_sequencer *s = ac_seq_start(&cfg);
+    assert_non_null(s);
+    return s;
+}
+
+static enum ac_ec accounts(struct ac_sequencer *s, const char *ids[], size_t n, uint32_t flags)
+{
+    struct ac_account a[8];
+    enum ac_ec res[8];
+    int rep[8];
+    memset(a, 0, sizeof a);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(a[i].id, sizeof a[i].id, "%s", ids[i]);
+        snprintf(a[i].asset, sizeof a[i].asset, "CNY");
+        a[i].flags = flags;
+    }
+    struct ac_cmd cmd = {.kind = AC_CMD_ACCOUNTS, .n = n, .accounts = a, .account_results = res,
+                         .account_replayed = rep};
+    enum ac_ec ec = ac_seq_run(s, &cmd);
+    if (ec != AC_EC_OK) return ec;
+    for (size_t i = 0; i < n; i++)
+        if (res[i] != AC_EC_OK) return res[i];
+    return AC_EC_OK;
+}
+
+/* One transfer; returns the command status, or the transfer's result when the command ran. */
+static enum ac_ec xfer(struct ac_sequencer *s, const char *id, const char *dr, const char *cr,
+                       int64_t amount, uint32_t flags, uint32_t timeout, int *replayed)
+{
+    struct ac_transfer_req t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.id, sizeof t.id, "%s", id);
+    snprintf(t.debit, sizeof t.debit, "%s", dr);
+    snprintf(t.credit, sizeof t.credit, "%s", cr);
+    snprintf(t.asset, sizeof t.asset, "CNY");
+    t.amount = amount;
+    t.flags = flags;
+    t.timeout_s = timeout;
+    struct ac_transfer_result res;
+    struct ac_cmd cmd = {.kind = AC_CMD_TRANSFERS, .n = 1, .transfers = &t, .results = &res};
+    enum ac_ec ec = ac_seq_run(s, &cmd);
+    if (ec != AC_EC_OK) return ec;
+    if (replayed) *replayed = res.replayed;
+    return res.ec;
+}
+
+static int setup(void **st)
+{
+    (void)st;
+    url = ac_test_fresh_db("db_sequencer");
+    PGconn *c = db();
+    int created;
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PQfinish(c);
+    char err[256];
+    c = ac_db_connect(url, AC_DB_READER, err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(ac_db_asset_create(c, "CNY", 2, &created), AC_QS_ONE_RESULT);
+    PQfinish(c);
+    return 0;
+}
+
+/* Acknowledged means durable: after a restart the state is reloaded and the same ids replay. */
+static void durable_and_reloaded(void **st)
+{
+    (void)st;
+    struct ac_sequencer *s = start(0);
+    assert_true(ac_seq_wait_leader(s, 10000));
+    const char *ids[] = {"bank", "alice", "shop"};
+    assert_int_equal(accounts(s, ids, 1, 0), AC_EC_OK);
+    assert_int_equal(accounts(s, ids + 1, 2, AC_AF_DEBITS_MUST_NOT_EXCEED_CREDITS), AC_EC_OK);
+    assert_int_equal(xfer(s, "fund", "bank", "alice", 10000, 0, 0, NULL), AC_EC_OK);
+    assert_int_equal(xfer(s, "pay1", "alice", "shop", 2500, 0, 0, NULL), AC_EC_OK);
+    assert_int_equal(xfer(s, "pay2", "alice", "shop", 99999, 0, 0, NULL), AC_EC_EXCEEDS_CREDITS);
+    assert_int_equal(sql_int("select debits_posted from ac_accounts where id = 'alice'"), 2500);
+    assert_int_equal(sql_int("select count(*) from ac_transfer_failures where id = 'pay2'"), 1);
+    ac_seq_free(s);
+
+    s = start(0);
+    assert_true(ac_seq_wait_leader(s, 10000));
+    int rep = 0;
+    assert_int_equal(xfer(s, "pay1", "alice", "shop", 2500, 0, 0, &rep), AC_EC_OK);
+    assert_int_equal(rep, 1);
+    assert_int_equal(xfer(s, "pay1", "alice", "shop", 2501, 0, 0, NULL),
+                     AC_EC_TRANSFER_EXISTS_DIFFERENT);
+    assert_int_equal(xfer(s, "pay2", "alice", "shop", 1, 0, 0, NULL), AC_EC_TRANSFER_ID_FAILED);
+    /* the reloaded balance still enforces the limit: 7500 left */
+    assert_int_equal(xfer(s, "pay3", "alice", "shop", 7501, 0, 0, NULL), AC_EC_EXCEEDS_CREDITS);
+    assert_int_equal(xfer(s, "pay4", "alice", "shop", 7500, 0, 0, NULL), AC_EC_OK);
+    assert_int_equal(sql_int("select count(*) from ac_transfers where id = 'pay1'"), 1);
+    ac_seq_free(s);
+}
+
+/* A second sequencer on the same database stands by and takes over when the first stops. */
+static void standby_takes_over(void **st)
+{
+    (void)st;
+    struct ac_sequencer *a = start(0);
+    assert_true(ac_seq_wait_leader(a, 10000));
+    struct ac_sequencer *b = start(0);
+    assert_false(ac_seq_wait_leader(b, 1500));
+    assert_int_equal(xfer(b, "sb1", "bank", "shop", 1, 0, 0, NULL), AC_EC_NOT_LEADER);
+    assert_int_equal(sql_int("select count(*) from ac_transfers where id = 'sb1'"), 0);
+    assert_int_equal(xfer(a, "sa1", "bank", "shop", 1, 0, 0, NULL), AC_EC_OK);
+    ac_seq_free(a);
+    assert_true(ac_seq_wait_leader(b, 10000));
+    int rep = 0;
+    assert_int_equal(xfer(b, "sa1", "bank", "shop", 1, 0, 0, &rep), AC_EC_OK);
+    assert_int_equal(rep, 1); /* b loaded what a committed */
+    assert_int_equal(xfer(b, "sb1", "bank", "shop", 1, 0, 0, NULL), AC_EC_OK);
+    ac_seq_free(b);
+}
+
+/* Killing the sequencer's database session: commands fail retryably, never hang; it reconnects,
+ * re-takes the lease, reloads, and the retried id succeeds exactly once. */
+static void killed_connection_recovers(void **st)
+{
+    (void)st;
+    struct ac_sequencer *s = start(0);
+    assert_true(ac_seq_wait_leader(s, 10000));
+    assert_int_equal(xfer(s, "k1", "bank", "shop", 5, 0, 0, NULL), AC_EC_OK);
+    sql("select pg_terminate_backend(pid) from pg_stat_activity where application_name = "
+        "'agentclear-sequencer' and datname = current_database()");
+    enum ac_ec ec = xfer(s, "k2", "bank", "shop", 5, 0, 0, NULL);
+    assert_true(ec == AC_EC_OK || ec == AC_EC_BATCH_FAILED || ec == AC_EC_DB_UNAVAILABLE ||
+                ec == AC_EC_NOT_LEADER);
+    assert_true(ac_seq_wait_leader(s, 15000));
+    for (int i = 0; i < 50 && ec != AC_EC_OK; i++) {
+        ec = xfer(s, "k2", "bank", "shop", 5, 0, 0, NULL);
+        if (ec != AC_EC_OK) usleep(100000);
+    }
+    assert_int_equal(ec, AC_EC_OK);
+    assert_int_equal(sql_int("select count(*) from ac_transfers where id in ('k1', 'k2')"), 2);
+    ac_seq_free(s);
+}
+
+/* A commit that fails (here: a trigger refuses one transfer) fails the whole batch, writes
+ * nothing, and leaves memory as before: the funds it would have used are still available. */
+static void failed_commit_rolls_back(void **st)
+{
+    (void)st;
+    sql("create function refuse_boom() returns trigger language plpgsql as $$ begin "
+        "if new.id = 'boom' then raise exception 'refused for the test'; end if; return new; "
+        "end $$");
+    sql("create trigger refuse_boom before insert on ac_transfers for each row execute function "
+        "refuse_boom()");
+    struct ac_sequencer *s = start(0);
+    assert_true(ac_seq_wait_leader(s, 10000));
+    const char *ids[] = {"carol"};
+    assert_int_equal(accounts(s, ids, 1, AC_AF_DEBITS_MUST_NOT_EXCEED_CREDITS), AC_EC_OK);
+    assert_int_equal(xfer(s, "fund-carol", "bank", "carol", 100, 0, 0, NULL), AC_EC_OK);
+    assert_int_equal(xfer(s, "boom", "carol", "shop", 100, 0, 0, NULL), AC_EC_BATCH_FAILED);
+    assert_int_equal(sql_int("select count(*) from ac_transfers where id = 'boom'"), 0);
+    assert_int_equal(sql_int("select debits_posted from ac_accounts where id = 'carol'"), 0);
+    assert_true(ac_seq_wait_leader(s, 15000));
+    /* had memory kept the failed debit, this would be exceeds_credits */
+    enum ac_ec ec = AC_EC_BATCH_FAILED;
+    for (int i = 0; i < 50 && ec != AC_EC_OK; i++) {
+        ec = xfer(s, "after-boom", "carol", "shop", 100, 0, 0, NULL);
+        if (ec != AC_EC_OK) usleep(100000);
+    }
+    assert_int_equal(ec, AC_EC_OK);
+    sql("drop trigger refuse_boom on ac_transfers");
+    ac_seq_free(s);
+}
+
+/* Expiry runs on the sequencer's clock: a hold past its timeout is released and recorded. */
+static void expiry_on_clock(void **st)
+{
+    (void)st;
+    atomic_store(&fake_now, 1800000000LL * 1000000);
+    struct ac_sequencer *s = start(1);
+    assert_true(ac_seq_wait_leader(s, 10000));
+    const char *ids[] = {"dave"};
+    assert_int_equal(accounts(s, ids, 1, AC_AF_DEBITS_MUST_NOT_EXCEED_CREDITS), AC_EC_OK);
+    assert_int_equal(xfer(s, "fund-dave", "bank", "dave", 300, 0, 0, NULL), AC_EC_OK);
+    assert_int_equal(xfer(s, "hold", "dave", "shop", 300, AC_TF_PENDING, 10, NULL), AC_EC_OK);
+    assert_int_equal(sql_int("select debits_pending from ac_accounts where id = 'dave'"), 300);
+    assert_int_equal(xfer(s, "more", "dave", "shop", 1, 0, 0, NULL), AC_EC_EXCEEDS_CREDITS);
+    atomic_store(&fake_now, atomic_load(&fake_now) + 11 * 1000000LL);
+    long long ps = -1;
+    for (int i = 0; i < 100 && ps != AC_PS_EXPIRED; i++) {
+        usleep(50000);
+        ps = sql_int("select pstate from ac_transfers where id = 'hold'");
+    }
+    assert_int_equal(ps, AC_PS_EXPIRED);
+    assert_int_equal(sql_int("select debits_pending from ac_accounts where id = 'dave'"), 0);
+    assert_int_equal(xfer(s, "more2", "dave", "shop", 300, 0, 0, NULL), AC_EC_OK);
+    ac_seq_free(s);
+    /* the ledger's own check agrees */
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "%s ledger check --database-url='%s' >/dev/null", ac_test_binary(),
+             url);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(durable_and_reloaded),
+        cmocka_unit_test(standby_takes_over),
+        cmocka_unit_test(killed_connection_recovers),
+        cmocka_unit_test(failed_commit_rolls_back),
+        cmocka_unit_test(expiry_on_clock),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
