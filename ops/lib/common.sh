@@ -25,10 +25,16 @@ ac_install_deps() {
 
 # Configure and build into $1 (default build/) with build type $2 (default RelWithDebInfo).
 ac_build() {
-  local dir=${1:-$AC_ROOT/build} type=${2:-RelWithDebInfo}
-  cmake -S "$AC_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" ${AC_CMAKE_ARGS:-} >/dev/null
-  cmake --build "$dir" -j "$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]' || true
-  test "${PIPESTATUS[0]}" -eq 0
+  local dir=${1:-$AC_ROOT/build} type=${2:-RelWithDebInfo} log
+  cmake -S "$AC_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" ${AC_CMAKE_ARGS:-} >/dev/null || return 1
+  log=$(mktemp)
+  if ! cmake --build "$dir" -j "$(nproc)" >"$log" 2>&1; then
+    grep -vE '^\[ *[0-9]+%\]' "$log" >&2
+    rm -f "$log"
+    ac_log "build failed ($type)"
+    return 1
+  fi
+  rm -f "$log"
 }
 
 # Run a command as the PostgreSQL server's user: postgres when we are root (the server refuses
