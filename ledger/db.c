@@ -15,6 +15,7 @@ struct stmt {
 };
 
 static const struct stmt writer_stmts[] = {
+    {"ping", "select 1", 0},
     {"lease", "select pg_try_advisory_lock(7340, $1::int)", 1},
     {"begin", "begin", 0},
     {"commit", "commit", 0},
@@ -90,9 +91,12 @@ static int prepare_all(PGconn *c, const struct stmt *s, size_t n, char *err, siz
 
 PGconn *ac_db_connect(const char *url, enum ac_db_role role, char *err, size_t errlen)
 {
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    /* keepalives and a TCP user timeout bound how long a dead peer can stall a call */
+    const char *keys[] = {"dbname",         "connect_timeout", "application_name",
+                          "keepalives_idle", "keepalives_interval", "keepalives_count",
+                          "tcp_user_timeout", NULL};
     const char *vals[] = {url, "5", role == AC_DB_WRITER ? "agentclear-sequencer" : "agentclear",
-                          NULL};
+                          "5", "2", "3", "10000", NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c == NULL || PQstatus(c) != CONNECTION_OK) {
         /* libpq's message names host and port, never the password */
@@ -137,6 +141,7 @@ enum ac_qs ac_db_classify(PGconn *c, const PGresult *r)
 static enum ac_qs exec_prepared(PGconn *c, const char *name, int n, const char *const *vals,
                                 PGresult **out)
 {
+    *out = NULL; /* defined on every path (and -O2 -Wmaybe-uninitialized agrees) */
     PGresult *r = PQexecPrepared(c, name, n, vals, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {

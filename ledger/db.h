@@ -64,7 +64,7 @@ enum ac_qs ac_db_asset_create(PGconn *c, const char *code, unsigned scale, int *
 /* Look an asset's scale up. ONE_RESULT and *scale, or NO_RESULTS. */
 enum ac_qs ac_db_asset_get(PGconn *c, const char *code, unsigned *scale);
 
-/* A round trip on a reader connection: ONE_RESULT when the database answers. */
+/* A round trip (reader or writer connection): ONE_RESULT when the database answers. */
 enum ac_qs ac_db_ping(PGconn *c);
 
 /* ---- reads ------------------------------------------------------------------------------------ */

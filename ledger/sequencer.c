@@ -163,6 +163,7 @@ static int changes_empty(const struct ac_changes *ch)
 /* Run as leader until the connection fails or stop. Returns 1 on stop, 0 to reconnect. */
 static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st)
 {
+    double last_ping = mono_seconds();
     for (;;) {
         int stop = 0;
         struct ac_cmd *batch = next_batch(s, st, &stop);
@@ -170,7 +171,17 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st)
             fail_all(batch, AC_EC_NOT_LEADER);
             return 1;
         }
-        if (batch == NULL && !ac_db_ok(conn)) return 0;
+        if (batch == NULL && ac_state_next_expiry(st) > now_us(s)) {
+            /* Idle: a round trip now and then, so a session that died while idle (database
+             * restarted, connection cut) is noticed here and not by the next client's write;
+             * until it is back, /readyz reports not ready. */
+            double t = mono_seconds();
+            if (t - last_ping >= 1.0) {
+                last_ping = t;
+                if (ac_db_ping(conn) != AC_QS_ONE_RESULT) return 0;
+            }
+            continue;
+        }
         ac_state_begin(st);
         int64_t now = now_us(s);
         if (ac_state_expire(st, now) < 0) {
