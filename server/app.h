@@ -42,6 +42,7 @@ struct ac_app {
     struct ac_sequencer *seq;
     struct ac_pool *pool;
     struct ac_assets *assets;
+    struct ac_keyring *keyring; /* server signing keys (keys/keyring.h); NULL: none configured */
     struct ac_route_stats *route_stats; /* one per route, plus one for "unmatched" at the end */
     _Atomic uint64_t inflight;
 };

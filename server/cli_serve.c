@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 
 #include "ledger/db.h"
+#include "keys/keyring.h"
 #include "ledger/migrations.h"
 #include "server/cli.h"
 #include "server/daemon.h"
@@ -50,6 +52,19 @@ int ac_cli_serve(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    if (app.cfg.keys_dir[0]) {
+        app.keyring = ac_keyring_new();
+        int nk = app.keyring ? ac_keyring_load_dir(app.keyring, app.cfg.keys_dir, err, sizeof err)
+                             : -1;
+        if (nk < 0) {
+            fprintf(stderr, "serve: %s\n", app.keyring ? err : "out of memory");
+            ac_keyring_free(app.keyring);
+            return 1;
+        }
+        fprintf(stderr, "serve: %d signing key(s) from %s%s\n", nk, app.cfg.keys_dir,
+                ac_keyring_current(app.keyring, (int64_t)time(NULL)) ? ""
+                                                                     : "; none is valid now");
+    }
     /* migrate first; a database that is not up yet is waited for (bounded) */
     int tries = 0;
     while (ac_migrate_url(app.cfg.database_url) < 0) {
@@ -90,6 +105,7 @@ int ac_cli_serve(int argc, char **argv)
     ac_seq_free(app.seq);
     ac_pool_free(app.pool);
     ac_assets_free(app.assets);
+    ac_keyring_free(app.keyring);
     free(app.route_stats);
     return 0;
 }

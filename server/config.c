@@ -25,6 +25,8 @@ static int set(struct ac_config *c, const char *key, const char *val, char *err,
             return -1;
         }
         c->port = (unsigned)p;
+    } else if (strcmp(key, "keys-dir") == 0) {
+        snprintf(c->keys_dir, sizeof c->keys_dir, "%s", val);
     } else if (strcmp(key, "operator-token") == 0) {
         snprintf(c->operator_token, sizeof c->operator_token, "%s", val);
     } else if (strcmp(key, "operator-token-file") == 0) {
@@ -65,7 +67,8 @@ int ac_config_load(struct ac_config *c, int argc, char **argv, char *err, size_t
     c->max_batch = 8192;
     static const char *const keys[] = {"database-url", "listen",    "operator-token",
                                        "operator-token-file", "threads", "db-pool",
-                                       "max-body",     "max-batch", "partition"};
+                                       "max-body",     "max-batch", "partition",
+                                       "keys-dir"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char env[64] = "AGENTCLEAR_";
         size_t n = strlen(env);

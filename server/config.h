@@ -14,6 +14,7 @@ struct ac_config {
     size_t max_body;           /* AGENTCLEAR_MAX_BODY bytes, default 1 MiB */
     unsigned max_batch;        /* AGENTCLEAR_MAX_BATCH items per sequencer batch, default 8192 */
     int partition;             /* AGENTCLEAR_PARTITION writer-lease key, default 0 */
+    char keys_dir[1024];       /* AGENTCLEAR_KEYS_DIR server signing key files; empty: none */
 };
 
 /* Fill cfg from the environment, then from "--key=value" arguments (same names, lowercase,

@@ -8,6 +8,7 @@
 enum MHD_Result ac_h_healthz(struct ac_req *r);
 enum MHD_Result ac_h_readyz(struct ac_req *r);
 enum MHD_Result ac_h_metrics(struct ac_req *r);
+enum MHD_Result ac_h_keys(struct ac_req *r);
 enum MHD_Result ac_h_assets_post(struct ac_req *r);
 enum MHD_Result ac_h_assets_get(struct ac_req *r);
 enum MHD_Result ac_h_accounts_post(struct ac_req *r);

@@ -13,6 +13,7 @@ static const struct {
     {"migrate", ac_cli_migrate, "apply pending sql/ migrations"},
     {"ledger", ac_cli_ledger, "ledger check: verify the ledger's invariants"},
     {"errors", ac_cli_errors, "list the error-code registry (--markdown for docs)"},
+    {"keygen", ac_cli_keygen, "make a server signing key file (--out=FILE)"},
 };
 
 static void usage(FILE *f)

@@ -9,6 +9,7 @@ const struct ac_route ac_routes[] = {
     {"GET",  "/healthz",                        ac_h_healthz,           AC_AUTH_NONE,     0},
     {"GET",  "/readyz",                         ac_h_readyz,            AC_AUTH_NONE,     0},
     {"GET",  "/metrics",                        ac_h_metrics,           AC_AUTH_NONE,     0},
+    {"GET",  "/.well-known/agentclear/keys",    ac_h_keys,              AC_AUTH_NONE,     0},
     {"POST", "/v1/ledger/assets",               ac_h_assets_post,       AC_AUTH_OPERATOR, 4 * KIB},
     {"GET",  "/v1/ledger/assets/{code}",        ac_h_assets_get,        AC_AUTH_OPERATOR, 0},
     {"POST", "/v1/ledger/accounts",             ac_h_accounts_post,     AC_AUTH_OPERATOR, 4 * MIB},

@@ -1,0 +1,80 @@
+/* keys/nonce.h -- the replay cache for signed-request nonces.
+ *
+ * A nonce is remembered per signing key (keyid) for `window` seconds after the request's created
+ * time: expires_at = created + window. The cache only accepts requests whose created time lies
+ * within the window of now (|now - created| <= window); anything else is AC_NONCE_STALE, so an
+ * entry is never forgotten while a request carrying it could still be accepted.
+ *
+ * Two layers:
+ *  - memory, a bounded hash set of SHA-256(keyid || 0x00 || nonce) with its expiry: the fast path
+ *    for "definitely seen". Expired entries are evicted when room is needed; when it is full of
+ *    unexpired entries, new nonces are refused (AC_NONCE_FULL: the caller answers 503 overloaded)
+ *    rather than forgotten.
+ *  - PostgreSQL, table ac_nonces (sql/0002_nonces.sql): decides "new" with one atomic
+ *    INSERT ... ON CONFLICT ... RETURNING, so server instances sharing the database (and a
+ *    restarted server) never both accept one nonce. A row whose expiry has passed may be taken
+ *    again by the same statement (the clock check already rejects a request that old).
+ *
+ * Thread-safe: one cache serves all HTTP workers; each call brings its own connection. */
+#ifndef AC_NONCE_H
+#define AC_NONCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__has_include)
+#if __has_include(<libpq-fe.h>)
+#include <libpq-fe.h>
+#else
+#include <postgresql/libpq-fe.h>
+#endif
+#else
+#include <libpq-fe.h>
+#endif
+
+/* Longest keyid and nonce accepted (bytes). */
+#define AC_NONCE_FIELD_MAX 128
+
+enum ac_nonce_result {
+    AC_NONCE_NEW = 0,       /* first use: the request may proceed */
+    AC_NONCE_REPLAYED = 1,  /* seen before within its window: reject the request */
+    AC_NONCE_INVALID = -1,  /* keyid or nonce empty, longer than AC_NONCE_FIELD_MAX, or with a
+                               byte outside printable ASCII 0x20..0x7e */
+    AC_NONCE_STALE = -2,    /* created is outside the window around now */
+    AC_NONCE_FULL = -3,     /* memory is full of unexpired entries: answer 503 overloaded */
+    AC_NONCE_DB_ERROR = -4, /* the database did not answer: answer 503 db_unavailable */
+};
+
+struct ac_nonce_cache;
+
+/* A cache holding at most `capacity` (>= 1) nonces in memory, each for `window` (>= 1) seconds.
+ * Returns NULL for bad arguments or on allocation failure. */
+struct ac_nonce_cache *ac_nonce_cache_new(size_t capacity, int64_t window);
+
+/* Free a cache. Accepts NULL. */
+void ac_nonce_cache_free(struct ac_nonce_cache *c);
+
+/* Prepare this module's statements on a connection (call once per connection, e.g. right after
+ * connecting; ac_nonce_seen_or_insert and ac_nonce_purge also prepare them lazily on a connection
+ * that lacks them, which must then not be inside a transaction). Returns 0, or -1 (for instance
+ * when the schema has not been migrated yet). */
+int ac_nonce_prepare(PGconn *db);
+
+/* Check and record (keyid, nonce) at time now (unix seconds) for a request created at `created`.
+ * Order: bounds (INVALID), window (STALE), memory (REPLAYED without a round trip), room in memory
+ * (FULL, after evicting expired entries), then the database, which decides NEW or REPLAYED; the
+ * answer is remembered in memory. db may be NULL for a memory-only cache (one process, nothing
+ * survives a restart). A database error gives AC_NONCE_DB_ERROR and records nothing. */
+enum ac_nonce_result ac_nonce_seen_or_insert(struct ac_nonce_cache *c, PGconn *db,
+                                             const char *keyid, const char *nonce, int64_t created,
+                                             int64_t now);
+
+/* Evict expired entries from memory and, when db is not NULL, delete rows with
+ * expires_at <= now. Returns the number of rows deleted from the database (0 with db NULL), or
+ * -1 on a database error (memory is evicted regardless). */
+long ac_nonce_purge(struct ac_nonce_cache *c, PGconn *db, int64_t now);
+
+/* Number of entries currently in memory (expired ones included until evicted). */
+size_t ac_nonce_cache_size(struct ac_nonce_cache *c);
+
+#endif

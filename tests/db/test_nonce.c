@@ -1,0 +1,300 @@
+/* The nonce replay cache against a real PostgreSQL: new then replayed; two caches on one database
+ * (two servers) never both accept a nonce, including 8 threads racing on one nonce; a restart
+ * (fresh cache) still remembers; expiry and purge; the window; bounds; memory full -> refused. */
+#include "tests/support/testutil.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys/nonce.h"
+#include "ledger/db.h"
+
+static const char *url;
+
+static PGconn *conn(void)
+{
+    char err[256];
+    PGconn *c = ac_db_connect(url, AC_DB_PLAIN, err, sizeof err);
+    if (c == NULL) fail_msg("%s", err);
+    return c;
+}
+
+static long long rows(PGconn *c)
+{
+    PGresult *r = PQexec(c, "select count(*) from ac_nonces");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    long long n = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return n;
+}
+
+static void wipe(PGconn *c)
+{
+    PGresult *r = PQexec(c, "truncate ac_nonces");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+}
+
+#define NOW 1700000000
+
+static void new_then_replayed(void **s)
+{
+    (void)s;
+    PGconn *db = conn();
+    wipe(db);
+    /* lazily prepared on first use; explicit prepare is idempotent */
+    struct ac_nonce_cache *c = ac_nonce_cache_new(64, 300);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "key-a", "n1", NOW, NOW), AC_NONCE_NEW);
+    assert_int_equal(ac_nonce_prepare(db), 0);
+    assert_int_equal(ac_nonce_prepare(db), 0);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "key-a", "n1", NOW, NOW + 1),
+                     AC_NONCE_REPLAYED);
+    /* per key: the same nonce under another key is new */
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "key-b", "n1", NOW, NOW), AC_NONCE_NEW);
+    /* no ambiguity between ("ab","c") and ("a","bc") */
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "ab", "c", NOW, NOW), AC_NONCE_NEW);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "a", "bc", NOW, NOW), AC_NONCE_NEW);
+    assert_int_equal(rows(db), 4);
+    assert_int_equal(ac_nonce_cache_size(c), 4);
+    /* a restart: a new cache (empty memory) on the same database still says replayed */
+    ac_nonce_cache_free(c);
+    c = ac_nonce_cache_new(64, 300);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "key-a", "n1", NOW, NOW + 2),
+                     AC_NONCE_REPLAYED);
+    assert_int_equal(ac_nonce_cache_size(c), 1); /* and now remembered in memory */
+    ac_nonce_cache_free(c);
+    PQfinish(db);
+}
+
+static void bounds_and_window(void **s)
+{
+    (void)s;
+    PGconn *db = conn();
+    wipe(db);
+    struct ac_nonce_cache *c = ac_nonce_cache_new(64, 300);
+    char big[AC_NONCE_FIELD_MAX + 2];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, big, "n", NOW, NOW), AC_NONCE_INVALID);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", big, NOW, NOW), AC_NONCE_INVALID);
+    big[AC_NONCE_FIELD_MAX] = '\0'; /* exactly 128 bytes is fine */
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, big, big, NOW, NOW), AC_NONCE_NEW);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "", "n", NOW, NOW), AC_NONCE_INVALID);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "", NOW, NOW), AC_NONCE_INVALID);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, NULL, "n", NOW, NOW), AC_NONCE_INVALID);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "n\n", NOW, NOW), AC_NONCE_INVALID);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "\xc3\xa9", NOW, NOW), AC_NONCE_INVALID);
+    /* the window: created within +-300 s of now */
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "old", NOW - 301, NOW), AC_NONCE_STALE);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "fut", NOW + 301, NOW), AC_NONCE_STALE);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "x", INT64_MIN, INT64_MAX),
+                     AC_NONCE_STALE);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "x", INT64_MAX, INT64_MIN),
+                     AC_NONCE_STALE);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "edge1", NOW - 300, NOW), AC_NONCE_NEW);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "edge2", NOW + 300, NOW), AC_NONCE_NEW);
+    assert_int_equal(rows(db), 3);
+    assert_null(ac_nonce_cache_new(0, 300));
+    assert_null(ac_nonce_cache_new(10, 0));
+    ac_nonce_cache_free(c);
+    ac_nonce_cache_free(NULL);
+    PQfinish(db);
+}
+
+static void two_servers(void **s)
+{
+    (void)s;
+    PGconn *db1 = conn(), *db2 = conn();
+    wipe(db1);
+    struct ac_nonce_cache *c1 = ac_nonce_cache_new(1024, 300), *c2 = ac_nonce_cache_new(1024, 300);
+    int accepted = 0;
+    for (int i = 0; i < 200; i++) {
+        char n[32];
+        snprintf(n, sizeof n, "n-%d", i);
+        /* alternate who goes first; whoever is second must see a replay */
+        struct ac_nonce_cache *first = i % 2 ? c1 : c2, *second = i % 2 ? c2 : c1;
+        PGconn *fdb = i % 2 ? db1 : db2, *sdb = i % 2 ? db2 : db1;
+        enum ac_nonce_result a = ac_nonce_seen_or_insert(first, fdb, "agent", n, NOW, NOW);
+        enum ac_nonce_result b = ac_nonce_seen_or_insert(second, sdb, "agent", n, NOW, NOW);
+        assert_int_equal(a, AC_NONCE_NEW);
+        assert_int_equal(b, AC_NONCE_REPLAYED);
+        accepted += (a == AC_NONCE_NEW) + (b == AC_NONCE_NEW);
+    }
+    assert_int_equal(accepted, 200);
+    ac_nonce_cache_free(c1);
+    ac_nonce_cache_free(c2);
+    PQfinish(db1);
+    PQfinish(db2);
+}
+
+#define THREADS 8
+#define ROUNDS 25
+
+struct racer {
+    struct ac_nonce_cache *cache;
+    PGconn *db;
+    int round;
+    enum ac_nonce_result res;
+};
+
+static pthread_barrier_t barrier;
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    char n[32];
+    snprintf(n, sizeof n, "race-%d", r->round);
+    pthread_barrier_wait(&barrier);
+    r->res = ac_nonce_seen_or_insert(r->cache, r->db, "agent", n, NOW, NOW);
+    return NULL;
+}
+
+static void racing_threads(void **s)
+{
+    (void)s;
+    PGconn *dbs[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        dbs[i] = conn();
+        assert_int_equal(ac_nonce_prepare(dbs[i]), 0);
+    }
+    wipe(dbs[0]);
+    /* two "servers", four threads each, all on the same nonce at once */
+    struct ac_nonce_cache *caches[2] = {ac_nonce_cache_new(1024, 300),
+                                        ac_nonce_cache_new(1024, 300)};
+    for (int round = 0; round < ROUNDS; round++) {
+        struct racer rs[THREADS];
+        pthread_t th[THREADS];
+        assert_int_equal(pthread_barrier_init(&barrier, NULL, THREADS), 0);
+        for (int i = 0; i < THREADS; i++) {
+            rs[i] = (struct racer){.cache = caches[i % 2], .db = dbs[i], .round = round};
+            assert_int_equal(pthread_create(&th[i], NULL, race, &rs[i]), 0);
+        }
+        int fresh = 0, replayed = 0;
+        for (int i = 0; i < THREADS; i++) {
+            pthread_join(th[i], NULL);
+            fresh += rs[i].res == AC_NONCE_NEW;
+            replayed += rs[i].res == AC_NONCE_REPLAYED;
+        }
+        pthread_barrier_destroy(&barrier);
+        assert_int_equal(fresh, 1);
+        assert_int_equal(replayed, THREADS - 1);
+    }
+    assert_int_equal(rows(dbs[0]), ROUNDS);
+    ac_nonce_cache_free(caches[0]);
+    ac_nonce_cache_free(caches[1]);
+    for (int i = 0; i < THREADS; i++)
+        PQfinish(dbs[i]);
+}
+
+static void expiry_and_purge(void **s)
+{
+    (void)s;
+    PGconn *db = conn();
+    wipe(db);
+    struct ac_nonce_cache *c = ac_nonce_cache_new(64, 60);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "a", NOW, NOW), AC_NONCE_NEW);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "b", NOW + 30, NOW + 30), AC_NONCE_NEW);
+    /* "a" expires at NOW+60: replayed until then (a request created at NOW is still
+     * acceptable at NOW+59), usable again afterwards with a fresh created time */
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "a", NOW + 59, NOW + 59),
+                     AC_NONCE_REPLAYED);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "a", NOW, NOW + 61), AC_NONCE_STALE);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "a", NOW + 61, NOW + 61), AC_NONCE_NEW);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "a", NOW + 61, NOW + 62),
+                     AC_NONCE_REPLAYED);
+    /* the same through the database alone: another cache, expired row taken over once */
+    struct ac_nonce_cache *c2 = ac_nonce_cache_new(64, 60);
+    assert_int_equal(ac_nonce_seen_or_insert(c2, db, "k", "b", NOW + 89, NOW + 89),
+                     AC_NONCE_REPLAYED);
+    struct ac_nonce_cache *c3 = ac_nonce_cache_new(64, 60);
+    assert_int_equal(ac_nonce_seen_or_insert(c3, db, "k", "b", NOW + 91, NOW + 91), AC_NONCE_NEW);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "b", NOW + 91, NOW + 91),
+                     AC_NONCE_REPLAYED);
+    /* purge: rows expired at NOW+200 go (all three), memory is swept too */
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "late", NOW + 200, NOW + 200),
+                     AC_NONCE_NEW);
+    assert_int_equal(rows(db), 3);
+    assert_int_equal(ac_nonce_purge(c, db, NOW + 200), 2);
+    assert_int_equal(rows(db), 1);
+    assert_int_equal(ac_nonce_cache_size(c), 1);
+    assert_int_equal(ac_nonce_purge(c, db, NOW + 1000), 1);
+    assert_int_equal(ac_nonce_purge(c, NULL, NOW + 1000), 0);
+    assert_int_equal(ac_nonce_cache_size(c), 0);
+    /* purge on a fresh connection prepares lazily */
+    PGconn *db2 = conn();
+    assert_int_equal(ac_nonce_purge(NULL, db2, NOW), 0);
+    PQfinish(db2);
+    ac_nonce_cache_free(c);
+    ac_nonce_cache_free(c2);
+    ac_nonce_cache_free(c3);
+    PQfinish(db);
+}
+
+static void memory_bound(void **s)
+{
+    (void)s;
+    PGconn *db = conn();
+    wipe(db);
+    struct ac_nonce_cache *c = ac_nonce_cache_new(4, 60);
+    char n[16];
+    for (int i = 0; i < 4; i++) {
+        snprintf(n, sizeof n, "n%d", i);
+        assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", n, NOW + i, NOW + i), AC_NONCE_NEW);
+    }
+    /* full of unexpired entries: refuse, record nothing, forget nothing */
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "extra", NOW + 4, NOW + 4), AC_NONCE_FULL);
+    assert_int_equal(rows(db), 4);
+    assert_int_equal(ac_nonce_cache_size(c), 4);
+    /* seen ones are still answered from memory while full */
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "n2", NOW + 4, NOW + 4),
+                     AC_NONCE_REPLAYED);
+    /* once n0 expires (NOW+60) there is room again, and only that entry is evicted */
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "extra", NOW + 60, NOW + 60),
+                     AC_NONCE_NEW);
+    assert_int_equal(ac_nonce_cache_size(c), 4);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "n3", NOW + 60, NOW + 60),
+                     AC_NONCE_REPLAYED);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "more", NOW + 60, NOW + 60),
+                     AC_NONCE_FULL);
+    ac_nonce_cache_free(c);
+
+    /* memory-only mode (db NULL) obeys the same bound and decides by itself */
+    c = ac_nonce_cache_new(2, 60);
+    assert_int_equal(ac_nonce_seen_or_insert(c, NULL, "k", "a", NOW, NOW), AC_NONCE_NEW);
+    assert_int_equal(ac_nonce_seen_or_insert(c, NULL, "k", "a", NOW, NOW), AC_NONCE_REPLAYED);
+    assert_int_equal(ac_nonce_seen_or_insert(c, NULL, "k", "b", NOW, NOW), AC_NONCE_NEW);
+    assert_int_equal(ac_nonce_seen_or_insert(c, NULL, "k", "c", NOW, NOW), AC_NONCE_FULL);
+    assert_int_equal(ac_nonce_seen_or_insert(c, NULL, "k", "c", NOW + 60, NOW + 60), AC_NONCE_NEW);
+    ac_nonce_cache_free(c);
+    PQfinish(db);
+}
+
+static void db_down(void **s)
+{
+    (void)s;
+    /* a broken connection: an error, and nothing recorded in memory */
+    PGconn *db = conn();
+    struct ac_nonce_cache *c = ac_nonce_cache_new(8, 60);
+    PGresult *r = PQexec(db, "select pg_terminate_backend(pg_backend_pid())");
+    PQclear(r);
+    assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "z", NOW, NOW), AC_NONCE_DB_ERROR);
+    assert_int_equal(ac_nonce_cache_size(c), 0);
+    assert_int_equal(ac_nonce_purge(c, db, NOW), -1);
+    ac_nonce_cache_free(c);
+    PQfinish(db);
+}
+
+int main(void)
+{
+    url = ac_test_fresh_db("db_nonce");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(new_then_replayed), cmocka_unit_test(bounds_and_window),
+        cmocka_unit_test(two_servers),       cmocka_unit_test(racing_threads),
+        cmocka_unit_test(expiry_and_purge),  cmocka_unit_test(memory_bound),
+        cmocka_unit_test(db_down),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
