@@ -4,7 +4,10 @@
 AC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 AC_PGBIN=${AC_PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 AC_APT_PACKAGES="build-essential cmake pkg-config clang libssl-dev libpq-dev libmicrohttpd-dev
-  libjansson-dev libcbor-dev libcmocka-dev postgresql postgresql-contrib nodejs npm curl"
+  libjansson-dev libcbor-dev libcmocka-dev postgresql postgresql-contrib curl"
+# Tools that may already come from elsewhere than Debian (a machine's own Node.js): installed
+# from Debian only when the command is missing. "command:package"
+AC_APT_COMMANDS="node:nodejs npm:npm"
 
 ac_log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 
@@ -13,6 +16,9 @@ ac_install_deps() {
   local missing=() p
   for p in $AC_APT_PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  for p in $AC_APT_COMMANDS; do
+    command -v "${p%%:*}" >/dev/null 2>&1 || missing+=("${p#*:}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   ac_log "installing: ${missing[*]}"
