@@ -23,8 +23,9 @@
  * transfer), one entry per new record, and one struct ac_transfer_row (about 330 bytes) per
  * new transfer row.
  *
- * Allocation goes through AC_STATE_MALLOC / AC_STATE_REALLOC so that the unit test can build
- * this file with allocators that fail on demand. */
+ * Allocation goes through AC_STATE_MALLOC / AC_STATE_REALLOC / AC_STATE_CALLOC so that the unit
+ * test can build this file with allocators that fail on demand. Bucket arrays use calloc: a large
+ * one comes as fresh zero pages, not a memset that would stall the caller. */
 #include "ledger/state.h"
 
 #include <assert.h>
@@ -39,6 +40,9 @@
 #endif
 #ifndef AC_STATE_REALLOC
 #define AC_STATE_REALLOC realloc
+#endif
+#ifndef AC_STATE_CALLOC
+#define AC_STATE_CALLOC calloc
 #endif
 
 #define TIMEOUT_MAX_S 31536000u /* one year, as AC_EC_TIMEOUT_INVALID says */
@@ -261,11 +265,8 @@ static struct acct *acct_get(const struct ac_state *st, const char *id)
 static void acct_grow(struct ac_state *st)
 {
     size_t nb = (st->amask + 1) * 2;
-    if (nb > SIZE_MAX / sizeof(struct acct *)) return;
-    struct acct **b = AC_STATE_MALLOC(nb * sizeof *b);
+    struct acct **b = AC_STATE_CALLOC(nb, sizeof *b);
     if (b == NULL) return;
-    for (size_t i = 0; i < nb; i++)
-        b[i] = NULL;
     for (size_t i = 0; i <= st->amask; i++) {
         struct acct *a = st->ab[i];
         while (a) {
@@ -347,11 +348,8 @@ static void xfer_rehash_step(struct ac_state *st)
 static void xfer_grow(struct ac_state *st)
 {
     size_t nb = (st->xmask + 1) * 2;
-    if (nb > SIZE_MAX / sizeof(struct xfer *)) return;
-    struct xfer **b = AC_STATE_MALLOC(nb * sizeof *b);
+    struct xfer **b = AC_STATE_CALLOC(nb, sizeof *b);
     if (b == NULL) return;
-    for (size_t i = 0; i < nb; i++)
-        b[i] = NULL;
     st->xold = st->xb;
     st->xoldmask = st->xmask;
     st->xpos = 0;
@@ -597,18 +595,10 @@ struct ac_state *ac_state_new(void)
     if (st == NULL) return NULL;
     memset(st, 0, sizeof *st);
     uint8_t key[16];
-    st->ab = AC_STATE_MALLOC(ACCT_BUCKETS0 * sizeof *st->ab);
-    if (st->ab) {
-        for (size_t i = 0; i < ACCT_BUCKETS0; i++)
-            st->ab[i] = NULL;
-        st->amask = ACCT_BUCKETS0 - 1;
-    }
-    st->xb = AC_STATE_MALLOC(XFER_BUCKETS0 * sizeof *st->xb);
-    if (st->xb) {
-        for (size_t i = 0; i < XFER_BUCKETS0; i++)
-            st->xb[i] = NULL;
-        st->xmask = XFER_BUCKETS0 - 1;
-    }
+    st->ab = AC_STATE_CALLOC(ACCT_BUCKETS0, sizeof *st->ab);
+    if (st->ab) st->amask = ACCT_BUCKETS0 - 1;
+    st->xb = AC_STATE_CALLOC(XFER_BUCKETS0, sizeof *st->xb);
+    if (st->xb) st->xmask = XFER_BUCKETS0 - 1;
     st->md = EVP_MD_fetch(NULL, "SHA256", NULL);
     st->mdctx = EVP_MD_CTX_new();
     if (st->ab == NULL || st->xb == NULL || st->md == NULL || st->mdctx == NULL ||
@@ -722,6 +712,7 @@ int ac_state_load_transfer(struct ac_state *st, const struct ac_transfer_row *ro
             return -1;
     }
     if (pending) {
+        if (!ac_id_valid(row->debit) || !ac_id_valid(row->credit)) return -1;
         dr = acct_get(st, row->debit);
         cr = acct_get(st, row->credit);
         if (dr == NULL || cr == NULL || dr == cr || row->timeout_s > TIMEOUT_MAX_S) return -1;

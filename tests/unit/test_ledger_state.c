@@ -33,6 +33,17 @@ static void *t_realloc(void *p, size_t n)
     return realloc(p, n);
 }
 
+static void *t_calloc(size_t n, size_t size)
+{
+    if (fail_at == 0) {
+        fail_at = -1;
+        fail_fired = 1;
+        return NULL;
+    }
+    if (fail_at > 0) fail_at--;
+    return calloc(n, size);
+}
+
 static void arm_failure(long k)
 {
     fail_at = k;
@@ -41,6 +52,7 @@ static void arm_failure(long k)
 
 #define AC_STATE_MALLOC t_malloc
 #define AC_STATE_REALLOC t_realloc
+#define AC_STATE_CALLOC t_calloc
 #include "ledger/state.c"
 
 #define NOW INT64_C(1700000000000000)
