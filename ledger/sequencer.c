@@ -81,8 +81,8 @@ static struct ac_cmd *take_all(struct ac_sequencer *s)
     return l;
 }
 
-/* Sleep up to ms, waking early on stop. */
-static void nap(struct ac_sequencer *s, int ms)
+/* CLOCK_REALTIME deadline ms from now, for pthread_cond_timedwait. */
+static struct timespec deadline_after_ms(int ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -92,6 +92,13 @@ static void nap(struct ac_sequencer *s, int ms)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
+    return ts;
+}
+
+/* Sleep up to ms, waking early on stop. */
+static void nap(struct ac_sequencer *s, int ms)
+{
+    struct timespec ts = deadline_after_ms(ms);
     pthread_mutex_lock(&s->mu);
     if (!s->stopping) pthread_cond_timedwait(&s->cv, &s->mu, &ts);
     pthread_mutex_unlock(&s->mu);
@@ -421,14 +428,7 @@ struct ac_seq_stats *ac_seq_stats(struct ac_sequencer *s)
 
 int ac_seq_wait_leader(struct ac_sequencer *s, int timeout_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = deadline_after_ms(timeout_ms);
     pthread_mutex_lock(&s->mu);
     while (!atomic_load(&s->leader))
         if (pthread_cond_timedwait(&s->leader_cv, &s->mu, &ts) == ETIMEDOUT) break;
