@@ -8,11 +8,28 @@
 
 /* ---- statements ------------------------------------------------------------------------------ */
 
-struct stmt {
-    const char *name;
-    const char *sql;
-    int nparams;
-};
+#define stmt ac_db_stmt
+
+/* Statements other modules (identity, evidence, ...) registered for each role. */
+#define MAX_REGISTERED 16
+static struct {
+    enum ac_db_role role;
+    const struct ac_db_stmt *s;
+    size_t n;
+} registered[MAX_REGISTERED];
+static size_t n_registered;
+
+int ac_db_register(enum ac_db_role role, const struct ac_db_stmt *s, size_t n)
+{
+    for (size_t i = 0; i < n_registered; i++)
+        if (registered[i].role == role && registered[i].s == s) return 0;
+    if (n_registered == MAX_REGISTERED) return -1;
+    registered[n_registered].role = role;
+    registered[n_registered].s = s;
+    registered[n_registered].n = n;
+    n_registered++;
+    return 0;
+}
 
 static const struct stmt writer_stmts[] = {
     {"ping", "select 1", 0},
@@ -53,8 +70,8 @@ static const struct stmt writer_stmts[] = {
      "select id, debit_account, credit_account, asset, amount, flags, coalesce(pending_id, ''), "
      "timeout_s, code, pstate, encode(digest, 'hex'), created_us from ac_transfers order by seq",
      0},
-    {"load_failures", "select id, encode(digest, 'hex'), result, created_us from ac_transfer_failures",
-     0},
+    {"load_failures",
+     "select id, encode(digest, 'hex'), result, created_us from ac_transfer_failures", 0},
 };
 
 static const struct stmt reader_stmts[] = {
@@ -77,7 +94,7 @@ static const struct stmt reader_stmts[] = {
      1},
 };
 
-static int prepare_all(PGconn *c, const struct stmt *s, size_t n, char *err, size_t errlen)
+int ac_db_prepare(PGconn *c, const struct ac_db_stmt *s, size_t n, char *err, size_t errlen)
 {
     for (size_t i = 0; i < n; i++) {
         PGresult *r = PQprepare(c, s[i].name, s[i].sql, s[i].nparams, NULL);
@@ -92,11 +109,17 @@ static int prepare_all(PGconn *c, const struct stmt *s, size_t n, char *err, siz
 PGconn *ac_db_connect(const char *url, enum ac_db_role role, char *err, size_t errlen)
 {
     /* keepalives and a TCP user timeout bound how long a dead peer can stall a call */
-    const char *keys[] = {"dbname",         "connect_timeout", "application_name",
-                          "keepalives_idle", "keepalives_interval", "keepalives_count",
-                          "tcp_user_timeout", NULL};
-    const char *vals[] = {url, "5", role == AC_DB_WRITER ? "agentclear-sequencer" : "agentclear",
-                          "5", "2", "3", "10000", NULL};
+    const char *keys[] = {"dbname",
+                          "connect_timeout",
+                          "application_name",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          NULL};
+    const char *vals[] = {
+        url,     "5", role == AC_DB_WRITER ? "agentclear-sequencer" : "agentclear", "5", "2", "3",
+        "10000", NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c == NULL || PQstatus(c) != CONNECTION_OK) {
         /* libpq's message names host and port, never the password */
@@ -109,14 +132,21 @@ PGconn *ac_db_connect(const char *url, enum ac_db_role role, char *err, size_t e
     /* Prepare what the schema allows: statements on tables that do not exist yet (before the
      * first migrate) fail to prepare, so migrate-only connections ask for no role. */
     if (role == AC_DB_WRITER &&
-        prepare_all(c, writer_stmts, sizeof writer_stmts / sizeof writer_stmts[0], err, errlen)) {
+        ac_db_prepare(c, writer_stmts, sizeof writer_stmts / sizeof writer_stmts[0], err, errlen)) {
         PQfinish(c);
         return NULL;
     }
     if (role == AC_DB_READER &&
-        prepare_all(c, reader_stmts, sizeof reader_stmts / sizeof reader_stmts[0], err, errlen)) {
+        ac_db_prepare(c, reader_stmts, sizeof reader_stmts / sizeof reader_stmts[0], err, errlen)) {
         PQfinish(c);
         return NULL;
+    }
+    for (size_t i = 0; i < n_registered; i++) {
+        if (registered[i].role != role) continue;
+        if (ac_db_prepare(c, registered[i].s, registered[i].n, err, errlen)) {
+            PQfinish(c);
+            return NULL;
+        }
     }
     return c;
 }
@@ -138,8 +168,7 @@ enum ac_qs ac_db_classify(PGconn *c, const PGresult *r)
     return AC_QS_HARD_ERROR;
 }
 
-static enum ac_qs exec_prepared(PGconn *c, const char *name, int n, const char *const *vals,
-                                PGresult **out)
+enum ac_qs ac_db_exec(PGconn *c, const char *name, int n, const char *const *vals, PGresult **out)
 {
     *out = NULL; /* defined on every path (and -O2 -Wmaybe-uninitialized agrees) */
     PGresult *r = PQexecPrepared(c, name, n, vals, NULL, NULL, 0);
@@ -159,14 +188,15 @@ enum ac_qs ac_db_try_lease(PGconn *c, int partition)
     snprintf(p, sizeof p, "%d", partition);
     const char *v[] = {p};
     PGresult *r;
-    enum ac_qs qs = exec_prepared(c, "lease", 1, v, &r);
+    enum ac_qs qs = ac_db_exec(c, "lease", 1, v, &r);
     if (qs < 0) return qs;
     int got = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     PQclear(r);
     return got ? AC_QS_ONE_RESULT : AC_QS_NO_RESULTS;
 }
 
-/* ---- row decoding ------------------------------------------------------------------------------ */
+/* ---- row decoding ------------------------------------------------------------------------------
+ */
 
 static void copy_field(char *dst, size_t cap, const char *src)
 {
@@ -224,7 +254,8 @@ static void failure_from_row(const PGresult *r, int i, struct ac_transfer_row *t
     t->created_us = strtoll(PQgetvalue(r, i, 3), NULL, 10);
 }
 
-/* ---- load ------------------------------------------------------------------------------------- */
+/* ---- load -------------------------------------------------------------------------------------
+ */
 
 /* Stream a prepared query's rows one at a time (single-row mode), so a large ledger does not
  * need a second full copy in memory while loading. */
@@ -361,20 +392,24 @@ const char *ac_db_last_error(void)
 
 void ac_db_thread_cleanup(void)
 {
-    for (int i = 0; i < NARR; i++) ac_buf_free(&scratch[i].b);
+    for (int i = 0; i < NARR; i++)
+        ac_buf_free(&scratch[i].b);
 }
 
 static void start_arrays(int n)
 {
-    for (int i = 0; i < n; i++) arr_start(&scratch[i]);
+    for (int i = 0; i < n; i++)
+        arr_start(&scratch[i]);
 }
 
 static void end_arrays(int n)
 {
-    for (int i = 0; i < n; i++) arr_end(&scratch[i]);
+    for (int i = 0; i < n; i++)
+        arr_end(&scratch[i]);
 }
 
-enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch)
+enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch, const struct ac_db_extra *x,
+                             size_t nx)
 {
     int sent = 0; /* statements queued, each yields one result */
     if (PQenterPipelineMode(c) != 1) return AC_QS_SOFT_ERROR;
@@ -462,6 +497,10 @@ enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch)
         fail = send_stmt(c, "upd_pstate", 2) != 0;
         sent++;
     }
+    for (size_t i = 0; i < nx && !fail; i++) {
+        fail = PQsendQueryPrepared(c, x[i].name, x[i].n, x[i].vals, NULL, NULL, 0) != 1;
+        sent++;
+    }
     if (!fail) {
         fail = PQsendQueryPrepared(c, "commit", 0, NULL, NULL, NULL, 0) != 1;
         sent++;
@@ -516,7 +555,7 @@ enum ac_qs ac_db_asset_create(PGconn *c, const char *code, unsigned scale, int *
     snprintf(sc, sizeof sc, "%u", scale);
     const char *v[] = {code, sc};
     PGresult *r;
-    enum ac_qs qs = exec_prepared(c, "asset_ins", 2, v, &r);
+    enum ac_qs qs = ac_db_exec(c, "asset_ins", 2, v, &r);
     if (qs < 0) return qs;
     int inserted = PQntuples(r) == 1;
     PQclear(r);
@@ -535,7 +574,7 @@ enum ac_qs ac_db_asset_get(PGconn *c, const char *code, unsigned *scale)
 {
     const char *v[] = {code};
     PGresult *r;
-    enum ac_qs qs = exec_prepared(c, "asset_get", 1, v, &r);
+    enum ac_qs qs = ac_db_exec(c, "asset_get", 1, v, &r);
     if (qs < 0) return qs;
     qs = PQntuples(r) == 1 ? AC_QS_ONE_RESULT : AC_QS_NO_RESULTS;
     if (qs > 0) *scale = (unsigned)atoi(PQgetvalue(r, 0, 0));
@@ -547,7 +586,7 @@ enum ac_qs ac_db_account_get(PGconn *c, const char *id, struct ac_account *a)
 {
     const char *v[] = {id};
     PGresult *r;
-    enum ac_qs qs = exec_prepared(c, "account_get", 1, v, &r);
+    enum ac_qs qs = ac_db_exec(c, "account_get", 1, v, &r);
     if (qs < 0) return qs;
     qs = PQntuples(r) == 1 ? AC_QS_ONE_RESULT : AC_QS_NO_RESULTS;
     if (qs > 0) account_from_row(r, 0, a);
@@ -559,7 +598,7 @@ enum ac_qs ac_db_transfer_get(PGconn *c, const char *id, struct ac_transfer_row 
 {
     const char *v[] = {id};
     PGresult *r;
-    enum ac_qs qs = exec_prepared(c, "transfer_get", 1, v, &r);
+    enum ac_qs qs = ac_db_exec(c, "transfer_get", 1, v, &r);
     if (qs < 0) return qs;
     if (PQntuples(r) == 1) {
         transfer_from_row(r, 0, row);
@@ -567,7 +606,7 @@ enum ac_qs ac_db_transfer_get(PGconn *c, const char *id, struct ac_transfer_row 
         return AC_QS_ONE_RESULT;
     }
     PQclear(r);
-    qs = exec_prepared(c, "failure_get", 1, v, &r);
+    qs = ac_db_exec(c, "failure_get", 1, v, &r);
     if (qs < 0) return qs;
     qs = PQntuples(r) == 1 ? AC_QS_ONE_RESULT : AC_QS_NO_RESULTS;
     if (qs > 0) failure_from_row(r, 0, row);
@@ -578,7 +617,7 @@ enum ac_qs ac_db_transfer_get(PGconn *c, const char *id, struct ac_transfer_row 
 enum ac_qs ac_db_ping(PGconn *c)
 {
     PGresult *r;
-    enum ac_qs qs = exec_prepared(c, "ping", 0, NULL, &r);
+    enum ac_qs qs = ac_db_exec(c, "ping", 0, NULL, &r);
     if (qs > 0) PQclear(r);
     return qs;
 }

@@ -24,6 +24,22 @@ enum ac_qs {
 enum ac_db_role { AC_DB_PLAIN, AC_DB_READER, AC_DB_WRITER };
 PGconn *ac_db_connect(const char *url, enum ac_db_role role, char *err, size_t errlen);
 
+/* A statement prepared on a connection. Modules with tables of their own (identity, evidence)
+ * keep their SQL in ledger/db_<module>.c and register it once at start-up, before any connect. */
+struct ac_db_stmt {
+    const char *name;
+    const char *sql;
+    int nparams;
+};
+/* Register statements to be prepared on every later connection of `role` (idempotent per array).
+ * Not thread-safe: call before starting threads. Returns 0, or -1 when the table is full. */
+int ac_db_register(enum ac_db_role role, const struct ac_db_stmt *s, size_t n);
+/* Prepare statements now. Returns 0, or -1 with a message in err. */
+int ac_db_prepare(PGconn *c, const struct ac_db_stmt *s, size_t n, char *err, size_t errlen);
+/* Execute a prepared statement with text parameters. ONE_RESULT and *out (PQclear it) on
+ * success (whether or not it returned rows), or an error and *out NULL. */
+enum ac_qs ac_db_exec(PGconn *c, const char *name, int n, const char *const *vals, PGresult **out);
+
 /* True when the connection is usable. */
 int ac_db_ok(PGconn *c);
 
@@ -50,13 +66,22 @@ enum ac_qs ac_db_load_state(PGconn *c, struct ac_state *st);
  * updates from arrays, COMMIT, one sync). Returns ONE_RESULT when committed; any error means
  * nothing of the batch is visible, unless the connection broke after COMMIT was sent (SOFT):
  * then the outcome is unknown and the caller must reload its state from the database. */
-enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch);
+/* A further prepared statement of the batch's transaction, run after the ledger's writes, in
+ * order (identity rows, evidence records, mandate spend...). */
+struct ac_db_extra {
+    const char *name;
+    int n;
+    const char *const *vals;
+};
+enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch, const struct ac_db_extra *x,
+                             size_t nx);
 /* The error text of this thread's last failed ac_db_write_batch ("" if none). */
 const char *ac_db_last_error(void);
 /* Free this thread's batch-building scratch memory (call when the writer thread ends). */
 void ac_db_thread_cleanup(void);
 
-/* ---- assets (HTTP workers; assets are immutable once created) --------------------------------- */
+/* ---- assets (HTTP workers; assets are immutable once created) ---------------------------------
+ */
 
 /* Insert an asset. ONE_RESULT: created, or it existed with the same scale (*created says which);
  * NO_RESULTS: it exists with another scale. */
@@ -67,7 +92,8 @@ enum ac_qs ac_db_asset_get(PGconn *c, const char *code, unsigned *scale);
 /* A round trip (reader or writer connection): ONE_RESULT when the database answers. */
 enum ac_qs ac_db_ping(PGconn *c);
 
-/* ---- reads ------------------------------------------------------------------------------------ */
+/* ---- reads ------------------------------------------------------------------------------------
+ */
 
 /* One account as committed. ONE_RESULT and *a, or NO_RESULTS. */
 enum ac_qs ac_db_account_get(PGconn *c, const char *id, struct ac_account *a);

@@ -10,23 +10,35 @@
 
 #include "ledger/db.h"
 
-static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};
+static const double batch_bounds[] = {1,   2,   4,   8,    16,   32,   64,
+                                      128, 256, 512, 1024, 2048, 4096, 8192};
 static const double commit_bounds[] = {0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032,
                                        0.064,  0.128, 0.256, 0.512, 1.024, 2.048};
 
+struct ac_apply {
+    struct ac_state *st;
+    int64_t now;
+    void *domain;
+    struct ac_db_extra *x; /* each x[i].vals is one malloc'd block holding the strings too */
+    size_t nx, cap;
+    int oom;
+};
+
 struct ac_sequencer {
     struct ac_seq_config cfg;
+    struct ac_seq_domain domain;
+    int has_domain;
     char *db_url;
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t cv;      /* queue not empty, or stop */
+    pthread_cond_t cv; /* queue not empty, or stop */
     pthread_cond_t leader_cv;
     struct ac_cmd *head, *tail;
     size_t queued;
     int stopping;
     int joined;
-    _Atomic int leader;     /* lease held and state loaded */
-    _Atomic int db_up;      /* last connection attempt succeeded */
+    _Atomic int leader; /* lease held and state loaded */
+    _Atomic int db_up;  /* last connection attempt succeeded */
     int64_t last_us;
     struct ac_seq_stats stats;
 };
@@ -148,13 +160,76 @@ static struct ac_cmd *next_batch(struct ac_sequencer *s, struct ac_state *st, in
     return first;
 }
 
-static void apply(struct ac_state *st, struct ac_cmd *c, int64_t now)
+struct ac_state *ac_apply_ledger(struct ac_apply *a)
 {
+    return a->st;
+}
+
+int64_t ac_apply_now(const struct ac_apply *a)
+{
+    return a->now;
+}
+
+void *ac_apply_domain(struct ac_apply *a)
+{
+    return a->domain;
+}
+
+int ac_apply_stmt(struct ac_apply *a, const char *name, int n, const char *const *vals)
+{
+    if (a->oom || n < 0) return -1;
+    if (a->nx == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 16;
+        struct ac_db_extra *x = realloc(a->x, cap * sizeof *x);
+        if (x == NULL) goto oom;
+        a->x = x;
+        a->cap = cap;
+    }
+    size_t bytes = (size_t)n * sizeof(char *);
+    for (int i = 0; i < n; i++)
+        if (vals[i]) bytes += strlen(vals[i]) + 1;
+    char **block = malloc(bytes ? bytes : 1);
+    if (block == NULL) goto oom;
+    char *p = (char *)(block + n);
+    for (int i = 0; i < n; i++) {
+        if (vals[i] == NULL) {
+            block[i] = NULL;
+            continue;
+        }
+        size_t l = strlen(vals[i]) + 1;
+        memcpy(p, vals[i], l);
+        block[i] = p;
+        p += l;
+    }
+    a->x[a->nx].name = name;
+    a->x[a->nx].n = n;
+    a->x[a->nx].vals = (const char *const *)block;
+    a->nx++;
+    return 0;
+oom:
+    a->oom = 1;
+    return -1;
+}
+
+static void apply_reset(struct ac_apply *a)
+{
+    for (size_t i = 0; i < a->nx; i++)
+        free((void *)a->x[i].vals);
+    a->nx = 0;
+    a->oom = 0;
+}
+
+static void apply(struct ac_apply *a, struct ac_cmd *c)
+{
+    struct ac_state *st = a->st;
+    int64_t now = a->now;
     c->status = AC_EC_OK;
-    if (c->kind == AC_CMD_ACCOUNTS) {
+    if (c->kind == AC_CMD_OP) {
+        c->op(c, a);
+    } else if (c->kind == AC_CMD_ACCOUNTS) {
         for (size_t i = 0; i < c->n; i++)
-            c->account_results[i] = ac_state_create_account(st, &c->accounts[i],
-                                                            &c->account_replayed[i]);
+            c->account_results[i] =
+                ac_state_create_account(st, &c->accounts[i], &c->account_replayed[i]);
     } else {
         if (ac_state_create_transfers(st, c->transfers, c->n, now, c->results) != AC_EC_OK)
             c->status = AC_EC_INTERNAL;
@@ -167,8 +242,13 @@ static int changes_empty(const struct ac_changes *ch)
            ch->n_pending_changes == 0;
 }
 
+static void domain_end(struct ac_sequencer *s, int committed)
+{
+    if (s->has_domain && s->domain.end) s->domain.end(s->domain.cls, committed);
+}
+
 /* Run as leader until the connection fails or stop. Returns 1 on stop, 0 to reconnect. */
-static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st)
+static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struct ac_apply *ap)
 {
     double last_ping = mono_seconds();
     for (;;) {
@@ -190,7 +270,9 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st)
             continue;
         }
         ac_state_begin(st);
+        apply_reset(ap);
         int64_t now = now_us(s);
+        ap->now = now;
         if (ac_state_expire(st, now) < 0) {
             ac_state_rollback(st);
             fail_all(batch, AC_EC_INTERNAL);
@@ -198,22 +280,28 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st)
         }
         size_t items = 0;
         for (struct ac_cmd *c = batch; c; c = c->next) {
-            apply(st, c, now);
+            apply(ap, c);
             items += c->n;
         }
-        const struct ac_changes *ch = ac_state_changes(st);
+        if (s->has_domain && s->domain.flush && !ap->oom && s->domain.flush(s->domain.cls, ap))
+            ap->oom = 1;
+        const struct ac_changes *ch = ap->oom ? NULL : ac_state_changes(st);
         if (ch == NULL) {
+            /* out of memory: ops may have changed the domain state, so reload everything */
             ac_state_rollback(st);
+            domain_end(s, 0);
             fail_all(batch, AC_EC_INTERNAL);
-            continue;
+            return 0;
         }
-        if (changes_empty(ch)) {
+        if (changes_empty(ch) && ap->nx == 0) {
             ac_state_commit(st);
         } else {
             double t0 = mono_seconds();
-            enum ac_qs qs = ac_db_write_batch(conn, ch);
+            enum ac_qs qs = ac_db_write_batch(conn, ch, ap->x, ap->nx);
+            apply_reset(ap);
             if (qs < 0) {
                 ac_state_rollback(st);
+                domain_end(s, 0);
                 atomic_fetch_add(&s->stats.batches_failed, 1);
                 fail_all(batch, AC_EC_BATCH_FAILED);
                 fprintf(stderr, "sequencer: batch commit failed (%s): %s",
@@ -225,6 +313,7 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st)
             ac_hist_observe(&s->stats.commit_seconds, mono_seconds() - t0);
             ac_state_commit(st);
         }
+        domain_end(s, 1);
         if (items) {
             ac_hist_observe(&s->stats.batch_items, (double)items);
             atomic_fetch_add(&s->stats.items_committed, items);
@@ -273,8 +362,7 @@ static void *run(void *arg)
         atomic_store(&s->db_up, 1);
         /* standby until the lease is ours */
         enum ac_qs qs;
-        while ((qs = ac_db_try_lease(conn, s->cfg.partition)) == AC_QS_NO_RESULTS &&
-               !stopping(s)) {
+        while ((qs = ac_db_try_lease(conn, s->cfg.partition)) == AC_QS_NO_RESULTS && !stopping(s)) {
             if (!warned_standby++)
                 fprintf(stderr, "sequencer: writer lease held elsewhere; standing by\n");
             fail_all(take_all(s), AC_EC_NOT_LEADER);
@@ -286,7 +374,8 @@ static void *run(void *arg)
         }
         warned_standby = 0;
         struct ac_state *st = ac_state_new();
-        if (st == NULL || ac_db_load_state(conn, st) != AC_QS_ONE_RESULT) {
+        if (st == NULL || ac_db_load_state(conn, st) != AC_QS_ONE_RESULT ||
+            (s->has_domain && s->domain.load && s->domain.load(s->domain.cls, conn) != 0)) {
             fprintf(stderr, "sequencer: loading state failed: %s", PQerrorMessage(conn));
             ac_state_free(st);
             PQfinish(conn);
@@ -297,7 +386,10 @@ static void *run(void *arg)
         fprintf(stderr, "sequencer: leader; %zu accounts, %zu transfers loaded\n",
                 ac_state_n_accounts(st), ac_state_n_transfers(st));
         set_leader(s, 1);
-        int stop = lead(s, conn, st);
+        struct ac_apply ap = {.st = st, .domain = s->has_domain ? s->domain.cls : NULL};
+        int stop = lead(s, conn, st, &ap);
+        apply_reset(&ap);
+        free(ap.x);
         set_leader(s, 0);
         ac_state_free(st);
         PQfinish(conn); /* releases the lease */
@@ -315,6 +407,11 @@ struct ac_sequencer *ac_seq_start(const struct ac_seq_config *cfg)
     struct ac_sequencer *s = calloc(1, sizeof *s);
     if (s == NULL) return NULL;
     s->cfg = *cfg;
+    if (cfg->domain) {
+        s->domain = *cfg->domain;
+        s->has_domain = 1;
+    }
+    s->cfg.domain = NULL;
     if (s->cfg.max_batch_items == 0) s->cfg.max_batch_items = 8192;
     if (s->cfg.max_queue == 0) s->cfg.max_queue = 65536;
     if (s->cfg.clock_us == NULL) s->cfg.clock_us = realtime_us;
@@ -404,7 +501,8 @@ enum ac_ec ac_seq_run(struct ac_sequencer *s, struct ac_cmd *cmd)
     enum ac_ec ec = ac_seq_submit(s, cmd);
     if (ec == AC_EC_OK) {
         pthread_mutex_lock(&w.mu);
-        while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
+        while (!w.done)
+            pthread_cond_wait(&w.cv, &w.mu);
         pthread_mutex_unlock(&w.mu);
         ec = cmd->status;
     } else {

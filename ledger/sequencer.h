@@ -18,13 +18,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
 #include "ledger/state.h"
 #include "protocol/hist.h"
 
 enum ac_cmd_kind {
     AC_CMD_ACCOUNTS,  /* create n accounts */
     AC_CMD_TRANSFERS, /* create n transfers (linked chains within the command) */
+    AC_CMD_OP,        /* a domain operation (identity, mandates, payments...): see `op` */
 };
+
+/* What an AC_CMD_OP sees while it is applied, on the sequencer thread. */
+struct ac_apply;
+/* The ledger state: create transfers, read balances (ledger/state.h). */
+struct ac_state *ac_apply_ledger(struct ac_apply *a);
+/* The batch's time (unix microseconds; never goes back within a process). */
+int64_t ac_apply_now(const struct ac_apply *a);
+/* The domain object of the sequencer's configuration (struct ac_seq_domain.cls). */
+void *ac_apply_domain(struct ac_apply *a);
+/* Add a prepared statement (registered for AC_DB_WRITER, see ledger/db.h) to the batch's
+ * transaction, after the ledger's writes and the statements added before it. The parameters are
+ * copied (NULL is SQL NULL). Returns 0, or -1 when out of memory: the whole batch then fails
+ * with AC_EC_INTERNAL and the state is reloaded. */
+int ac_apply_stmt(struct ac_apply *a, const char *name, int n, const char *const *vals);
 
 struct ac_cmd {
     enum ac_cmd_kind kind;
@@ -36,6 +53,13 @@ struct ac_cmd {
     /* AC_CMD_TRANSFERS: input requests, output results */
     const struct ac_transfer_req *transfers;
     struct ac_transfer_result *results;
+    /* AC_CMD_OP: called once, in queue order, to check the operation against the current state,
+     * change the state (ledger and domain) and queue its rows with ac_apply_stmt(). It reports
+     * its own result through op_arg. n counts toward the batch's item budget (0 counts as 1).
+     * The domain state may be changed in place: if the batch then fails to commit, the
+     * sequencer reloads everything (ledger and domain) from PostgreSQL. */
+    void (*op)(struct ac_cmd *c, struct ac_apply *a);
+    void *op_arg;
 
     /* Outcome of the command as a whole: AC_EC_OK (per-item results are valid and durable), or
      * AC_EC_BATCH_FAILED / AC_EC_NOT_LEADER / AC_EC_DB_UNAVAILABLE / AC_EC_INTERNAL (nothing of
@@ -50,6 +74,20 @@ struct ac_cmd {
     struct ac_cmd *next; /* internal */
 };
 
+/* State beyond the ledger that the single writer owns (bindings and their revocation, mandate
+ * spend, the evidence chain head...). All callbacks run on the sequencer thread. */
+struct ac_seq_domain {
+    void *cls;
+    /* On becoming leader, after the ledger state was loaded: (re)load the domain's state from
+     * the database, discarding what it held. Returns 0, or -1 (the sequencer retries later). */
+    int (*load)(void *cls, PGconn *c);
+    /* After every command of a batch was applied and before the write: add statements that
+     * aggregate the batch (e.g. one multi-row insert). Returns 0 or -1 (the batch fails). */
+    int (*flush)(void *cls, struct ac_apply *a);
+    /* The batch committed (1) or was abandoned (0; the state will be reloaded). Optional. */
+    void (*end)(void *cls, int committed);
+};
+
 struct ac_seq_config {
     const char *db_url;
     int partition;          /* advisory-lock key: one writer per partition */
@@ -58,10 +96,12 @@ struct ac_seq_config {
     /* Wall clock in microseconds; NULL = CLOCK_REALTIME. Tests inject their own. */
     int64_t (*clock_us)(void *cls);
     void *clock_cls;
+    /* Optional: state beyond the ledger (see above). Copied at start. */
+    const struct ac_seq_domain *domain;
 };
 
 struct ac_seq_stats {
-    struct ac_hist batch_items;   /* items per committed batch */
+    struct ac_hist batch_items;    /* items per committed batch */
     struct ac_hist commit_seconds; /* write+commit latency per batch */
     _Atomic uint64_t batches_committed, batches_failed, items_committed, leader_changes;
 };

@@ -73,7 +73,10 @@ static enum ac_ec accounts(struct ac_sequencer *s, const char *ids[], size_t n, 
         snprintf(a[i].asset, sizeof a[i].asset, "CNY");
         a[i].flags = flags;
     }
-    struct ac_cmd cmd = {.kind = AC_CMD_ACCOUNTS, .n = n, .accounts = a, .account_results = res,
+    struct ac_cmd cmd = {.kind = AC_CMD_ACCOUNTS,
+                         .n = n,
+                         .accounts = a,
+                         .account_results = res,
                          .account_replayed = rep};
     enum ac_ec ec = ac_seq_run(s, &cmd);
     if (ec != AC_EC_OK) return ec;
@@ -253,6 +256,124 @@ static void expiry_on_clock(void **st)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- domain operations (AC_CMD_OP): rows of other modules in the ledger's transaction ---- */
+
+struct notes {
+    int loads, ends_ok, ends_failed;
+    char keys[16][32];
+    int n;
+};
+
+static const struct ac_db_stmt note_stmts[] = {
+    {"test_note_ins", "insert into test_notes (k) values ($1)", 1},
+};
+
+static int notes_load(void *cls, PGconn *c)
+{
+    struct notes *d = cls;
+    d->loads++;
+    d->n = 0;
+    PGresult *r = PQexec(c, "select k from test_notes order by k");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        return -1;
+    }
+    for (int i = 0; i < PQntuples(r) && d->n < 16; i++)
+        snprintf(d->keys[d->n++], sizeof d->keys[0], "%s", PQgetvalue(r, i, 0));
+    PQclear(r);
+    return 0;
+}
+
+static void notes_end(void *cls, int committed)
+{
+    struct notes *d = cls;
+    committed ? d->ends_ok++ : d->ends_failed++;
+}
+
+struct note_op {
+    const char *key;
+    int exists;             /* output: the key was already known (nothing written) */
+    enum ac_ec transfer_ec; /* output */
+};
+
+/* Record a note and move 1 from bank to shop under the same id, in the batch's transaction. */
+static void note_apply(struct ac_cmd *c, struct ac_apply *a)
+{
+    struct note_op *op = c->op_arg;
+    struct notes *d = ac_apply_domain(a);
+    for (int i = 0; i < d->n; i++)
+        if (strcmp(d->keys[i], op->key) == 0) {
+            op->exists = 1;
+            return;
+        }
+    struct ac_transfer_req t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.id, sizeof t.id, "note-%s", op->key);
+    snprintf(t.debit, sizeof t.debit, "bank");
+    snprintf(t.credit, sizeof t.credit, "shop");
+    snprintf(t.asset, sizeof t.asset, "CNY");
+    t.amount = 1;
+    struct ac_transfer_result res;
+    assert_int_equal(ac_state_create_transfers(ac_apply_ledger(a), &t, 1, ac_apply_now(a), &res),
+                     AC_EC_OK);
+    op->transfer_ec = res.ec;
+    const char *v[] = {op->key};
+    assert_int_equal(ac_apply_stmt(a, "test_note_ins", 1, v), 0);
+    snprintf(d->keys[d->n++], sizeof d->keys[0], "%s", op->key);
+}
+
+static enum ac_ec note(struct ac_sequencer *s, struct note_op *op)
+{
+    struct ac_cmd cmd = {.kind = AC_CMD_OP, .op = note_apply, .op_arg = op};
+    return ac_seq_run(s, &cmd);
+}
+
+static void domain_ops_atomic_with_ledger(void **st)
+{
+    (void)st;
+    sql("create table test_notes (k text primary key)");
+    assert_int_equal(ac_db_register(AC_DB_WRITER, note_stmts, 1), 0);
+    struct notes d = {0};
+    struct ac_seq_domain dom = {.cls = &d, .load = notes_load, .end = notes_end};
+    struct ac_seq_config cfg = {.db_url = url, .max_batch_items = 1024, .domain = &dom};
+    struct ac_sequencer *s = ac_seq_start(&cfg);
+    assert_non_null(s);
+    assert_true(ac_seq_wait_leader(s, 10000));
+    assert_int_equal(d.loads, 1);
+
+    struct note_op a = {.key = "a"};
+    assert_int_equal(note(s, &a), AC_EC_OK);
+    assert_int_equal(a.exists, 0);
+    assert_int_equal(a.transfer_ec, AC_EC_OK);
+    assert_int_equal(sql_int("select count(*) from test_notes where k = 'a'"), 1);
+    assert_int_equal(sql_int("select count(*) from ac_transfers where id = 'note-a'"), 1);
+    struct note_op again = {.key = "a"};
+    assert_int_equal(note(s, &again), AC_EC_OK);
+    assert_int_equal(again.exists, 1);
+
+    /* A row the domain does not know makes the batch's insert fail: the transfer of the same
+     * batch must not be written, and the domain is reloaded (and then knows the row). */
+    sql("insert into test_notes values ('b')");
+    long long shop = sql_int("select credits_posted from ac_accounts where id = 'shop'");
+    struct note_op b = {.key = "b"};
+    assert_int_equal(note(s, &b), AC_EC_BATCH_FAILED);
+    assert_int_equal(sql_int("select count(*) from ac_transfers where id = 'note-b'"), 0);
+    assert_int_equal(sql_int("select credits_posted from ac_accounts where id = 'shop'"), shop);
+    assert_true(ac_seq_wait_leader(s, 15000));
+    enum ac_ec ec = AC_EC_NOT_LEADER;
+    struct note_op b2 = {.key = "b"};
+    for (int i = 0; i < 50 && ec != AC_EC_OK; i++) {
+        ec = note(s, &b2);
+        if (ec != AC_EC_OK) usleep(100000);
+    }
+    assert_int_equal(ec, AC_EC_OK);
+    assert_int_equal(b2.exists, 1);
+    assert_true(d.loads >= 2);
+    assert_true(d.ends_failed >= 1);
+    assert_true(d.ends_ok >= 2);
+    ac_seq_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +382,7 @@ int main(void)
         cmocka_unit_test(killed_connection_recovers),
         cmocka_unit_test(failed_commit_rolls_back),
         cmocka_unit_test(expiry_on_clock),
+        cmocka_unit_test(domain_ops_atomic_with_ledger),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
