@@ -551,12 +551,42 @@ static void test_revocation(void **state)
     EVP_PKEY_free(user);
 }
 
+/* the example payload in docs/mandates.md (the first ```json block after "### Payload") is valid
+ * and canonical */
+static void test_docs_example(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    char *doc = ac_test_read_file(ac_test_src("docs/mandates.md"), &len);
+    assert_non_null(doc);
+    char *start = strstr(doc, "### Payload");
+    assert_non_null(start);
+    start = strstr(start, "```json\n");
+    assert_non_null(start);
+    start += 8;
+    char *end = strstr(start, "```");
+    assert_non_null(end);
+    *end = '\0';
+    json_t *j = load(start);
+    struct ac_mandate m;
+    struct ac_doc_err err;
+    if (ac_mandate_parse(j, 2, &m, &err) != AC_EC_OK)
+        fail_msg("docs example: %s at %s", err.detail, err.pointer);
+    assert_int_equal(m.autonomy, AC_L3);
+    json_t *back = ac_mandate_to_json(&m);
+    assert_true(json_equal(back, j));
+    json_decref(back);
+    json_decref(j);
+    free(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_malformed_members), cmocka_unit_test(test_whole_document_errors),
         cmocka_unit_test(test_parse_fields),      cmocka_unit_test(test_scope_helpers),
         cmocka_unit_test(test_signed_mandate),    cmocka_unit_test(test_revocation),
+        cmocka_unit_test(test_docs_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
