@@ -27,7 +27,8 @@ static void ptr_append(char *dst, size_t *len, const char *s)
             need = 1;
         } else {
             need = 1; /* a UTF-8 sequence: the lead byte and its continuation bytes */
-            while ((p[need] & 0xC0) == 0x80) need++;
+            while ((p[need] & 0xC0) == 0x80)
+                need++;
         }
         if (*len + need >= AC_DOC_POINTER_MAX) return;
         if (esc[0]) {
@@ -71,7 +72,8 @@ int ac_doc_only(const json_t *obj, const char *base, const char *const *names,
     {
         (void)v;
         int known = 0;
-        for (const char *const *n = names; *n && !known; n++) known = strcmp(*n, key) == 0;
+        for (const char *const *n = names; *n && !known; n++)
+            known = strcmp(*n, key) == 0;
         /* a key with an embedded NUL compares equal to its prefix: refuse it as unknown */
         if (!known || strlen(key) != key_len) {
             ac_doc_err_set(err, base, key, "unknown member");
@@ -257,13 +259,12 @@ int ac_doc_jws_check(const struct ac_jws *jws, const char *typ, const char **det
     if (jws == NULL || jws->header == NULL) {
         d = "no jws";
     } else if (jws->typ == NULL || strcmp(jws->typ, typ) != 0 ||
-               strlen(jws->typ) !=
-                   json_string_length(json_object_get(jws->header, "typ"))) {
+               strlen(jws->typ) != json_string_length(json_object_get(jws->header, "typ"))) {
         d = "header typ does not name this kind of document";
     } else if (jws->kid == NULL || strlen(jws->kid) != AC_JWK_THUMBPRINT_LEN ||
-               json_string_length(json_object_get(jws->header, "kid")) !=
-                   AC_JWK_THUMBPRINT_LEN ||
-               strspn(jws->kid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
+               json_string_length(json_object_get(jws->header, "kid")) != AC_JWK_THUMBPRINT_LEN ||
+               strspn(jws->kid,
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
                    AC_JWK_THUMBPRINT_LEN) {
         d = "header kid must be the signing key's RFC 7638 thumbprint";
     } else if (jws->payload_json == NULL) {

@@ -82,9 +82,9 @@ const char *ac_mandate_peek_asset(const json_t *payload)
 }
 
 static const char *const top_members[] = {
-    "ver",  "id",         "iss",        "bindings", "agents",   "ops",           "payees", "asset",
-    "max_per_tx", "min_per_tx", "caps", "max_uses", "nbf", "exp", "autonomy", "step_up_above",
-    "tz",   NULL};
+    "ver",    "id",    "iss",        "bindings",      "agents", "ops",
+    "payees", "asset", "max_per_tx", "min_per_tx",    "caps",   "max_uses",
+    "nbf",    "exp",   "autonomy",   "step_up_above", "tz",     NULL};
 static const char *const payee_members[] = {"merchants", "categories", NULL};
 static const char *const cap_members[] = {"day", "week", "month", "total", NULL};
 
@@ -138,8 +138,7 @@ static enum ac_ec parse(const json_t *p, unsigned scale, struct ac_mandate *m,
     {
         char idx[24];
         snprintf(idx, sizeof idx, "%zu", i);
-        enum ac_op op = json_is_string(o) &&
-                                strlen(json_string_value(o)) == json_string_length(o)
+        enum ac_op op = json_is_string(o) && strlen(json_string_value(o)) == json_string_length(o)
                             ? ac_op_from_name(json_string_value(o))
                             : (enum ac_op)0;
         if (op == 0) {
@@ -174,7 +173,7 @@ static enum ac_ec parse(const json_t *p, unsigned scale, struct ac_mandate *m,
     /* how much */
     if (short_string(p, "asset", m->asset, sizeof m->asset, err) < 0 ||
         !ac_asset_code_valid(m->asset)) {
-        if (m->asset[0] || json_object_get(p, "asset"))
+        if (json_object_get(p, "asset") != NULL) /* present but not an asset code */
             ac_doc_err_set(err, "", "asset", "must be an asset code of 1-16 [A-Z0-9_]");
         return AC_EC_MANDATE_INVALID;
     }
@@ -339,7 +338,8 @@ static int listed(const char (*ids)[AC_ID_MAX + 1], unsigned n, const char *s)
 int ac_mandate_covers_agent(const struct ac_mandate *m, const char *binding_id,
                             const char *agent_id)
 {
-    return listed(m->bindings, m->n_bindings, binding_id) || listed(m->agents, m->n_agents, agent_id);
+    return listed(m->bindings, m->n_bindings, binding_id) ||
+           listed(m->agents, m->n_agents, agent_id);
 }
 
 int ac_mandate_payee_scope(const struct ac_mandate *m, const char *merchant, const char *category)
@@ -353,9 +353,8 @@ int ac_mandate_payee_scope(const struct ac_mandate *m, const char *merchant, con
 
 enum ac_ec ac_mandate_revocation_jws_check(const struct ac_jws *jws, const char **detail)
 {
-    return ac_doc_jws_check(jws, AC_MANDATE_REVOCATION_TYP, detail) == 0
-               ? AC_EC_OK
-               : AC_EC_REVOCATION_INVALID;
+    return ac_doc_jws_check(jws, AC_MANDATE_REVOCATION_TYP, detail) == 0 ? AC_EC_OK
+                                                                         : AC_EC_REVOCATION_INVALID;
 }
 
 static const char *const rev_members[] = {"ver", "mandate", "iss", "iat", NULL};
@@ -383,8 +382,7 @@ enum ac_ec ac_mandate_revocation_parse(const json_t *payload, struct ac_mandate_
     return AC_EC_REVOCATION_INVALID;
 }
 
-int ac_mandate_revocation_matches(const struct ac_mandate_revocation *r,
-                                  const struct ac_mandate *m)
+int ac_mandate_revocation_matches(const struct ac_mandate_revocation *r, const struct ac_mandate *m)
 {
     return strcmp(r->mandate, m->id) == 0 && strcmp(r->iss, m->iss) == 0;
 }

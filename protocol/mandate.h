@@ -107,13 +107,13 @@ struct ac_mandate {
     char asset[AC_ASSET_MAX + 1];
     unsigned scale; /* the asset's scale the amounts were parsed at */
     int64_t max_per_tx;
-    int64_t min_per_tx;    /* AC_MANDATE_UNSET when absent */
-    int64_t cap_day;       /* each cap: AC_MANDATE_UNSET when absent */
+    int64_t min_per_tx; /* AC_MANDATE_UNSET when absent */
+    int64_t cap_day;    /* each cap: AC_MANDATE_UNSET when absent */
     int64_t cap_week;
     int64_t cap_month;
     int64_t cap_total;
-    int64_t max_uses;      /* AC_MANDATE_UNSET when absent */
-    int64_t nbf, exp;      /* unix seconds; valid for nbf <= t < exp */
+    int64_t max_uses; /* AC_MANDATE_UNSET when absent */
+    int64_t nbf, exp; /* unix seconds; valid for nbf <= t < exp */
     enum ac_autonomy autonomy;
     int64_t step_up_above; /* AC_MANDATE_UNSET when absent */
     int32_t tz_offset_s;   /* seconds east of UTC */

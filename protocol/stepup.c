@@ -75,9 +75,8 @@ int ac_stepup_challenge_valid(const struct ac_stepup_challenge *c)
 {
     return c != NULL && ac_id_valid(c->authorization) && ac_id_valid(c->payer) &&
            ac_id_valid(c->agent) && ac_id_valid(c->payee) && ac_id_valid(c->mandate) &&
-           ac_op_name(c->op) != NULL && ac_asset_code_valid(c->asset) &&
-           c->scale <= AC_SCALE_MAX && c->amount > 0 &&
-           (c->purpose[0] == '\0' || text_ok(c->purpose, sizeof c->purpose)) &&
+           ac_op_name(c->op) != NULL && ac_asset_code_valid(c->asset) && c->scale <= AC_SCALE_MAX &&
+           c->amount > 0 && (c->purpose[0] == '\0' || text_ok(c->purpose, sizeof c->purpose)) &&
            (c->order_digest[0] == '\0' || token_ok(c->order_digest, sizeof c->order_digest)) &&
            b64u_32(c->nonce) && c->iat >= 1 && c->iat < c->exp && c->exp <= AC_MANDATE_TIME_MAX;
 }
@@ -146,7 +145,7 @@ char *ac_stepup_challenge_render(const struct ac_stepup_challenge *c)
     return s;
 }
 
-static const char *const ch_members[] = {"authorization", "exp",  "iat", "nonce", "payment",
+static const char *const ch_members[] = {"authorization",  "exp", "iat", "nonce", "payment",
                                          "payment_digest", "ver", NULL};
 static const char *const pay_members[] = {"agent", "amount",       "mandate", "op", "payee",
                                           "payer", "order_digest", "purpose", NULL};
@@ -154,8 +153,8 @@ static const char *const amount_members[] = {"currency", "value", NULL};
 
 /* a string member that must satisfy ok(s, cap); copied into out */
 static int checked_string(const json_t *obj, const char *base, const char *name, int required,
-                          char *out, size_t cap, int (*ok)(const char *, size_t),
-                          const char *what, struct ac_doc_err *err)
+                          char *out, size_t cap, int (*ok)(const char *, size_t), const char *what,
+                          struct ac_doc_err *err)
 {
     int rc = ac_doc_text(obj, base, name, required, out, cap, err);
     if (rc <= 0) return rc;
@@ -176,7 +175,8 @@ static int amount_value(const json_t *pay, struct ac_stepup_challenge *out, stru
 {
     const json_t *a = json_object_get(pay, "amount");
     if (a == NULL || !json_is_object(a)) {
-        ac_doc_err_set(err, "/payment", "amount", a ? "must be an object" : "required member is missing");
+        ac_doc_err_set(err, "/payment", "amount",
+                       a ? "must be an object" : "required member is missing");
         return -1;
     }
     char value[AC_AMOUNT_STR_MAX];
@@ -202,8 +202,7 @@ static int amount_value(const json_t *pay, struct ac_stepup_challenge *out, stru
     return 0;
 }
 
-static int parse_challenge(const json_t *j, struct ac_stepup_challenge *out,
-                           struct ac_doc_err *err)
+static int parse_challenge(const json_t *j, struct ac_stepup_challenge *out, struct ac_doc_err *err)
 {
     int64_t ver;
     if (!json_is_object(j)) {
@@ -224,7 +223,8 @@ static int parse_challenge(const json_t *j, struct ac_stepup_challenge *out,
     }
     const json_t *pay = json_object_get(j, "payment");
     if (pay == NULL || !json_is_object(pay)) {
-        ac_doc_err_set(err, "", "payment", pay ? "must be an object" : "required member is missing");
+        ac_doc_err_set(err, "", "payment",
+                       pay ? "must be an object" : "required member is missing");
         return -1;
     }
     char op[16];
@@ -243,8 +243,8 @@ static int parse_challenge(const json_t *j, struct ac_stepup_challenge *out,
         checked_string(pay, "/payment", "purpose", 0, out->purpose, sizeof out->purpose, text_ok,
                        "must be valid utf-8 text", err) < 0 ||
         checked_string(pay, "/payment", "order_digest", 0, out->order_digest,
-                       sizeof out->order_digest, token_ok,
-                       "must be printable ascii without spaces", err) < 0)
+                       sizeof out->order_digest, token_ok, "must be printable ascii without spaces",
+                       err) < 0)
         return -1;
     char want[AC_STEPUP_DIGEST_LEN + 1], got[AC_STEPUP_DIGEST_LEN + 2];
     if (ac_doc_text(j, "", "payment_digest", 1, got, sizeof got, err) < 0) return -1;
@@ -291,9 +291,8 @@ static int parse_confirmation(const json_t *p, struct ac_stepup_confirmation *ou
         ac_doc_id(p, "", "authorization", 1, out->authorization, err) < 0 ||
         checked_string(p, "", "nonce", 1, out->nonce, sizeof out->nonce, nonce_fmt,
                        "must be 43 base64url characters", err) < 0 ||
-        checked_string(p, "", "payment_digest", 1, out->payment_digest,
-                       sizeof out->payment_digest, nonce_fmt, "must be 43 base64url characters",
-                       err) < 0 ||
+        checked_string(p, "", "payment_digest", 1, out->payment_digest, sizeof out->payment_digest,
+                       nonce_fmt, "must be 43 base64url characters", err) < 0 ||
         ac_doc_text(p, "", "decision", 1, decision, sizeof decision, err) < 0)
         return -1;
     if (strcmp(decision, "confirm") == 0) {

@@ -75,8 +75,7 @@ void ac_risk_decide(const struct ac_risk_input *in, struct ac_risk_decision *out
     int amounts = same_asset && rq->amount > 0;
     if (rq->amount <= 0) FIRE(AMOUNT_NOT_POSITIVE);
     if (amounts) {
-        if (m->min_per_tx != AC_MANDATE_UNSET && rq->amount < m->min_per_tx)
-            FIRE(AMOUNT_BELOW_MIN);
+        if (m->min_per_tx != AC_MANDATE_UNSET && rq->amount < m->min_per_tx) FIRE(AMOUNT_BELOW_MIN);
         if (rq->amount > m->max_per_tx) FIRE(AMOUNT_ABOVE_MAX_PER_TX);
     }
     if (amounts && in->hold == NULL) {
@@ -112,8 +111,10 @@ void ac_risk_decide(const struct ac_risk_input *in, struct ac_risk_decision *out
     int deny = 0, step = 0;
     for (unsigned r = 0; r < AC_RR__COUNT; r++) {
         if (!(f >> r & 1u)) continue;
-        if (ac_reason_kind((enum ac_reason)r) == AC_RK_DENY) deny = 1;
-        else step = 1;
+        if (ac_reason_kind((enum ac_reason)r) == AC_RK_DENY)
+            deny = 1;
+        else
+            step = 1;
     }
     enum ac_reason_kind want = deny ? AC_RK_DENY : AC_RK_STEP_UP;
     if (deny) {

@@ -56,7 +56,8 @@ static int zeroed(const struct ac_mandate *m)
     return memcmp(m, &z, sizeof z) == 0;
 }
 
-/* ---- malformed members: every one reports its pointer ------------------------------------------ */
+/* ---- malformed members: every one reports its pointer ------------------------------------------
+ */
 
 static void test_malformed_members(void **state)
 {
@@ -71,6 +72,7 @@ static void test_malformed_members(void **state)
         o += (size_t)snprintf(long_list + o, sizeof long_list - o, "%s\"b-%d\"", i ? "," : "", i);
     snprintf(long_list + o, sizeof long_list - o, "]");
 
+    /* clang-format off */
     static const struct {
         const char *path, *value, *pointer;
     } rows[] = {
@@ -180,6 +182,7 @@ static void test_malformed_members(void **state)
         {"caps.hourly", "\"1\"", "/caps/hourly"},
         {"payees.merchants", "[\"shop-1\",\"shop-1\"]", "/payees/merchants/1"},
     };
+    /* clang-format on */
     for (size_t i = 0; i < sizeof rows / sizeof rows[0] + 2; i++) {
         const char *path, *value, *ptr;
         if (i < sizeof rows / sizeof rows[0]) {
@@ -224,13 +227,14 @@ static void test_whole_document_errors(void **state)
     assert_int_equal(ac_mandate_parse(NULL, 2, &m, &err), AC_EC_MANDATE_INVALID);
     /* the pointer of a long unknown member is cut at a character boundary */
     char big[400] = "{\"";
-    for (int i = 0; i < 60; i++) strcat(big, "\xc3\xa9"); /* é */
+    for (int i = 0; i < 60; i++)
+        strcat(big, "\xc3\xa9"); /* é */
     strcat(big, "\":1}");
     doc = load(big);
     assert_int_equal(ac_mandate_parse(doc, 2, &m, &err), AC_EC_MANDATE_INVALID);
     assert_true(strlen(err.pointer) < AC_DOC_POINTER_MAX);
-    assert_true(strlen(err.pointer) % 2 == 1); /* "/" plus whole two-byte characters */
-    json_t *as_json = json_string(err.pointer);   /* still valid UTF-8 */
+    assert_true(strlen(err.pointer) % 2 == 1);  /* "/" plus whole two-byte characters */
+    json_t *as_json = json_string(err.pointer); /* still valid UTF-8 */
     assert_non_null(as_json);
     json_decref(as_json);
     json_decref(doc);
@@ -242,7 +246,8 @@ static void test_whole_document_errors(void **state)
     json_decref(doc);
 }
 
-/* ---- valid documents --------------------------------------------------------------------------- */
+/* ---- valid documents ---------------------------------------------------------------------------
+ */
 
 static void test_parse_fields(void **state)
 {
@@ -288,6 +293,7 @@ static void test_parse_fields(void **state)
     json_decref(doc);
 
     /* optional members */
+    /* clang-format off */
     static const struct {
         const char *path, *value;
     } ok[] = {
@@ -300,6 +306,7 @@ static void test_parse_fields(void **state)
         {"max_uses", "1000000000"}, {"exp", "253402300799"}, {"nbf", "1"},
         {"autonomy", "\"L0\""}, {"autonomy", "\"L5\""},
     };
+    /* clang-format on */
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         doc = mutated(BASE, ok[i].path, ok[i].value);
         if (ac_mandate_parse(doc, 2, &m, &err) != AC_EC_OK)
@@ -379,7 +386,8 @@ static void test_scope_helpers(void **state)
     }
 }
 
-/* ---- signed documents -------------------------------------------------------------------------- */
+/* ---- signed documents --------------------------------------------------------------------------
+ */
 
 static char *sign_doc(EVP_PKEY *key, const char *kid, const char *typ, const char *payload)
 {
@@ -449,14 +457,14 @@ static void test_signed_mandate(void **state)
         struct {
             const char *kid, *typ, *payload;
         } bad[] = {
-            {kid, NULL, BASE},                          /* no typ */
-            {kid, AC_MANDATE_REVOCATION_TYP, BASE},     /* another document's typ */
-            {kid, "agentclear-confirmation+jws", BASE}, /* ditto */
-            {kid, "AGENTCLEAR-MANDATE+JWS", BASE},      /* typ is matched exactly */
-            {NULL, AC_MANDATE_TYP, BASE},               /* no kid */
-            {"k-1", AC_MANDATE_TYP, BASE},              /* kid not a thumbprint */
-            {kid, AC_MANDATE_TYP, "hello"},             /* payload not json */
-            {kid, AC_MANDATE_TYP, "[1]"},               /* payload not an object */
+            {kid, NULL, BASE},                              /* no typ */
+            {kid, AC_MANDATE_REVOCATION_TYP, BASE},         /* another document's typ */
+            {kid, "agentclear-confirmation+jws", BASE},     /* ditto */
+            {kid, "AGENTCLEAR-MANDATE+JWS", BASE},          /* typ is matched exactly */
+            {NULL, AC_MANDATE_TYP, BASE},                   /* no kid */
+            {"k-1", AC_MANDATE_TYP, BASE},                  /* kid not a thumbprint */
+            {kid, AC_MANDATE_TYP, "hello"},                 /* payload not json */
+            {kid, AC_MANDATE_TYP, "[1]"},                   /* payload not an object */
             {kid, AC_MANDATE_TYP, "{\"ver\":1,\"ver\":1}"}, /* duplicate members */
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -483,7 +491,8 @@ static void test_signed_mandate(void **state)
     }
 }
 
-/* ---- revocation ------------------------------------------------------------------------------- */
+/* ---- revocation -------------------------------------------------------------------------------
+ */
 
 static const char *REV = "{\"ver\":1,\"mandate\":\"m-1\",\"iss\":\"alice\",\"iat\":1741147200}";
 
@@ -510,6 +519,7 @@ static void test_revocation(void **state)
     strcpy(r.mandate, "m-2");
     assert_false(ac_mandate_revocation_matches(&r, &m));
 
+    /* clang-format off */
     static const struct {
         const char *path, *value, *pointer;
     } rows[] = {
@@ -520,6 +530,7 @@ static void test_revocation(void **state)
         {"iat", "0", "/iat"},           {"iat", "\"1\"", "/iat"},
         {"iat", "253402300800", "/iat"}, {"reason", "\"lost phone\"", "/reason"},
     };
+    /* clang-format on */
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         doc = mutated(REV, rows[i].path, rows[i].value);
         memset(&r, 0x33, sizeof r);
@@ -544,7 +555,8 @@ static void test_revocation(void **state)
         assert_int_equal(ac_mandate_revocation_jws_check(&j, NULL),
                          t == 0 ? AC_EC_OK : AC_EC_REVOCATION_INVALID);
         assert_int_equal(ac_jws_verify(&j, user), AC_EC_OK);
-        if (t == 0) assert_int_equal(ac_mandate_revocation_parse(j.payload_json, &r, NULL), AC_EC_OK);
+        if (t == 0)
+            assert_int_equal(ac_mandate_revocation_parse(j.payload_json, &r, NULL), AC_EC_OK);
         ac_jws_clear(&j);
         free(jws);
     }

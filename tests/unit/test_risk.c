@@ -24,6 +24,7 @@
 static void test_period_start(void **state)
 {
     (void)state;
+    /* clang-format off */
     static const struct {
         int32_t tz;
         int64_t t, day, week, month;
@@ -43,6 +44,7 @@ static void test_period_start(void **state)
         {0, 4107499200, 4107456000, 4106937600, 4105123200, "2100-02-28, not a leap year"},
         {14 * 3600, 1741147200, 1741082400, 1740909600, 1740736800, "+14:00"},
     };
+    /* clang-format on */
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         if (ac_period_start(AC_PERIOD_DAY, rows[i].tz, rows[i].t) != rows[i].day ||
             ac_period_start(AC_PERIOD_WEEK, rows[i].tz, rows[i].t) != rows[i].week ||
@@ -243,6 +245,7 @@ struct row {
     int used;                  /* expected confirmation_used */
 };
 
+/* clang-format off */
 static const struct row rows[] = {
     /* the base case: micropay 10.00 to a named merchant, Wednesday noon local */
     {"base", NULL, "", V_ALLOW, {END}, 0},
@@ -423,6 +426,7 @@ static const struct row rows[] = {
     {"confirming a hold after revocation", "{\"autonomy\":\"L1\"}",
      "hold=1000 ownhold amount=1000 confirmed mrevoked", V_DENY, {AC_RR_MANDATE_REVOKED, END}, 0},
 };
+/* clang-format on */
 
 static struct ac_mandate mandate_with(const char *patch)
 {
@@ -436,8 +440,10 @@ static struct ac_mandate mandate_with(const char *patch)
         json_t *v;
         json_object_foreach(p, k, v)
         {
-            if (json_is_null(v)) json_object_del(m, k);
-            else json_object_set(m, k, v);
+            if (json_is_null(v))
+                json_object_del(m, k);
+            else
+                json_object_set(m, k, v);
         }
         json_decref(p);
     }
@@ -466,10 +472,9 @@ static void run_row(const struct row *r)
     char buf[512], payee[64] = "shop-1", cat[64] = "llm", asset[16] = "CNY", buser[64] = "alice",
                    bid[64] = "b-1", bagent[64] = "agent-y";
     struct ac_risk_input in = {
-        .req = {.op = AC_OP_MICROPAY, .payee = payee, .category = cat, .asset = asset,
-                .amount = 1000},
-        .binding = {.binding_id = bid, .user_id = buser, .agent_id = bagent,
-                    .max_autonomy = AC_L5},
+        .req =
+            {.op = AC_OP_MICROPAY, .payee = payee, .category = cat, .asset = asset, .amount = 1000},
+        .binding = {.binding_id = bid, .user_id = buser, .agent_id = bagent, .max_autonomy = AC_L5},
         .mandate = &m,
         .spend = &spend,
         .now_us = WED,
@@ -481,8 +486,10 @@ static void run_row(const struct row *r)
         const char *val = eq ? eq + 1 : "";
         if (eq) *eq = '\0';
         long long n = strtoll(val, NULL, 10);
-        if (strcmp(tok, "t") == 0) in.now_us = n * 1000000;
-        else if (strcmp(tok, "tus") == 0) in.now_us = n;
+        if (strcmp(tok, "t") == 0)
+            in.now_us = n * 1000000;
+        else if (strcmp(tok, "tus") == 0)
+            in.now_us = n;
         else if (strcmp(tok, "charge") == 0)
             assert_int_equal(ac_spend_charge(&spend, m.tz_offset_s, in.now_us, n), 0);
         else if (strcmp(tok, "hold") == 0)
@@ -491,23 +498,38 @@ static void run_row(const struct row *r)
             assert_int_equal(ac_spend_release(&spend, m.tz_offset_s, in.now_us, &hold), 0);
         else if (strcmp(tok, "settle") == 0)
             assert_int_equal(ac_spend_settle(&spend, m.tz_offset_s, in.now_us, &hold), 0);
-        else if (strcmp(tok, "ownhold") == 0) in.hold = &hold;
-        else if (strcmp(tok, "amount") == 0) in.req.amount = n;
-        else if (strcmp(tok, "op") == 0) in.req.op = ac_op_from_name(val);
-        else if (strcmp(tok, "payee") == 0) snprintf(payee, sizeof payee, "%s", val);
-        else if (strcmp(tok, "cat") == 0) snprintf(cat, sizeof cat, "%s", val);
-        else if (strcmp(tok, "asset") == 0) snprintf(asset, sizeof asset, "%s", val);
+        else if (strcmp(tok, "ownhold") == 0)
+            in.hold = &hold;
+        else if (strcmp(tok, "amount") == 0)
+            in.req.amount = n;
+        else if (strcmp(tok, "op") == 0)
+            in.req.op = ac_op_from_name(val);
+        else if (strcmp(tok, "payee") == 0)
+            snprintf(payee, sizeof payee, "%s", val);
+        else if (strcmp(tok, "cat") == 0)
+            snprintf(cat, sizeof cat, "%s", val);
+        else if (strcmp(tok, "asset") == 0)
+            snprintf(asset, sizeof asset, "%s", val);
         else if (strcmp(tok, "blvl") == 0)
             assert_int_equal(ac_autonomy_parse(val, &in.binding.max_autonomy), 0);
-        else if (strcmp(tok, "buser") == 0) snprintf(buser, sizeof buser, "%s", val);
-        else if (strcmp(tok, "bid") == 0) snprintf(bid, sizeof bid, "%s", val);
-        else if (strcmp(tok, "bagent") == 0) snprintf(bagent, sizeof bagent, "%s", val);
-        else if (strcmp(tok, "bnbf") == 0) in.binding.nbf_s = n;
-        else if (strcmp(tok, "bexp") == 0) in.binding.exp_s = n;
-        else if (strcmp(tok, "brevoked") == 0) in.binding.revoked = 1;
-        else if (strcmp(tok, "mrevoked") == 0) in.mandate_revoked = 1;
-        else if (strcmp(tok, "confirmed") == 0) in.confirmed = 1;
-        else fail_msg("row %s: unknown step %s", r->name, tok);
+        else if (strcmp(tok, "buser") == 0)
+            snprintf(buser, sizeof buser, "%s", val);
+        else if (strcmp(tok, "bid") == 0)
+            snprintf(bid, sizeof bid, "%s", val);
+        else if (strcmp(tok, "bagent") == 0)
+            snprintf(bagent, sizeof bagent, "%s", val);
+        else if (strcmp(tok, "bnbf") == 0)
+            in.binding.nbf_s = n;
+        else if (strcmp(tok, "bexp") == 0)
+            in.binding.exp_s = n;
+        else if (strcmp(tok, "brevoked") == 0)
+            in.binding.revoked = 1;
+        else if (strcmp(tok, "mrevoked") == 0)
+            in.mandate_revoked = 1;
+        else if (strcmp(tok, "confirmed") == 0)
+            in.confirmed = 1;
+        else
+            fail_msg("row %s: unknown step %s", r->name, tok);
     }
 
     struct ac_spend before = spend;
@@ -517,9 +539,11 @@ static void run_row(const struct row *r)
     assert_memory_equal(&spend, &before, sizeof spend);
 
     unsigned want_n = 0;
-    while (want_n < 8 && r->reasons[want_n] != END) want_n++;
+    while (want_n < 8 && r->reasons[want_n] != END)
+        want_n++;
     int ok = d.verdict == r->verdict && d.n == want_n && d.confirmation_used == r->used;
-    for (unsigned i = 0; ok && i < want_n; i++) ok = d.reasons[i] == r->reasons[i];
+    for (unsigned i = 0; ok && i < want_n; i++)
+        ok = d.reasons[i] == r->reasons[i];
     if (!ok) {
         char got[512] = "";
         for (unsigned i = 0; i < d.n; i++) {
@@ -541,7 +565,8 @@ static void run_row(const struct row *r)
 static void test_decision_table(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) run_row(&rows[i]);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        run_row(&rows[i]);
 }
 
 /* DENY hides step-up reasons from the decisive list but they are still recorded as fired; the
@@ -553,9 +578,14 @@ static void test_decision_details(void **state)
     struct ac_spend s;
     ac_spend_init(&s);
     struct ac_risk_input in = {
-        .req = {.op = AC_OP_MICROPAY, .payee = "shop-2", .category = "books", .asset = "CNY",
+        .req = {.op = AC_OP_MICROPAY,
+                .payee = "shop-2",
+                .category = "books",
+                .asset = "CNY",
                 .amount = 5001},
-        .binding = {.binding_id = "b-1", .user_id = "alice", .agent_id = "a",
+        .binding = {.binding_id = "b-1",
+                    .user_id = "alice",
+                    .agent_id = "a",
                     .max_autonomy = AC_L4},
         .mandate = &m,
         .spend = &s,
@@ -651,14 +681,10 @@ static void test_reasons_registry(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_period_start),
-        cmocka_unit_test(test_spend_charge_and_roll),
-        cmocka_unit_test(test_spend_holds),
-        cmocka_unit_test(test_spend_failures_change_nothing),
-        cmocka_unit_test(test_decision_table),
-        cmocka_unit_test(test_decision_details),
-        cmocka_unit_test(test_headroom),
-        cmocka_unit_test(test_reasons_registry),
+        cmocka_unit_test(test_period_start),   cmocka_unit_test(test_spend_charge_and_roll),
+        cmocka_unit_test(test_spend_holds),    cmocka_unit_test(test_spend_failures_change_nothing),
+        cmocka_unit_test(test_decision_table), cmocka_unit_test(test_decision_details),
+        cmocka_unit_test(test_headroom),       cmocka_unit_test(test_reasons_registry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,7 +33,8 @@ static struct ac_stepup_challenge challenge(void)
     strcpy(c.purpose, "Coffee beans \xe5\x92\x96\xe5\x95\xa1 \"1kg\"");
     strcpy(c.order_digest, "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:");
     uint8_t raw[AC_STEPUP_NONCE_BYTES];
-    for (int i = 0; i < AC_STEPUP_NONCE_BYTES; i++) raw[i] = (uint8_t)(i * 7 + 1);
+    for (int i = 0; i < AC_STEPUP_NONCE_BYTES; i++)
+        raw[i] = (uint8_t)(i * 7 + 1);
     ac_stepup_nonce_encode(raw, c.nonce);
     c.iat = IAT;
     c.exp = EXP;
@@ -231,7 +232,8 @@ static void test_challenge_parse_errors(void **state)
     }
 }
 
-/* ---- confirmations ---------------------------------------------------------------------------- */
+/* ---- confirmations ----------------------------------------------------------------------------
+ */
 
 static struct ac_stepup_confirmation answer(const struct ac_stepup_challenge *c,
                                             enum ac_stepup_decision d, int64_t iat)
@@ -315,8 +317,10 @@ static void test_confirmation_check(void **state)
     struct ac_stepup_confirmation ok = answer(&ch, AC_STEPUP_CONFIRM, IAT + 10);
     struct ac_stepup_confirmation wrong_id = ok, wrong_nonce = ok, wrong_pay = ok,
                                   old = answer(&ch, AC_STEPUP_CONFIRM, IAT - AC_STEPUP_SKEW_S),
-                                  too_old = answer(&ch, AC_STEPUP_CONFIRM, IAT - AC_STEPUP_SKEW_S - 1),
-                                  future = answer(&ch, AC_STEPUP_CONFIRM, IAT + 100 + AC_STEPUP_SKEW_S),
+                                  too_old =
+                                      answer(&ch, AC_STEPUP_CONFIRM, IAT - AC_STEPUP_SKEW_S - 1),
+                                  future =
+                                      answer(&ch, AC_STEPUP_CONFIRM, IAT + 100 + AC_STEPUP_SKEW_S),
                                   too_future =
                                       answer(&ch, AC_STEPUP_CONFIRM, IAT + 101 + AC_STEPUP_SKEW_S),
                                   decline = answer(&ch, AC_STEPUP_DECLINE, IAT + 10);
@@ -324,9 +328,10 @@ static void test_confirmation_check(void **state)
     wrong_nonce.nonce[10] = wrong_nonce.nonce[10] == 'a' ? 'b' : 'a';
     assert_int_equal(ac_stepup_payment_digest(&other, wrong_pay.payment_digest), 0);
 
-    static const char *names[] = {"ok",   "decline", "other authorization", "other nonce",
-                                  "other payment", "before exp", "at exp", "iat at -skew",
-                                  "iat beyond -skew", "iat at +skew", "iat beyond +skew"};
+    static const char *names[] = {"ok",           "decline",         "other authorization",
+                                  "other nonce",  "other payment",   "before exp",
+                                  "at exp",       "iat at -skew",    "iat beyond -skew",
+                                  "iat at +skew", "iat beyond +skew"};
     const struct {
         const struct ac_stepup_confirmation *c;
         int64_t now_us;
