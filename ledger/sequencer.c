@@ -116,6 +116,17 @@ static void nap(struct ac_sequencer *s, int ms)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* The next time-driven event: a hold's timeout or the domain's deadline. */
+static int64_t next_deadline(struct ac_sequencer *s, struct ac_state *st)
+{
+    int64_t t = ac_state_next_expiry(st);
+    if (s->has_domain && s->domain.next_deadline) {
+        int64_t d = s->domain.next_deadline(s->domain.cls);
+        if (d < t) t = d;
+    }
+    return t;
+}
+
 /* Wait for work: commands, or the next expiry, or stop. Returns a batch of commands (possibly
  * empty when an expiry is due) or sets *stop. */
 static struct ac_cmd *next_batch(struct ac_sequencer *s, struct ac_state *st, int *stop)
@@ -127,7 +138,7 @@ static struct ac_cmd *next_batch(struct ac_sequencer *s, struct ac_state *st, in
             break;
         }
         if (s->head) break;
-        int64_t exp = ac_state_next_expiry(st);
+        int64_t exp = next_deadline(s, st);
         int64_t now = s->cfg.clock_us(s->cfg.clock_cls);
         if (exp <= now) break;
         /* wake at the expiry, and at least every 200 ms to notice a dead connection */
@@ -258,7 +269,7 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struc
             fail_all(batch, AC_EC_NOT_LEADER);
             return 1;
         }
-        if (batch == NULL && ac_state_next_expiry(st) > now_us(s)) {
+        if (batch == NULL && next_deadline(s, st) > now_us(s)) {
             /* Idle: a round trip now and then, so a session that died while idle (database
              * restarted, connection cut) is noticed here and not by the next client's write;
              * until it is back, /readyz reports not ready. */
@@ -278,6 +289,7 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struc
             fail_all(batch, AC_EC_INTERNAL);
             continue;
         }
+        if (s->has_domain && s->domain.tick && s->domain.tick(s->domain.cls, ap)) ap->oom = 1;
         size_t items = 0;
         for (struct ac_cmd *c = batch; c; c = c->next) {
             apply(ap, c);

@@ -86,6 +86,14 @@ struct ac_seq_domain {
     int (*flush)(void *cls, struct ac_apply *a);
     /* The batch committed (1) or was abandoned (0; the state will be reloaded). Optional. */
     void (*end)(void *cls, int committed);
+    /* Time-driven work of the domain (e.g. a step-up challenge expiring, a checkpoint due):
+     * next_deadline returns the unix-microsecond time of the next one (INT64_MAX: none); the
+     * sequencer then runs a batch at that time, possibly with no command. tick is called at the
+     * start of EVERY batch (after the ledger's own expiries; it checks ac_apply_now() itself),
+     * where the domain may act like an op (create transfers, ac_apply_stmt). tick returns 0, or -1
+     * when out of memory (the batch fails). Optional. */
+    int64_t (*next_deadline)(void *cls);
+    int (*tick)(void *cls, struct ac_apply *a);
 };
 
 struct ac_seq_config {

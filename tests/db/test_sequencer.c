@@ -3,6 +3,7 @@
 #include "tests/support/testutil.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,6 +375,59 @@ static void domain_ops_atomic_with_ledger(void **st)
     ac_seq_free(s);
 }
 
+/* The domain's own deadline wakes the sequencer on its clock, and tick acts inside a batch. */
+struct alarm {
+    int64_t at; /* INT64_MAX: none */
+    int fired;
+};
+
+static int64_t alarm_deadline(void *cls)
+{
+    return ((struct alarm *)cls)->at;
+}
+
+static int alarm_tick(void *cls, struct ac_apply *a)
+{
+    struct alarm *al = cls;
+    if (ac_apply_now(a) < al->at) return 0;
+    al->at = INT64_MAX;
+    struct ac_transfer_req t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.id, sizeof t.id, "alarm-%d", ++al->fired);
+    snprintf(t.debit, sizeof t.debit, "bank");
+    snprintf(t.credit, sizeof t.credit, "shop");
+    snprintf(t.asset, sizeof t.asset, "CNY");
+    t.amount = 7;
+    struct ac_transfer_result res;
+    return ac_state_create_transfers(ac_apply_ledger(a), &t, 1, ac_apply_now(a), &res) == AC_EC_OK
+               ? 0
+               : -1;
+}
+
+static void domain_deadline_on_clock(void **st)
+{
+    (void)st;
+    atomic_store(&fake_now, 5000000000000LL);
+    struct alarm al = {.at = 5000000000000LL + 30 * 1000000LL};
+    struct ac_seq_domain dom = {.cls = &al, .next_deadline = alarm_deadline, .tick = alarm_tick};
+    struct ac_seq_config cfg = {
+        .db_url = url, .max_batch_items = 1024, .domain = &dom, .clock_us = fake_clock};
+    struct ac_sequencer *s = ac_seq_start(&cfg);
+    assert_non_null(s);
+    assert_true(ac_seq_wait_leader(s, 10000));
+    usleep(300000); /* not due: nothing happens */
+    assert_int_equal(sql_int("select count(*) from ac_transfers where id = 'alarm-1'"), 0);
+    atomic_store(&fake_now, 5000000000000LL + 31 * 1000000LL);
+    long long n = 0;
+    for (int i = 0; i < 50 && n == 0; i++) {
+        usleep(100000);
+        n = sql_int("select count(*) from ac_transfers where id = 'alarm-1'");
+    }
+    assert_int_equal(n, 1); /* written by a batch that had no command */
+    ac_seq_free(s);
+    assert_int_equal(al.fired, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -383,6 +437,7 @@ int main(void)
         cmocka_unit_test(failed_commit_rolls_back),
         cmocka_unit_test(expiry_on_clock),
         cmocka_unit_test(domain_ops_atomic_with_ledger),
+        cmocka_unit_test(domain_deadline_on_clock),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
