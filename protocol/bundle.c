@@ -698,6 +698,33 @@ out:
     return rc;
 }
 
+/* 0 when the bundle's JWKS (a JSON object {"keys":[...]}) holds a key whose note verifier key
+ * under origin is the bundle's log key; its kid (thumbprint) goes to kid. */
+static int jwks_has_log_key(const struct ac_bundle *b, const char *origin,
+                            char kid[AC_JWK_THUMBPRINT_SIZE])
+{
+    json_t *j = json_loadb((const char *)b->jwks.p, b->jwks.len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *keys = json_object_get(j, "keys");
+    int rc = -1;
+    for (size_t i = 0; rc != 0 && json_is_array(keys) && i < json_array_size(keys); i++) {
+        EVP_PKEY *k = NULL;
+        const char *detail;
+        const json_t *jk = json_array_get(keys, i);
+        if (ac_jwk_import_public(jk, &k, &detail) != AC_EC_OK) continue;
+        char *vk = ac_ev_checkpoint_vkey(origin, k);
+        const json_t *jkid = json_object_get(jk, "kid");
+        /* a published kid is the key's thumbprint (keys/keyring.h); anything else is not ours */
+        if (vk != NULL && strlen(vk) == b->log_key.len &&
+            memcmp(vk, b->log_key.p, b->log_key.len) == 0 && ac_jwk_thumbprint(k, kid) == 0 &&
+            (jkid == NULL || (json_is_string(jkid) && strcmp(json_string_value(jkid), kid) == 0)))
+            rc = 0;
+        free(vk);
+        EVP_PKEY_free(k);
+    }
+    json_decref(j);
+    return rc;
+}
+
 /* ==== verification =========================================================================== */
 
 int ac_bundle_verify(const uint8_t *buf, size_t len, const struct ac_bundle_verify_opts *opts,
@@ -741,6 +768,16 @@ int ac_bundle_verify(const uint8_t *buf, size_t len, const struct ac_bundle_veri
                                          "operator's published key, or pass --log-key)\n");
     ac_buf_printf(a, "checkpoint: %s, tree size %" PRIu64 ", root %s, signature VERIFIED\n",
                   s.cp.origin, s.cp.size, root64);
+
+    /* the server's JWKS, when bundled, must publish the log key */
+    if (b.jwks.len > 0) {
+        char kid[AC_JWK_THUMBPRINT_SIZE] = "";
+        if (jwks_has_log_key(&b, s.cp.origin, kid) != 0) {
+            vfail(&s, "jwks", "the bundled jwks does not publish the checkpoint key");
+            goto out;
+        }
+        ac_buf_printf(a, "jwks:       publishes the checkpoint key as kid %s\n", kid);
+    }
 
     /* user keys */
     s.ukeys = calloc(b.nuser_keys ? b.nuser_keys : 1, sizeof *s.ukeys);

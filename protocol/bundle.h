@@ -110,6 +110,8 @@ struct ac_bundle_result {
  *   bundle      deterministic CBOR with the bundle's shape (ac_bundle_decode)
  *   log key     equals opts->log_key when pinned
  *   checkpoint  signed by the log key, a strict tlog checkpoint, origin as required
+ *   jwks        when bundled: one of its keys is the log key (the key the operator publishes
+ *               at /.well-known/agentclear/keys signs the checkpoints)
  *   user key #i each a valid public JWK
  *   record #seq each canonical and valid (ac_ev_record_decode), seq as bundled and ascending,
  *               about this payment (body.payment or body.tab), included in the checkpoint's
