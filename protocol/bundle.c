@@ -19,7 +19,8 @@
 #include "protocol/jose.h"
 #include "protocol/merkle.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err != NULL && errlen > 0) {
@@ -81,13 +82,13 @@ int ac_bundle_encode(const struct ac_bundle *b, uint8_t **out, size_t *len, char
     rc |= ac_dcbor_map_putz(m, "documents", docs);
     cbor_item_t *keys = ac_dcbor_array(b->nuser_keys);
     for (size_t i = 0; keys != NULL && i < b->nuser_keys; i++)
-        rc |= ac_dcbor_array_push(keys, ac_dcbor_text((const char *)b->user_keys[i].p,
-                                                      b->user_keys[i].len));
+        rc |= ac_dcbor_array_push(
+            keys, ac_dcbor_text((const char *)b->user_keys[i].p, b->user_keys[i].len));
     rc |= ac_dcbor_map_putz(m, "user_keys", keys);
     rc |= ac_dcbor_map_putz(m, "checkpoint",
                             ac_dcbor_text((const char *)b->checkpoint.p, b->checkpoint.len));
-    rc |= ac_dcbor_map_putz(m, "log_key",
-                            ac_dcbor_text((const char *)b->log_key.p, b->log_key.len));
+    rc |=
+        ac_dcbor_map_putz(m, "log_key", ac_dcbor_text((const char *)b->log_key.p, b->log_key.len));
     if (b->jwks.len > 0)
         rc |= ac_dcbor_map_putz(m, "jwks", ac_dcbor_text((const char *)b->jwks.p, b->jwks.len));
     if (rc != 0) {
@@ -221,8 +222,7 @@ static int decode_blobs(const cbor_item_t *arr, int text, size_t max, struct ac_
     return 0;
 }
 
-int ac_bundle_decode(const uint8_t *buf, size_t len, struct ac_bundle *b, char *err,
-                     size_t errlen)
+int ac_bundle_decode(const uint8_t *buf, size_t len, struct ac_bundle *b, char *err, size_t errlen)
 {
     memset(b, 0, sizeof *b);
     if (buf == NULL || len == 0 || len > AC_BUNDLE_MAX)
@@ -266,17 +266,18 @@ int ac_bundle_decode(const uint8_t *buf, size_t len, struct ac_bundle *b, char *
             rc = decode_entries(v, b, m, err, errlen);
             seen |= 4;
         } else if (key_is(key, "documents")) {
-            rc = decode_blobs(v, 0, AC_BUNDLE_MAX_DOCS, &m->documents, &b->ndocuments,
-                              "documents", err, errlen);
+            rc = decode_blobs(v, 0, AC_BUNDLE_MAX_DOCS, &m->documents, &b->ndocuments, "documents",
+                              err, errlen);
             b->documents = m->documents;
             seen |= 8;
         } else if (key_is(key, "user_keys")) {
-            rc = decode_blobs(v, 1, AC_BUNDLE_MAX_KEYS, &m->user_keys, &b->nuser_keys,
-                              "user_keys", err, errlen);
+            rc = decode_blobs(v, 1, AC_BUNDLE_MAX_KEYS, &m->user_keys, &b->nuser_keys, "user_keys",
+                              err, errlen);
             b->user_keys = m->user_keys;
             seen |= 16;
         } else if (key_is(key, "checkpoint")) {
-            if (get_blob(v, 1, &b->checkpoint) != 0) rc = fail(err, errlen, "checkpoint is not text");
+            if (get_blob(v, 1, &b->checkpoint) != 0)
+                rc = fail(err, errlen, "checkpoint is not text");
             seen |= 32;
         } else if (key_is(key, "log_key")) {
             if (get_blob(v, 1, &b->log_key) != 0) rc = fail(err, errlen, "log_key is not text");
@@ -288,8 +289,9 @@ int ac_bundle_decode(const uint8_t *buf, size_t len, struct ac_bundle *b, char *
         }
     }
     if (rc == 0 && seen != 127)
-        rc = fail(err, errlen, "bundle needs v, payment, records, documents, user_keys, "
-                               "checkpoint and log_key");
+        rc = fail(err, errlen,
+                  "bundle needs v, payment, records, documents, user_keys, "
+                  "checkpoint and log_key");
 out:
     if (rc != 0) ac_bundle_clear(b);
     return rc;
@@ -352,7 +354,7 @@ struct doc {
     struct ac_jws jws;
     int parsed;
     uint8_t hash[AC_EV_HASH_LEN];
-    int user_key; /* index of the user key that verifies it, -1 none */
+    int user_key;     /* index of the user key that verifies it, -1 none */
     const char *role; /* "binding", "mandate", ... as first referenced; NULL when unreferenced */
 };
 
@@ -414,8 +416,7 @@ static int check_docref(struct vstate *s, const char *item, const struct ac_ev_d
     int i = find_doc(s, d->hash);
     char h[2 * AC_EV_HASH_LEN + 1];
     hex(d->hash, AC_EV_HASH_LEN, h);
-    if (i < 0)
-        return vfail(s, item, "its %s document (sha256 %s) is not in the bundle", role, h);
+    if (i < 0) return vfail(s, item, "its %s document (sha256 %s) is not in the bundle", role, h);
     struct doc *doc = &s->docs[i];
     if (doc->role == NULL) doc->role = role;
     if (!by_user) return i;
@@ -425,8 +426,8 @@ static int check_docref(struct vstate *s, const char *item, const struct ac_ev_d
         return vfail(s, item, "its %s document (sha256 %s) is not signed by any bundled user key",
                      role, h);
     if (d->kid != NULL && strcmp(d->kid, s->ukid[doc->user_key]) != 0)
-        return vfail(s, item, "its %s document is signed by user key %s, the record names %s",
-                     role, s->ukid[doc->user_key], d->kid);
+        return vfail(s, item, "its %s document is signed by user key %s, the record names %s", role,
+                     s->ukid[doc->user_key], d->kid);
     return i;
 }
 
@@ -452,8 +453,7 @@ static int check_request(struct vstate *s, const char *item, const struct ac_ev_
     ac_buf_adds(a, " ");
     add_clipped(a, target ? target : "?", target ? tlen : 1, 200);
     ac_buf_printf(a, ", keyid %s\n", q->keyid);
-    if (params == NULL)
-        return vfail(s, item, "its signature base has no @signature-params line");
+    if (params == NULL) return vfail(s, item, "its signature base has no @signature-params line");
 
     /* the signature parameters, parsed by the same RFC 9421 code the server verifies with */
     struct ac_buf si = {0}, sv = {0};
@@ -494,8 +494,9 @@ static int check_request(struct vstate *s, const char *item, const struct ac_ev_
         size_t dlen = 0;
         const char *dg = base_line(q->base, q->base_len, "\"content-digest\"", &dlen);
         if (dg == NULL) {
-            rc = vfail(s, item, "it keeps a request body but the signature base covers no "
-                                "content-digest");
+            rc = vfail(s, item,
+                       "it keeps a request body but the signature base covers no "
+                       "content-digest");
             goto out;
         }
         ec = ac_digest_verify(dg, dlen, q->body, q->body_len);
@@ -517,8 +518,8 @@ static int check_request(struct vstate *s, const char *item, const struct ac_ev_
     const char *why = "no agent key";
     ac_bundle_agent_key_fn fn =
         s->opts && s->opts->agent_key ? s->opts->agent_key : ac_bundle_agent_key_default;
-    EVP_PKEY *ak = fn(s->opts ? s->opts->agent_key_ctx : NULL,
-                      s->docs[binding_doc].jws.payload_json, &why);
+    EVP_PKEY *ak =
+        fn(s->opts ? s->opts->agent_key_ctx : NULL, s->docs[binding_doc].jws.payload_json, &why);
     if (ak == NULL) {
         rc = vfail(s, item, "%s", why);
         goto out;
@@ -540,12 +541,14 @@ static int check_request(struct vstate *s, const char *item, const struct ac_ev_
         ac_buf_printf(a, "      signature VERIFIED with agent key %s from binding %s\n", tp,
                       r->body.binding.id ? r->body.binding.id : "(unnamed)");
     } else if (r->kind == AC_EV_PAYMENT_DENY) {
-        ac_buf_printf(a, "      signature does not verify with agent key %s (%s) -- consistent "
-                         "with a denial\n",
+        ac_buf_printf(a,
+                      "      signature does not verify with agent key %s (%s) -- consistent "
+                      "with a denial\n",
                       tp, ac_ec_code(ec));
     } else {
-        rc = vfail(s, item, "its request signature does not verify with agent key %s of the "
-                            "binding (%s)",
+        rc = vfail(s, item,
+                   "its request signature does not verify with agent key %s of the "
+                   "binding (%s)",
                    tp, ac_ec_code(ec));
     }
 out:
@@ -587,8 +590,8 @@ static void describe_body(struct ac_buf *a, const struct ac_ev_record *r)
         const struct ac_ev_transfer *t = &b->transfers[i];
         ac_buf_printf(a, "      transfer %s: %s -> %s ", t->id, t->debit, t->credit);
         account_amount(a, t->amount, t->asset, t->scale);
-        static const char *const fl[] = {"linked", "pending", "post_pending", "void_pending",
-                                         "balancing_debit", "balancing_credit"};
+        static const char *const fl[] = {"linked",       "pending",         "post_pending",
+                                         "void_pending", "balancing_debit", "balancing_credit"};
         for (int k = 0; k < 6; k++)
             if (t->flags & (1u << k)) ac_buf_printf(a, " [%s]", fl[k]);
         if (t->pending_id) ac_buf_printf(a, " of %s", t->pending_id);
@@ -624,10 +627,11 @@ static int check_record(struct vstate *s, size_t idx)
         rc = vfail(s, item, "it lies beyond the checkpoint (tree size %" PRIu64 ")", s->cp.size);
         goto out;
     }
-    if (ac_merkle_verify_inclusion(e->seq, s->cp.size, leaf, e->proof, e->proof_len,
-                                   s->cp.root) != 1) {
-        rc = vfail(s, item, "its inclusion proof does not verify against the checkpoint root "
-                            "(tree size %" PRIu64 ")",
+    if (ac_merkle_verify_inclusion(e->seq, s->cp.size, leaf, e->proof, e->proof_len, s->cp.root) !=
+        1) {
+        rc = vfail(s, item,
+                   "its inclusion proof does not verify against the checkpoint root "
+                   "(tree size %" PRIu64 ")",
                    s->cp.size);
         goto out;
     }
@@ -676,14 +680,14 @@ static int check_record(struct vstate *s, size_t idx)
             const char *why = "no agent key";
             ac_bundle_agent_key_fn fn =
                 s->opts && s->opts->agent_key ? s->opts->agent_key : ac_bundle_agent_key_default;
-            EVP_PKEY *ak = fn(s->opts ? s->opts->agent_key_ctx : NULL,
-                              s->docs[bdoc].jws.payload_json, &why);
+            EVP_PKEY *ak =
+                fn(s->opts ? s->opts->agent_key_ctx : NULL, s->docs[bdoc].jws.payload_json, &why);
             if (ak == NULL) {
                 rc = vfail(s, item, "%s", why);
                 goto out;
             }
-            enum ac_ec ec = s->docs[vd].parsed ? ac_jws_verify(&s->docs[vd].jws, ak)
-                                               : AC_EC_JWS_MALFORMED;
+            enum ac_ec ec =
+                s->docs[vd].parsed ? ac_jws_verify(&s->docs[vd].jws, ak) : AC_EC_JWS_MALFORMED;
             EVP_PKEY_free(ak);
             if (ec != AC_EC_OK) {
                 rc = vfail(s, item, "its voucher is not signed by the binding's agent key");
@@ -739,8 +743,7 @@ int ac_bundle_verify(const uint8_t *buf, size_t len, const struct ac_bundle_veri
     s.res = res;
     struct ac_buf *a = &res->account;
     char err[256];
-    if (ac_bundle_decode(buf, len, &b, err, sizeof err) != 0)
-        return vfail(&s, "bundle", "%s", err);
+    if (ac_bundle_decode(buf, len, &b, err, sizeof err) != 0) return vfail(&s, "bundle", "%s", err);
     int rc = -1;
     ac_buf_printf(a, "agentclear dispute bundle for %s\n", b.payment);
 

@@ -74,8 +74,7 @@ int ac_bundle_encode(const struct ac_bundle *b, uint8_t **out, size_t *len, char
 /* Decode buf[0..len) strictly (deterministic CBOR, exactly the bundle members, types, limits).
  * On success *b owns its memory (ac_bundle_clear) and 0 is returned; else -1 with a message in
  * err and *b cleared. Record bytes are not decoded here (ac_bundle_verify does). */
-int ac_bundle_decode(const uint8_t *buf, size_t len, struct ac_bundle *b, char *err,
-                     size_t errlen);
+int ac_bundle_decode(const uint8_t *buf, size_t len, struct ac_bundle *b, char *err, size_t errlen);
 
 /* Release a decoded bundle and zero it. Harmless on a zeroed struct. */
 void ac_bundle_clear(struct ac_bundle *b);

@@ -82,9 +82,9 @@ enum {
 
 /* The body member names, in the bit order above (docs/evidence.md lists the same). */
 static const char *const field_names[] = {
-    "payment", "user",    "agent",        "payee",   "tab",    "ref",
-    "amount",  "binding", "mandate",      "revocation", "confirmation", "voucher",
-    "report",  "request", "decision",     "reasons", "transfers",
+    "payment", "user",    "agent",    "payee",      "tab",          "ref",
+    "amount",  "binding", "mandate",  "revocation", "confirmation", "voucher",
+    "report",  "request", "decision", "reasons",    "transfers",
 };
 #define NFIELDS (sizeof field_names / sizeof field_names[0])
 
@@ -98,9 +98,9 @@ static const struct {
 } rules[AC_EV_KIND__COUNT] = {
     [AC_EV_BINDING_REGISTER] = {F_USER | F_AGENT | F_BINDING,
                                 F_USER | F_AGENT | F_BINDING | F_REF | F_REQUEST},
-    [AC_EV_BINDING_REVOKE] = {F_USER | F_BINDING | F_REVOCATION,
-                              F_USER | F_AGENT | F_BINDING | F_REVOCATION | F_REF | F_REQUEST |
-                                  F_REASONS},
+    [AC_EV_BINDING_REVOKE] = {F_USER | F_BINDING | F_REVOCATION, F_USER | F_AGENT | F_BINDING |
+                                                                     F_REVOCATION | F_REF |
+                                                                     F_REQUEST | F_REASONS},
     [AC_EV_MANDATE_REGISTER] = {F_USER | F_MANDATE,
                                 F_USER | F_AGENT | F_BINDING | F_MANDATE | F_REF | F_REQUEST},
     [AC_EV_MANDATE_REVOKE] = {F_USER | F_MANDATE | F_REVOCATION,
@@ -117,9 +117,9 @@ static const struct {
                               F_PAYMENT | F_CONTEXT | F_TRANSFERS | F_REASONS},
     [AC_EV_PAYMENT_DENY] = {F_PAYMENT | F_DECISION | F_REASONS,
                             F_PAYMENT | F_CONTEXT | F_REQUEST | F_DECISION | F_REASONS},
-    [AC_EV_REFUND] = {F_PAYMENT | F_AMOUNT | F_TRANSFERS,
-                      F_PAYMENT | F_AMOUNT | F_TRANSFERS | F_USER | F_PAYEE | F_REF | F_REQUEST |
-                          F_REASONS},
+    [AC_EV_REFUND] = {F_PAYMENT | F_AMOUNT | F_TRANSFERS, F_PAYMENT | F_AMOUNT | F_TRANSFERS |
+                                                              F_USER | F_PAYEE | F_REF | F_REQUEST |
+                                                              F_REASONS},
     [AC_EV_TOPUP] = {F_PAYMENT | F_DECIDED | F_TRANSFERS,
                      F_PAYMENT | F_DECIDED | F_TRANSFERS | F_REF | F_REASONS},
     [AC_EV_TAB_OPEN] = {F_TAB | F_DECIDED | F_TRANSFERS,
@@ -157,7 +157,8 @@ static uint32_t present_fields(const struct ac_ev_body *b)
 
 /* ==== validation ============================================================================= */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err != NULL && errlen > 0) {
@@ -201,8 +202,11 @@ int ac_ev_record_validate(const struct ac_ev_record *r, char *err, size_t errlen
     const struct ac_ev_body *b = &r->body;
     const struct {
         const char *v, *name;
-    } ids[] = {{b->payment, "payment"}, {b->user, "user"}, {b->agent, "agent"},
-               {b->payee, "payee"},     {b->tab, "tab"}};
+    } ids[] = {{b->payment, "payment"},
+               {b->user, "user"},
+               {b->agent, "agent"},
+               {b->payee, "payee"},
+               {b->tab, "tab"}};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
         if (ids[i].v != NULL && !ac_id_valid(ids[i].v))
             return fail(err, errlen, "%s is not a valid id", ids[i].name);
@@ -616,8 +620,7 @@ static int rd_request(struct rd *r, struct ac_ev_request *q)
         else if (strcmp(key, "keyid") == 0)
             rc = rd_text(r, &q->keyid, "request keyid is not text"), seen |= 4;
         else if (strcmp(key, "body") == 0)
-            rc = rd_bytes(r, &q->body, &q->body_len, "request body is not bytes"),
-            q->has_body = 1;
+            rc = rd_bytes(r, &q->body, &q->body_len, "request body is not bytes"), q->has_body = 1;
         else
             return fail(r->err, r->errlen, "request: unknown member %s", key);
         if (rc != 0) return -1;
@@ -673,18 +676,30 @@ static int rd_body(struct rd *r, struct ac_ev_body *b, struct ac_ev_transfer *tr
         int rc = 0;
         const char **tp = NULL;
         struct ac_ev_docref *dp = NULL;
-        if (strcmp(key, "payment") == 0) tp = &b->payment;
-        else if (strcmp(key, "user") == 0) tp = &b->user;
-        else if (strcmp(key, "agent") == 0) tp = &b->agent;
-        else if (strcmp(key, "payee") == 0) tp = &b->payee;
-        else if (strcmp(key, "tab") == 0) tp = &b->tab;
-        else if (strcmp(key, "ref") == 0) tp = &b->ref;
-        else if (strcmp(key, "binding") == 0) dp = &b->binding;
-        else if (strcmp(key, "mandate") == 0) dp = &b->mandate;
-        else if (strcmp(key, "revocation") == 0) dp = &b->revocation;
-        else if (strcmp(key, "confirmation") == 0) dp = &b->confirmation;
-        else if (strcmp(key, "voucher") == 0) dp = &b->voucher;
-        else if (strcmp(key, "report") == 0) dp = &b->report;
+        if (strcmp(key, "payment") == 0)
+            tp = &b->payment;
+        else if (strcmp(key, "user") == 0)
+            tp = &b->user;
+        else if (strcmp(key, "agent") == 0)
+            tp = &b->agent;
+        else if (strcmp(key, "payee") == 0)
+            tp = &b->payee;
+        else if (strcmp(key, "tab") == 0)
+            tp = &b->tab;
+        else if (strcmp(key, "ref") == 0)
+            tp = &b->ref;
+        else if (strcmp(key, "binding") == 0)
+            dp = &b->binding;
+        else if (strcmp(key, "mandate") == 0)
+            dp = &b->mandate;
+        else if (strcmp(key, "revocation") == 0)
+            dp = &b->revocation;
+        else if (strcmp(key, "confirmation") == 0)
+            dp = &b->confirmation;
+        else if (strcmp(key, "voucher") == 0)
+            dp = &b->voucher;
+        else if (strcmp(key, "report") == 0)
+            dp = &b->report;
         if (tp != NULL) {
             rc = rd_text(r, tp, "body text member is not text");
         } else if (dp != NULL) {
@@ -736,8 +751,8 @@ int ac_ev_record_decode(const uint8_t *buf, size_t len, struct ac_ev_record *rec
     if (buf == NULL || len == 0 || len > AC_EV_RECORD_MAX)
         return fail(err, errlen, "record is empty or exceeds %u bytes", AC_EV_RECORD_MAX);
     enum ac_dcbor_status st = ac_dcbor_check(buf, len, NULL, 0);
-    if (st != AC_DCBOR_OK) return fail(err, errlen, "not deterministic cbor: %s",
-                                       ac_dcbor_strerror(st));
+    if (st != AC_DCBOR_OK)
+        return fail(err, errlen, "not deterministic cbor: %s", ac_dcbor_strerror(st));
     /* arena: the transfer and reason arrays first (aligned by malloc), then the strings */
     size_t arrays = AC_EV_MAX_TRANSFERS * sizeof(struct ac_ev_transfer) +
                     AC_EV_MAX_REASONS * sizeof(const char *);

@@ -154,8 +154,8 @@ struct ac_ev_body {
 };
 
 struct ac_ev_record {
-    uint64_t seq;                 /* 0, 1, 2, ... per partition */
-    int64_t time_us;              /* unix microseconds, >= 0 */
+    uint64_t seq;    /* 0, 1, 2, ... per partition */
+    int64_t time_us; /* unix microseconds, >= 0 */
     enum ac_ev_kind kind;
     uint8_t prev[AC_EV_HASH_LEN]; /* record hash of seq - 1; 32 zero bytes for seq 0 */
     struct ac_ev_body body;

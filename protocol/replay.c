@@ -59,8 +59,7 @@ int ac_replay_record(struct ac_replay *rp, const uint8_t *buf, size_t len)
     } else if (memcmp(r.prev, rp->prev, AC_EV_HASH_LEN) != 0) {
         rc = rfail(rp, "prev is not the hash of record #%" PRIu64 " (the chain is broken)",
                    rp->records - 1);
-    } else if (ac_ev_leaf_hash(buf, len, leaf) != 0 ||
-               ac_ev_record_hash(buf, len, rp->prev) != 0 ||
+    } else if (ac_ev_leaf_hash(buf, len, leaf) != 0 || ac_ev_record_hash(buf, len, rp->prev) != 0 ||
                ac_merkle_frontier_append(&rp->tree, leaf) != 0) {
         rc = rfail(rp, "hashing failed");
     } else if (rp->hooks.on_record != NULL &&
@@ -83,8 +82,8 @@ int ac_replay_checkpoint(struct ac_replay *rp, const char *note, size_t len)
     if (rp->log_key == NULL) return rfail(rp, "no log key");
     struct ac_ev_checkpoint cp;
     char err[256];
-    if (ac_ev_checkpoint_verify(note, len, rp->log_key, strlen(rp->log_key), rp->origin, &cp,
-                                err, sizeof err) != 0)
+    if (ac_ev_checkpoint_verify(note, len, rp->log_key, strlen(rp->log_key), rp->origin, &cp, err,
+                                sizeof err) != 0)
         return rfail(rp, "%s", err);
     snprintf(rp->item, sizeof rp->item, "checkpoint at tree size %" PRIu64, cp.size);
     uint8_t root[AC_EV_HASH_LEN];
@@ -230,8 +229,10 @@ int ac_replay_export(struct ac_replay *rp, const uint8_t *buf, size_t len, const
                 for (size_t i = 1; i < 3; i++) {
                     const char *kk = (const char *)cbor_string_handle(pp[i].key);
                     size_t kn = cbor_isa_string(pp[i].key) ? cbor_string_length(pp[i].key) : 0;
-                    if (key_eq(kk, kn, "origin")) o = dup_text(pp[i].value);
-                    else if (key_eq(kk, kn, "log_key")) k = dup_text(pp[i].value);
+                    if (key_eq(kk, kn, "origin"))
+                        o = dup_text(pp[i].value);
+                    else if (key_eq(kk, kn, "log_key"))
+                        k = dup_text(pp[i].value);
                 }
                 if (o == NULL || k == NULL) {
                     rc = rfail(rp, "the header needs origin and log_key text");

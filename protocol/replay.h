@@ -46,7 +46,7 @@ struct ac_replay {
     uint64_t last_cp_size;
     char *log_key, *origin;
     struct ac_replay_hooks hooks;
-    char item[64];  /* first failure: "record #17", "checkpoint at 1000", "export" */
+    char item[64]; /* first failure: "record #17", "checkpoint at 1000", "export" */
     char why[320];
     int failed;
 };

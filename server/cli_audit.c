@@ -145,8 +145,11 @@ static int audit_replay(int argc, char **argv)
     int fd = open(file, O_RDONLY);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
-        fprintf(stderr, "audit: cannot read %s%s%s\n", file, fd < 0 ? ": " : " (not a "
-                "non-empty regular file)", fd < 0 ? strerror(errno) : "");
+        fprintf(stderr, "audit: cannot read %s%s%s\n", file,
+                fd < 0 ? ": "
+                       : " (not a "
+                         "non-empty regular file)",
+                fd < 0 ? strerror(errno) : "");
         if (fd >= 0) close(fd);
         return 2;
     }

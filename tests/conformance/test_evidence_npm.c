@@ -32,7 +32,8 @@ static void write_file(const char *name, const uint8_t *p, size_t n, struct ac_b
 static void npm_cbor_roundtrip(void **s)
 {
     (void)s;
-    static const char base[] = "\"@method\": POST\n\"@signature-params\": (\"@method\");keyid=\"k\"";
+    static const char base[] =
+        "\"@method\": POST\n\"@signature-params\": (\"@method\");keyid=\"k\"";
     static const uint8_t sig[64] = {7};
     static const char *const reasons[] = {"mandate_exceeded", "velocity"};
     static const struct ac_ev_transfer tr[2] = {
@@ -54,15 +55,15 @@ static void npm_cbor_roundtrip(void **s)
         r.prev[0] = (uint8_t)k;
         struct ac_ev_body *b = &r.body;
         struct ac_ev_docref d = {1, {0xee}, "doc-1", "kid-1"};
-        struct ac_ev_request q = {1, (const uint8_t *)base, sizeof base - 1, sig, 64, "k", 1,
-                                  (const uint8_t *)"{}", 2};
+        struct ac_ev_request q = {
+            1, (const uint8_t *)base, sizeof base - 1, sig, 64, "k", 1, (const uint8_t *)"{}", 2};
         /* every member, then drop what the kind does not allow (the validator says which) */
         b->payment = "p-1", b->user = "u-1", b->agent = "a-1", b->payee = "m-1", b->tab = "tab-1";
         b->ref = "ref \xe2\x82\xac"; /* non-ASCII text */
         b->amount = (struct ac_ev_amount){1, INT64_MAX, "CNY", 2};
         b->binding = b->mandate = b->revocation = b->confirmation = b->voucher = b->report = d;
         b->request = q;
-        b->decision = k == AC_EV_PAYMENT_DENY ? AC_EV_DENY
+        b->decision = k == AC_EV_PAYMENT_DENY      ? AC_EV_DENY
                       : k == AC_EV_PAYMENT_STEP_UP ? AC_EV_STEP_UP
                                                    : AC_EV_ALLOW;
         b->reasons = reasons, b->nreasons = 2;
@@ -75,23 +76,27 @@ static void npm_cbor_roundtrip(void **s)
             m += strlen("does not allow body.");
 #define DROP(name, stmt)                                                                           \
     if (strcmp(m, name) == 0) stmt;
-            DROP("payment", b->payment = NULL) DROP("user", b->user = NULL)
-            DROP("agent", b->agent = NULL) DROP("payee", b->payee = NULL)
-            DROP("tab", b->tab = NULL) DROP("ref", b->ref = NULL)
-            DROP("amount", b->amount.present = 0) DROP("binding", b->binding.present = 0)
-            DROP("mandate", b->mandate.present = 0) DROP("revocation", b->revocation.present = 0)
-            DROP("confirmation", b->confirmation.present = 0)
-            DROP("voucher", b->voucher.present = 0) DROP("report", b->report.present = 0)
-            DROP("request", b->request.present = 0) DROP("decision", b->decision = 0)
-            DROP("reasons", b->nreasons = 0) DROP("transfers", b->ntransfers = 0)
+            DROP("payment", b->payment = NULL)
+            DROP("user", b->user = NULL) DROP("agent", b->agent = NULL)
+                DROP("payee", b->payee = NULL) DROP("tab", b->tab = NULL) DROP("ref", b->ref = NULL)
+                    DROP("amount", b->amount.present = 0) DROP("binding", b->binding.present = 0)
+                        DROP("mandate", b->mandate.present = 0)
+                            DROP("revocation", b->revocation.present = 0)
+                                DROP("confirmation", b->confirmation.present = 0)
+                                    DROP("voucher", b->voucher.present = 0)
+                                        DROP("report", b->report.present = 0)
+                                            DROP("request", b->request.present = 0)
+                                                DROP("decision", b->decision = 0)
+                                                    DROP("reasons", b->nreasons = 0)
+                                                        DROP("transfers", b->ntransfers = 0)
 #undef DROP
         }
         assert_int_equal(ac_ev_record_encode(&r, &recs[n], &lens[n], err, sizeof err), 0);
         char name[64];
         snprintf(name, sizeof name, "record-%s.cbor", ac_ev_kind_name(r.kind));
         write_file(name, recs[n], lens[n], &args);
-        entries[n] = (struct ac_bundle_entry){r.seq, {recs[n], lens[n]},
-                                              (const uint8_t(*)[HL])proof, 2};
+        entries[n] =
+            (struct ac_bundle_entry){r.seq, {recs[n], lens[n]}, (const uint8_t(*)[HL])proof, 2};
         n++;
     }
     /* a bundle: entries must ascend, so put the big seq last */
@@ -100,9 +105,17 @@ static void npm_cbor_roundtrip(void **s)
     entries[n - 1] = first;
     static const char note[] = "agentclear.example/0\n3\nAAAA\n\n\xe2\x80\x94 x AAAA\n";
     struct ac_blob doc = {(const uint8_t *)"a.b.c", 5}, key = {(const uint8_t *)"{}", 2};
-    struct ac_bundle b = {"p-1", entries, n, &doc, 1, &key, 1,
+    struct ac_bundle b = {"p-1",
+                          entries,
+                          n,
+                          &doc,
+                          1,
+                          &key,
+                          1,
                           {(const uint8_t *)note, sizeof note - 1},
-                          {(const uint8_t *)"x+00000000+AA==", 15}, {NULL, 0}, NULL};
+                          {(const uint8_t *)"x+00000000+AA==", 15},
+                          {NULL, 0},
+                          NULL};
     uint8_t *bb;
     size_t bl;
     char err[256];

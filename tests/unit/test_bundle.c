@@ -23,26 +23,27 @@
 #define HL AC_EV_HASH_LEN
 #define ORIGIN "agentclear.example/0"
 
-/* ---- what a test may break --------------------------------------------------------------------- */
+/* ---- what a test may break ---------------------------------------------------------------------
+ */
 
 struct knobs {
-    int stranger_binding;  /* the binding is signed by a user key not in the bundle */
-    int kid_mismatch;      /* the record names another user key id for the binding */
-    int no_agent_key;      /* the binding payload has no agent key */
-    int drop_binding_doc;  /* the binding JWS is left out of the bundle */
-    int bad_request_sig;   /* the recorded signature base differs from the one signed */
-    int body_mismatch;     /* the recorded body differs from the signed content-digest */
-    int keyid_mismatch;    /* the record's keyid differs from the base's */
-    int deny_bad_sig;      /* add a payment.deny record whose signature does not verify */
-    int foreign_record;    /* bundle a record of another payment */
-    int bad_proof;         /* flip a bit of one inclusion proof */
-    int seq_mismatch;      /* bundle a record under another seq */
-    int small_checkpoint;  /* the checkpoint covers fewer records than the bundle needs */
-    int bad_user_key;      /* a bundled user key is not a JWK */
-    int other_log_key;     /* the bundled log key is not the one that signed */
-    int tamper_record;     /* change one byte of a bundled record (after proofs were made) */
-    int confirm_by_agent;  /* the confirmation is signed by the agent, not the user */
-    int jwks_other_key;    /* the JWKS lists another key before the log key (still fine) */
+    int stranger_binding;     /* the binding is signed by a user key not in the bundle */
+    int kid_mismatch;         /* the record names another user key id for the binding */
+    int no_agent_key;         /* the binding payload has no agent key */
+    int drop_binding_doc;     /* the binding JWS is left out of the bundle */
+    int bad_request_sig;      /* the recorded signature base differs from the one signed */
+    int body_mismatch;        /* the recorded body differs from the signed content-digest */
+    int keyid_mismatch;       /* the record's keyid differs from the base's */
+    int deny_bad_sig;         /* add a payment.deny record whose signature does not verify */
+    int foreign_record;       /* bundle a record of another payment */
+    int bad_proof;            /* flip a bit of one inclusion proof */
+    int seq_mismatch;         /* bundle a record under another seq */
+    int small_checkpoint;     /* the checkpoint covers fewer records than the bundle needs */
+    int bad_user_key;         /* a bundled user key is not a JWK */
+    int other_log_key;        /* the bundled log key is not the one that signed */
+    int tamper_record;        /* change one byte of a bundled record (after proofs were made) */
+    int confirm_by_agent;     /* the confirmation is signed by the agent, not the user */
+    int jwks_other_key;       /* the JWKS lists another key before the log key (still fine) */
     int jwks_without_log_key; /* the JWKS does not publish the log key */
 };
 
@@ -81,8 +82,8 @@ static void signed_request(EVP_PKEY *agent, const char *keyid, char **base, size
                       "application/json", NULL}};
     struct ac_http_request req = {"POST", "https", "pay.example.com", "/v1/payments", NULL, 1,
                                   lookup, &h};
-    static const char *const comps[] = {"@method", "@target-uri", "content-digest",
-                                        "agent-runtime", NULL};
+    static const char *const comps[] = {"@method", "@target-uri", "content-digest", "agent-runtime",
+                                        NULL};
     struct ac_httpsig_sign_opts o = {.label = "sig1",
                                      .components = comps,
                                      .keyid = keyid,
@@ -147,24 +148,23 @@ static void build(struct fx *f, const struct knobs *k)
 
     char agent_kid[AC_JWK_THUMBPRINT_SIZE];
     assert_int_equal(ac_jwk_thumbprint(f->agent, agent_kid), 0);
-    json_t *bp = json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s}, s:i, s:i, s:i}", "id", "b-1",
-                           "user", "u-1", "agent", "a-1", "agent_jwk",
-                           ac_jwk_export_public(f->agent), "runtime", "software",
-                           "sha-256:abc", "model", "example-model-1", "max_autonomy", 3, "iat",
-                           1714550000, "exp", 1746086400);
+    json_t *bp = json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s}, s:i, s:i, s:i}", "id", "b-1", "user",
+                           "u-1", "agent", "a-1", "agent_jwk", ac_jwk_export_public(f->agent),
+                           "runtime", "software", "sha-256:abc", "model", "example-model-1",
+                           "max_autonomy", 3, "iat", 1714550000, "exp", 1746086400);
     assert_non_null(bp);
     if (k->no_agent_key) json_object_del(bp, "agent_jwk");
     EVP_PKEY *bsigner = k->stranger_binding ? f->stranger : f->user;
     char *binding = sign_json(bsigner, "ac-binding+jws", bp);
-    char *mandate = sign_json(f->user, "ac-mandate+jws",
-                              json_pack("{s:s, s:s, s:[s], s:[s], s:s, s:s, s:s}", "id", "m-1",
-                                        "user", "u-1", "bindings", "b-1", "payees", "m-shop",
-                                        "asset", "CNY", "max_per_tx", "500.00", "step_up_above",
-                                        "100.00"));
+    char *mandate =
+        sign_json(f->user, "ac-mandate+jws",
+                  json_pack("{s:s, s:s, s:[s], s:[s], s:s, s:s, s:s}", "id", "m-1", "user", "u-1",
+                            "bindings", "b-1", "payees", "m-shop", "asset", "CNY", "max_per_tx",
+                            "500.00", "step_up_above", "100.00"));
     EVP_PKEY *csigner = k->confirm_by_agent ? f->agent : f->user;
-    char *confirm = sign_json(csigner, "ac-confirmation+jws",
-                              json_pack("{s:s, s:s, s:s}", "payment", "pay-1", "answer",
-                                        "confirm", "nonce", "c-123"));
+    char *confirm = sign_json(
+        csigner, "ac-confirmation+jws",
+        json_pack("{s:s, s:s, s:s}", "payment", "pay-1", "answer", "confirm", "nonce", "c-123"));
     char *base;
     size_t base_len;
     uint8_t sig[64];
@@ -177,11 +177,10 @@ static void build(struct fx *f, const struct knobs *k)
     }
 
     struct ac_ev_transfer hold = {"t-1", "wallet:u-1", "merchant:m-shop", 12000, "CNY", 2,
-                                  0x02, NULL};
+                                  0x02,  NULL};
     struct ac_ev_transfer post = {"t-2", "wallet:u-1", "merchant:m-shop", 12000, "CNY", 2,
-                                  0x04, "t-1"};
-    struct ac_ev_transfer other = {"t-9", "wallet:u-2", "merchant:m-shop", 500, "CNY", 2, 0,
-                                   NULL};
+                                  0x04,  "t-1"};
+    struct ac_ev_transfer other = {"t-9", "wallet:u-2", "merchant:m-shop", 500, "CNY", 2, 0, NULL};
     static const char *const r_step[] = {"amount_over_threshold"};
     static const char *const r_deny[] = {"sig_invalid"};
 
@@ -206,9 +205,9 @@ static void build(struct fx *f, const struct knobs *k)
     b->binding = docref(binding, "b-1", bsigner);
     if (k->kid_mismatch) b->binding.kid = "not-the-signer";
     b->mandate = docref(mandate, "m-1", f->user);
-    b->request = (struct ac_ev_request){1,    (const uint8_t *)base,     base_len,
-                                        sig,  64,                        agent_kid,
-                                        1,    (const uint8_t *)pay_body, sizeof pay_body - 1};
+    b->request =
+        (struct ac_ev_request){1, (const uint8_t *)base,     base_len,           sig, 64, agent_kid,
+                               1, (const uint8_t *)pay_body, sizeof pay_body - 1};
     if (k->keyid_mismatch) b->request.keyid = "someone-else";
     if (k->body_mismatch) b->request.body_len--;
     b->decision = AC_EV_STEP_UP;
@@ -222,8 +221,8 @@ static void build(struct fx *f, const struct knobs *k)
     b->amount = (struct ac_ev_amount){1, 500, "CNY", 2};
     b->binding = docref(mandate, "b-2", f->user); /* hashes only; never bundled */
     b->mandate = docref(mandate, "m-2", f->user);
-    b->request = (struct ac_ev_request){1, (const uint8_t *)base, base_len, sig, 64, agent_kid,
-                                        0, NULL, 0};
+    b->request =
+        (struct ac_ev_request){1, (const uint8_t *)base, base_len, sig, 64, agent_kid, 0, NULL, 0};
     b->decision = AC_EV_ALLOW;
     b->transfers = &other, b->ntransfers = 1;
     int other_seq = n++;
@@ -247,8 +246,8 @@ static void build(struct fx *f, const struct knobs *k)
         recs[n].kind = AC_EV_PAYMENT_DENY;
         b->payment = "pay-1", b->user = "u-1", b->agent = "a-1";
         b->binding = docref(binding, "b-1", bsigner);
-        b->request = (struct ac_ev_request){1,      (const uint8_t *)base, base_len, badsig, 64,
-                                            agent_kid, 0,                     NULL,     0};
+        b->request = (struct ac_ev_request){
+            1, (const uint8_t *)base, base_len, badsig, 64, agent_kid, 0, NULL, 0};
         b->decision = AC_EV_DENY;
         b->reasons = r_deny, b->nreasons = 1;
         deny_seq = n++;
@@ -301,8 +300,8 @@ static void build(struct fx *f, const struct knobs *k)
         size_t pl = 0;
         uint64_t psize = (uint64_t)s < size ? size : (uint64_t)n;
         assert_int_equal(ac_ev_tree_inclusion(&tree, (uint64_t)s, psize, proofs[i], &pl), 0);
-        entries[i] = (struct ac_bundle_entry){(uint64_t)s, {bytes[s], lens[s]},
-                                              (const uint8_t(*)[HL])proofs[i], pl};
+        entries[i] = (struct ac_bundle_entry){
+            (uint64_t)s, {bytes[s], lens[s]}, (const uint8_t(*)[HL])proofs[i], pl};
     }
     if (k->bad_proof) proofs[np - 1][0][7] ^= 0x10;
     if (k->seq_mismatch) entries[np - 1].seq = entries[np - 1].seq + 1;
@@ -336,8 +335,8 @@ static void build(struct fx *f, const struct knobs *k)
     json_object_set_new(lj, "alg", json_string("EdDSA"));
     json_object_set_new(lj, "use", json_string("sig"));
     json_t *jw = json_pack("{s:[o]}", "keys", lj);
-    if (k->jwks_other_key) json_array_insert_new(json_object_get(jw, "keys"), 0,
-                                                 ac_jwk_export_public(f->log2));
+    if (k->jwks_other_key)
+        json_array_insert_new(json_object_get(jw, "keys"), 0, ac_jwk_export_public(f->log2));
     if (k->jwks_without_log_key) json_array_remove(json_object_get(jw, "keys"), 0);
     char *jwks = json_dumps(jw, JSON_COMPACT);
     json_decref(jw);
@@ -406,8 +405,8 @@ static void expect(const struct knobs *k, const char *item, const char *needle, 
     if (item == NULL) {
         if (rc != 0) fail_msg("failed at %s: %s\n%s", res.item, res.why, ac_buf_str(&res.account));
     } else {
-        if (rc == 0) fail_msg("verified; wanted a failure at %s\n%s", item,
-                              ac_buf_str(&res.account));
+        if (rc == 0)
+            fail_msg("verified; wanted a failure at %s\n%s", item, ac_buf_str(&res.account));
         if (strcmp(res.item, item) != 0 || strstr(res.why, needle) == NULL)
             fail_msg("want %s / '%s', got %s / '%s'", item, needle, res.item, res.why);
     }
@@ -574,9 +573,11 @@ static void malformed_bundles(void **s)
         m[i] ^= 0x01;
         int rc = ac_bundle_verify(m, f.bundle_len, NULL, &res);
         ac_bundle_result_free(&res);
-        if (rc != 0) caught++;
-        else fail_msg("byte %zu changed and the bundle still verifies: ...%.40s...", i,
-                      (const char *)m + (i > 20 ? i - 20 : 0));
+        if (rc != 0)
+            caught++;
+        else
+            fail_msg("byte %zu changed and the bundle still verifies: ...%.40s...", i,
+                     (const char *)m + (i > 20 ? i - 20 : 0));
     }
     assert_true(caught > 0);
     free(m);

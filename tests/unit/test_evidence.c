@@ -27,7 +27,7 @@ static const char *const reasons2[] = {"amount_over_threshold", "velocity"};
 
 /* A payment.step_up record using every member the kind allows. */
 static struct ac_ev_transfer tr_hold = {"t-1", "wallet:u-1", "merchant:m-1", 1234, "CNY", 2,
-                                        0x02, NULL};
+                                        0x02,  NULL};
 static struct ac_ev_transfer tr_two[2] = {
     {"t-2", "wallet:u-1", "merchant:m-1", 1234, "CNY", 2, 0x04, "t-1"},
     {"t-3", "fees:m-1", "operator", 0, "CNY", 2, 0x00, NULL},
@@ -50,15 +50,9 @@ static void full_record(struct ac_ev_record *r)
     b->amount = (struct ac_ev_amount){1, 1234, "CNY", 2};
     b->binding = (struct ac_ev_docref){1, {1, 2, 3}, "b-1", "user-kid-1"};
     b->mandate = (struct ac_ev_docref){1, {4, 5, 6}, "m-1", NULL};
-    b->request = (struct ac_ev_request){1,
-                                        (const uint8_t *)base_txt,
-                                        sizeof base_txt - 1,
-                                        sig_bytes,
-                                        sizeof sig_bytes,
-                                        "k1",
-                                        1,
-                                        (const uint8_t *)req_body,
-                                        sizeof req_body - 1};
+    b->request = (struct ac_ev_request){1,         (const uint8_t *)base_txt, sizeof base_txt - 1,
+                                        sig_bytes, sizeof sig_bytes,          "k1",
+                                        1,         (const uint8_t *)req_body, sizeof req_body - 1};
     b->decision = AC_EV_STEP_UP;
     b->reasons = reasons2;
     b->nreasons = 2;
@@ -146,7 +140,8 @@ static void assert_record_eq(const struct ac_ev_record *a, const struct ac_ev_re
     }
 }
 
-/* ---- round trips ------------------------------------------------------------------------------ */
+/* ---- round trips ------------------------------------------------------------------------------
+ */
 
 static void roundtrip_full(void **s)
 {
@@ -269,8 +264,7 @@ static void every_kind(void **s)
         size_t len;
         encode_ok(&r, &buf, &len);
         char err[256];
-        if (ac_ev_record_decode(buf, len, &d, err, sizeof err) != 0)
-            fail_msg("%s: %s", name, err);
+        if (ac_ev_record_decode(buf, len, &d, err, sizeof err) != 0) fail_msg("%s: %s", name, err);
         assert_record_eq(&r, &d);
         ac_ev_record_clear(&d);
         free(buf);
@@ -584,41 +578,109 @@ static void every_field_detected(void **s)
         r.body.request.base = mbase;
         r.body.request.sig = msig;
         switch (f) {
-        case 0: break; /* unchanged: must match the chain */
-        case 1: r.seq = 4; break;
-        case 2: r.time_us++; break;
-        case 3: r.kind = AC_EV_PAYMENT_SETTLE, r.body.decision = AC_EV_ALLOW; break;
-        case 4: r.prev[31] ^= 1; break;
-        case 5: r.body.payment = "pay-2"; break;
-        case 6: r.body.user = "u-2"; break;
-        case 7: r.body.agent = "a-2"; break;
-        case 8: r.body.payee = "m-2"; break;
-        case 9: r.body.ref = NULL; break;
-        case 10: r.body.amount.value++; break;
-        case 11: r.body.amount.asset = "USD"; break;
-        case 12: r.body.amount.scale = 3; break;
-        case 13: r.body.binding.hash[0] ^= 1; break;
-        case 14: r.body.binding.id = "b-2"; break;
-        case 15: r.body.binding.kid = "other"; break;
-        case 16: r.body.mandate.hash[5] ^= 1; break;
-        case 17: r.body.mandate.id = "m-9"; break;
-        case 18: mbase[10] ^= 1; break;
-        case 19: msig[63] ^= 1; break;
-        case 20: r.body.request.keyid = "k2"; break;
-        case 21: r.body.request.body_len--; break;
-        case 22: r.body.request.has_body = 0; break;
-        case 23: r.body.decision = AC_EV_ALLOW, r.kind = AC_EV_TOPUP; break;
-        case 24: rs[1] = "other_reason"; break;
-        case 25: r.body.nreasons = 1; break;
-        case 26: t.id = "t-9"; break;
-        case 27: t.debit = "wallet:u-9"; break;
-        case 28: t.credit = "merchant:m-9"; break;
-        case 29: t.amount = 1233; break;
-        case 30: t.asset = "USD"; break;
-        case 31: t.scale = 0; break;
-        case 32: t.flags = 0; break;
-        case 33: t.pending_id = "t-0"; break;
-        default: goto done;
+        case 0:
+            break; /* unchanged: must match the chain */
+        case 1:
+            r.seq = 4;
+            break;
+        case 2:
+            r.time_us++;
+            break;
+        case 3:
+            r.kind = AC_EV_PAYMENT_SETTLE, r.body.decision = AC_EV_ALLOW;
+            break;
+        case 4:
+            r.prev[31] ^= 1;
+            break;
+        case 5:
+            r.body.payment = "pay-2";
+            break;
+        case 6:
+            r.body.user = "u-2";
+            break;
+        case 7:
+            r.body.agent = "a-2";
+            break;
+        case 8:
+            r.body.payee = "m-2";
+            break;
+        case 9:
+            r.body.ref = NULL;
+            break;
+        case 10:
+            r.body.amount.value++;
+            break;
+        case 11:
+            r.body.amount.asset = "USD";
+            break;
+        case 12:
+            r.body.amount.scale = 3;
+            break;
+        case 13:
+            r.body.binding.hash[0] ^= 1;
+            break;
+        case 14:
+            r.body.binding.id = "b-2";
+            break;
+        case 15:
+            r.body.binding.kid = "other";
+            break;
+        case 16:
+            r.body.mandate.hash[5] ^= 1;
+            break;
+        case 17:
+            r.body.mandate.id = "m-9";
+            break;
+        case 18:
+            mbase[10] ^= 1;
+            break;
+        case 19:
+            msig[63] ^= 1;
+            break;
+        case 20:
+            r.body.request.keyid = "k2";
+            break;
+        case 21:
+            r.body.request.body_len--;
+            break;
+        case 22:
+            r.body.request.has_body = 0;
+            break;
+        case 23:
+            r.body.decision = AC_EV_ALLOW, r.kind = AC_EV_TOPUP;
+            break;
+        case 24:
+            rs[1] = "other_reason";
+            break;
+        case 25:
+            r.body.nreasons = 1;
+            break;
+        case 26:
+            t.id = "t-9";
+            break;
+        case 27:
+            t.debit = "wallet:u-9";
+            break;
+        case 28:
+            t.credit = "merchant:m-9";
+            break;
+        case 29:
+            t.amount = 1233;
+            break;
+        case 30:
+            t.asset = "USD";
+            break;
+        case 31:
+            t.scale = 0;
+            break;
+        case 32:
+            t.flags = 0;
+            break;
+        case 33:
+            t.pending_id = "t-0";
+            break;
+        default:
+            goto done;
         }
         uint8_t *buf;
         size_t len;
@@ -674,23 +736,20 @@ static void checkpoints(void **s)
     assert_true(strncmp(vkey, "agentclear.example/0+", 21) == 0);
     struct ac_ev_checkpoint cp;
     char err[256];
-    assert_int_equal(ac_ev_checkpoint_verify(note, len, vkey, strlen(vkey), origin, &cp, err,
-                                             sizeof err),
-                     0);
+    assert_int_equal(
+        ac_ev_checkpoint_verify(note, len, vkey, strlen(vkey), origin, &cp, err, sizeof err), 0);
     assert_string_equal(cp.origin, origin);
     assert_int_equal(cp.size, 42);
     assert_memory_equal(cp.root, root, HL);
     ac_ev_checkpoint_clear(&cp);
-    assert_int_equal(ac_ev_checkpoint_verify(note, len, vkey, strlen(vkey), NULL, &cp, err,
-                                             sizeof err),
-                     0);
+    assert_int_equal(
+        ac_ev_checkpoint_verify(note, len, vkey, strlen(vkey), NULL, &cp, err, sizeof err), 0);
     ac_ev_checkpoint_clear(&cp);
 
     /* another key, another origin, a changed tree size, a changed root: all refused */
     char *vkey2 = ac_ev_checkpoint_vkey(origin, k2);
-    assert_int_equal(ac_ev_checkpoint_verify(note, len, vkey2, strlen(vkey2), NULL, &cp, err,
-                                             sizeof err),
-                     -1);
+    assert_int_equal(
+        ac_ev_checkpoint_verify(note, len, vkey2, strlen(vkey2), NULL, &cp, err, sizeof err), -1);
     assert_non_null(strstr(err, "checkpoint signature"));
     assert_null(cp.origin);
     assert_int_equal(ac_ev_checkpoint_verify(note, len, vkey, strlen(vkey), "agentclear.example/1",
@@ -699,20 +758,17 @@ static void checkpoints(void **s)
     assert_non_null(strstr(err, "origin"));
     char *t = strdup(note);
     t[strlen(origin) + 1] = '5'; /* 42 -> 52 */
-    assert_int_equal(ac_ev_checkpoint_verify(t, len, vkey, strlen(vkey), NULL, &cp, err,
-                                             sizeof err),
-                     -1);
+    assert_int_equal(
+        ac_ev_checkpoint_verify(t, len, vkey, strlen(vkey), NULL, &cp, err, sizeof err), -1);
     memcpy(t, note, len);
     t[strlen(origin) + 4] ^= 1; /* first root character */
-    assert_int_equal(ac_ev_checkpoint_verify(t, len, vkey, strlen(vkey), NULL, &cp, err,
-                                             sizeof err),
-                     -1);
+    assert_int_equal(
+        ac_ev_checkpoint_verify(t, len, vkey, strlen(vkey), NULL, &cp, err, sizeof err), -1);
     free(t);
     /* the key name must be the origin: a key named otherwise cannot vouch for this log */
     char *other = ac_ev_checkpoint_vkey("other.example/0", k);
-    assert_int_equal(ac_ev_checkpoint_verify(note, len, other, strlen(other), NULL, &cp, err,
-                                             sizeof err),
-                     -1);
+    assert_int_equal(
+        ac_ev_checkpoint_verify(note, len, other, strlen(other), NULL, &cp, err, sizeof err), -1);
     assert_int_equal(ac_ev_checkpoint_verify(note, len, "garbage", 7, NULL, &cp, err, sizeof err),
                      -1);
     /* unfit inputs */
@@ -727,9 +783,8 @@ static void checkpoints(void **s)
     uint8_t empty[HL];
     ac_merkle_empty_root(empty);
     assert_int_equal(ac_ev_checkpoint_sign(origin, 0, empty, k, &note, &len), 0);
-    assert_int_equal(ac_ev_checkpoint_verify(note, len, vkey, strlen(vkey), origin, &cp, err,
-                                             sizeof err),
-                     0);
+    assert_int_equal(
+        ac_ev_checkpoint_verify(note, len, vkey, strlen(vkey), origin, &cp, err, sizeof err), 0);
     assert_int_equal(cp.size, 0);
     ac_ev_checkpoint_clear(&cp);
     free(note);
@@ -760,9 +815,9 @@ static void tree_proofs(void **s)
         assert_int_equal(ac_ev_tree_root(&t, size, r1), 0);
         for (uint64_t i = 0; i < size; i++) {
             assert_int_equal(ac_ev_tree_inclusion(&t, i, size, proof, &n), 0);
-            assert_int_equal(ac_merkle_verify_inclusion(i, size, leaves[i],
-                                                        (const uint8_t(*)[HL])proof, n, r1),
-                             1);
+            assert_int_equal(
+                ac_merkle_verify_inclusion(i, size, leaves[i], (const uint8_t(*)[HL])proof, n, r1),
+                1);
             /* the proof does not prove another leaf */
             assert_int_equal(ac_merkle_verify_inclusion(i, size, leaves[(i + 1) % 70],
                                                         (const uint8_t(*)[HL])proof, n, r1),
@@ -790,10 +845,14 @@ static void tree_proofs(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(roundtrip_full),      cmocka_unit_test(every_kind),
-        cmocka_unit_test(rules),               cmocka_unit_test(canonical_form),
-        cmocka_unit_test(every_byte_detected), cmocka_unit_test(every_field_detected),
-        cmocka_unit_test(checkpoints),         cmocka_unit_test(tree_proofs),
+        cmocka_unit_test(roundtrip_full),
+        cmocka_unit_test(every_kind),
+        cmocka_unit_test(rules),
+        cmocka_unit_test(canonical_form),
+        cmocka_unit_test(every_byte_detected),
+        cmocka_unit_test(every_field_detected),
+        cmocka_unit_test(checkpoints),
+        cmocka_unit_test(tree_proofs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,8 +34,7 @@ static void make_log(struct logfx *f)
     f->vkey = ac_ev_checkpoint_vkey(ORIGIN, f->key);
     assert_non_null(f->vkey);
     static const char *const reasons[] = {"mandate_exceeded"};
-    static const struct ac_ev_transfer tr = {"t", "wallet:u", "merchant:m", 100, "CNY", 2, 0,
-                                             NULL};
+    static const struct ac_ev_transfer tr = {"t", "wallet:u", "merchant:m", 100, "CNY", 2, 0, NULL};
     uint8_t prev[HL] = {0};
     struct ac_ev_tree t;
     ac_ev_tree_init(&t);
@@ -91,8 +90,8 @@ static void put_cp(struct ac_buf *b, EVP_PKEY *key, uint64_t size, const uint8_t
 
 /* What to do to the export. */
 struct mutation {
-    int flip_record, flip_byte;  /* flip a bit of record flip_record (-1: none) */
-    int drop, dup, swap;         /* drop / repeat record i, swap records i and i+1 (-1: none) */
+    int flip_record, flip_byte; /* flip a bit of record flip_record (-1: none) */
+    int drop, dup, swap;        /* drop / repeat record i, swap records i and i+1 (-1: none) */
     int cp_other_key, cp_wrong_root, cp_wrong_place, cp_shrink, no_last_cp;
 };
 
@@ -194,13 +193,11 @@ static void clean_log(void **s)
     ac_replay_free(&rp);
     fail_at = -1;
     /* another pinned key or origin: refused at the header */
-    assert_int_equal(ac_replay_export(&rp, (const uint8_t *)b.p, b.len, "x+00000000+AA==", NULL,
-                                      NULL),
-                     -1);
+    assert_int_equal(
+        ac_replay_export(&rp, (const uint8_t *)b.p, b.len, "x+00000000+AA==", NULL, NULL), -1);
     assert_string_equal(rp.item, "export header");
     ac_replay_free(&rp);
-    assert_int_equal(ac_replay_export(&rp, (const uint8_t *)b.p, b.len, NULL, "other/0", NULL),
-                     -1);
+    assert_int_equal(ac_replay_export(&rp, (const uint8_t *)b.p, b.len, NULL, "other/0", NULL), -1);
     assert_string_equal(rp.item, "export header");
     ac_replay_free(&rp);
     /* truncated export, empty export */
