@@ -477,8 +477,8 @@ static void *arena_take(struct rd *r, size_t n)
 
 static int rd_text(struct rd *r, const char **out, const char *what)
 {
-    const uint8_t *s;
-    size_t n;
+    const uint8_t *s = NULL;
+    size_t n = 0;
     if (rd_str(r, M_TEXT, &s, &n, what) != 0) return -1;
     if (memchr(s, 0, n) != NULL) return rd_fail(r, what);
     char *c = arena_take(r, n + 1);
@@ -491,8 +491,8 @@ static int rd_text(struct rd *r, const char **out, const char *what)
 
 static int rd_bytes(struct rd *r, const uint8_t **out, size_t *len, const char *what)
 {
-    const uint8_t *s;
-    size_t n;
+    const uint8_t *s = NULL;
+    size_t n = 0;
     if (rd_str(r, M_BYTES, &s, &n, what) != 0) return -1;
     uint8_t *c = arena_take(r, n + 1);
     if (c == NULL) return rd_fail(r, what);
@@ -505,8 +505,8 @@ static int rd_bytes(struct rd *r, const uint8_t **out, size_t *len, const char *
 
 static int rd_hash(struct rd *r, uint8_t out[AC_EV_HASH_LEN], const char *what)
 {
-    const uint8_t *s;
-    size_t n;
+    const uint8_t *s = NULL;
+    size_t n = 0;
     if (rd_str(r, M_BYTES, &s, &n, what) != 0 || n != AC_EV_HASH_LEN) return rd_fail(r, what);
     memcpy(out, s, AC_EV_HASH_LEN);
     return 0;
@@ -546,8 +546,8 @@ static int rd_container(struct rd *r, int major, uint64_t *n, const char *what)
 /* The next map key (a text string); keys are short ASCII names. */
 static int rd_key(struct rd *r, char *key, size_t cap)
 {
-    const uint8_t *s;
-    size_t n;
+    const uint8_t *s = NULL;
+    size_t n = 0;
     if (rd_str(r, M_TEXT, &s, &n, "map key is not a text string") != 0) return -1;
     if (n >= cap) return fail(r->err, r->errlen, "unknown member (long key)");
     memcpy(key, s, n);
@@ -710,8 +710,8 @@ static int rd_body(struct rd *r, struct ac_ev_body *b, struct ac_ev_transfer *tr
         } else if (strcmp(key, "request") == 0) {
             rc = rd_request(r, &b->request);
         } else if (strcmp(key, "decision") == 0) {
-            const uint8_t *s;
-            size_t sn;
+            const uint8_t *s = NULL;
+            size_t sn = 0;
             rc = rd_str(r, M_TEXT, &s, &sn, "decision is not text");
             for (int d = AC_EV_ALLOW; rc == 0 && d <= AC_EV_DENY; d++)
                 if (strlen(decision_names[d]) == sn && memcmp(decision_names[d], s, sn) == 0)
@@ -780,8 +780,8 @@ int ac_ev_record_decode(const uint8_t *buf, size_t len, struct ac_ev_record *rec
             rec->time_us = (int64_t)v;
             seen |= 4;
         } else if (strcmp(key, "kind") == 0) {
-            const uint8_t *s;
-            size_t sn;
+            const uint8_t *s = NULL;
+            size_t sn = 0;
             rc = rd_str(&r, M_TEXT, &s, &sn, "kind is not text");
             if (rc == 0) {
                 rec->kind = ac_ev_kind_from_name((const char *)s, sn);

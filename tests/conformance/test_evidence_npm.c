@@ -29,6 +29,28 @@ static void write_file(const char *name, const uint8_t *p, size_t n, struct ac_b
     ac_buf_printf(args, " '%s'", path);
 }
 
+/* Remove the body member named m (the validator's "does not allow body.<m>"). */
+static void drop(struct ac_ev_body *b, const char *m)
+{
+    if (strcmp(m, "payment") == 0) b->payment = NULL;
+    if (strcmp(m, "user") == 0) b->user = NULL;
+    if (strcmp(m, "agent") == 0) b->agent = NULL;
+    if (strcmp(m, "payee") == 0) b->payee = NULL;
+    if (strcmp(m, "tab") == 0) b->tab = NULL;
+    if (strcmp(m, "ref") == 0) b->ref = NULL;
+    if (strcmp(m, "amount") == 0) b->amount.present = 0;
+    if (strcmp(m, "binding") == 0) b->binding.present = 0;
+    if (strcmp(m, "mandate") == 0) b->mandate.present = 0;
+    if (strcmp(m, "revocation") == 0) b->revocation.present = 0;
+    if (strcmp(m, "confirmation") == 0) b->confirmation.present = 0;
+    if (strcmp(m, "voucher") == 0) b->voucher.present = 0;
+    if (strcmp(m, "report") == 0) b->report.present = 0;
+    if (strcmp(m, "request") == 0) b->request.present = 0;
+    if (strcmp(m, "decision") == 0) b->decision = AC_EV_DECISION_NONE;
+    if (strcmp(m, "reasons") == 0) b->nreasons = 0;
+    if (strcmp(m, "transfers") == 0) b->ntransfers = 0;
+}
+
 static void npm_cbor_roundtrip(void **s)
 {
     (void)s;
@@ -74,22 +96,7 @@ static void npm_cbor_roundtrip(void **s)
             const char *m = strstr(err, "does not allow body.");
             assert_non_null(m);
             m += strlen("does not allow body.");
-#define DROP(name, stmt)                                                                           \
-    if (strcmp(m, name) == 0) stmt;
-            DROP("payment", b->payment = NULL)
-            DROP("user", b->user = NULL) DROP("agent", b->agent = NULL)
-                DROP("payee", b->payee = NULL) DROP("tab", b->tab = NULL) DROP("ref", b->ref = NULL)
-                    DROP("amount", b->amount.present = 0) DROP("binding", b->binding.present = 0)
-                        DROP("mandate", b->mandate.present = 0)
-                            DROP("revocation", b->revocation.present = 0)
-                                DROP("confirmation", b->confirmation.present = 0)
-                                    DROP("voucher", b->voucher.present = 0)
-                                        DROP("report", b->report.present = 0)
-                                            DROP("request", b->request.present = 0)
-                                                DROP("decision", b->decision = 0)
-                                                    DROP("reasons", b->nreasons = 0)
-                                                        DROP("transfers", b->ntransfers = 0)
-#undef DROP
+            drop(b, m);
         }
         assert_int_equal(ac_ev_record_encode(&r, &recs[n], &lens[n], err, sizeof err), 0);
         char name[64];
