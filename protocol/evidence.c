@@ -1,0 +1,966 @@
+/* Evidence records, hashing, checkpoints and proofs. See evidence.h and docs/evidence.md. */
+#include "protocol/evidence.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "protocol/amount.h"
+#include "protocol/dcbor.h"
+#include "protocol/note.h"
+
+/* ==== names ================================================================================== */
+
+static const char *const kind_names[AC_EV_KIND__COUNT] = {
+    [AC_EV_BINDING_REGISTER] = "binding.register",
+    [AC_EV_BINDING_REVOKE] = "binding.revoke",
+    [AC_EV_MANDATE_REGISTER] = "mandate.register",
+    [AC_EV_MANDATE_REVOKE] = "mandate.revoke",
+    [AC_EV_PAYMENT_SETTLE] = "payment.settle",
+    [AC_EV_PAYMENT_STEP_UP] = "payment.step_up",
+    [AC_EV_PAYMENT_CONFIRM] = "payment.confirm",
+    [AC_EV_PAYMENT_DECLINE] = "payment.decline",
+    [AC_EV_PAYMENT_EXPIRE] = "payment.expire",
+    [AC_EV_PAYMENT_DENY] = "payment.deny",
+    [AC_EV_REFUND] = "refund",
+    [AC_EV_TOPUP] = "topup",
+    [AC_EV_TAB_OPEN] = "tab.open",
+    [AC_EV_TAB_SETTLE] = "tab.settle",
+    [AC_EV_TAB_CLOSE] = "tab.close",
+    [AC_EV_TAB_EXPIRE] = "tab.expire",
+    [AC_EV_CLEARING_CLOSE] = "clearing.close",
+};
+
+const char *ac_ev_kind_name(enum ac_ev_kind k)
+{
+    if ((int)k <= AC_EV_KIND_NONE || k >= AC_EV_KIND__COUNT) return NULL;
+    return kind_names[k];
+}
+
+enum ac_ev_kind ac_ev_kind_from_name(const char *s, size_t len)
+{
+    for (int k = 1; k < AC_EV_KIND__COUNT; k++)
+        if (strlen(kind_names[k]) == len && memcmp(kind_names[k], s, len) == 0)
+            return (enum ac_ev_kind)k;
+    return AC_EV_KIND_NONE;
+}
+
+static const char *const decision_names[] = {NULL, "allow", "step_up", "deny"};
+
+const char *ac_ev_decision_name(enum ac_ev_decision d)
+{
+    if ((int)d <= AC_EV_DECISION_NONE || d > AC_EV_DENY) return NULL;
+    return decision_names[d];
+}
+
+/* ==== per-kind body rules ==================================================================== */
+
+enum {
+    F_PAYMENT = 1u << 0,
+    F_USER = 1u << 1,
+    F_AGENT = 1u << 2,
+    F_PAYEE = 1u << 3,
+    F_TAB = 1u << 4,
+    F_REF = 1u << 5,
+    F_AMOUNT = 1u << 6,
+    F_BINDING = 1u << 7,
+    F_MANDATE = 1u << 8,
+    F_REVOCATION = 1u << 9,
+    F_CONFIRMATION = 1u << 10,
+    F_VOUCHER = 1u << 11,
+    F_REPORT = 1u << 12,
+    F_REQUEST = 1u << 13,
+    F_DECISION = 1u << 14,
+    F_REASONS = 1u << 15,
+    F_TRANSFERS = 1u << 16,
+};
+
+/* The body member names, in the bit order above (docs/evidence.md lists the same). */
+static const char *const field_names[] = {
+    "payment", "user",    "agent",    "payee",      "tab",          "ref",
+    "amount",  "binding", "mandate",  "revocation", "confirmation", "voucher",
+    "report",  "request", "decision", "reasons",    "transfers",
+};
+#define NFIELDS (sizeof field_names / sizeof field_names[0])
+
+/* What a payment-like request decision carries. */
+#define F_DECIDED                                                                                  \
+    (F_USER | F_AGENT | F_PAYEE | F_AMOUNT | F_BINDING | F_MANDATE | F_REQUEST | F_DECISION)
+#define F_CONTEXT (F_USER | F_AGENT | F_PAYEE | F_AMOUNT | F_BINDING | F_MANDATE | F_REF)
+
+static const struct {
+    uint32_t required, allowed; /* allowed includes required */
+} rules[AC_EV_KIND__COUNT] = {
+    [AC_EV_BINDING_REGISTER] = {F_USER | F_AGENT | F_BINDING,
+                                F_USER | F_AGENT | F_BINDING | F_REF | F_REQUEST},
+    [AC_EV_BINDING_REVOKE] = {F_USER | F_BINDING | F_REVOCATION, F_USER | F_AGENT | F_BINDING |
+                                                                     F_REVOCATION | F_REF |
+                                                                     F_REQUEST | F_REASONS},
+    [AC_EV_MANDATE_REGISTER] = {F_USER | F_MANDATE,
+                                F_USER | F_AGENT | F_BINDING | F_MANDATE | F_REF | F_REQUEST},
+    [AC_EV_MANDATE_REVOKE] = {F_USER | F_MANDATE | F_REVOCATION,
+                              F_USER | F_MANDATE | F_REVOCATION | F_REF | F_REQUEST | F_REASONS},
+    [AC_EV_PAYMENT_SETTLE] = {F_PAYMENT | F_DECIDED | F_TRANSFERS,
+                              F_PAYMENT | F_DECIDED | F_TRANSFERS | F_REF | F_REASONS},
+    [AC_EV_PAYMENT_STEP_UP] = {F_PAYMENT | F_DECIDED | F_REASONS | F_TRANSFERS,
+                               F_PAYMENT | F_DECIDED | F_REASONS | F_TRANSFERS | F_REF},
+    [AC_EV_PAYMENT_CONFIRM] = {F_PAYMENT | F_USER | F_CONFIRMATION | F_TRANSFERS,
+                               F_PAYMENT | F_CONTEXT | F_CONFIRMATION | F_TRANSFERS},
+    [AC_EV_PAYMENT_DECLINE] = {F_PAYMENT | F_USER | F_CONFIRMATION | F_TRANSFERS,
+                               F_PAYMENT | F_CONTEXT | F_CONFIRMATION | F_TRANSFERS | F_REASONS},
+    [AC_EV_PAYMENT_EXPIRE] = {F_PAYMENT | F_TRANSFERS,
+                              F_PAYMENT | F_CONTEXT | F_TRANSFERS | F_REASONS},
+    [AC_EV_PAYMENT_DENY] = {F_PAYMENT | F_DECISION | F_REASONS,
+                            F_PAYMENT | F_CONTEXT | F_REQUEST | F_DECISION | F_REASONS},
+    [AC_EV_REFUND] = {F_PAYMENT | F_AMOUNT | F_TRANSFERS, F_PAYMENT | F_AMOUNT | F_TRANSFERS |
+                                                              F_USER | F_PAYEE | F_REF | F_REQUEST |
+                                                              F_REASONS},
+    [AC_EV_TOPUP] = {F_PAYMENT | F_DECIDED | F_TRANSFERS,
+                     F_PAYMENT | F_DECIDED | F_TRANSFERS | F_REF | F_REASONS},
+    [AC_EV_TAB_OPEN] = {F_TAB | F_DECIDED | F_TRANSFERS,
+                        F_TAB | F_DECIDED | F_TRANSFERS | F_REF | F_REASONS},
+    [AC_EV_TAB_SETTLE] = {F_TAB | F_VOUCHER | F_TRANSFERS,
+                          F_TAB | F_VOUCHER | F_TRANSFERS | F_CONTEXT | F_REQUEST},
+    [AC_EV_TAB_CLOSE] = {F_TAB | F_TRANSFERS,
+                         F_TAB | F_TRANSFERS | F_VOUCHER | F_CONTEXT | F_REQUEST},
+    [AC_EV_TAB_EXPIRE] = {F_TAB | F_TRANSFERS, F_TAB | F_TRANSFERS | F_CONTEXT | F_REASONS},
+    [AC_EV_CLEARING_CLOSE] = {F_REF | F_TRANSFERS, F_REF | F_TRANSFERS | F_REPORT},
+};
+
+static uint32_t present_fields(const struct ac_ev_body *b)
+{
+    uint32_t f = 0;
+    if (b->payment) f |= F_PAYMENT;
+    if (b->user) f |= F_USER;
+    if (b->agent) f |= F_AGENT;
+    if (b->payee) f |= F_PAYEE;
+    if (b->tab) f |= F_TAB;
+    if (b->ref) f |= F_REF;
+    if (b->amount.present) f |= F_AMOUNT;
+    if (b->binding.present) f |= F_BINDING;
+    if (b->mandate.present) f |= F_MANDATE;
+    if (b->revocation.present) f |= F_REVOCATION;
+    if (b->confirmation.present) f |= F_CONFIRMATION;
+    if (b->voucher.present) f |= F_VOUCHER;
+    if (b->report.present) f |= F_REPORT;
+    if (b->request.present) f |= F_REQUEST;
+    if (b->decision != AC_EV_DECISION_NONE) f |= F_DECISION;
+    if (b->nreasons > 0) f |= F_REASONS;
+    if (b->ntransfers > 0) f |= F_TRANSFERS;
+    return f;
+}
+
+/* ==== validation ============================================================================= */
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Free text (ref, key ids): 1..256 bytes, no control characters (UTF-8 validity is checked by
+ * the CBOR layer). */
+static int text_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 256) return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return 0;
+    return 1;
+}
+
+static int docref_ok(const struct ac_ev_docref *d, const char *name, char *err, size_t errlen)
+{
+    if (!d->present) return 0;
+    if (d->id != NULL && !ac_id_valid(d->id)) return fail(err, errlen, "%s.id is invalid", name);
+    if (d->kid != NULL && !text_ok(d->kid)) return fail(err, errlen, "%s.kid is invalid", name);
+    return 0;
+}
+
+int ac_ev_record_validate(const struct ac_ev_record *r, char *err, size_t errlen)
+{
+    if (r == NULL) return fail(err, errlen, "no record");
+    if (ac_ev_kind_name(r->kind) == NULL) return fail(err, errlen, "kind is unknown");
+    if (r->time_us < 0) return fail(err, errlen, "time is negative");
+    if (r->seq == 0) {
+        static const uint8_t zero[AC_EV_HASH_LEN];
+        if (memcmp(r->prev, zero, AC_EV_HASH_LEN) != 0)
+            return fail(err, errlen, "prev of record 0 must be 32 zero bytes");
+    }
+    const struct ac_ev_body *b = &r->body;
+    const struct {
+        const char *v, *name;
+    } ids[] = {{b->payment, "payment"},
+               {b->user, "user"},
+               {b->agent, "agent"},
+               {b->payee, "payee"},
+               {b->tab, "tab"}};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        if (ids[i].v != NULL && !ac_id_valid(ids[i].v))
+            return fail(err, errlen, "%s is not a valid id", ids[i].name);
+    if (b->ref != NULL && !text_ok(b->ref)) return fail(err, errlen, "ref is invalid");
+    if (b->amount.present) {
+        if (b->amount.value < 0) return fail(err, errlen, "amount.value is negative");
+        if (b->amount.asset == NULL || !ac_asset_code_valid(b->amount.asset))
+            return fail(err, errlen, "amount.asset is invalid");
+        if (b->amount.scale > AC_SCALE_MAX) return fail(err, errlen, "amount.scale is invalid");
+    }
+    if (docref_ok(&b->binding, "binding", err, errlen) ||
+        docref_ok(&b->mandate, "mandate", err, errlen) ||
+        docref_ok(&b->revocation, "revocation", err, errlen) ||
+        docref_ok(&b->confirmation, "confirmation", err, errlen) ||
+        docref_ok(&b->voucher, "voucher", err, errlen) ||
+        docref_ok(&b->report, "report", err, errlen))
+        return -1;
+    if (b->request.present) {
+        const struct ac_ev_request *q = &b->request;
+        if (q->base == NULL || q->base_len == 0 || q->base_len > AC_EV_RECORD_MAX)
+            return fail(err, errlen, "request.base is empty or too long");
+        if (q->sig == NULL || q->sig_len == 0 || q->sig_len > 1024)
+            return fail(err, errlen, "request.sig is empty or too long");
+        if (q->keyid == NULL || !text_ok(q->keyid))
+            return fail(err, errlen, "request.keyid is invalid");
+        if (q->has_body && (q->body_len > AC_EV_BODY_MAX || (q->body == NULL && q->body_len)))
+            return fail(err, errlen, "request.body is too long");
+    }
+    if ((int)b->decision < AC_EV_DECISION_NONE || b->decision > AC_EV_DENY)
+        return fail(err, errlen, "decision is unknown");
+    if (b->nreasons > AC_EV_MAX_REASONS) return fail(err, errlen, "too many reasons");
+    for (size_t i = 0; i < b->nreasons; i++)
+        if (b->reasons == NULL || b->reasons[i] == NULL || !ac_id_valid(b->reasons[i]))
+            return fail(err, errlen, "reasons[%zu] is not a valid code", i);
+    if (b->ntransfers > AC_EV_MAX_TRANSFERS) return fail(err, errlen, "too many transfers");
+    for (size_t i = 0; i < b->ntransfers; i++) {
+        const struct ac_ev_transfer *t = b->transfers ? &b->transfers[i] : NULL;
+        if (t == NULL || t->id == NULL || !ac_id_valid(t->id) || t->debit == NULL ||
+            !ac_id_valid(t->debit) || t->credit == NULL || !ac_id_valid(t->credit))
+            return fail(err, errlen, "transfers[%zu] has an invalid id or account", i);
+        if (t->amount < 0) return fail(err, errlen, "transfers[%zu].amount is negative", i);
+        if (t->asset == NULL || !ac_asset_code_valid(t->asset) || t->scale > AC_SCALE_MAX)
+            return fail(err, errlen, "transfers[%zu] has an invalid asset or scale", i);
+        if (t->flags & ~0x3fu) return fail(err, errlen, "transfers[%zu].flags is invalid", i);
+        if (t->pending_id != NULL && !ac_id_valid(t->pending_id))
+            return fail(err, errlen, "transfers[%zu].pending is invalid", i);
+    }
+    uint32_t have = present_fields(b), req = rules[r->kind].required,
+             allowed = rules[r->kind].allowed;
+    for (unsigned i = 0; i < NFIELDS; i++) {
+        uint32_t bit = 1u << i;
+        if ((req & bit) && !(have & bit))
+            return fail(err, errlen, "%s requires body.%s", kind_names[r->kind], field_names[i]);
+        if ((have & bit) && !(allowed & bit))
+            return fail(err, errlen, "%s does not allow body.%s", kind_names[r->kind],
+                        field_names[i]);
+    }
+    enum ac_ev_decision want = AC_EV_DECISION_NONE;
+    if (r->kind == AC_EV_PAYMENT_SETTLE) want = AC_EV_ALLOW;
+    if (r->kind == AC_EV_PAYMENT_STEP_UP) want = AC_EV_STEP_UP;
+    if (r->kind == AC_EV_PAYMENT_DENY) want = AC_EV_DENY;
+    if (want != AC_EV_DECISION_NONE && b->decision != want)
+        return fail(err, errlen, "%s requires decision %s", kind_names[r->kind],
+                    decision_names[want]);
+    if (want == AC_EV_DECISION_NONE && b->decision == AC_EV_DENY)
+        return fail(err, errlen, "%s cannot record a deny decision", kind_names[r->kind]);
+    return 0;
+}
+
+/* ==== encoding =============================================================================== */
+
+static cbor_item_t *docref_item(const struct ac_ev_docref *d)
+{
+    cbor_item_t *m = ac_dcbor_map(3);
+    if (m == NULL) return NULL;
+    int rc = ac_dcbor_map_putz(m, "hash", ac_dcbor_bytes(d->hash, AC_EV_HASH_LEN));
+    if (d->id) rc |= ac_dcbor_map_putz(m, "id", ac_dcbor_textz(d->id));
+    if (d->kid) rc |= ac_dcbor_map_putz(m, "kid", ac_dcbor_textz(d->kid));
+    if (rc != 0) {
+        cbor_decref(&m);
+        return NULL;
+    }
+    return m;
+}
+
+static cbor_item_t *amount_item(int64_t value, const char *asset, unsigned scale)
+{
+    cbor_item_t *m = ac_dcbor_map(3);
+    if (m == NULL) return NULL;
+    int rc = ac_dcbor_map_putz(m, "value", ac_dcbor_int(value));
+    rc |= ac_dcbor_map_putz(m, "asset", ac_dcbor_textz(asset));
+    rc |= ac_dcbor_map_putz(m, "scale", ac_dcbor_uint(scale));
+    if (rc != 0) {
+        cbor_decref(&m);
+        return NULL;
+    }
+    return m;
+}
+
+static cbor_item_t *request_item(const struct ac_ev_request *q)
+{
+    cbor_item_t *m = ac_dcbor_map(4);
+    if (m == NULL) return NULL;
+    int rc = ac_dcbor_map_putz(m, "base", ac_dcbor_bytes(q->base, q->base_len));
+    rc |= ac_dcbor_map_putz(m, "sig", ac_dcbor_bytes(q->sig, q->sig_len));
+    rc |= ac_dcbor_map_putz(m, "keyid", ac_dcbor_textz(q->keyid));
+    if (q->has_body) rc |= ac_dcbor_map_putz(m, "body", ac_dcbor_bytes(q->body, q->body_len));
+    if (rc != 0) {
+        cbor_decref(&m);
+        return NULL;
+    }
+    return m;
+}
+
+static cbor_item_t *transfer_item(const struct ac_ev_transfer *t)
+{
+    cbor_item_t *m = ac_dcbor_map(8);
+    if (m == NULL) return NULL;
+    int rc = ac_dcbor_map_putz(m, "id", ac_dcbor_textz(t->id));
+    rc |= ac_dcbor_map_putz(m, "debit", ac_dcbor_textz(t->debit));
+    rc |= ac_dcbor_map_putz(m, "credit", ac_dcbor_textz(t->credit));
+    rc |= ac_dcbor_map_putz(m, "amount", ac_dcbor_int(t->amount));
+    rc |= ac_dcbor_map_putz(m, "asset", ac_dcbor_textz(t->asset));
+    rc |= ac_dcbor_map_putz(m, "scale", ac_dcbor_uint(t->scale));
+    rc |= ac_dcbor_map_putz(m, "flags", ac_dcbor_uint(t->flags));
+    if (t->pending_id) rc |= ac_dcbor_map_putz(m, "pending", ac_dcbor_textz(t->pending_id));
+    if (rc != 0) {
+        cbor_decref(&m);
+        return NULL;
+    }
+    return m;
+}
+
+static cbor_item_t *body_item(const struct ac_ev_body *b)
+{
+    cbor_item_t *m = ac_dcbor_map(NFIELDS);
+    if (m == NULL) return NULL;
+    int rc = 0;
+    const struct {
+        const char *key, *v;
+    } texts[] = {{"payment", b->payment}, {"user", b->user}, {"agent", b->agent},
+                 {"payee", b->payee},     {"tab", b->tab},   {"ref", b->ref}};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        if (texts[i].v) rc |= ac_dcbor_map_putz(m, texts[i].key, ac_dcbor_textz(texts[i].v));
+    if (b->amount.present)
+        rc |= ac_dcbor_map_putz(m, "amount",
+                                amount_item(b->amount.value, b->amount.asset, b->amount.scale));
+    const struct {
+        const char *key;
+        const struct ac_ev_docref *d;
+    } docs[] = {{"binding", &b->binding},       {"mandate", &b->mandate},
+                {"revocation", &b->revocation}, {"confirmation", &b->confirmation},
+                {"voucher", &b->voucher},       {"report", &b->report}};
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++)
+        if (docs[i].d->present) rc |= ac_dcbor_map_putz(m, docs[i].key, docref_item(docs[i].d));
+    if (b->request.present) rc |= ac_dcbor_map_putz(m, "request", request_item(&b->request));
+    if (b->decision != AC_EV_DECISION_NONE)
+        rc |= ac_dcbor_map_putz(m, "decision", ac_dcbor_textz(decision_names[b->decision]));
+    if (b->nreasons > 0) {
+        cbor_item_t *a = ac_dcbor_array(b->nreasons);
+        for (size_t i = 0; a != NULL && i < b->nreasons; i++)
+            rc |= ac_dcbor_array_push(a, ac_dcbor_textz(b->reasons[i]));
+        rc |= ac_dcbor_map_putz(m, "reasons", a);
+    }
+    if (b->ntransfers > 0) {
+        cbor_item_t *a = ac_dcbor_array(b->ntransfers);
+        for (size_t i = 0; a != NULL && i < b->ntransfers; i++)
+            rc |= ac_dcbor_array_push(a, transfer_item(&b->transfers[i]));
+        rc |= ac_dcbor_map_putz(m, "transfers", a);
+    }
+    if (rc != 0) {
+        cbor_decref(&m);
+        return NULL;
+    }
+    return m;
+}
+
+int ac_ev_record_encode(const struct ac_ev_record *r, uint8_t **out, size_t *len, char *err,
+                        size_t errlen)
+{
+    *out = NULL;
+    *len = 0;
+    if (ac_ev_record_validate(r, err, errlen) != 0) return -1;
+    cbor_item_t *m = ac_dcbor_map(6);
+    if (m == NULL) return fail(err, errlen, "out of memory");
+    int rc = ac_dcbor_map_putz(m, "v", ac_dcbor_uint(AC_EV_VERSION));
+    rc |= ac_dcbor_map_putz(m, "seq", ac_dcbor_uint(r->seq));
+    rc |= ac_dcbor_map_putz(m, "time", ac_dcbor_uint((uint64_t)r->time_us));
+    rc |= ac_dcbor_map_putz(m, "kind", ac_dcbor_textz(kind_names[r->kind]));
+    rc |= ac_dcbor_map_putz(m, "prev", ac_dcbor_bytes(r->prev, AC_EV_HASH_LEN));
+    rc |= ac_dcbor_map_putz(m, "body", body_item(&r->body));
+    if (rc != 0) {
+        cbor_decref(&m);
+        return fail(err, errlen, "out of memory");
+    }
+    enum ac_dcbor_status st = ac_dcbor_encode(m, out, len);
+    cbor_decref(&m);
+    if (st != AC_DCBOR_OK) return fail(err, errlen, "cbor: %s", ac_dcbor_strerror(st));
+    if (*len > AC_EV_RECORD_MAX) {
+        free(*out);
+        *out = NULL;
+        *len = 0;
+        return fail(err, errlen, "record exceeds %u bytes", AC_EV_RECORD_MAX);
+    }
+    return 0;
+}
+
+/* ==== decoding ===============================================================================
+ * The bytes are first proven canonical by ac_dcbor_check(); a small cursor then reads them. Every
+ * read is still bounds-checked (defence in depth). Strings are copied into one arena whose size
+ * is bounded by the input: a string of n bytes costs at least n+1 encoded bytes, and takes n+1
+ * arena bytes (NUL-terminated). */
+
+struct rd {
+    const uint8_t *p, *end;
+    char *arena;
+    size_t used, cap;
+    char *err;
+    size_t errlen;
+};
+
+enum { M_UINT = 0, M_NEG = 1, M_BYTES = 2, M_TEXT = 3, M_ARRAY = 4, M_MAP = 5 };
+
+static int rd_head(struct rd *r, int *major, uint64_t *v)
+{
+    if (r->p >= r->end) return -1;
+    uint8_t ib = *r->p++;
+    *major = ib >> 5;
+    uint8_t ai = ib & 0x1f;
+    if (ai < 24) {
+        *v = ai;
+        return 0;
+    }
+    size_t n = ai == 24 ? 1 : ai == 25 ? 2 : ai == 26 ? 4 : ai == 27 ? 8 : 0;
+    if (n == 0 || (size_t)(r->end - r->p) < n) return -1;
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++)
+        x = x << 8 | *r->p++;
+    *v = x;
+    return 0;
+}
+
+static int rd_fail(struct rd *r, const char *what)
+{
+    return fail(r->err, r->errlen, "%s", what);
+}
+
+/* A string of the given major type; returns its bytes (in the input) and length. */
+static int rd_str(struct rd *r, int major, const uint8_t **s, size_t *n, const char *what)
+{
+    int mj;
+    uint64_t v;
+    if (rd_head(r, &mj, &v) != 0 || mj != major || v > (uint64_t)(r->end - r->p))
+        return rd_fail(r, what);
+    *s = r->p;
+    *n = (size_t)v;
+    r->p += v;
+    return 0;
+}
+
+static void *arena_take(struct rd *r, size_t n)
+{
+    if (r->cap - r->used < n) return NULL; /* cannot happen: sized from the input */
+    void *p = r->arena + r->used;
+    r->used += n;
+    return p;
+}
+
+static int rd_text(struct rd *r, const char **out, const char *what)
+{
+    const uint8_t *s = NULL;
+    size_t n = 0;
+    if (rd_str(r, M_TEXT, &s, &n, what) != 0) return -1;
+    if (memchr(s, 0, n) != NULL) return rd_fail(r, what);
+    char *c = arena_take(r, n + 1);
+    if (c == NULL) return rd_fail(r, what);
+    memcpy(c, s, n);
+    c[n] = '\0';
+    *out = c;
+    return 0;
+}
+
+static int rd_bytes(struct rd *r, const uint8_t **out, size_t *len, const char *what)
+{
+    const uint8_t *s = NULL;
+    size_t n = 0;
+    if (rd_str(r, M_BYTES, &s, &n, what) != 0) return -1;
+    uint8_t *c = arena_take(r, n + 1);
+    if (c == NULL) return rd_fail(r, what);
+    memcpy(c, s, n);
+    c[n] = 0;
+    *out = c;
+    *len = n;
+    return 0;
+}
+
+static int rd_hash(struct rd *r, uint8_t out[AC_EV_HASH_LEN], const char *what)
+{
+    const uint8_t *s = NULL;
+    size_t n = 0;
+    if (rd_str(r, M_BYTES, &s, &n, what) != 0 || n != AC_EV_HASH_LEN) return rd_fail(r, what);
+    memcpy(out, s, AC_EV_HASH_LEN);
+    return 0;
+}
+
+static int rd_uint(struct rd *r, uint64_t max, uint64_t *out, const char *what)
+{
+    int mj;
+    uint64_t v;
+    if (rd_head(r, &mj, &v) != 0 || mj != M_UINT || v > max) return rd_fail(r, what);
+    *out = v;
+    return 0;
+}
+
+/* int64 (either sign on the wire; the validator decides about negatives) */
+static int rd_int(struct rd *r, int64_t *out, const char *what)
+{
+    int mj;
+    uint64_t v;
+    if (rd_head(r, &mj, &v) != 0 || v > (uint64_t)INT64_MAX) return rd_fail(r, what);
+    if (mj == M_UINT)
+        *out = (int64_t)v;
+    else if (mj == M_NEG)
+        *out = -1 - (int64_t)v;
+    else
+        return rd_fail(r, what);
+    return 0;
+}
+
+static int rd_container(struct rd *r, int major, uint64_t *n, const char *what)
+{
+    int mj;
+    if (rd_head(r, &mj, n) != 0 || mj != major) return rd_fail(r, what);
+    return 0;
+}
+
+/* The next map key (a text string); keys are short ASCII names. */
+static int rd_key(struct rd *r, char *key, size_t cap)
+{
+    const uint8_t *s = NULL;
+    size_t n = 0;
+    if (rd_str(r, M_TEXT, &s, &n, "map key is not a text string") != 0) return -1;
+    if (n >= cap) return fail(r->err, r->errlen, "unknown member (long key)");
+    memcpy(key, s, n);
+    key[n] = '\0';
+    return 0;
+}
+
+static int rd_docref(struct rd *r, struct ac_ev_docref *d, const char *name)
+{
+    uint64_t n;
+    char key[16];
+    if (rd_container(r, M_MAP, &n, name) != 0) return -1;
+    int have_hash = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (rd_key(r, key, sizeof key) != 0) return -1;
+        int rc;
+        if (strcmp(key, "hash") == 0)
+            rc = rd_hash(r, d->hash, "docref hash is not 32 bytes"), have_hash = 1;
+        else if (strcmp(key, "id") == 0)
+            rc = rd_text(r, &d->id, "docref id is not text");
+        else if (strcmp(key, "kid") == 0)
+            rc = rd_text(r, &d->kid, "docref kid is not text");
+        else
+            return fail(r->err, r->errlen, "%s: unknown member %s", name, key);
+        if (rc != 0) return -1;
+    }
+    if (!have_hash) return fail(r->err, r->errlen, "%s: hash missing", name);
+    d->present = 1;
+    return 0;
+}
+
+static int rd_amount(struct rd *r, int64_t *value, const char **asset, unsigned *scale,
+                     const char *name)
+{
+    uint64_t n, sc = 0;
+    char key[16];
+    int seen = 0;
+    if (rd_container(r, M_MAP, &n, name) != 0) return -1;
+    for (uint64_t i = 0; i < n; i++) {
+        if (rd_key(r, key, sizeof key) != 0) return -1;
+        int rc;
+        if (strcmp(key, "value") == 0)
+            rc = rd_int(r, value, "amount value is not an int64"), seen |= 1;
+        else if (strcmp(key, "asset") == 0)
+            rc = rd_text(r, asset, "amount asset is not text"), seen |= 2;
+        else if (strcmp(key, "scale") == 0)
+            rc = rd_uint(r, AC_SCALE_MAX, &sc, "amount scale is invalid"), seen |= 4;
+        else
+            return fail(r->err, r->errlen, "%s: unknown member %s", name, key);
+        if (rc != 0) return -1;
+    }
+    if (seen != 7) return fail(r->err, r->errlen, "%s: value, asset and scale required", name);
+    *scale = (unsigned)sc;
+    return 0;
+}
+
+static int rd_request(struct rd *r, struct ac_ev_request *q)
+{
+    uint64_t n;
+    char key[16];
+    int seen = 0;
+    if (rd_container(r, M_MAP, &n, "request is not a map") != 0) return -1;
+    for (uint64_t i = 0; i < n; i++) {
+        if (rd_key(r, key, sizeof key) != 0) return -1;
+        int rc;
+        if (strcmp(key, "base") == 0)
+            rc = rd_bytes(r, &q->base, &q->base_len, "request base is not bytes"), seen |= 1;
+        else if (strcmp(key, "sig") == 0)
+            rc = rd_bytes(r, &q->sig, &q->sig_len, "request sig is not bytes"), seen |= 2;
+        else if (strcmp(key, "keyid") == 0)
+            rc = rd_text(r, &q->keyid, "request keyid is not text"), seen |= 4;
+        else if (strcmp(key, "body") == 0)
+            rc = rd_bytes(r, &q->body, &q->body_len, "request body is not bytes"), q->has_body = 1;
+        else
+            return fail(r->err, r->errlen, "request: unknown member %s", key);
+        if (rc != 0) return -1;
+    }
+    if (seen != 7) return fail(r->err, r->errlen, "request: base, sig and keyid required");
+    q->present = 1;
+    return 0;
+}
+
+static int rd_transfer(struct rd *r, struct ac_ev_transfer *t)
+{
+    uint64_t n, v;
+    char key[16];
+    int seen = 0;
+    if (rd_container(r, M_MAP, &n, "transfer is not a map") != 0) return -1;
+    for (uint64_t i = 0; i < n; i++) {
+        if (rd_key(r, key, sizeof key) != 0) return -1;
+        int rc;
+        if (strcmp(key, "id") == 0)
+            rc = rd_text(r, &t->id, "transfer id is not text"), seen |= 1;
+        else if (strcmp(key, "debit") == 0)
+            rc = rd_text(r, &t->debit, "transfer debit is not text"), seen |= 2;
+        else if (strcmp(key, "credit") == 0)
+            rc = rd_text(r, &t->credit, "transfer credit is not text"), seen |= 4;
+        else if (strcmp(key, "amount") == 0)
+            rc = rd_int(r, &t->amount, "transfer amount is not an int64"), seen |= 8;
+        else if (strcmp(key, "asset") == 0)
+            rc = rd_text(r, &t->asset, "transfer asset is not text"), seen |= 16;
+        else if (strcmp(key, "scale") == 0)
+            rc = rd_uint(r, AC_SCALE_MAX, &v, "transfer scale is invalid"), t->scale = (unsigned)v,
+            seen |= 32;
+        else if (strcmp(key, "flags") == 0)
+            rc = rd_uint(r, UINT32_MAX, &v, "transfer flags is invalid"), t->flags = (uint32_t)v,
+            seen |= 64;
+        else if (strcmp(key, "pending") == 0)
+            rc = rd_text(r, &t->pending_id, "transfer pending is not text");
+        else
+            return fail(r->err, r->errlen, "transfer: unknown member %s", key);
+        if (rc != 0) return -1;
+    }
+    if (seen != 127) return fail(r->err, r->errlen, "transfer: a required member is missing");
+    return 0;
+}
+
+static int rd_body(struct rd *r, struct ac_ev_body *b, struct ac_ev_transfer *tr,
+                   const char **reasons)
+{
+    uint64_t n;
+    char key[16];
+    if (rd_container(r, M_MAP, &n, "body is not a map") != 0) return -1;
+    for (uint64_t i = 0; i < n; i++) {
+        if (rd_key(r, key, sizeof key) != 0) return -1;
+        int rc = 0;
+        const char **tp = NULL;
+        struct ac_ev_docref *dp = NULL;
+        if (strcmp(key, "payment") == 0)
+            tp = &b->payment;
+        else if (strcmp(key, "user") == 0)
+            tp = &b->user;
+        else if (strcmp(key, "agent") == 0)
+            tp = &b->agent;
+        else if (strcmp(key, "payee") == 0)
+            tp = &b->payee;
+        else if (strcmp(key, "tab") == 0)
+            tp = &b->tab;
+        else if (strcmp(key, "ref") == 0)
+            tp = &b->ref;
+        else if (strcmp(key, "binding") == 0)
+            dp = &b->binding;
+        else if (strcmp(key, "mandate") == 0)
+            dp = &b->mandate;
+        else if (strcmp(key, "revocation") == 0)
+            dp = &b->revocation;
+        else if (strcmp(key, "confirmation") == 0)
+            dp = &b->confirmation;
+        else if (strcmp(key, "voucher") == 0)
+            dp = &b->voucher;
+        else if (strcmp(key, "report") == 0)
+            dp = &b->report;
+        if (tp != NULL) {
+            rc = rd_text(r, tp, "body text member is not text");
+        } else if (dp != NULL) {
+            rc = rd_docref(r, dp, key);
+        } else if (strcmp(key, "amount") == 0) {
+            rc = rd_amount(r, &b->amount.value, &b->amount.asset, &b->amount.scale, "amount");
+            b->amount.present = 1;
+        } else if (strcmp(key, "request") == 0) {
+            rc = rd_request(r, &b->request);
+        } else if (strcmp(key, "decision") == 0) {
+            const uint8_t *s = NULL;
+            size_t sn = 0;
+            rc = rd_str(r, M_TEXT, &s, &sn, "decision is not text");
+            for (int d = AC_EV_ALLOW; rc == 0 && d <= AC_EV_DENY; d++)
+                if (strlen(decision_names[d]) == sn && memcmp(decision_names[d], s, sn) == 0)
+                    b->decision = (enum ac_ev_decision)d;
+            if (rc == 0 && b->decision == AC_EV_DECISION_NONE)
+                rc = rd_fail(r, "decision is unknown");
+        } else if (strcmp(key, "reasons") == 0) {
+            uint64_t k;
+            rc = rd_container(r, M_ARRAY, &k, "reasons is not an array");
+            if (rc == 0 && (k == 0 || k > AC_EV_MAX_REASONS))
+                rc = rd_fail(r, "reasons must hold 1..32 codes");
+            for (uint64_t j = 0; rc == 0 && j < k; j++)
+                rc = rd_text(r, &reasons[j], "reason is not text");
+            b->reasons = reasons;
+            b->nreasons = rc == 0 ? (size_t)k : 0;
+        } else if (strcmp(key, "transfers") == 0) {
+            uint64_t k;
+            rc = rd_container(r, M_ARRAY, &k, "transfers is not an array");
+            if (rc == 0 && (k == 0 || k > AC_EV_MAX_TRANSFERS))
+                rc = rd_fail(r, "transfers must hold 1..64 transfers");
+            for (uint64_t j = 0; rc == 0 && j < k; j++)
+                rc = rd_transfer(r, &tr[j]);
+            b->transfers = tr;
+            b->ntransfers = rc == 0 ? (size_t)k : 0;
+        } else {
+            return fail(r->err, r->errlen, "body: unknown member %s", key);
+        }
+        if (rc != 0) return -1;
+    }
+    return 0;
+}
+
+int ac_ev_record_decode(const uint8_t *buf, size_t len, struct ac_ev_record *rec, char *err,
+                        size_t errlen)
+{
+    memset(rec, 0, sizeof *rec);
+    if (buf == NULL || len == 0 || len > AC_EV_RECORD_MAX)
+        return fail(err, errlen, "record is empty or exceeds %u bytes", AC_EV_RECORD_MAX);
+    enum ac_dcbor_status st = ac_dcbor_check(buf, len, NULL, 0);
+    if (st != AC_DCBOR_OK)
+        return fail(err, errlen, "not deterministic cbor: %s", ac_dcbor_strerror(st));
+    /* arena: the transfer and reason arrays first (aligned by malloc), then the strings */
+    size_t arrays = AC_EV_MAX_TRANSFERS * sizeof(struct ac_ev_transfer) +
+                    AC_EV_MAX_REASONS * sizeof(const char *);
+    char *mem = calloc(1, arrays + len + 1);
+    if (mem == NULL) return fail(err, errlen, "out of memory");
+    struct ac_ev_transfer *tr = (struct ac_ev_transfer *)mem;
+    const char **reasons = (const char **)(mem + AC_EV_MAX_TRANSFERS * sizeof *tr);
+    struct rd r = {buf, buf + len, mem, arrays, arrays + len + 1, err, errlen};
+
+    uint64_t n, v;
+    char key[16];
+    int seen = 0, rc = rd_container(&r, M_MAP, &n, "record is not a map");
+    for (uint64_t i = 0; rc == 0 && i < n; i++) {
+        rc = rd_key(&r, key, sizeof key);
+        if (rc != 0) break;
+        if (strcmp(key, "v") == 0) {
+            rc = rd_uint(&r, UINT64_MAX, &v, "v is not an unsigned integer");
+            if (rc == 0 && v != AC_EV_VERSION) rc = fail(err, errlen, "unknown record version");
+            seen |= 1;
+        } else if (strcmp(key, "seq") == 0) {
+            rc = rd_uint(&r, UINT64_MAX, &rec->seq, "seq is not an unsigned integer");
+            seen |= 2;
+        } else if (strcmp(key, "time") == 0) {
+            rc = rd_uint(&r, INT64_MAX, &v, "time is not an unsigned int64");
+            rec->time_us = (int64_t)v;
+            seen |= 4;
+        } else if (strcmp(key, "kind") == 0) {
+            const uint8_t *s = NULL;
+            size_t sn = 0;
+            rc = rd_str(&r, M_TEXT, &s, &sn, "kind is not text");
+            if (rc == 0) {
+                rec->kind = ac_ev_kind_from_name((const char *)s, sn);
+                if (rec->kind == AC_EV_KIND_NONE) rc = fail(err, errlen, "kind is unknown");
+            }
+            seen |= 8;
+        } else if (strcmp(key, "prev") == 0) {
+            rc = rd_hash(&r, rec->prev, "prev is not 32 bytes");
+            seen |= 16;
+        } else if (strcmp(key, "body") == 0) {
+            rc = rd_body(&r, &rec->body, tr, reasons);
+            seen |= 32;
+        } else {
+            rc = fail(err, errlen, "unknown member %s", key);
+        }
+    }
+    if (rc == 0 && seen != 63)
+        rc = fail(err, errlen, "record needs v, seq, time, kind, prev and body");
+    if (rc == 0 && r.p != r.end) rc = fail(err, errlen, "trailing bytes"); /* cannot happen */
+    rec->mem_ = mem;
+    if (rc == 0) rc = ac_ev_record_validate(rec, err, errlen);
+    if (rc != 0) {
+        ac_ev_record_clear(rec);
+        return -1;
+    }
+    return 0;
+}
+
+void ac_ev_record_clear(struct ac_ev_record *r)
+{
+    if (r == NULL) return;
+    free(r->mem_);
+    memset(r, 0, sizeof *r);
+}
+
+/* ==== hashing ================================================================================ */
+
+int ac_ev_record_hash(const uint8_t *buf, size_t len, uint8_t out[AC_EV_HASH_LEN])
+{
+    unsigned n = 0;
+    if (EVP_Digest(buf, len, out, &n, EVP_sha256(), NULL) != 1 || n != AC_EV_HASH_LEN) return -1;
+    return 0;
+}
+
+int ac_ev_leaf_hash(const uint8_t *buf, size_t len, uint8_t out[AC_EV_HASH_LEN])
+{
+    return ac_merkle_leaf_hash(buf, len, out);
+}
+
+int ac_ev_doc_hash(const void *doc, size_t len, uint8_t out[AC_EV_HASH_LEN])
+{
+    return ac_ev_record_hash(doc, len, out);
+}
+
+/* ==== checkpoints ============================================================================ */
+
+int ac_ev_checkpoint_sign(const char *origin, uint64_t size, const uint8_t root[AC_EV_HASH_LEN],
+                          EVP_PKEY *key, char **note, size_t *len)
+{
+    *note = NULL;
+    *len = 0;
+    if (origin == NULL || key == NULL) return -1;
+    struct ac_checkpoint cp = {origin, strlen(origin), size, {0}, NULL, 0};
+    memcpy(cp.root, root, AC_EV_HASH_LEN);
+    size_t tlen;
+    char *text = ac_checkpoint_format(&cp, &tlen);
+    if (text == NULL) return -1;
+    struct ac_note_signer *s = ac_note_signer_new(origin, key);
+    int rc = -1;
+    if (s != NULL) {
+        const struct ac_note_signer *ss[1] = {s};
+        rc = ac_note_sign(text, tlen, ss, 1, note, len) == AC_NOTE_OK ? 0 : -1;
+    }
+    ac_note_signer_free(s);
+    free(text);
+    return rc;
+}
+
+char *ac_ev_checkpoint_vkey(const char *origin, EVP_PKEY *key)
+{
+    if (origin == NULL || key == NULL) return NULL;
+    struct ac_note_verifier *v = ac_note_verifier_from_key(origin, key);
+    if (v == NULL) return NULL;
+    char *s = ac_note_verifier_format(v);
+    ac_note_verifier_free(v);
+    return s;
+}
+
+int ac_ev_checkpoint_verify(const char *note, size_t len, const char *vkey, size_t vkey_len,
+                            const char *origin, struct ac_ev_checkpoint *out, char *err,
+                            size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (note == NULL || vkey == NULL) return fail(err, errlen, "no checkpoint or key");
+    struct ac_note_verifier *v = ac_note_verifier_parse(vkey, vkey_len);
+    if (v == NULL) return fail(err, errlen, "the log key is not a valid note verifier key");
+    const struct ac_note_verifier *vs[1] = {v};
+    size_t tlen = 0;
+    enum ac_note_status st = ac_note_open(note, len, vs, 1, &tlen, NULL);
+    int rc = 0;
+    struct ac_checkpoint cp;
+    const char *name = ac_note_verifier_name(v);
+    if (st != AC_NOTE_OK) {
+        rc = fail(err, errlen, "checkpoint signature: %s", ac_note_strerror(st));
+    } else if (ac_checkpoint_parse(note, tlen, &cp) != 0) {
+        rc = fail(err, errlen, "checkpoint body is not a tlog checkpoint");
+    } else if (cp.ext_len != 0) {
+        rc = fail(err, errlen, "checkpoint has extension lines");
+    } else if (cp.origin_len != strlen(name) || memcmp(cp.origin, name, cp.origin_len) != 0) {
+        rc = fail(err, errlen, "checkpoint origin differs from the key name");
+    } else if (origin != NULL &&
+               (cp.origin_len != strlen(origin) || memcmp(cp.origin, origin, cp.origin_len))) {
+        rc = fail(err, errlen, "checkpoint origin is not %s", origin);
+    } else {
+        out->origin = malloc(cp.origin_len + 1);
+        if (out->origin == NULL) {
+            rc = fail(err, errlen, "out of memory");
+        } else {
+            memcpy(out->origin, cp.origin, cp.origin_len);
+            out->origin[cp.origin_len] = '\0';
+            out->size = cp.size;
+            memcpy(out->root, cp.root, AC_EV_HASH_LEN);
+        }
+    }
+    ac_note_verifier_free(v);
+    return rc;
+}
+
+void ac_ev_checkpoint_clear(struct ac_ev_checkpoint *cp)
+{
+    if (cp == NULL) return;
+    free(cp->origin);
+    memset(cp, 0, sizeof *cp);
+}
+
+/* ==== leaves, roots and proofs =============================================================== */
+
+void ac_ev_tree_init(struct ac_ev_tree *t)
+{
+    memset(t, 0, sizeof *t);
+}
+
+int ac_ev_tree_append(struct ac_ev_tree *t, const uint8_t leaf[AC_EV_HASH_LEN])
+{
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 1024;
+        void *p = realloc(t->leaf, cap * sizeof *t->leaf);
+        if (p == NULL) return -1;
+        t->leaf = p;
+        t->cap = cap;
+    }
+    memcpy(t->leaf[t->n++], leaf, AC_EV_HASH_LEN);
+    return 0;
+}
+
+int ac_ev_tree_root(const struct ac_ev_tree *t, uint64_t size, uint8_t out[AC_EV_HASH_LEN])
+{
+    if (size > t->n) return -1;
+    return ac_merkle_root((const uint8_t(*)[AC_EV_HASH_LEN])t->leaf, (size_t)size, out);
+}
+
+int ac_ev_tree_inclusion(const struct ac_ev_tree *t, uint64_t seq, uint64_t size,
+                         uint8_t proof[AC_MERKLE_MAX_PROOF][AC_EV_HASH_LEN], size_t *n)
+{
+    if (size > t->n || seq >= size) return -1;
+    return ac_merkle_inclusion_proof((const uint8_t(*)[AC_EV_HASH_LEN])t->leaf, (size_t)size,
+                                     (size_t)seq, proof, AC_MERKLE_MAX_PROOF, n);
+}
+
+int ac_ev_tree_consistency(const struct ac_ev_tree *t, uint64_t from, uint64_t to,
+                           uint8_t proof[AC_MERKLE_MAX_PROOF][AC_EV_HASH_LEN], size_t *n)
+{
+    if (from == 0 || from > to || to > t->n) return -1;
+    return ac_merkle_consistency_proof((const uint8_t(*)[AC_EV_HASH_LEN])t->leaf, (size_t)from,
+                                       (size_t)to, proof, AC_MERKLE_MAX_PROOF, n);
+}
+
+void ac_ev_tree_free(struct ac_ev_tree *t)
+{
+    free(t->leaf);
+    memset(t, 0, sizeof *t);
+}
