@@ -14,6 +14,7 @@ static const struct {
     {"ledger", ac_cli_ledger, "ledger check: verify the ledger's invariants"},
     {"errors", ac_cli_errors, "list the error-code registry (--markdown for docs)"},
     {"keygen", ac_cli_keygen, "make a server signing key file (--out=FILE)"},
+    {"sign", ac_cli_sign, "sign an HTTP request (RFC 9421) and print curl-ready headers"},
 };
 
 static void usage(FILE *f)
