@@ -18,13 +18,14 @@
 
 struct ac_authn {
     int64_t skew, max_age;
-    char scheme[8];       /* from public-url, or "" for "http" + Host */
-    char authority[256];  /* from public-url, or "" */
+    char scheme[8];      /* from public-url, or "" for "http" + Host */
+    char authority[256]; /* from public-url, or "" */
     struct ac_nonce_cache *nonces;
     _Atomic int64_t next_purge; /* unix seconds */
 };
 
-/* ==== the result =============================================================================== */
+/* ==== the result ===============================================================================
+ */
 
 void ac_verified_free(struct ac_verified *v)
 {
@@ -88,8 +89,7 @@ json_t *ac_verified_json(const struct ac_verified *v)
 
 struct ac_authn *ac_authn_new(const struct ac_config *cfg)
 {
-    if (cfg->sig_skew < 1 || cfg->sig_skew > 86400 || cfg->sig_max_age < 0 ||
-        cfg->nonce_cache < 1)
+    if (cfg->sig_skew < 1 || cfg->sig_skew > 86400 || cfg->sig_max_age < 0 || cfg->nonce_cache < 1)
         return NULL;
     struct ac_authn *a = calloc(1, sizeof *a);
     if (a == NULL) return NULL;
@@ -128,13 +128,14 @@ void ac_authn_free(struct ac_authn *a)
 long ac_authn_purge(struct ac_authn *a, PGconn *db, int64_t now)
 {
     int64_t due = atomic_load(&a->next_purge);
-    if (now < due || !atomic_compare_exchange_strong(&a->next_purge, &due,
-                                                     now + AC_AUTHN_PURGE_EVERY))
+    if (now < due ||
+        !atomic_compare_exchange_strong(&a->next_purge, &due, now + AC_AUTHN_PURGE_EVERY))
         return 0; /* not due, or another thread does it */
     return ac_nonce_purge(a->nonces, db, now);
 }
 
-/* ---- checks ----------------------------------------------------------------------------------- */
+/* ---- checks -----------------------------------------------------------------------------------
+ */
 
 static const char *hdr(const struct ac_http_request *req, const char *lname)
 {
@@ -187,8 +188,7 @@ static enum ac_ec replay_check(struct ac_authn *a, const struct ac_authn_call *c
                                const char **detail)
 {
     PGconn *db = NULL;
-    if (call->pool != NULL && (db = ac_pool_get(call->pool)) == NULL)
-        return AC_EC_DB_UNAVAILABLE;
+    if (call->pool != NULL && (db = ac_pool_get(call->pool)) == NULL) return AC_EC_DB_UNAVAILABLE;
     enum ac_nonce_result res =
         ac_nonce_seen_or_insert(a->nonces, db, keyid, nonce, created, call->now);
     if (res == AC_NONCE_NEW) (void)ac_authn_purge(a, db, call->now); /* best effort */
@@ -212,7 +212,8 @@ static enum ac_ec replay_check(struct ac_authn *a, const struct ac_authn_call *c
     return AC_EC_DB_UNAVAILABLE;
 }
 
-/* ---- the sequence ------------------------------------------------------------------------------ */
+/* ---- the sequence ------------------------------------------------------------------------------
+ */
 
 static struct ac_verified *result(const struct ac_httpsig *hs, const struct ac_resolved_key *k,
                                   int64_t now)
@@ -379,7 +380,8 @@ out:
     return ec;
 }
 
-/* ==== the request from MHD ========================================================================= */
+/* ==== the request from MHD
+ * ========================================================================= */
 
 #define FIELDS_MAX 128
 
@@ -394,8 +396,8 @@ struct fields {
     int bad; /* 1: a NUL in a value or too many fields; 2: out of memory */
 };
 
-static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *key,
-                               size_t key_size, const char *value, size_t value_size)
+static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                               const char *value, size_t value_size)
 {
     struct fields *fs = cls;
     (void)kind;

@@ -52,7 +52,7 @@ struct ac_verified {
     /* AC_PRINCIPAL_MERCHANT */
     char merchant_id[AC_ID_MAX + 1];
     /* the signature */
-    char alg[AC_ALG_NAME_MAX];          /* of the key: "ed25519" or "ecdsa-p256-sha256" */
+    char alg[AC_ALG_NAME_MAX]; /* of the key: "ed25519" or "ecdsa-p256-sha256" */
     int64_t created;
     int has_expires;
     int64_t expires;

@@ -39,16 +39,16 @@
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: agentclear sign --key FILE --url URL [--method GET] [--body FILE|-]\n"
-            "         [--runtime 'sha-256=:...:' | --software sha-256:HEX --model NAME "
-            "--environment sha-256:HEX]\n"
-            "         [--keyid KID] [--created UNIX] [--expires-in SECONDS] [--nonce N] "
-            "[--label sig1]\n"
-            "         [--components target-uri|split] [--format curl|headers|json]\n");
+    fprintf(stderr, "usage: agentclear sign --key FILE --url URL [--method GET] [--body FILE|-]\n"
+                    "         [--runtime 'sha-256=:...:' | --software sha-256:HEX --model NAME "
+                    "--environment sha-256:HEX]\n"
+                    "         [--keyid KID] [--created UNIX] [--expires-in SECONDS] [--nonce N] "
+                    "[--label sig1]\n"
+                    "         [--components target-uri|split] [--format curl|headers|json]\n");
 }
 
-/* ---- inputs ------------------------------------------------------------------------------------ */
+/* ---- inputs ------------------------------------------------------------------------------------
+ */
 
 /* Read a private JWK file; refuses files group/others may access. Messages name the file only. */
 static EVP_PKEY *load_key(const char *path)
@@ -62,7 +62,7 @@ static EVP_PKEY *load_key(const char *path)
     }
     if (!S_ISREG(st.st_mode) || (st.st_mode & 077) != 0 || st.st_size > AC_JWK_MAX_TEXT) {
         fprintf(stderr, "sign: %s: %s\n", path,
-                !S_ISREG(st.st_mode)     ? "not a regular file"
+                !S_ISREG(st.st_mode)      ? "not a regular file"
                 : (st.st_mode & 077) != 0 ? "group or others may access it (chmod 600)"
                                           : "too large for a jwk");
         close(fd);
@@ -159,7 +159,8 @@ static int split_url(const char *url, char *buf, size_t cap, struct ac_http_requ
     return 0;
 }
 
-/* ---- the request's headers as the signer sees them ---------------------------------------------- */
+/* ---- the request's headers as the signer sees them ----------------------------------------------
+ */
 
 struct sign_headers {
     const char *content_digest; /* NULL when absent */
@@ -174,7 +175,8 @@ static const char *header_of(void *ctx, const char *lname)
     return NULL;
 }
 
-/* ---- output -------------------------------------------------------------------------------------- */
+/* ---- output
+ * -------------------------------------------------------------------------------------- */
 
 /* One curl argument: -H 'Name: value' with single quotes escaped for POSIX shells. */
 static void print_curl(const char *name, const char *value)
@@ -201,12 +203,27 @@ static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
 
 int ac_cli_sign(int argc, char **argv)
 {
-    static const char *const names[] = {"key",     "url",         "method",     "body",
-                                        "runtime", "software",    "model",      "environment",
-                                        "keyid",   "created",     "expires-in", "nonce",
-                                        "label",   "components",  "format"};
-    enum { KEY, URL, METHOD, BODY, RUNTIME, SOFTWARE, MODEL, ENVIRONMENT, KEYID, CREATED,
-           EXPIRES_IN, NONCE, LABEL, COMPONENTS, FORMAT, NOPTS };
+    static const char *const names[] = {
+        "key",   "url",     "method",     "body",  "runtime", "software",   "model", "environment",
+        "keyid", "created", "expires-in", "nonce", "label",   "components", "format"};
+    enum {
+        KEY,
+        URL,
+        METHOD,
+        BODY,
+        RUNTIME,
+        SOFTWARE,
+        MODEL,
+        ENVIRONMENT,
+        KEYID,
+        CREATED,
+        EXPIRES_IN,
+        NONCE,
+        LABEL,
+        COMPONENTS,
+        FORMAT,
+        NOPTS
+    };
     const char *opt[NOPTS] = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -375,9 +392,9 @@ int ac_cli_sign(int argc, char **argv)
         if (runtime[0]) json_object_set_new(h, "Agent-Runtime", json_string(runtime));
         json_object_set_new(h, "Signature-Input", json_string(si));
         json_object_set_new(h, "Signature", json_string(sig));
-        json_t *j = json_pack("{s:o, s:s, s:I, s:s, s:s%}", "headers", h, "keyid", so.keyid,
-                              "created", (json_int_t)created, "nonce", nonce, "signature_base",
-                              hs.base, hs.base_len);
+        json_t *j =
+            json_pack("{s:o, s:s, s:I, s:s, s:s%}", "headers", h, "keyid", so.keyid, "created",
+                      (json_int_t)created, "nonce", nonce, "signature_base", hs.base, hs.base_len);
         if (j != NULL && so.expires) json_object_set_new(j, "expires", json_integer(so.expires));
         char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
         json_decref(j);

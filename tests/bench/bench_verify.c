@@ -64,7 +64,7 @@
 #include "tests/support/httpc.h"
 
 struct opts {
-    const char *url; /* database (self-hosted) */
+    const char *url;    /* database (self-hosted) */
     const char *target; /* host:port (external) */
     const char *keyfile, *runtime;
     pid_t server_pid;
@@ -161,7 +161,8 @@ static int serve_child(const struct opts *o, unsigned port, int ready_fd, int ct
     return 0;
 }
 
-/* ---- presigned requests ----------------------------------------------------------------------- */
+/* ---- presigned requests -----------------------------------------------------------------------
+ */
 
 static char **reqs;
 static size_t *req_lens;
@@ -227,7 +228,8 @@ static void *sign_range(void *arg)
     return NULL;
 }
 
-/* ---- clients ------------------------------------------------------------------------------------ */
+/* ---- clients ------------------------------------------------------------------------------------
+ */
 
 static _Atomic size_t next_req;
 static _Atomic uint64_t ok_count, err_count;
@@ -320,7 +322,8 @@ static void *client(void *arg)
     return NULL;
 }
 
-/* ---- main ----------------------------------------------------------------------------------------- */
+/* ---- main
+ * ----------------------------------------------------------------------------------------- */
 
 static void usage(void)
 {
@@ -353,22 +356,43 @@ static EVP_PKEY *load_private(const char *path)
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.seconds = 10, .warmup = 2, .connections = 8, .server_threads = 2,
-                     .presigned = 200000};
+    struct opts o = {
+        .seconds = 10, .warmup = 2, .connections = 8, .server_threads = 2, .presigned = 200000};
     int c;
     while ((c = getopt(argc, argv, "s:w:c:t:n:u:p:k:r:M")) != -1) {
         switch (c) {
-        case 's': o.seconds = atof(optarg); break;
-        case 'w': o.warmup = atof(optarg); break;
-        case 'c': o.connections = atoi(optarg); break;
-        case 't': o.server_threads = atoi(optarg); break;
-        case 'n': o.presigned = strtoul(optarg, NULL, 10); break;
-        case 'u': o.target = optarg; break;
-        case 'p': o.server_pid = (pid_t)atoi(optarg); break;
-        case 'k': o.keyfile = optarg; break;
-        case 'r': o.runtime = optarg; break;
-        case 'M': o.memory_only = 1; break;
-        default: usage();
+        case 's':
+            o.seconds = atof(optarg);
+            break;
+        case 'w':
+            o.warmup = atof(optarg);
+            break;
+        case 'c':
+            o.connections = atoi(optarg);
+            break;
+        case 't':
+            o.server_threads = atoi(optarg);
+            break;
+        case 'n':
+            o.presigned = strtoul(optarg, NULL, 10);
+            break;
+        case 'u':
+            o.target = optarg;
+            break;
+        case 'p':
+            o.server_pid = (pid_t)atoi(optarg);
+            break;
+        case 'k':
+            o.keyfile = optarg;
+            break;
+        case 'r':
+            o.runtime = optarg;
+            break;
+        case 'M':
+            o.memory_only = 1;
+            break;
+        default:
+            usage();
         }
     }
     o.url = optind < argc ? argv[optind] : getenv("AGENTCLEAR_DATABASE_URL");
@@ -401,17 +425,19 @@ int main(int argc, char **argv)
         agent_key = ac_sig_keygen(AC_SIG_ED25519);
         uint8_t d[AC_RUNTIME_DIGEST_LEN];
         if (agent_key == NULL ||
-            ac_runtime_digest("sha-256:" "0000000000000000000000000000000000000000000000000000000000000000",
+            ac_runtime_digest("sha-256:"
+                              "0000000000000000000000000000000000000000000000000000000000000000",
                               "bench-model",
-                              "sha-256:" "1111111111111111111111111111111111111111111111111111111111111111",
+                              "sha-256:"
+                              "1111111111111111111111111111111111111111111111111111111111111111",
                               d) != AC_EC_OK ||
             ac_runtime_header(d, runtime_hdr, sizeof runtime_hdr) < 0)
             return 1;
         /* the resolver's entry: the public key only, as a registry holds it */
         char *pub = ac_jwk_public_text(agent_key);
         const char *detail;
-        if (pub == NULL || ac_jwk_import_public_text(pub, strlen(pub), &the_key.key, &detail) !=
-                               AC_EC_OK)
+        if (pub == NULL ||
+            ac_jwk_import_public_text(pub, strlen(pub), &the_key.key, &detail) != AC_EC_OK)
             return 1;
         free(pub);
         the_key.kind = AC_PRINCIPAL_AGENT;
@@ -481,8 +507,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_verify: signing failed\n");
         return 1;
     }
-    fprintf(stderr, "bench_verify: %zu requests presigned in %.1f s; %d connections, server "
-                    "pid %d (%d threads)\n",
+    fprintf(stderr,
+            "bench_verify: %zu requests presigned in %.1f s; %d connections, server "
+            "pid %d (%d threads)\n",
             n_reqs, now_s() - t_sign, o.connections, (int)server, o.server_threads);
 
     /* the run */
@@ -507,8 +534,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < o.connections; i++)
         pthread_join(cth[i], NULL);
     if (atomic_load(&next_req) >= n_reqs)
-        fprintf(stderr, "bench_verify: the presigned requests ran out; the window was %.1f s "
-                        "(raise -n)\n", t1 - t0);
+        fprintf(stderr,
+                "bench_verify: the presigned requests ran out; the window was %.1f s "
+                "(raise -n)\n",
+                t1 - t0);
 
     double win = t1 - t0, rps = (double)(ok1 - ok0) / win;
     double cores = cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) / win : -1;

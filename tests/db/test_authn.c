@@ -62,7 +62,8 @@
 static const char *db_url;
 static char db_url_copy[1024];
 
-/* ==== the test resolver ========================================================================= */
+/* ==== the test resolver =========================================================================
+ */
 
 #define MAX_KEYS 16
 
@@ -139,7 +140,8 @@ static struct tkey *add_key(enum ac_sig_alg alg, enum ac_principal_kind kind, co
 
 static struct tkey *k_ed, *k_es, *k_merchant, *k_unknown, *k_revoked, *k_expired, *k_future;
 
-/* ==== in-process verifier instances ================================================================ */
+/* ==== in-process verifier instances
+ * ================================================================ */
 
 struct inst {
     struct ac_app app;
@@ -158,8 +160,8 @@ static void inst_start(struct inst *in, const char *url, const char *public_url)
         snprintf(a_db, sizeof a_db, "--database-url=%s", url);
         snprintf(a_listen, sizeof a_listen, "--listen=127.0.0.1:%u", in->port);
         snprintf(a_pub, sizeof a_pub, "--public-url=%s", public_url ? public_url : "");
-        char *argv[] = {"serve",          a_db,  a_listen, "--threads=2", "--sig-skew=60",
-                        "--sig-max-age=30", a_pub, NULL};
+        char *argv[] = {"serve", a_db, a_listen, "--threads=2", "--sig-skew=60", "--sig-max-age=30",
+                        a_pub,   NULL};
         char err[256];
         if (ac_config_load(&in->app.cfg, 7, argv, err, sizeof err) != 0) fail_msg("%s", err);
         in->app.pool = ac_pool_new(in->app.cfg.database_url, 4);
@@ -184,25 +186,26 @@ static void inst_stop(struct inst *in)
     memset(in, 0, sizeof *in);
 }
 
-/* ==== signing and sending ========================================================================== */
+/* ==== signing and sending
+ * ========================================================================== */
 
 struct spec {
-    struct tkey *key;       /* signs */
-    const char *keyid;      /* default: key's thumbprint */
-    const char *method;     /* default GET */
-    const char *target;     /* path?query as sent; default /v1/whoami */
-    const char *body;       /* NULL: none */
+    struct tkey *key;              /* signs */
+    const char *keyid;             /* default: key's thumbprint */
+    const char *method;            /* default GET */
+    const char *target;            /* path?query as sent; default /v1/whoami */
+    const char *body;              /* NULL: none */
     const char *const *components; /* NULL: @method @target-uri [agent-runtime] [content-digest] */
-    int64_t created;        /* 0: now */
-    int64_t expires;        /* 0: created + 60; -1: none */
-    const char *nonce;      /* NULL: random */
-    const char *tag;        /* NULL: "agentclear"; "" : none */
-    const char *runtime;    /* Agent-Runtime value; NULL: runtime1 for agents; "": none */
-    const char *digest;     /* Content-Digest value; NULL: computed when there is a body; "": none */
-    const char *xcustom;    /* X-Custom value as signed; NULL: none */
-    const char *authority;  /* default 127.0.0.1:<A.port> */
-    const char *scheme;     /* default http */
-    const char *label;      /* default sig1 */
+    int64_t created;               /* 0: now */
+    int64_t expires;               /* 0: created + 60; -1: none */
+    const char *nonce;             /* NULL: random */
+    const char *tag;               /* NULL: "agentclear"; "" : none */
+    const char *runtime;           /* Agent-Runtime value; NULL: runtime1 for agents; "": none */
+    const char *digest;    /* Content-Digest value; NULL: computed when there is a body; "": none */
+    const char *xcustom;   /* X-Custom value as signed; NULL: none */
+    const char *authority; /* default 127.0.0.1:<A.port> */
+    const char *scheme;    /* default http */
+    const char *label;     /* default sig1 */
     int no_alg;
 };
 
@@ -290,9 +293,13 @@ static void sign_spec(const struct spec *s, struct signed_req *o)
         .components = cp,
         .keyid = s->keyid ? s->keyid : s->key->res.keyid,
         .created = o->created,
-        .expires = s->expires == -1 ? 0 : s->expires ? s->expires : o->created + 60,
+        .expires = s->expires == -1 ? 0
+                   : s->expires     ? s->expires
+                                    : o->created + 60,
         .nonce = o->nonce,
-        .tag = s->tag == NULL ? "agentclear" : s->tag[0] ? s->tag : NULL,
+        .tag = s->tag == NULL ? "agentclear"
+               : s->tag[0]    ? s->tag
+                              : NULL,
         .with_alg = !s->no_alg,
     };
     enum ac_ec ec =
@@ -407,7 +414,8 @@ static size_t b64_field(const json_t *j, const char *k, uint8_t *out, size_t cap
     return len;
 }
 
-/* ==== valid requests ============================================================================== */
+/* ==== valid requests
+ * ============================================================================== */
 
 static void valid_get(void **st)
 {
@@ -492,10 +500,10 @@ static void valid_post_es256_merchant_split(void **st)
     signed_free(&o);
 
     /* @authority + @path + @query instead of @target-uri; no expires (max age applies) */
-    static const char *const split[] = {"@method", "@authority", "@path", "@query",
-                                        "agent-runtime", NULL};
-    struct spec sp = {.key = k_ed, .target = "/v1/whoami?x=1&y=two", .components = split,
-                      .expires = -1};
+    static const char *const split[] = {"@method", "@authority",    "@path",
+                                        "@query",  "agent-runtime", NULL};
+    struct spec sp = {
+        .key = k_ed, .target = "/v1/whoami?x=1&y=two", .components = split, .expires = -1};
     j = expect_ok(&sp, &o);
     assert_null(json_object_get(j, "expires"));
     assert_non_null(strstr(o.base, "\"@query\": ?x=1&y=two\n"));
@@ -523,8 +531,8 @@ static void verbatim_target_and_repeated_fields(void **st)
     ac_test_http_resp_free(&r);
 
     /* X-Custom sent as two field lines is signed as "one, two" */
-    static const char *const with_custom[] = {"@method", "@target-uri", "agent-runtime",
-                                              "x-custom", NULL};
+    static const char *const with_custom[] = {"@method", "@target-uri", "agent-runtime", "x-custom",
+                                              NULL};
     struct spec c = {.key = k_ed, .components = with_custom, .xcustom = "one, two"};
     int stc = send_spec_to(A.port, &c, NULL, "X-Custom: one\r\nX-Custom: two\r\n", &o, &r);
     if (stc != 200) fail_msg("repeated field lines: %d %s", stc, r.body);
@@ -551,7 +559,8 @@ static void verbatim_target_and_repeated_fields(void **st)
     signed_free(&o);
 }
 
-/* ==== failures ==================================================================================== */
+/* ==== failures
+ * ==================================================================================== */
 
 static void missing_unknown_invalid(void **st)
 {
@@ -616,8 +625,7 @@ static void components(void **st)
     static const char *const no_target[] = {"@method", "agent-runtime", NULL};
     struct spec b = {.key = k_ed, .components = no_target};
     expect_spec(&b, 401, "sig_component_missing", "no @target-uri");
-    static const char *const no_query[] = {"@method", "@authority", "@path", "agent-runtime",
-                                           NULL};
+    static const char *const no_query[] = {"@method", "@authority", "@path", "agent-runtime", NULL};
     struct spec c = {.key = k_ed, .components = no_query, .target = "/v1/whoami?x=1"};
     expect_spec(&c, 401, "sig_component_missing", "split without @query");
     static const char *const no_runtime[] = {"@method", "@target-uri", NULL};
@@ -626,8 +634,8 @@ static void components(void **st)
     struct spec e = {.key = k_ed, .components = no_runtime, .method = "POST", .body = "x"};
     expect_spec(&e, 401, "sig_component_missing", "content-digest sent, not covered");
     /* a covered field that is not sent */
-    static const char *const with_custom[] = {"@method", "@target-uri", "agent-runtime",
-                                              "x-custom", NULL};
+    static const char *const with_custom[] = {"@method", "@target-uri", "agent-runtime", "x-custom",
+                                              NULL};
     struct spec f = {.key = k_ed, .components = with_custom, .xcustom = "v"};
     expect_spec(&f, 400, "sig_component_absent", "covered field absent");
 }
@@ -646,17 +654,20 @@ static void digests(void **st)
     signed_free(&o);
     struct spec c = {.key = k_ed, .method = "POST", .body = "x", .digest = "sha-256=:AAAA:"};
     expect_spec(&c, 400, "digest_malformed", "short digest");
-    struct spec d = {.key = k_ed, .method = "POST", .body = "x", .digest = "md5=:AAAAAAAAAAAAAAAAAAAAAA==:"};
+    struct spec d = {
+        .key = k_ed, .method = "POST", .body = "x", .digest = "md5=:AAAAAAAAAAAAAAAAAAAAAA==:"};
     expect_spec(&d, 400, "digest_malformed", "no supported algorithm");
     /* a digest on an empty body is checked too */
-    struct spec e = {.key = k_ed, .method = "POST",
+    struct spec e = {.key = k_ed,
+                     .method = "POST",
                      .digest = "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:"};
     struct ac_test_http_resp r2;
     int s2 = send_spec_to(A.port, &e, NULL, NULL, &o, &r2);
     if (s2 != 200) fail_msg("digest of the empty body: %d %s", s2, r2.body);
     ac_test_http_resp_free(&r2);
     signed_free(&o);
-    struct spec f = {.key = k_ed, .method = "POST",
+    struct spec f = {.key = k_ed,
+                     .method = "POST",
                      .digest = "sha-256=:ni7JEq9d/ypyMAhjhk/E2gToGZkznZ+sXHWQuoo/ThE=:"};
     expect_spec(&f, 401, "digest_mismatch", "digest of another body on an empty one");
 }
@@ -690,16 +701,20 @@ static void clock_and_params(void **st)
     /* hand-written malformed fields */
     struct ac_test_http_resp r;
     char lines[20000];
-    snprintf(lines, sizeof lines, "Agent-Runtime: %s\r\nSignature-Input: sig1=(\r\n"
-                                  "Signature: sig1=:AAAA:\r\n", runtime1_hdr);
+    snprintf(lines, sizeof lines,
+             "Agent-Runtime: %s\r\nSignature-Input: sig1=(\r\n"
+             "Signature: sig1=:AAAA:\r\n",
+             runtime1_hdr);
     send_raw(A.port, "GET", "/v1/whoami", lines, NULL, &r);
     expect_problem(&r, 400, "sig_malformed", "unterminated inner list");
     ac_test_http_resp_free(&r);
     struct spec ok = {.key = k_ed};
     struct signed_req o;
     sign_spec(&ok, &o);
-    snprintf(lines, sizeof lines, "Agent-Runtime: %s\r\nSignature-Input: %s\r\n"
-                                  "Signature: sig1=\"not bytes\"\r\n", runtime1_hdr, o.si);
+    snprintf(lines, sizeof lines,
+             "Agent-Runtime: %s\r\nSignature-Input: %s\r\n"
+             "Signature: sig1=\"not bytes\"\r\n",
+             runtime1_hdr, o.si);
     send_raw(A.port, "GET", "/v1/whoami", lines, NULL, &r);
     expect_problem(&r, 400, "sig_malformed", "signature not a byte sequence");
     ac_test_http_resp_free(&r);
@@ -707,8 +722,10 @@ static void clock_and_params(void **st)
     /* a huge Signature-Input: refused as malformed, not a crash or a 5xx */
     static char big[40000];
     size_t n = (size_t)snprintf(big, sizeof big, "Signature-Input: sig1=(");
-    while (n < 30000) n += (size_t)snprintf(big + n, sizeof big - n, "\"x-h%zu\" ", n);
-    snprintf(big + n, sizeof big - n, ");created=1;tag=\"agentclear\"\r\nSignature: sig1=:AAAA:\r\n");
+    while (n < 30000)
+        n += (size_t)snprintf(big + n, sizeof big - n, "\"x-h%zu\" ", n);
+    snprintf(big + n, sizeof big - n,
+             ");created=1;tag=\"agentclear\"\r\nSignature: sig1=:AAAA:\r\n");
     send_raw(A.port, "GET", "/v1/whoami", big, NULL, &r);
     if (r.status != 400 && r.status != 431)
         fail_msg("huge Signature-Input: %d %s", r.status, r.body);
@@ -774,7 +791,8 @@ static void runtimes(void **st)
     signed_free(&o);
 }
 
-/* ==== replay ======================================================================================= */
+/* ==== replay
+ * ======================================================================================= */
 
 static long long nonce_rows(const char *keyid, const char *nonce)
 {
@@ -894,7 +912,8 @@ static void db_outage(void **st)
     ac_test_proxy_stop(px);
 }
 
-/* ==== the verifier called directly: route kinds ===================================================== */
+/* ==== the verifier called directly: route kinds
+ * ===================================================== */
 
 static const char *direct_header(void *ctx, const char *lname)
 {
@@ -938,9 +957,8 @@ static void route_kinds(void **st)
                                       .path = "/v1/whoami",
                                       .header = direct_header,
                                       .header_ctx = &o};
-        struct ac_authn_call call = {.resolve = test_resolve,
-                                     .want = cases[i].want,
-                                     .now = (int64_t)time(NULL)};
+        struct ac_authn_call call = {
+            .resolve = test_resolve, .want = cases[i].want, .now = (int64_t)time(NULL)};
         struct ac_verified *v = NULL;
         const char *detail;
         enum ac_ec ec = ac_authn_verify(a, &call, &req, NULL, 0, &v, &detail);
@@ -965,7 +983,8 @@ static void route_kinds(void **st)
     ac_authn_free(a);
 }
 
-/* ==== agentclear sign ==================================================================================== */
+/* ==== agentclear sign
+ * ==================================================================================== */
 
 /* Run argv with stdout captured into out (NUL-terminated); stderr passes through. Returns the
  * exit code, or -1. */
@@ -984,7 +1003,8 @@ static int run_capture(char *const argv[], char *out, size_t cap)
     close(p[1]);
     size_t n = 0;
     ssize_t k;
-    while (n + 1 < cap && (k = read(p[0], out + n, cap - 1 - n)) > 0) n += (size_t)k;
+    while (n + 1 < cap && (k = read(p[0], out + n, cap - 1 - n)) > 0)
+        n += (size_t)k;
     out[n] = '\0';
     close(p[0]);
     int status;
@@ -1056,8 +1076,8 @@ static void cli_sign(void **st)
     fclose(bf);
     char *bin = (char *)ac_test_binary();
     /* curl format, GET, runtime from its three fields */
-    char *a1[] = {bin, "sign", "--key", keyfile, "--url", url, "--software", SOFTWARE,
-                  "--model", MODEL, "--environment", ENVIRONMENT, NULL};
+    char *a1[] = {bin,      "sign",    "--key", keyfile,         "--url",     url, "--software",
+                  SOFTWARE, "--model", MODEL,   "--environment", ENVIRONMENT, NULL};
     assert_int_equal(run_capture(a1, out, sizeof out), 0);
     assert_null(strstr(out, secret));
     char lines[20000];
@@ -1076,21 +1096,21 @@ static void cli_sign(void **st)
     ac_test_http_resp_free(&r);
 
     /* headers format, POST with a body file, split components, a query, --runtime */
-    char *a2[] = {bin, "sign", "--key", keyfile, "--method=POST", "--url", urlq, "--body",
-                  bodyfile, "--runtime", runtime1_hdr, "--components", "split", "--format",
-                  "headers", NULL};
+    char *a2[] = {bin,     "sign",     "--key",   keyfile,     "--method=POST", "--url",
+                  urlq,    "--body",   bodyfile,  "--runtime", runtime1_hdr,    "--components",
+                  "split", "--format", "headers", NULL};
     assert_int_equal(run_capture(a2, out, sizeof out), 0);
     assert_non_null(strstr(out, "Content-Digest: sha-256=:"));
     headers_to_lines(out, lines, sizeof lines);
-    int s2 = send_raw(A.port, "POST", "/v1/whoami?page=2&q=%7Ex", lines, "{\"hello\":\"world\"}",
-                      &r);
+    int s2 =
+        send_raw(A.port, "POST", "/v1/whoami?page=2&q=%7Ex", lines, "{\"hello\":\"world\"}", &r);
     if (s2 != 200) fail_msg("sign (headers): %d %s\n%s", s2, r.body, out);
     ac_test_http_resp_free(&r);
 
     /* json format, body from stdin is not used here: the body file again */
-    char *a3[] = {bin, "sign", "--key", keyfile, "--method", "POST", "--url", url, "--body",
-                  bodyfile, "--runtime", runtime1_hdr, "--format", "json", "--expires-in", "0",
-                  NULL};
+    char *a3[] = {bin,        "sign", "--key",        keyfile,  "--method",  "POST",
+                  "--url",    url,    "--body",       bodyfile, "--runtime", runtime1_hdr,
+                  "--format", "json", "--expires-in", "0",      NULL};
     assert_int_equal(run_capture(a3, out, sizeof out), 0);
     assert_null(strstr(out, secret));
     json_t *sj = json_loads(out, 0, NULL);
@@ -1122,7 +1142,8 @@ static void cli_sign(void **st)
     assert_int_equal(run_capture(a4, out, sizeof out), 2);
 }
 
-/* ==== setup ============================================================================================= */
+/* ==== setup
+ * ============================================================================================= */
 
 static int setup(void **st)
 {
