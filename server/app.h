@@ -7,6 +7,7 @@
 
 #include <libpq-fe.h>
 
+#include "keys/resolved.h"
 #include "ledger/sequencer.h"
 #include "server/config.h"
 
@@ -43,6 +44,13 @@ struct ac_app {
     struct ac_pool *pool;
     struct ac_assets *assets;
     struct ac_keyring *keyring; /* server signing keys (keys/keyring.h); NULL: none configured */
+    /* Signed requests (server/authn.h): the keyid resolver (the identity registry; NULL: every
+     * signed route answers sig_key_unknown) and the verifier's state (replay cache, windows),
+     * made by ac_daemon_start() when NULL; the owner frees it with ac_authn_free() after
+     * ac_daemon_stop(). */
+    ac_key_resolve_fn resolve;
+    void *resolve_cls;
+    struct ac_authn *authn;
     struct ac_route_stats *route_stats; /* one per route, plus one for "unmatched" at the end */
     _Atomic uint64_t inflight;
 };

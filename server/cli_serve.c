@@ -13,6 +13,7 @@
 #include "ledger/db.h"
 #include "keys/keyring.h"
 #include "ledger/migrations.h"
+#include "server/authn.h"
 #include "server/cli.h"
 #include "server/daemon.h"
 
@@ -106,6 +107,7 @@ int ac_cli_serve(int argc, char **argv)
     ac_pool_free(app.pool);
     ac_assets_free(app.assets);
     ac_keyring_free(app.keyring);
+    ac_authn_free(app.authn);
     free(app.route_stats);
     return 0;
 }

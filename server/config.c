@@ -6,6 +6,19 @@
 #include <string.h>
 #include <unistd.h>
 
+/* "http://" or "https://", then an authority of [A-Za-z0-9.:[\]-] (host, port, IPv6 literal),
+ * then nothing or "/". */
+static int public_url_ok(const char *v)
+{
+    const char *a = strncmp(v, "https://", 8) == 0  ? v + 8
+                    : strncmp(v, "http://", 7) == 0 ? v + 7
+                                                    : NULL;
+    if (a == NULL || *a == '\0' || *a == '/') return 0;
+    for (; *a && *a != '/'; a++)
+        if (!isalnum((unsigned char)*a) && strchr(".:[]-", *a) == NULL) return 0;
+    return *a == '\0' || strcmp(a, "/") == 0;
+}
+
 static int set(struct ac_config *c, const char *key, const char *val, char *err, size_t errlen)
 {
     char *end;
@@ -27,6 +40,27 @@ static int set(struct ac_config *c, const char *key, const char *val, char *err,
         c->port = (unsigned)p;
     } else if (strcmp(key, "keys-dir") == 0) {
         snprintf(c->keys_dir, sizeof c->keys_dir, "%s", val);
+    } else if (strcmp(key, "public-url") == 0) {
+        if (strlen(val) >= sizeof c->public_url || (*val && !public_url_ok(val))) {
+            snprintf(err, errlen, "public-url must be http[s]://host[:port] without a path");
+            return -1;
+        }
+        snprintf(c->public_url, sizeof c->public_url, "%s", val);
+    } else if (strcmp(key, "sig-skew") == 0 || strcmp(key, "sig-max-age") == 0 ||
+               strcmp(key, "nonce-cache") == 0) {
+        int skew = strcmp(key, "sig-skew") == 0, cache = strcmp(key, "nonce-cache") == 0;
+        unsigned long lo = skew || cache ? 1 : 0, hi = cache ? 1ul << 26 : 86400;
+        unsigned long v = strtoul(val, &end, 10);
+        if (*end || *val == '\0' || *val == '-' || v < lo || v > hi) {
+            snprintf(err, errlen, "%s must be an integer in %lu..%lu", key, lo, hi);
+            return -1;
+        }
+        if (skew)
+            c->sig_skew = (long)v;
+        else if (cache)
+            c->nonce_cache = v;
+        else
+            c->sig_max_age = (long)v;
     } else if (strcmp(key, "operator-token") == 0) {
         snprintf(c->operator_token, sizeof c->operator_token, "%s", val);
     } else if (strcmp(key, "operator-token-file") == 0) {
@@ -65,10 +99,14 @@ int ac_config_load(struct ac_config *c, int argc, char **argv, char *err, size_t
     c->port = 8080;
     c->max_body = 1 << 20;
     c->max_batch = 8192;
+    c->sig_skew = 60;
+    c->sig_max_age = 300;
+    c->nonce_cache = (size_t)1 << 20;
     static const char *const keys[] = {"database-url", "listen",    "operator-token",
                                        "operator-token-file", "threads", "db-pool",
                                        "max-body",     "max-batch", "partition",
-                                       "keys-dir"};
+                                       "keys-dir",     "public-url", "sig-skew",
+                                       "sig-max-age",  "nonce-cache"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char env[64] = "AGENTCLEAR_";
         size_t n = strlen(env);

@@ -15,6 +15,13 @@ struct ac_config {
     unsigned max_batch;        /* AGENTCLEAR_MAX_BATCH items per sequencer batch, default 8192 */
     int partition;             /* AGENTCLEAR_PARTITION writer-lease key, default 0 */
     char keys_dir[1024];       /* AGENTCLEAR_KEYS_DIR server signing key files; empty: none */
+    /* signed requests (server/authn.h) */
+    char public_url[256];   /* AGENTCLEAR_PUBLIC_URL "https://host[:port]": the scheme and authority
+                               clients sign in @target-uri; empty: "http" and the Host header */
+    long sig_skew;          /* AGENTCLEAR_SIG_SKEW seconds created may differ from now, default 60 */
+    long sig_max_age;       /* AGENTCLEAR_SIG_MAX_AGE seconds a signature without expires lives,
+                               default 300; 0: expires is required */
+    size_t nonce_cache;     /* AGENTCLEAR_NONCE_CACHE nonces kept in memory, default 1048576 */
 };
 
 /* Fill cfg from the environment, then from "--key=value" arguments (same names, lowercase,

@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "server/authn.h"
 #include "server/http.h"
 
 #define AC_URL_MAX 512
@@ -202,21 +203,50 @@ void ac_rfc3339(int64_t us, char out[40])
 
 /* ---- MHD callbacks ------------------------------------------------------------------------------- */
 
+/* A new request object. Counted in app->inflight until completed_cb. */
+static struct ac_req *req_new(struct ac_app *app, struct MHD_Connection *conn)
+{
+    struct ac_req *r = calloc(1, sizeof *r);
+    if (r == NULL) return NULL;
+    r->app = app;
+    r->conn = conn;
+    r->route_idx = -1;
+    r->t0 = mono();
+    atomic_fetch_add(&app->inflight, 1);
+    return r;
+}
+
+/* Called with the request target exactly as received, before MHD splits off and decodes the
+ * query: RFC 9421 @path/@query/@target-uri need it verbatim. The object returned becomes the
+ * request's *con_cls (and completed_cb is called for it however the request ends). */
+static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct ac_req *r = req_new(cls, conn);
+    if (r == NULL) return NULL;
+    size_t n = strlen(uri);
+    if (n <= AC_HTTPSIG_URI_MAX) r->target = strdup(uri); /* NULL: signed routes answer 500 */
+    return r;
+}
+
+/* Percent-decoding is left to nobody: paths and query strings stay as sent (route patterns match
+ * ids of [A-Za-z0-9._:-] only, which need no encoding). */
+static size_t unescape_none(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return strlen(s);
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **con_cls)
 {
     struct ac_app *app = cls;
     struct ac_req *r = *con_cls;
-    if (r == NULL) {
-        r = calloc(1, sizeof *r);
-        if (r == NULL) return MHD_NO;
-        r->app = app;
-        r->conn = conn;
-        r->route_idx = -1;
-        r->t0 = mono();
+    if (r == NULL || !r->started) {
+        if (r == NULL && (r = req_new(app, conn)) == NULL) return MHD_NO;
         *con_cls = r;
-        atomic_fetch_add(&app->inflight, 1);
+        r->started = 1;
         size_t ulen = strlen(url);
         if (ulen >= sizeof r->path || ulen > AC_URL_MAX) {
             r->early_error = AC_EC_URI_TOO_LONG;
@@ -253,6 +283,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     if (r->body.oom) return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
     if (r->suspended && !r->resumed) return MHD_YES; /* spurious call while suspended */
     r->suspended = r->resumed = 0;
+    if (r->route->auth >= AC_AUTH_AGENT && r->verified == NULL) {
+        const char *detail = NULL;
+        enum ac_ec ec = ac_authn_request(r, &detail);
+        if (ec != AC_EC_OK) return ac_reply_problem(r, ec, detail, NULL);
+    }
     return r->route->handler(r);
 }
 
@@ -262,11 +297,15 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct ac_app *app = cls;
     struct ac_req *r = *con_cls;
     if (r == NULL) return;
-    unsigned idx = r->route_idx >= 0 ? (unsigned)r->route_idx : ac_n_routes;
-    struct ac_route_stats *rs = &app->route_stats[idx];
-    atomic_fetch_add(&rs->by_status[ac_status_slot(r->status ? r->status : 500)], 1);
-    ac_hist_observe(&rs->seconds, mono() - r->t0);
+    if (r->started) { /* else the request ended before MHD handed it over: nothing to count */
+        unsigned idx = r->route_idx >= 0 ? (unsigned)r->route_idx : ac_n_routes;
+        struct ac_route_stats *rs = &app->route_stats[idx];
+        atomic_fetch_add(&rs->by_status[ac_status_slot(r->status ? r->status : 500)], 1);
+        ac_hist_observe(&rs->seconds, mono() - r->t0);
+    }
     if (r->hctx_free) r->hctx_free(r->hctx);
+    ac_verified_free(r->verified);
+    free(r->target);
     ac_buf_free(&r->body);
     free(r);
     *con_cls = NULL;
@@ -278,6 +317,10 @@ static const double latency_bounds[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025
 
 struct MHD_Daemon *ac_daemon_start(struct ac_app *app)
 {
+    if (app->authn == NULL && (app->authn = ac_authn_new(&app->cfg)) == NULL) {
+        fprintf(stderr, "serve: cannot set up the request verifier (sig-skew, nonce-cache)\n");
+        return NULL;
+    }
     app->route_stats = calloc(ac_n_routes + 1, sizeof *app->route_stats);
     if (app->route_stats == NULL) return NULL;
     for (unsigned i = 0; i <= ac_n_routes; i++)
@@ -298,7 +341,8 @@ struct MHD_Daemon *ac_daemon_start(struct ac_app *app)
         MHD_OPTION_THREAD_POOL_SIZE, app->cfg.threads, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
         app, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-        MHD_OPTION_END);
+        MHD_OPTION_URI_LOG_CALLBACK, uri_cb, app, MHD_OPTION_UNESCAPE_CALLBACK, unescape_none,
+        NULL, MHD_OPTION_END);
 }
 
 void ac_daemon_stop(struct MHD_Daemon *d)

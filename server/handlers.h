@@ -15,6 +15,7 @@ enum MHD_Result ac_h_accounts_post(struct ac_req *r);
 enum MHD_Result ac_h_accounts_get(struct ac_req *r);
 enum MHD_Result ac_h_transfers_post(struct ac_req *r);
 enum MHD_Result ac_h_transfers_get(struct ac_req *r);
+enum MHD_Result ac_h_whoami(struct ac_req *r);
 
 /* ---- JSON for ledger objects (server/ledger_json.c) ------------------------------------------- */
 

@@ -13,6 +13,7 @@
 
 struct ac_app;
 struct ac_req;
+struct ac_verified;
 
 /* A handler is called once the whole body is in (and again after a resume, if it suspended).
  * It must either queue a reply (return ac_reply_*()) or suspend (return ac_suspend()). */
@@ -21,6 +22,11 @@ typedef enum MHD_Result (*ac_handler)(struct ac_req *r);
 enum ac_auth {
     AC_AUTH_NONE = 0,
     AC_AUTH_OPERATOR = 1, /* Authorization: Bearer <operator token> */
+    /* RFC 9421 signed requests (server/authn.h), checked once the body is complete and before the
+     * handler runs; the handler finds the result in r->verified. */
+    AC_AUTH_AGENT = 2,    /* signed by the agent key of an active binding */
+    AC_AUTH_MERCHANT = 3, /* signed by a merchant key */
+    AC_AUTH_SIGNED = 4,   /* either */
 };
 
 struct ac_route {
@@ -39,7 +45,8 @@ struct ac_req {
     const struct ac_route *route;
     int route_idx; /* index into the route table, or -1 */
     char method[16];
-    char path[AC_ID_MAX * 4 + 64];
+    char path[AC_ID_MAX * 4 + 64]; /* the path as received: percent-encoding is not decoded */
+    char *target; /* the request target exactly as received (path and query), or NULL */
     char params[AC_MAX_PATH_PARAMS][AC_ID_MAX + 1];
     int nparams;
     struct ac_buf body;
@@ -48,6 +55,8 @@ struct ac_req {
     int resumed;
     unsigned status; /* of the reply, for metrics */
     double t0;
+    int started;                   /* the access handler has seen this request */
+    struct ac_verified *verified;  /* signed routes: the verification result; else NULL */
     /* the handler's own state across suspend/resume */
     void *hctx;
     void (*hctx_free)(void *hctx);

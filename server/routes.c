@@ -16,6 +16,8 @@ const struct ac_route ac_routes[] = {
     {"GET",  "/v1/ledger/accounts/{id}",        ac_h_accounts_get,      AC_AUTH_OPERATOR, 0},
     {"POST", "/v1/ledger/transfers",            ac_h_transfers_post,    AC_AUTH_OPERATOR, 4 * MIB},
     {"GET",  "/v1/ledger/transfers/{id}",       ac_h_transfers_get,     AC_AUTH_OPERATOR, 0},
+    {"GET",  "/v1/whoami",                      ac_h_whoami,            AC_AUTH_SIGNED,   0},
+    {"POST", "/v1/whoami",                      ac_h_whoami,            AC_AUTH_SIGNED,   64 * KIB},
 };
 
 const unsigned ac_n_routes = sizeof ac_routes / sizeof ac_routes[0];
