@@ -71,6 +71,8 @@ expect_fail "405 on an unknown path" "no operation describes DELETE /v1/nothing"
   "$(line DELETE /v1/nothing 405 "$P" "$(prob method_not_allowed 405 /v1/nothing)")"
 expect_fail "router 404 on a literal path" "status 404 is not documented for GET /healthz" \
   "$(line GET /healthz 404 "$P" "$(prob not_found 404 /healthz)")"
+expect_fail "problem member not documented" "must NOT have unevaluated properties" \
+  "$(line GET /readyz 503 "$P503" '{\"type\":\"urn:agentclear:error:not_leader\",\"title\":\"t\",\"status\":503,\"code\":\"not_leader\",\"instance\":\"/readyz\",\"results\":[]}')"
 expect_fail "empty log" "no responses logged" ""
 
 # a route of the server that the document lacks
@@ -82,4 +84,4 @@ if [ $rc -ne 1 ] || ! grep -qF "route GET /v1/whoami (server/routes.c) is not in
 fi
 
 [ $fails -eq 0 ] || exit 1
-echo "openapi_validator: correct responses pass; 13 kinds of drift are caught"
+echo "openapi_validator: correct responses pass; 14 kinds of drift are caught"
