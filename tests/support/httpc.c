@@ -331,6 +331,100 @@ done:
     return result;
 }
 
+/* ---- response log (AC_HTTP_LOG) ------------------------------------------------------------ */
+
+/* The raw header block as {"lower-case-name": "value"}; repeated names are joined with ", "
+ * (RFC 9110 5.3). NULL on allocation failure. */
+static json_t *headers_json(const char *block)
+{
+    json_t *o = json_object();
+    const char *line = block;
+    while (o && line && *line) {
+        const char *eol = strstr(line, "\r\n");
+        size_t ll = eol ? (size_t)(eol - line) : strlen(line);
+        const char *colon = memchr(line, ':', ll);
+        if (colon && colon > line && (size_t)(colon - line) < 128) {
+            char name[128];
+            size_t nl = (size_t)(colon - line);
+            for (size_t i = 0; i < nl; i++)
+                name[i] = (char)((line[i] >= 'A' && line[i] <= 'Z') ? line[i] + 32 : line[i]);
+            name[nl] = '\0';
+            const char *v = colon + 1, *e = line + ll;
+            while (v < e && (*v == ' ' || *v == '\t'))
+                v++;
+            while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            json_t *old = json_object_get(o, name);
+            json_t *val;
+            if (old) {
+                const char *ov = json_string_value(old);
+                size_t ol = strlen(ov), vl = (size_t)(e - v);
+                char *joined = malloc(ol + 2 + vl + 1);
+                if (joined == NULL) {
+                    json_decref(o);
+                    return NULL;
+                }
+                memcpy(joined, ov, ol);
+                memcpy(joined + ol, ", ", 2);
+                memcpy(joined + ol + 2, v, vl);
+                joined[ol + 2 + vl] = '\0';
+                val = json_string(joined);
+                free(joined);
+            } else {
+                val = json_stringn(v, (size_t)(e - v));
+            }
+            /* a value that is not UTF-8 is left out rather than failing the whole line */
+            if (val) json_object_set_new(o, name, val);
+        }
+        line = eol ? eol + 2 : NULL;
+    }
+    return o;
+}
+
+/* Append one JSON line for a complete response to $AC_HTTP_LOG (when set). Best effort: a test
+ * is not failed by its log; a line that cannot be built or written is reported on stderr, so that
+ * a missing line shows up there as well as in the validator's count. */
+static void log_response(const char *method, const char *target, const struct ac_test_http_resp *r)
+{
+    const char *file = getenv("AC_HTTP_LOG");
+    if (file == NULL || file[0] == '\0' || r->status <= 0) return;
+    const char *q = strchr(target, '?');
+    size_t plen = q ? (size_t)(q - target) : strlen(target);
+    char ctype[256];
+    int has_ct = header_in(r->headers, "Content-Type", ctype, sizeof ctype);
+    json_t *body = json_stringn(r->body ? r->body : "", r->body_len);
+    json_t *line =
+        json_pack("{s:s, s:s%, s:o, s:i, s:o, s:o, s:o}", "method", method, "path", target, plen,
+                  "query", q ? json_string(q + 1) : json_null(), "status", r->status,
+                  "content_type", has_ct ? json_string(ctype) : json_null(), "headers",
+                  headers_json(r->headers), "body", body ? body : json_null());
+    if (line && body == NULL) json_object_set_new(line, "body_utf8", json_false());
+    char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+    json_decref(line);
+    size_t n = text ? strlen(text) : 0;
+    char *out = text ? realloc(text, n + 2) : NULL;
+    if (out == NULL) {
+        free(text);
+        fprintf(stderr, "httpc: AC_HTTP_LOG: cannot encode the response to %s %s\n", method,
+                target);
+        return;
+    }
+    out[n++] = '\n';
+    out[n] = '\0';
+    int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    ssize_t w = -1;
+    if (fd >= 0) {
+        do
+            w = write(fd, out, n); /* one write: lines from concurrent writers never interleave */
+        while (w < 0 && errno == EINTR);
+        close(fd);
+    }
+    if (w != (ssize_t)n)
+        fprintf(stderr, "httpc: AC_HTTP_LOG %s: %s\n", file,
+                w < 0 ? strerror(errno) : "short write");
+    free(out);
+}
+
 int ac_test_http_request(struct ac_test_http *c, const char *method, const char *path,
                          const char *headers, const void *body, size_t len,
                          struct ac_test_http_resp *out)
@@ -361,6 +455,7 @@ int ac_test_http_request(struct ac_test_http *c, const char *method, const char 
         out->headers[0] = '\0';
     }
     free(req);
+    log_response(method, path, out);
     if (out->body == NULL) {
         out->status = 0;
         out->body = calloc(1, 1);

@@ -7,6 +7,14 @@
  * chunked response: a chunked response is reported as a transport error instead of being decoded,
  * so that a change on the server side is noticed rather than misread.
  *
+ * Response log: when the environment variable AC_HTTP_LOG names a file, every complete response
+ * (status > 0) is appended to it as one JSON line {"method","path","query","status",
+ * "content_type","headers","body"} -- path without the query, query without the '?' (or null),
+ * headers as an object of lower-case names, body as text (null with "body_utf8":false when the
+ * body is not UTF-8). Each line is one write() on an O_APPEND descriptor, so threads and processes
+ * sharing the file do not interleave. tests/conformance/npm/validate-responses.mjs checks the lines
+ * against docs/openapi.yaml; ops/test sets the variable for its CTest runs.
+ *
  * Everything is bounded: the connect, each send and the whole exchange by timeout_ms (poll plus
  * SO_RCVTIMEO/SO_SNDTIMEO as a backstop); the header block by AC_TEST_HTTP_HEADERS_MAX and the
  * body by AC_TEST_HTTP_BODY_MAX. No dependency beyond libc (and jansson for the JSON helper). */
