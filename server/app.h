@@ -11,6 +11,8 @@
 #include "server/config.h"
 
 struct ac_app;
+struct ac_registry;
+struct ac_domain;
 
 /* A small pool of reader connections for the HTTP workers. */
 struct ac_pool;
@@ -43,6 +45,8 @@ struct ac_app {
     struct ac_pool *pool;
     struct ac_assets *assets;
     struct ac_keyring *keyring; /* server signing keys (keys/keyring.h); NULL: none configured */
+    struct ac_registry *registry; /* identity: principals, keys, bindings (keys/registry.h) */
+    struct ac_domain *domain;     /* the sequencer's state beyond the ledger (ledger/domain.h) */
     struct ac_route_stats *route_stats; /* one per route, plus one for "unmatched" at the end */
     _Atomic uint64_t inflight;
 };

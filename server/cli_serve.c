@@ -12,6 +12,8 @@
 
 #include "ledger/db.h"
 #include "keys/keyring.h"
+#include "keys/registry.h"
+#include "ledger/domain.h"
 #include "ledger/migrations.h"
 #include "server/cli.h"
 #include "server/daemon.h"
@@ -71,9 +73,20 @@ int ac_cli_serve(int argc, char **argv)
         if (++tries >= 30) return 1;
         sleep(1);
     }
+    /* the sequencer owns the identity registry (and later modules' state) through one domain;
+     * its statements are registered before the sequencer's first connect */
+    app.registry = ac_registry_new();
+    struct ac_domain domain = {.registry = app.registry};
+    app.domain = &domain;
+    if (app.registry == NULL || ac_domain_register_statements() != 0) {
+        fprintf(stderr, "serve: out of memory\n");
+        return 1;
+    }
+    struct ac_seq_domain seq_domain = ac_domain_seq(&domain);
     struct ac_seq_config sc = {.db_url = app.cfg.database_url,
                                .partition = app.cfg.partition,
-                               .max_batch_items = app.cfg.max_batch};
+                               .max_batch_items = app.cfg.max_batch,
+                               .domain = &seq_domain};
     app.seq = ac_seq_start(&sc);
     app.pool = ac_pool_new(app.cfg.database_url, app.cfg.db_pool);
     app.assets = ac_assets_new();
@@ -105,6 +118,7 @@ int ac_cli_serve(int argc, char **argv)
     ac_seq_free(app.seq);
     ac_pool_free(app.pool);
     ac_assets_free(app.assets);
+    ac_registry_free(app.registry);
     ac_keyring_free(app.keyring);
     free(app.route_stats);
     return 0;
