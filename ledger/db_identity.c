@@ -63,15 +63,12 @@ int ac_db_identity_principal(struct ac_apply *a, enum ac_principal_role role, co
 }
 
 int ac_db_identity_key(struct ac_apply *a, enum ac_principal_role role, const char *owner_id,
-                       EVP_PKEY *key, int64_t created_us)
+                       EVP_PKEY *key, const char *jwk, int64_t created_us)
 {
     char kid[AC_JWK_THUMBPRINT_SIZE], t[24];
     enum ac_sig_alg alg = ac_sig_key_alg(key);
-    char *jwk = ac_jwk_public_text(key);
-    if (jwk == NULL || ac_jwk_thumbprint(key, kid) != 0 || alg == AC_SIG_NONE) {
-        free(jwk);
-        return -1;
-    }
+    /* the thumbprint is computed without allocating; a key the registry took has one */
+    if (ac_jwk_thumbprint(key, kid) != 0) kid[0] = '\0'; /* refused by the table's check */
     snprintf(t, sizeof t, "%lld", (long long)created_us);
     const char *v[] = {kid,
                        role == AC_ROLE_USER ? owner_id : NULL,
@@ -79,13 +76,11 @@ int ac_db_identity_key(struct ac_apply *a, enum ac_principal_role role, const ch
                        alg == AC_SIG_ED25519 ? "EdDSA" : "ES256",
                        jwk,
                        t};
-    int rc = ac_apply_stmt(a, "id_key_ins", 6, v);
-    free(jwk);
-    return rc;
+    return ac_apply_stmt(a, "id_key_ins", 6, v);
 }
 
 int ac_db_identity_binding(struct ac_apply *a, const struct ac_binding_doc *doc, const char *jws,
-                           int64_t created_us)
+                           const char *jwk, int64_t created_us)
 {
     char digest[2 * AC_RUNTIME_DIGEST_LEN + 1], autonomy[4], iat[24], nbf[24], exp[24], t[24];
     for (int i = 0; i < AC_RUNTIME_DIGEST_LEN; i++)
@@ -95,15 +90,11 @@ int ac_db_identity_binding(struct ac_apply *a, const struct ac_binding_doc *doc,
     snprintf(nbf, sizeof nbf, "%lld", (long long)doc->nbf);
     snprintf(exp, sizeof exp, "%lld", (long long)doc->exp);
     snprintf(t, sizeof t, "%lld", (long long)created_us);
-    char *jwk = ac_jwk_public_text(doc->agent_key);
-    if (jwk == NULL) return -1;
     const char *v[] = {doc->id,       doc->user_id, doc->user_kid,    doc->agent_id,
                        doc->agent_kid, jwk,         doc->software,    doc->model,
                        doc->environment, digest,    autonomy,         iat,
                        nbf,           exp,          jws,              t};
-    int rc = ac_apply_stmt(a, "id_binding_ins", 16, v);
-    free(jwk);
-    return rc;
+    return ac_apply_stmt(a, "id_binding_ins", 16, v);
 }
 
 int ac_db_identity_revocation(struct ac_apply *a, const char *binding_id, const char *user_id,

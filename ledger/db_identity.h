@@ -18,16 +18,19 @@
 int ac_db_identity_register(void);
 
 /* ---- rows of the batch's transaction (sequencer thread, inside an AC_CMD_OP) ------------------ *
- * Each queues one insert with ac_apply_stmt(); returns 0, or -1 when out of memory (the batch then
- * fails as a whole). */
+ * Each queues one insert with ac_apply_stmt() and returns its result: 0, or -1 when out of memory,
+ * which fails the batch as a whole. They allocate nothing else, so a caller that changed the
+ * registry first cannot end up with a committed batch that lacks the row: what they need beyond
+ * the ids (the canonical JWK text of a key, ac_jwk_public_text) is computed by the caller first. */
 
 int ac_db_identity_principal(struct ac_apply *a, enum ac_principal_role role, const char *id,
                              const char *name, const char *category, int64_t created_us);
+/* jwk: the key's canonical public JWK text. */
 int ac_db_identity_key(struct ac_apply *a, enum ac_principal_role role, const char *owner_id,
-                       EVP_PKEY *key, int64_t created_us);
-/* doc was parsed from exactly `jws`. */
+                       EVP_PKEY *key, const char *jwk, int64_t created_us);
+/* doc was parsed from exactly `jws`; agent_jwk is the canonical text of doc->agent_key. */
 int ac_db_identity_binding(struct ac_apply *a, const struct ac_binding_doc *doc, const char *jws,
-                           int64_t created_us);
+                           const char *agent_jwk, int64_t created_us);
 int ac_db_identity_revocation(struct ac_apply *a, const char *binding_id, const char *user_id,
                               const char *user_kid, const char *jws, int64_t revoked_us);
 
