@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- a string-keyed hash map of pointers (open addressing, linear probing) -------------------- */
+/* ---- a string-keyed hash map of pointers (open addressing, linear probing) ------------------- */
 
 struct map {
     void **slots;
@@ -60,7 +60,8 @@ static int map_reserve(struct map *m, size_t extra)
     size_t need = m->n + extra;
     if (need * 2 <= m->cap) return 0;
     size_t cap = m->cap ? m->cap : 16;
-    while (need * 2 > cap) cap *= 2;
+    while (need * 2 > cap)
+        cap *= 2;
     struct map g = {calloc(cap, sizeof(void *)), cap, 0, m->key};
     if (g.slots == NULL) return -1;
     for (size_t i = 0; i < m->cap; i++)
@@ -159,8 +160,10 @@ static void data_init(struct data *d)
 
 static void data_free(struct data *d)
 {
-    for (size_t i = 0; i < d->users.cap; i++) free(d->users.slots[i]);
-    for (size_t i = 0; i < d->merchants.cap; i++) free(d->merchants.slots[i]);
+    for (size_t i = 0; i < d->users.cap; i++)
+        free(d->users.slots[i]);
+    for (size_t i = 0; i < d->merchants.cap; i++)
+        free(d->merchants.slots[i]);
     for (size_t i = 0; i < d->keys.cap; i++) {
         struct pkey *k = d->keys.slots[i];
         if (k == NULL) continue;
@@ -220,7 +223,7 @@ int ac_merchant_name_valid(const char *s)
     return n > 0;
 }
 
-/* ---- readers ----------------------------------------------------------------------------------- */
+/* ---- readers --------------------------------------------------------------------------------- */
 
 static struct map *principals(struct data *d, enum ac_principal_role role)
 {
@@ -241,7 +244,8 @@ enum ac_ec ac_registry_resolve(void *cls, const char *keyid, struct ac_resolved_
     pthread_rwlock_rdlock(&reg->lock);
     struct data *d = &reg->d;
     struct binding *b = map_get(&d->agents, keyid);
-    while (b && !visible(d, b->gen)) b = b->prev;
+    while (b && !visible(d, b->gen))
+        b = b->prev;
     struct pkey *k = b ? NULL : map_get(&d->keys, keyid);
     if (b && EVP_PKEY_up_ref(b->agent_key) == 1) {
         out->kind = AC_PRINCIPAL_AGENT;
@@ -277,9 +281,12 @@ enum ac_ec ac_registry_user_key(struct ac_registry *reg, const char *user_id, co
     struct principal *u = map_get(&d->users, user_id);
     struct pkey *k = kid ? map_get(&d->keys, kid) : NULL;
     enum ac_ec ec;
-    if (u == NULL || !visible(d, u->gen)) ec = AC_EC_USER_UNKNOWN;
-    else if (k == NULL || !visible(d, k->gen) || k->owner != u) ec = AC_EC_JWS_KEY_UNKNOWN;
-    else if (EVP_PKEY_up_ref(k->key) != 1) ec = AC_EC_INTERNAL;
+    if (u == NULL || !visible(d, u->gen))
+        ec = AC_EC_USER_UNKNOWN;
+    else if (k == NULL || !visible(d, k->gen) || k->owner != u)
+        ec = AC_EC_JWS_KEY_UNKNOWN;
+    else if (EVP_PKEY_up_ref(k->key) != 1)
+        ec = AC_EC_INTERNAL;
     else {
         *out = k->key;
         ec = AC_EC_OK;
@@ -291,7 +298,8 @@ enum ac_ec ac_registry_user_key(struct ac_registry *reg, const char *user_id, co
 void ac_principal_info_clear(struct ac_principal_info *p)
 {
     if (p == NULL) return;
-    for (size_t i = 0; i < p->nkeys; i++) EVP_PKEY_free(p->keys[i].key);
+    for (size_t i = 0; i < p->nkeys; i++)
+        EVP_PKEY_free(p->keys[i].key);
     memset(p, 0, sizeof *p);
 }
 
@@ -400,7 +408,7 @@ void ac_registry_counts(struct ac_registry *reg, struct ac_registry_counts *out)
     pthread_rwlock_unlock(&reg->lock);
 }
 
-/* ---- the writer ------------------------------------------------------------------------------- */
+/* ---- the writer ------------------------------------------------------------------------------ */
 
 static int has_key(const struct principal *p, const char *kid)
 {
@@ -467,12 +475,16 @@ enum ac_ec ac_registry_principal_create(struct ac_registry *reg, enum ac_princip
     enum ac_ec ec = AC_EC_OK;
     if (p) {
         int same = strcmp(p->name, name) == 0 && strcmp(p->category, category) == 0;
-        for (size_t i = 0; same && i < n; i++) same = has_key(p, kids[i]);
-        if (same) *replayed = 1;
-        else ec = AC_EC_PRINCIPAL_EXISTS;
+        for (size_t i = 0; same && i < n; i++)
+            same = has_key(p, kids[i]);
+        if (same)
+            *replayed = 1;
+        else
+            ec = AC_EC_PRINCIPAL_EXISTS;
         goto out;
     }
-    for (size_t i = 0; i < n && ec == AC_EC_OK; i++) ec = key_free(d, kids[i]);
+    for (size_t i = 0; i < n && ec == AC_EC_OK; i++)
+        ec = key_free(d, kids[i]);
     if (ec != AC_EC_OK) goto out;
     ec = AC_EC_INTERNAL;
     if (map_reserve(m, 1) || map_reserve(&d->keys, n)) goto out;
@@ -481,7 +493,8 @@ enum ac_ec ac_registry_principal_create(struct ac_registry *reg, enum ac_princip
     for (size_t i = 0; i < n; i++) {
         nk[i] = pkey_new(keys[i], kids[i], p, now_us, d->cur);
         if (nk[i] == NULL) {
-            for (size_t j = 0; j < i; j++) pkey_free(nk[j]);
+            for (size_t j = 0; j < i; j++)
+                pkey_free(nk[j]);
             free(p);
             goto out;
         }
@@ -503,8 +516,8 @@ out:
     return ec;
 }
 
-enum ac_ec ac_registry_key_add(struct ac_registry *reg, enum ac_principal_role role,
-                               const char *id, EVP_PKEY *key, int64_t now_us, int *replayed)
+enum ac_ec ac_registry_key_add(struct ac_registry *reg, enum ac_principal_role role, const char *id,
+                               EVP_PKEY *key, int64_t now_us, int *replayed)
 {
     *replayed = 0;
     char kid[AC_JWK_THUMBPRINT_SIZE];
@@ -514,13 +527,17 @@ enum ac_ec ac_registry_key_add(struct ac_registry *reg, enum ac_principal_role r
     struct principal *p = map_get(principals(d, role), id);
     enum ac_ec ec = AC_EC_OK;
     struct pkey *k = NULL;
-    if (p == NULL) ec = role == AC_ROLE_USER ? AC_EC_USER_UNKNOWN : AC_EC_MERCHANT_UNKNOWN;
-    else if (has_key(p, kid)) *replayed = 1;
-    else if ((ec = key_free(d, kid)) != AC_EC_OK) {
-    } else if (p->nkeys == AC_REGISTRY_MAX_KEYS) ec = AC_EC_KEYS_LIMIT;
-    else if (map_reserve(&d->keys, 1) || (k = pkey_new(key, kid, p, now_us, d->cur)) == NULL)
+    if (p == NULL) {
+        ec = role == AC_ROLE_USER ? AC_EC_USER_UNKNOWN : AC_EC_MERCHANT_UNKNOWN;
+    } else if (has_key(p, kid)) {
+        *replayed = 1;
+    } else if (key_free(d, kid) != AC_EC_OK) {
+        ec = AC_EC_KEY_EXISTS;
+    } else if (p->nkeys == AC_REGISTRY_MAX_KEYS) {
+        ec = AC_EC_KEYS_LIMIT;
+    } else if (map_reserve(&d->keys, 1) || (k = pkey_new(key, kid, p, now_us, d->cur)) == NULL) {
         ec = AC_EC_INTERNAL;
-    else {
+    } else {
         p->keys[p->nkeys++] = k;
         map_put(&d->keys, k);
     }
@@ -541,8 +558,10 @@ enum ac_ec ac_registry_binding_add(struct ac_registry *reg, const struct ac_bind
     struct binding *cur = map_get(&d->agents, doc->agent_kid);
     struct binding *b = NULL;
     if (old) {
-        if (strcmp(old->jws, jws) == 0) *replayed = 1;
-        else ec = AC_EC_BINDING_EXISTS;
+        if (strcmp(old->jws, jws) == 0)
+            *replayed = 1;
+        else
+            ec = AC_EC_BINDING_EXISTS;
     } else if (u == NULL) {
         ec = AC_EC_USER_UNKNOWN;
     } else if (uk == NULL || uk->owner != u) {
@@ -593,12 +612,16 @@ enum ac_ec ac_registry_binding_revoke(struct ac_registry *reg, const char *bindi
     struct binding *b = map_get(&d->bindings, binding_id);
     struct pkey *k = map_get(&d->keys, user_kid);
     char *copy = NULL;
-    if (b == NULL) ec = AC_EC_BINDING_UNKNOWN;
-    else if (strcmp(b->user_id, user_id) != 0) ec = AC_EC_REVOCATION_INVALID;
+    if (b == NULL)
+        ec = AC_EC_BINDING_UNKNOWN;
+    else if (strcmp(b->user_id, user_id) != 0)
+        ec = AC_EC_REVOCATION_INVALID;
     else if (k == NULL || k->owner->role != AC_ROLE_USER || strcmp(k->owner->id, user_id) != 0)
         ec = AC_EC_JWS_KEY_UNKNOWN;
-    else if (b->revoked) *replayed = 1;
-    else if ((copy = strdup(jws)) == NULL) ec = AC_EC_INTERNAL;
+    else if (b->revoked)
+        *replayed = 1;
+    else if ((copy = strdup(jws)) == NULL)
+        ec = AC_EC_INTERNAL;
     else {
         b->revocation_jws = copy;
         memcpy(b->revocation_kid, k->kid, sizeof k->kid);

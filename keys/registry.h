@@ -37,7 +37,7 @@
 #include "protocol/jose.h"
 #include "protocol/sig.h"
 
-#define AC_REGISTRY_MAX_KEYS 16   /* keys per principal */
+#define AC_REGISTRY_MAX_KEYS 16  /* keys per principal */
 #define AC_MERCHANT_NAME_MAX 128 /* bytes of UTF-8 */
 
 enum ac_principal_role {
@@ -147,8 +147,8 @@ enum ac_ec ac_registry_principal_create(struct ac_registry *reg, enum ac_princip
 /* Add a key to a principal: AC_EC_USER_UNKNOWN / AC_EC_MERCHANT_UNKNOWN, replay when it is that
  * principal's already, AC_EC_KEY_EXISTS when it is someone else's or an agent key,
  * AC_EC_KEYS_LIMIT when the principal has AC_REGISTRY_MAX_KEYS. */
-enum ac_ec ac_registry_key_add(struct ac_registry *reg, enum ac_principal_role role,
-                               const char *id, EVP_PKEY *key, int64_t now_us, int *replayed);
+enum ac_ec ac_registry_key_add(struct ac_registry *reg, enum ac_principal_role role, const char *id,
+                               EVP_PKEY *key, int64_t now_us, int *replayed);
 
 /* Register a binding parsed (ac_binding_parse) from exactly the text `jws`, whose signature the
  * caller verified. Checks, in order: the id (replay / AC_EC_BINDING_EXISTS), the user

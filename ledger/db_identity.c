@@ -47,7 +47,7 @@ int ac_db_identity_register(void)
                           sizeof identity_stmts / sizeof identity_stmts[0]);
 }
 
-/* ---- rows -------------------------------------------------------------------------------------- */
+/* ---- rows ------------------------------------------------------------------------------------ */
 
 int ac_db_identity_principal(struct ac_apply *a, enum ac_principal_role role, const char *id,
                              const char *name, const char *category, int64_t created_us)
@@ -90,10 +90,22 @@ int ac_db_identity_binding(struct ac_apply *a, const struct ac_binding_doc *doc,
     snprintf(nbf, sizeof nbf, "%lld", (long long)doc->nbf);
     snprintf(exp, sizeof exp, "%lld", (long long)doc->exp);
     snprintf(t, sizeof t, "%lld", (long long)created_us);
-    const char *v[] = {doc->id,       doc->user_id, doc->user_kid,    doc->agent_id,
-                       doc->agent_kid, jwk,         doc->software,    doc->model,
-                       doc->environment, digest,    autonomy,         iat,
-                       nbf,           exp,          jws,              t};
+    const char *v[] = {doc->id,
+                       doc->user_id,
+                       doc->user_kid,
+                       doc->agent_id,
+                       doc->agent_kid,
+                       jwk,
+                       doc->software,
+                       doc->model,
+                       doc->environment,
+                       digest,
+                       autonomy,
+                       iat,
+                       nbf,
+                       exp,
+                       jws,
+                       t};
     return ac_apply_stmt(a, "id_binding_ins", 16, v);
 }
 
@@ -106,7 +118,7 @@ int ac_db_identity_revocation(struct ac_apply *a, const char *binding_id, const 
     return ac_apply_stmt(a, "id_revocation_ins", 5, v);
 }
 
-/* ---- load -------------------------------------------------------------------------------------- */
+/* ---- load ------------------------------------------------------------------------------------ */
 
 /* Replay one row into the staging registry. Returns AC_EC_OK or the rule's refusal. */
 static enum ac_ec replay_row(struct ac_registry *reg, const PGresult *r, const char **what)

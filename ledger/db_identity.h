@@ -39,7 +39,8 @@ int ac_db_identity_revocation(struct ac_apply *a, const char *binding_id, const 
 /* Rebuild the registry from the database (on a writer connection): every identity row in
  * registration order is replayed through the registry's own rules, at the time it was registered,
  * into a fresh registry that then replaces reg's content in one step. Returns ONE_RESULT; on a
- * database error, or a row the rules refuse (a message on stderr), an error and reg is unchanged. */
+ * database error, or a row the rules refuse (a message on stderr), an error and reg is unchanged.
+ */
 enum ac_qs ac_db_identity_load(PGconn *c, struct ac_registry *reg);
 
 #endif

@@ -16,7 +16,8 @@ static int jwk_texts(EVP_PKEY *const *keys, size_t n, char **out)
     for (size_t i = 0; i < n; i++) {
         out[i] = ac_jwk_public_text(keys[i]);
         if (out[i] == NULL) {
-            for (size_t j = 0; j < i; j++) free(out[j]);
+            for (size_t j = 0; j < i; j++)
+                free(out[j]);
             return -1;
         }
     }
@@ -35,12 +36,13 @@ static enum ac_ec apply_principal(struct ac_identity_op *op, struct ac_registry 
         ac_db_identity_principal(a, op->role, op->id, op->name, op->category, now) == 0)
         for (size_t i = 0; i < op->nkeys; i++)
             if (ac_db_identity_key(a, op->role, op->id, op->keys[i], jwk[i], now)) break;
-    for (size_t i = 0; i < op->nkeys; i++) free(jwk[i]);
+    for (size_t i = 0; i < op->nkeys; i++)
+        free(jwk[i]);
     return ec;
 }
 
-static enum ac_ec apply_key(struct ac_identity_op *op, struct ac_registry *reg,
-                            struct ac_apply *a, int64_t now)
+static enum ac_ec apply_key(struct ac_identity_op *op, struct ac_registry *reg, struct ac_apply *a,
+                            int64_t now)
 {
     char *jwk;
     if (op->nkeys != 1) return AC_EC_INTERNAL;
@@ -80,8 +82,8 @@ static enum ac_ec apply_revocation(struct ac_identity_op *op, struct ac_registry
                                    struct ac_apply *a, int64_t now)
 {
     const struct ac_revocation_doc *r = op->revocation;
-    enum ac_ec ec = ac_registry_binding_revoke(reg, r->binding_id, r->user_id, r->user_kid,
-                                               op->jws, now, &op->replayed);
+    enum ac_ec ec = ac_registry_binding_revoke(reg, r->binding_id, r->user_id, r->user_kid, op->jws,
+                                               now, &op->replayed);
     if (ec == AC_EC_OK && !op->replayed)
         ac_db_identity_revocation(a, r->binding_id, r->user_id, r->user_kid, op->jws, now);
     return ec;
@@ -107,12 +109,12 @@ void ac_identity_apply(struct ac_identity_op *op, struct ac_apply *a)
         op->result = apply_key(op, d->registry, a, now);
         break;
     case AC_IDOP_BINDING:
-        op->result = op->binding && op->jws ? apply_binding(op, d->registry, a, now)
-                                            : AC_EC_INTERNAL;
+        op->result =
+            op->binding && op->jws ? apply_binding(op, d->registry, a, now) : AC_EC_INTERNAL;
         break;
     case AC_IDOP_REVOCATION:
-        op->result = op->revocation && op->jws ? apply_revocation(op, d->registry, a, now)
-                                               : AC_EC_INTERNAL;
+        op->result =
+            op->revocation && op->jws ? apply_revocation(op, d->registry, a, now) : AC_EC_INTERNAL;
         break;
     default:
         op->result = AC_EC_INTERNAL;

@@ -30,8 +30,8 @@ struct ac_identity_op {
     /* AC_IDOP_PRINCIPAL, AC_IDOP_KEY */
     enum ac_principal_role role;
     char id[AC_ID_MAX + 1];
-    char name[AC_MERCHANT_NAME_MAX + 1]; /* merchants */
-    char category[AC_ID_MAX + 1];        /* merchants */
+    char name[AC_MERCHANT_NAME_MAX + 1];  /* merchants */
+    char category[AC_ID_MAX + 1];         /* merchants */
     EVP_PKEY *keys[AC_REGISTRY_MAX_KEYS]; /* borrowed; AC_IDOP_KEY uses keys[0] */
     size_t nkeys;
     /* AC_IDOP_BINDING: the parsed binding and its text; its signature was verified */

@@ -87,9 +87,9 @@ static enum ac_ec parse_jws(const char *compact, size_t len, const char *typ, en
     enum ac_ec ec = ac_jws_parse(compact, len, jws, detail);
     if (ec != AC_EC_OK) return ec;
     if (jws->typ == NULL || strcmp(jws->typ, typ) != 0) {
-        SET_DETAIL(detail, invalid == AC_EC_BINDING_INVALID
-                               ? "typ must be \"" AC_BINDING_TYP "\""
-                               : "typ must be \"" AC_REVOCATION_TYP "\"");
+        SET_DETAIL(detail, invalid == AC_EC_BINDING_INVALID ? "typ must be \"" AC_BINDING_TYP "\""
+                                                            : "typ must be \"" AC_REVOCATION_TYP
+                                                              "\"");
         return invalid;
     }
     if (!ac_keyid_valid(jws->kid)) {
@@ -106,7 +106,7 @@ static enum ac_ec parse_jws(const char *compact, size_t len, const char *typ, en
 
 static enum ac_ec binding_payload(struct ac_binding_doc *b, const char **detail)
 {
-    static const char *const members[] = {"ver", "id",  "iss",          "sub", "cnf", "runtime",
+    static const char *const members[] = {"ver",          "id",  "iss", "sub", "cnf", "runtime",
                                           "max_autonomy", "iat", "nbf", "exp", NULL};
     static const char *const runtime_members[] = {"software", "model", "environment", NULL};
     const json_t *p = b->jws.payload_json;
@@ -167,9 +167,8 @@ enum ac_ec ac_binding_parse(const char *compact, size_t len, struct ac_binding_d
                             const char **detail)
 {
     memset(out, 0, sizeof *out);
-    enum ac_ec ec =
-        parse_jws(compact, len, AC_BINDING_TYP, AC_EC_BINDING_INVALID, &out->jws, out->user_kid,
-                  detail);
+    enum ac_ec ec = parse_jws(compact, len, AC_BINDING_TYP, AC_EC_BINDING_INVALID, &out->jws,
+                              out->user_kid, detail);
     if (ec == AC_EC_OK) ec = binding_payload(out, detail);
     if (ec != AC_EC_OK) ac_binding_clear(out);
     return ec;
@@ -201,16 +200,18 @@ enum ac_ec ac_revocation_parse(const char *compact, size_t len, struct ac_revoca
 {
     static const char *const members[] = {"ver", "binding", "iss", "iat", NULL};
     memset(out, 0, sizeof *out);
-    enum ac_ec ec = parse_jws(compact, len, AC_REVOCATION_TYP, AC_EC_REVOCATION_INVALID,
-                              &out->jws, out->user_kid, detail);
+    enum ac_ec ec = parse_jws(compact, len, AC_REVOCATION_TYP, AC_EC_REVOCATION_INVALID, &out->jws,
+                              out->user_kid, detail);
     const json_t *p = out->jws.payload_json;
     const char *why = NULL;
     if (ec != AC_EC_OK) {
         ac_revocation_clear(out);
         return ec;
     }
-    if (!only_members(p, members)) why = "unknown payload member";
-    else if (!version_ok(p)) why = "ver must be the integer 1";
+    if (!only_members(p, members))
+        why = "unknown payload member";
+    else if (!version_ok(p))
+        why = "ver must be the integer 1";
     else if (!get_str(p, "binding", ac_id_valid, out->binding_id, sizeof out->binding_id))
         why = "binding must be a binding id";
     else if (!get_str(p, "iss", ac_id_valid, out->user_id, sizeof out->user_id))

@@ -53,20 +53,20 @@
 
 /* A parsed binding. Owned by the struct; release with ac_binding_clear. */
 struct ac_binding_doc {
-    struct ac_jws jws;                            /* the parsed JWS (verify against the user key) */
-    char user_kid[AC_JWK_THUMBPRINT_SIZE];        /* header kid */
-    char id[AC_ID_MAX + 1];                       /* binding id */
-    char user_id[AC_ID_MAX + 1];                  /* iss */
-    char agent_id[AC_ID_MAX + 1];                 /* sub */
-    EVP_PKEY *agent_key;                          /* cnf.jwk, one reference held */
-    char agent_kid[AC_JWK_THUMBPRINT_SIZE];       /* its RFC 7638 thumbprint */
-    char software[AC_RUNTIME_HEXDIGEST_LEN + 1];  /* runtime.software */
-    char model[AC_RUNTIME_MODEL_MAX + 1];         /* runtime.model */
+    struct ac_jws jws;                           /* the parsed JWS (verify against the user key) */
+    char user_kid[AC_JWK_THUMBPRINT_SIZE];       /* header kid */
+    char id[AC_ID_MAX + 1];                      /* binding id */
+    char user_id[AC_ID_MAX + 1];                 /* iss */
+    char agent_id[AC_ID_MAX + 1];                /* sub */
+    EVP_PKEY *agent_key;                         /* cnf.jwk, one reference held */
+    char agent_kid[AC_JWK_THUMBPRINT_SIZE];      /* its RFC 7638 thumbprint */
+    char software[AC_RUNTIME_HEXDIGEST_LEN + 1]; /* runtime.software */
+    char model[AC_RUNTIME_MODEL_MAX + 1];        /* runtime.model */
     char environment[AC_RUNTIME_HEXDIGEST_LEN + 1]; /* runtime.environment */
     uint8_t runtime_digest[AC_RUNTIME_DIGEST_LEN];  /* computed (protocol/runtime.h) */
-    int max_autonomy;                             /* 0..5 */
-    int64_t iat, nbf, exp;                        /* unix seconds; nbf = iat when absent */
-    int has_nbf;                                  /* nbf was present in the payload */
+    int max_autonomy;                               /* 0..5 */
+    int64_t iat, nbf, exp;                          /* unix seconds; nbf = iat when absent */
+    int has_nbf;                                    /* nbf was present in the payload */
 };
 
 /* Parse a compact binding JWS of len bytes. Returns AC_EC_OK with *out filled, or

@@ -1,8 +1,8 @@
 /* Bindings (agent runtime identity), docs/identity.md.
  *
- * POST /v1/bindings              {"jws": "<compact binding>"}     201 | 200 (replay of the same JWS)
- * GET  /v1/bindings/{id}         (operator)
- * POST /v1/bindings/{id}/revoke  {"jws": "<compact revocation>"}  200 (also when already revoked)
+ * POST /v1/bindings              {"jws": "<compact binding>"}     201 | 200 (replay of the same
+ * JWS) GET  /v1/bindings/{id}         (operator) POST /v1/bindings/{id}/revoke  {"jws": "<compact
+ * revocation>"}  200 (also when already revoked)
  *
  * The two POSTs need no operator token: the user's signature is the authority. Everything that
  * needs no shared state runs here, on the HTTP thread -- parse, look the signing key up in the
@@ -55,9 +55,9 @@ static json_t *binding_json(const struct ac_binding_info *b)
         "s:s}",
         "id", b->id, "user", b->user_id, "signed_by", b->user_kid, "agent", b->agent_id,
         "agent_keyid", b->agent_kid, "agent_jwk", ac_jwk_export_public(b->agent_key), "runtime",
-        "software", b->software, "model", b->model, "environment", b->environment,
-        "runtime_digest", hdr, "max_autonomy", ac_autonomy_name(b->max_autonomy), "iat",
-        (json_int_t)b->iat, "nbf", (json_int_t)b->nbf, "exp", (json_int_t)b->exp, "status",
+        "software", b->software, "model", b->model, "environment", b->environment, "runtime_digest",
+        hdr, "max_autonomy", ac_autonomy_name(b->max_autonomy), "iat", (json_int_t)b->iat, "nbf",
+        (json_int_t)b->nbf, "exp", (json_int_t)b->exp, "status",
         status_name(b, (int64_t)time(NULL)), "created_at", ts, "jws", b->jws);
     if (j && b->revoked) {
         ac_rfc3339(b->revoked_us, ts);
@@ -147,8 +147,7 @@ enum MHD_Result ac_h_bindings_post(struct ac_req *r)
         return reply_binding(r, x->doc.id, x->op.replayed ? 200 : 201);
     }
     if (!ac_seq_is_leader(r->app->seq)) return leader_only(r);
-    if ((x = new_ctx(r)) == NULL)
-        return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
+    if ((x = new_ctx(r)) == NULL) return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
     enum MHD_Result rc = body_jws(r, x);
     if (x->jws == NULL) return rc;
     const char *detail = NULL;
@@ -184,8 +183,7 @@ enum MHD_Result ac_h_binding_revoke(struct ac_req *r)
         return reply_binding(r, x->rev.binding_id, 200);
     }
     if (!ac_seq_is_leader(r->app->seq)) return leader_only(r);
-    if ((x = new_ctx(r)) == NULL)
-        return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
+    if ((x = new_ctx(r)) == NULL) return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
     enum MHD_Result rc = body_jws(r, x);
     if (x->jws == NULL) return rc;
     const char *detail = NULL;
@@ -200,8 +198,7 @@ enum MHD_Result ac_h_binding_revoke(struct ac_req *r)
     int mine = strcmp(b.user_id, x->rev.user_id) == 0, revoked = b.revoked;
     ac_binding_info_clear(&b);
     if (!mine)
-        return ac_reply_problem(r, AC_EC_REVOCATION_INVALID, "iss is not the binding's user",
-                                NULL);
+        return ac_reply_problem(r, AC_EC_REVOCATION_INVALID, "iss is not the binding's user", NULL);
     ec = verify_user_signature(r, &x->rev.jws, x->rev.user_id, x->rev.user_kid);
     if (ec != AC_EC_OK) return ac_reply_problem(r, ec, NULL, NULL);
     if (x->rev.iat > (int64_t)time(NULL) + AC_BINDING_CLOCK_SKEW)

@@ -29,7 +29,8 @@ struct pctx {
 static void pctx_free(void *p)
 {
     struct pctx *x = p;
-    for (size_t i = 0; i < x->op.nkeys; i++) EVP_PKEY_free(x->op.keys[i]);
+    for (size_t i = 0; i < x->op.nkeys; i++)
+        EVP_PKEY_free(x->op.keys[i]);
     free(x);
 }
 
@@ -76,8 +77,8 @@ static enum MHD_Result import_key(struct ac_req *r, const json_t *jwk, const cha
                                   EVP_PKEY **out)
 {
     const char *detail = NULL;
-    enum ac_ec ec = json_is_object(jwk) ? ac_jwk_import_public(jwk, out, &detail)
-                                        : AC_EC_JWK_INVALID;
+    enum ac_ec ec =
+        json_is_object(jwk) ? ac_jwk_import_public(jwk, out, &detail) : AC_EC_JWK_INVALID;
     if (ec == AC_EC_OK) return MHD_YES;
     return ac_reply_problem(r, ec, detail ? detail : "a jwk must be a json object",
                             json_pack("{s:s}", "pointer", ptr));
@@ -95,17 +96,17 @@ static enum MHD_Result parse_create(struct ac_req *r, struct pctx *x, enum ac_pr
     json_error_t e;
     int bad = role == AC_ROLE_USER
                   ? json_unpack_ex(body, &e, JSON_STRICT, "{s:s, s:o}", "id", &id, "keys", &keys)
-                  : json_unpack_ex(body, &e, JSON_STRICT, "{s:s, s:s, s:s, s:o}", "id", &id,
-                                   "name", &name, "category", &category, "keys", &keys);
+                  : json_unpack_ex(body, &e, JSON_STRICT, "{s:s, s:s, s:s, s:o}", "id", &id, "name",
+                                   &name, "category", &category, "keys", &keys);
     if (bad || !json_is_array(keys)) {
         json_decref(body);
-        return ac_reply_problem(r, AC_EC_JSON_SCHEMA, bad ? e.text : "keys must be an array",
-                                NULL);
+        return ac_reply_problem(r, AC_EC_JSON_SCHEMA, bad ? e.text : "keys must be an array", NULL);
     }
     enum ac_ec ec = AC_EC_OK;
     const char *detail = NULL;
     size_t n = json_array_size(keys);
-    if (!ac_id_valid(id)) ec = AC_EC_ID_INVALID;
+    if (!ac_id_valid(id))
+        ec = AC_EC_ID_INVALID;
     else if (role == AC_ROLE_MERCHANT && !ac_merchant_name_valid(name)) {
         ec = AC_EC_PARAMETER_INVALID;
         detail = "name must be 1-128 bytes without control characters";

@@ -92,10 +92,8 @@ static void node_start(struct node *n)
     assert_non_null(n->reg);
     n->dom.registry = n->reg;
     n->sd = ac_domain_seq(&n->dom);
-    struct ac_seq_config cfg = {.db_url = url,
-                                .max_batch_items = 1024,
-                                .clock_us = fake_clock,
-                                .domain = &n->sd};
+    struct ac_seq_config cfg = {
+        .db_url = url, .max_batch_items = 1024, .clock_us = fake_clock, .domain = &n->sd};
     n->seq = ac_seq_start(&cfg);
     assert_non_null(n->seq);
     assert_true(ac_seq_wait_leader(n->seq, 15000));
@@ -128,15 +126,16 @@ static enum ac_ec principal(struct node *n, enum ac_principal_role role, const c
     snprintf(op.id, sizeof op.id, "%s", id);
     snprintf(op.name, sizeof op.name, "%s", name ? name : "");
     snprintf(op.category, sizeof op.category, "%s", category ? category : "");
-    for (size_t i = 0; i < nk; i++) op.keys[i] = keys[i];
+    for (size_t i = 0; i < nk; i++)
+        op.keys[i] = keys[i];
     op.nkeys = nk;
     enum ac_ec ec = run(n, &op);
     if (replayed) *replayed = op.replayed;
     return ec;
 }
 
-static enum ac_ec add_key(struct node *n, enum ac_principal_role role, const char *id,
-                          EVP_PKEY *k, int *replayed)
+static enum ac_ec add_key(struct node *n, enum ac_principal_role role, const char *id, EVP_PKEY *k,
+                          int *replayed)
 {
     struct ac_identity_op op;
     memset(&op, 0, sizeof op);
@@ -185,7 +184,7 @@ static enum ac_ec do_bind(struct node *n, struct bdoc *b, int *replayed)
 }
 
 static enum ac_ec do_revoke(struct node *n, const char *binding, const char *user, EVP_PKEY *uk,
-                         int *replayed, char **jws_out)
+                            int *replayed, char **jws_out)
 {
     json_t *p = ac_test_revocation_payload(binding, user, atomic_load(&fake_now) / 1000000);
     char *jws = ac_test_sign_doc(uk, AC_REVOCATION_TYP, p, NULL);
@@ -201,12 +200,14 @@ static enum ac_ec do_revoke(struct node *n, const char *binding, const char *use
     enum ac_ec ec = run(n, &op);
     if (replayed) *replayed = op.replayed;
     ac_revocation_clear(&rev);
-    if (jws_out) *jws_out = jws;
-    else free(jws);
+    if (jws_out)
+        *jws_out = jws;
+    else
+        free(jws);
     return ec;
 }
 
-/* ---- a textual snapshot of what the registry answers ------------------------------------------- */
+/* ---- a textual snapshot of what the registry answers ----------------------------------------- */
 
 static void snap_principal(struct ac_buf *b, struct ac_registry *r, enum ac_principal_role role,
                            const char *id)
@@ -257,7 +258,7 @@ static void snap_resolve(struct ac_buf *b, struct ac_registry *r, EVP_PKEY *k)
     ac_resolved_key_clear(&rk);
 }
 
-/* ---- tests ------------------------------------------------------------------------------------- */
+/* ---- tests ----------------------------------------------------------------------------------- */
 
 static EVP_PKEY *ua1, *ua2, *ua3, *ub1, *mk1, *ag1, *ag2, *ag3;
 
@@ -273,7 +274,8 @@ static char *snapshot(struct ac_registry *r)
     for (size_t i = 0; i < sizeof bindings / sizeof *bindings; i++)
         snap_binding(&b, r, bindings[i]);
     EVP_PKEY *keys[] = {ua1, ua2, ua3, ub1, mk1, ag1, ag2, ag3};
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) snap_resolve(&b, r, keys[i]);
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        snap_resolve(&b, r, keys[i]);
     struct ac_registry_counts c;
     ac_registry_counts(r, &c);
     char line[128];
@@ -303,9 +305,9 @@ static void persisted_and_reloaded(void **st)
     assert_int_equal(sql_int("select count(*) from ac_users where id = 'alice'"), 1);
     assert_int_equal(sql_int("select count(*) from ac_principal_keys where user_id = 'alice'"), 2);
     assert_int_equal(principal(&n, AC_ROLE_USER, "bob", NULL, NULL, &ub1, 1, NULL), AC_EC_OK);
-    assert_int_equal(principal(&n, AC_ROLE_MERCHANT, "shop", "The Shop", "llm-inference", &mk1, 1,
-                               NULL),
-                     AC_EC_OK);
+    assert_int_equal(
+        principal(&n, AC_ROLE_MERCHANT, "shop", "The Shop", "llm-inference", &mk1, 1, NULL),
+        AC_EC_OK);
     assert_int_equal(sql_int("select count(*) from ac_merchants where id = 'shop' and "
                              "name = 'The Shop' and category = 'llm-inference'"),
                      1);
@@ -387,9 +389,9 @@ static void persisted_and_reloaded(void **st)
     assert_int_equal(principal(&n, AC_ROLE_USER, "alice", NULL, NULL, alice_keys, 2, &rep),
                      AC_EC_OK);
     assert_int_equal(rep, 1);
-    assert_int_equal(principal(&n, AC_ROLE_MERCHANT, "shop", "Another", "llm-inference", &mk1, 1,
-                               &rep),
-                     AC_EC_PRINCIPAL_EXISTS);
+    assert_int_equal(
+        principal(&n, AC_ROLE_MERCHANT, "shop", "Another", "llm-inference", &mk1, 1, &rep),
+        AC_EC_PRINCIPAL_EXISTS);
     assert_int_equal(sql_int("select count(*) from ac_bindings"), 4);
     assert_int_equal(sql_int("select count(*) from ac_principal_keys"), 5);
     free(before);
@@ -402,7 +404,8 @@ static void persisted_and_reloaded(void **st)
     assert_int_equal(sql_int("select count(*) from ac_bindings where model = 'x'"), 0);
 
     struct bdoc *all[] = {&b1, &b2, &b3, &b4, &b1x, &bexp};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++) unmake(all[i]);
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        unmake(all[i]);
     node_stop(&n);
 }
 
@@ -461,8 +464,10 @@ static void failed_batch_writes_nothing(void **st)
     int rep = 0;
     for (int i = 0; i < 100 && ec != AC_EC_OK; i++) {
         ec = principal(&n, AC_ROLE_USER, "carol", NULL, NULL, NULL, 0, &rep);
-        if (ec == AC_EC_NOT_LEADER || ec == AC_EC_DB_UNAVAILABLE) usleep(100000);
-        else break;
+        if (ec == AC_EC_NOT_LEADER || ec == AC_EC_DB_UNAVAILABLE)
+            usleep(100000);
+        else
+            break;
     }
     assert_int_equal(ec, AC_EC_OK);
     assert_int_equal(rep, 1); /* known now, from the database */
@@ -505,7 +510,8 @@ static int teardown(void **st)
 {
     (void)st;
     EVP_PKEY *keys[] = {ua1, ua2, ua3, ub1, mk1, ag1, ag2, ag3};
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) EVP_PKEY_free(keys[i]);
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        EVP_PKEY_free(keys[i]);
     return 0;
 }
 

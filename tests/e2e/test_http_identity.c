@@ -281,7 +281,7 @@ static void principals(void **st)
     free(x);
 }
 
-/* ---- bindings ---------------------------------------------------------------------------------- */
+/* ---- bindings -------------------------------------------------------------------------------- */
 
 static char *b1_body; /* the registered binding's request body */
 
@@ -382,8 +382,9 @@ static void binding_bad_input(void **st)
     bad_binding(body, 400, "binding_invalid");
     free(body);
     p = binding_payload("bn", "alice", agent2);
-    json_object_set_new(p, "cnf", json_pack("{s:{s:s, s:s, s:s}}", "jwk", "kty", "OKP", "crv",
-                                            "Ed25519", "x", "short"));
+    json_object_set_new(
+        p, "cnf",
+        json_pack("{s:{s:s, s:s, s:s}}", "jwk", "kty", "OKP", "crv", "Ed25519", "x", "short"));
     body = signed_doc(alice1, AC_BINDING_TYP, p, NULL);
     bad_binding(body, 400, "jwk_invalid");
     free(body);
@@ -400,13 +401,11 @@ static void binding_bad_input(void **st)
     body = signed_doc(stranger, AC_BINDING_TYP, binding_payload("bn", "alice", agent2), NULL);
     bad_binding(body, 401, "jws_key_unknown"); /* a key nobody registered */
     free(body);
-    body = signed_doc(stranger, AC_BINDING_TYP, binding_payload("bn", "alice", agent2),
-                      kid_alice1);
+    body = signed_doc(stranger, AC_BINDING_TYP, binding_payload("bn", "alice", agent2), kid_alice1);
     bad_binding(body, 401, "jws_bad_signature"); /* alice's kid, another key's signature */
     free(body);
     /* times */
-    p = ac_test_binding_payload("bn", "alice", "agent-a", agent2, now_s() - 10 * DAY,
-                                now_s() - 60);
+    p = ac_test_binding_payload("bn", "alice", "agent-a", agent2, now_s() - 10 * DAY, now_s() - 60);
     body = signed_doc(alice1, AC_BINDING_TYP, p, NULL);
     bad_binding(body, 401, "binding_expired");
     free(body);
@@ -446,8 +445,8 @@ static void revocation(void **st)
     bad_revocation("/v1/bindings/b1/revoke", body, 400, "revocation_invalid"); /* path differs */
     bad_revocation("/v1/bindings/b2/revoke", body, 404, "binding_unknown");
     free(body);
-    body = signed_doc(bob1, AC_REVOCATION_TYP, ac_test_revocation_payload("b1", "bob", now_s()),
-                      NULL);
+    body =
+        signed_doc(bob1, AC_REVOCATION_TYP, ac_test_revocation_payload("b1", "bob", now_s()), NULL);
     bad_revocation("/v1/bindings/b1/revoke", body, 400, "revocation_invalid"); /* not bob's */
     free(body);
     body = signed_doc(bob1, AC_REVOCATION_TYP, ac_test_revocation_payload("b1", "alice", now_s()),
@@ -474,8 +473,8 @@ static void revocation(void **st)
     json_decref(j);
 
     /* any key of the user revokes (alice3 was added after the binding was signed by alice2) */
-    body = signed_doc(alice3, AC_REVOCATION_TYP,
-                      ac_test_revocation_payload("b1", "alice", now_s()), NULL);
+    body = signed_doc(alice3, AC_REVOCATION_TYP, ac_test_revocation_payload("b1", "alice", now_s()),
+                      NULL);
     long long rows = identity_rows();
     j = call_tok("POST", "/v1/bindings/b1/revoke", body, 200, NULL);
     assert_string_equal(jstr(j, "status"), "revoked");
@@ -492,8 +491,8 @@ static void revocation(void **st)
     assert_string_equal(jstr(j, "revoked_at"), revoked_at);
     json_decref(j);
     free(body);
-    body = signed_doc(alice1, AC_REVOCATION_TYP,
-                      ac_test_revocation_payload("b1", "alice", now_s()), NULL);
+    body = signed_doc(alice1, AC_REVOCATION_TYP, ac_test_revocation_payload("b1", "alice", now_s()),
+                      NULL);
     j = call_tok("POST", "/v1/bindings/b1/revoke", body, 200, NULL);
     assert_string_equal(jstr(j, "revoked_at"), revoked_at);
     assert_string_equal(jstr(json_object_get(j, "revocation"), "signed_by"), kid_alice3);
@@ -548,7 +547,8 @@ static void restart_keeps_everything(void **st)
     long long rows = identity_rows();
     json_decref(call_tok("POST", "/v1/bindings", b1_body, 200, NULL));
     assert_int_equal(identity_rows(), rows);
-    assert_true(ac_test_server_log_has(&srv, "2 users, 1 merchants, 5 keys, 2 bindings (1 revoked)"));
+    assert_true(
+        ac_test_server_log_has(&srv, "2 users, 1 merchants, 5 keys, 2 bindings (1 revoked)"));
 }
 
 static void sigterm_stops_cleanly(void **st)
@@ -562,7 +562,7 @@ static void sigterm_stops_cleanly(void **st)
     }
 }
 
-/* ---- setup ------------------------------------------------------------------------------------- */
+/* ---- setup ----------------------------------------------------------------------------------- */
 
 static int setup(void **st)
 {
@@ -582,7 +582,8 @@ static int teardown(void **st)
     ac_test_http_close(&http);
     ac_test_server_kill(&srv);
     EVP_PKEY *keys[] = {alice1, alice2, alice3, bob1, shop1, agent1, agent2, stranger};
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) EVP_PKEY_free(keys[i]);
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        EVP_PKEY_free(keys[i]);
     free(b1_body);
     return 0;
 }

@@ -15,11 +15,11 @@ json_t *ac_test_binding_payload(const char *id, const char *user, const char *ag
 {
     json_t *jwk = ac_jwk_export_public(agent_key);
     if (jwk == NULL) fail_msg("cannot export the agent key");
-    json_t *p = json_pack("{s:i, s:s, s:s, s:s, s:{s:o}, s:{s:s, s:s, s:s}, s:s, s:I, s:I}", "ver",
-                          1, "id", id, "iss", user, "sub", agent, "cnf", "jwk", jwk, "runtime",
-                          "software", AC_TEST_SW, "model", AC_TEST_MODEL, "environment",
-                          AC_TEST_ENV, "max_autonomy", "L3", "iat", (json_int_t)iat, "exp",
-                          (json_int_t)exp);
+    json_t *p =
+        json_pack("{s:i, s:s, s:s, s:s, s:{s:o}, s:{s:s, s:s, s:s}, s:s, s:I, s:I}", "ver", 1, "id",
+                  id, "iss", user, "sub", agent, "cnf", "jwk", jwk, "runtime", "software",
+                  AC_TEST_SW, "model", AC_TEST_MODEL, "environment", AC_TEST_ENV, "max_autonomy",
+                  "L3", "iat", (json_int_t)iat, "exp", (json_int_t)exp);
     if (p == NULL) fail_msg("json_pack failed");
     return p;
 }
@@ -43,8 +43,8 @@ char *ac_test_sign_doc(EVP_PKEY *key, const char *typ, const json_t *payload, co
 {
     char *text = json_dumps(payload, JSON_COMPACT);
     if (text == NULL) fail_msg("json_dumps failed");
-    char *jws = ac_jws_sign(key, kid ? kid : ac_test_kid(key), typ, (const uint8_t *)text,
-                            strlen(text));
+    char *jws =
+        ac_jws_sign(key, kid ? kid : ac_test_kid(key), typ, (const uint8_t *)text, strlen(text));
     free(text);
     if (jws == NULL) fail_msg("ac_jws_sign failed");
     return jws;

@@ -45,7 +45,7 @@ static enum ac_ec parse_payload(const json_t *payload)
     const char *detail = NULL;
     enum ac_ec ec = ac_binding_parse(jws, strlen(jws), &d, &detail);
     if (ec != AC_EC_OK) {
-        assert_non_null(detail); /* every refusal says why */
+        assert_non_null(detail);  /* every refusal says why */
         assert_null(d.agent_key); /* cleared */
     }
     ac_binding_clear(&d);
@@ -102,8 +102,10 @@ static void roundtrip(void **st)
 static void expect_member(const char *name, json_t *value, enum ac_ec want)
 {
     json_t *p = base();
-    if (json_is_null(value)) json_object_del(p, name);
-    else json_object_set(p, name, value);
+    if (json_is_null(value))
+        json_object_del(p, name);
+    else
+        json_object_set(p, name, value);
     enum ac_ec got = parse_payload(p);
     if (got != want) {
         char *v = json_dumps(value, JSON_ENCODE_ANY);
@@ -121,8 +123,8 @@ static void top_level_members(void **st)
     json_t *p = base();
     assert_int_equal(parse_payload(p), AC_EC_OK);
     json_decref(p);
-    const char *required[] = {"ver", "id", "iss", "sub", "cnf", "runtime", "max_autonomy",
-                              "iat", "exp"};
+    const char *required[] = {"ver",     "id",           "iss", "sub", "cnf",
+                              "runtime", "max_autonomy", "iat", "exp"};
     for (size_t i = 0; i < sizeof required / sizeof *required; i++)
         expect_member(required[i], json_null(), BI);
     /* unknown members */
@@ -207,8 +209,8 @@ static void nested_members(void **st)
     expect_member("cnf", json_pack("{s:s}", "jwk", "not-an-object"), BI);
     expect_member("cnf", json_pack("{s:O}", "jwk", good_jwk), AC_EC_OK);
     /* a bad jwk is jwk_invalid */
-    expect_member("cnf", json_pack("{s:{s:s, s:s, s:s}}", "jwk", "kty", "RSA", "n", "AQAB", "e",
-                                   "AQAB"),
+    expect_member("cnf",
+                  json_pack("{s:{s:s, s:s, s:s}}", "jwk", "kty", "RSA", "n", "AQAB", "e", "AQAB"),
                   AC_EC_JWK_INVALID);
     expect_member("cnf", json_pack("{s:{s:s, s:s}}", "jwk", "kty", "OKP", "crv", "Ed25519"),
                   AC_EC_JWK_INVALID);
@@ -223,13 +225,12 @@ static void nested_members(void **st)
     /* runtime */
     expect_member("runtime", json_string(AC_TEST_SW), BI);
     expect_member("runtime", json_pack("{s:s, s:s}", "software", AC_TEST_SW, "model", "m"), BI);
-    expect_member("runtime", json_pack("{s:s, s:s}", "software", AC_TEST_SW, "environment",
-                                       AC_TEST_ENV),
-                  BI);
-    expect_member("runtime", json_pack("{s:s, s:s}", "model", "m", "environment", AC_TEST_ENV),
-                  BI);
-    expect_member("runtime", json_pack("{s:s, s:s, s:s, s:s}", "software", AC_TEST_SW, "model",
-                                       "m", "environment", AC_TEST_ENV, "os", "linux"),
+    expect_member("runtime",
+                  json_pack("{s:s, s:s}", "software", AC_TEST_SW, "environment", AC_TEST_ENV), BI);
+    expect_member("runtime", json_pack("{s:s, s:s}", "model", "m", "environment", AC_TEST_ENV), BI);
+    expect_member("runtime",
+                  json_pack("{s:s, s:s, s:s, s:s}", "software", AC_TEST_SW, "model", "m",
+                            "environment", AC_TEST_ENV, "os", "linux"),
                   BI);
     const char *bad_digests[] = {
         "",
@@ -240,11 +241,13 @@ static void nested_members(void **st)
         "abababababababababababababababababababababababababababababababab",
     };
     for (size_t i = 0; i < sizeof bad_digests / sizeof *bad_digests; i++) {
-        expect_member("runtime", json_pack("{s:s, s:s, s:s}", "software", bad_digests[i],
-                                           "model", "m", "environment", AC_TEST_ENV),
+        expect_member("runtime",
+                      json_pack("{s:s, s:s, s:s}", "software", bad_digests[i], "model", "m",
+                                "environment", AC_TEST_ENV),
                       BI);
-        expect_member("runtime", json_pack("{s:s, s:s, s:s}", "software", AC_TEST_SW, "model",
-                                           "m", "environment", bad_digests[i]),
+        expect_member("runtime",
+                      json_pack("{s:s, s:s, s:s}", "software", AC_TEST_SW, "model", "m",
+                                "environment", bad_digests[i]),
                       BI);
     }
     char long_model[AC_RUNTIME_MODEL_MAX + 2];
@@ -252,14 +255,17 @@ static void nested_members(void **st)
     long_model[sizeof long_model - 1] = 0;
     const char *bad_models[] = {"", "tab\there", "nl\n", "caf\xc3\xa9", long_model};
     for (size_t i = 0; i < sizeof bad_models / sizeof *bad_models; i++)
-        expect_member("runtime", json_pack("{s:s, s:s, s:s}", "software", AC_TEST_SW, "model",
-                                           bad_models[i], "environment", AC_TEST_ENV),
+        expect_member("runtime",
+                      json_pack("{s:s, s:s, s:s}", "software", AC_TEST_SW, "model", bad_models[i],
+                                "environment", AC_TEST_ENV),
                       BI);
-    expect_member("runtime", json_pack("{s:s, s:i, s:s}", "software", AC_TEST_SW, "model", 5,
-                                       "environment", AC_TEST_ENV),
+    expect_member("runtime",
+                  json_pack("{s:s, s:i, s:s}", "software", AC_TEST_SW, "model", 5, "environment",
+                            AC_TEST_ENV),
                   BI);
-    expect_member("runtime", json_pack("{s:s, s:s, s:s}", "software", AC_TEST_SW, "model",
-                                       long_model + 1, "environment", AC_TEST_ENV),
+    expect_member("runtime",
+                  json_pack("{s:s, s:s, s:s}", "software", AC_TEST_SW, "model", long_model + 1,
+                            "environment", AC_TEST_ENV),
                   AC_EC_OK); /* 128 characters */
 }
 
@@ -275,8 +281,9 @@ static char *raw_jws(const char *header, const char *payload)
 {
     char *h = b64u(header), *p = b64u(payload);
     char *out = malloc(strlen(h) + strlen(p) + 100);
-    sprintf(out, "%s.%s.%s", h, p,
-            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    sprintf(
+        out, "%s.%s.%s", h, p,
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     free(h);
     free(p);
     return out;
@@ -343,8 +350,10 @@ static void header_and_jws_layer(void **st)
     dot[5] = dot[5] == 'A' ? 'B' : 'A';
     struct ac_binding_doc d;
     enum ac_ec ec = ac_binding_parse(jws, strlen(jws), &d, NULL);
-    if (ec == AC_EC_OK) assert_int_equal(ac_jws_verify(&d.jws, user_key), AC_EC_JWS_BAD_SIGNATURE);
-    else assert_true(ec == BI || ec == AC_EC_JWS_MALFORMED);
+    if (ec == AC_EC_OK)
+        assert_int_equal(ac_jws_verify(&d.jws, user_key), AC_EC_JWS_BAD_SIGNATURE);
+    else
+        assert_true(ec == BI || ec == AC_EC_JWS_MALFORMED);
     ac_binding_clear(&d);
     free(jws);
     free(text);
@@ -389,9 +398,9 @@ static void revocations(void **st)
         const char *k;
         json_t *v;
     } bad[] = {
-        {"ver", json_integer(2)},           {"binding", json_string("")},
-        {"binding", json_string("a b")},    {"iss", json_string("x/y")},
-        {"iat", json_integer(0)},           {"iat", json_string("1")},
+        {"ver", json_integer(2)},        {"binding", json_string("")},
+        {"binding", json_string("a b")}, {"iss", json_string("x/y")},
+        {"iat", json_integer(0)},        {"iat", json_string("1")},
         {"reason", json_string("lost")},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -412,7 +421,8 @@ static void revocations(void **st)
 static void helpers(void **st)
 {
     (void)st;
-    for (int i = 0; i <= 5; i++) assert_int_equal(ac_autonomy_parse(ac_autonomy_name(i)), i);
+    for (int i = 0; i <= 5; i++)
+        assert_int_equal(ac_autonomy_parse(ac_autonomy_name(i)), i);
     assert_string_equal(ac_autonomy_name(6), "L?");
     assert_string_equal(ac_autonomy_name(-1), "L?");
     assert_int_equal(ac_autonomy_parse(NULL), -1);
@@ -433,9 +443,12 @@ static void helpers(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(roundtrip),        cmocka_unit_test(top_level_members),
-        cmocka_unit_test(times),            cmocka_unit_test(nested_members),
-        cmocka_unit_test(header_and_jws_layer), cmocka_unit_test(revocations),
+        cmocka_unit_test(roundtrip),
+        cmocka_unit_test(top_level_members),
+        cmocka_unit_test(times),
+        cmocka_unit_test(nested_members),
+        cmocka_unit_test(header_and_jws_layer),
+        cmocka_unit_test(revocations),
         cmocka_unit_test(helpers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

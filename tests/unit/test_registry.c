@@ -150,14 +150,16 @@ static void principals_and_keys(void **st)
     EVP_PKEY_free(got);
     /* at most 16 keys */
     EVP_PKEY *more[AC_REGISTRY_MAX_KEYS];
-    for (int i = 0; i < AC_REGISTRY_MAX_KEYS; i++) more[i] = key();
+    for (int i = 0; i < AC_REGISTRY_MAX_KEYS; i++)
+        more[i] = key();
     for (int i = 0; i < AC_REGISTRY_MAX_KEYS - 3; i++)
         assert_int_equal(ac_registry_key_add(r, AC_ROLE_USER, "alice", more[i], NOW, &rep),
                          AC_EC_OK);
     assert_int_equal(ac_registry_key_add(r, AC_ROLE_USER, "alice", more[13], NOW, &rep),
                      AC_EC_KEYS_LIMIT);
     EVP_PKEY *seventeen[AC_REGISTRY_MAX_KEYS + 1];
-    for (int i = 0; i <= AC_REGISTRY_MAX_KEYS; i++) seventeen[i] = more[i % AC_REGISTRY_MAX_KEYS];
+    for (int i = 0; i <= AC_REGISTRY_MAX_KEYS; i++)
+        seventeen[i] = more[i % AC_REGISTRY_MAX_KEYS];
     assert_int_equal(ac_registry_principal_create(r, AC_ROLE_USER, "carol", NULL, NULL, seventeen,
                                                   AC_REGISTRY_MAX_KEYS + 1, NOW, &rep),
                      AC_EC_KEYS_LIMIT);
@@ -167,7 +169,8 @@ static void principals_and_keys(void **st)
     assert_int_equal(c.users, 1);
     assert_int_equal(c.merchants, 1);
     assert_int_equal(c.keys, 2 + 1 + 1 + 13);
-    for (int i = 0; i < AC_REGISTRY_MAX_KEYS; i++) EVP_PKEY_free(more[i]);
+    for (int i = 0; i < AC_REGISTRY_MAX_KEYS; i++)
+        EVP_PKEY_free(more[i]);
     EVP_PKEY_free(a1);
     EVP_PKEY_free(a2);
     EVP_PKEY_free(m1);
@@ -224,8 +227,7 @@ static void bindings_and_resolve(void **st)
     assert_int_equal(ac_registry_binding_add(r, &b2.d, b2.jws, NOW, &rep), AC_EC_AGENT_KEY_BOUND);
     /* unknown user, a kid that is not the user's, an agent key that is a principal key */
     make(&byb, "b3", "bob", ak, agent, NOW_S, NOW_S + DAY, NULL); /* bob's binding, alice's key */
-    assert_int_equal(ac_registry_binding_add(r, &byb.d, byb.jws, NOW, &rep),
-                     AC_EC_JWS_KEY_UNKNOWN);
+    assert_int_equal(ac_registry_binding_add(r, &byb.d, byb.jws, NOW, &rep), AC_EC_JWS_KEY_UNKNOWN);
     make(&bbad, "b4", "carol", ak, agent, NOW_S, NOW_S + DAY, NULL);
     assert_int_equal(ac_registry_binding_add(r, &bbad.d, bbad.jws, NOW, &rep), AC_EC_USER_UNKNOWN);
     make(&bmk, "b5", "bob", bk, mk, NOW_S, NOW_S + DAY, NULL);
@@ -249,8 +251,9 @@ static void bindings_and_resolve(void **st)
     assert_int_equal(ac_registry_binding_get(r, "b2", &bi), AC_EC_BINDING_UNKNOWN);
 
     /* revocation: rules, effective for readers at once, final */
-    assert_int_equal(ac_registry_binding_revoke(r, "nope", "alice", ac_test_kid(ak), "r", NOW, &rep),
-                     AC_EC_BINDING_UNKNOWN);
+    assert_int_equal(
+        ac_registry_binding_revoke(r, "nope", "alice", ac_test_kid(ak), "r", NOW, &rep),
+        AC_EC_BINDING_UNKNOWN);
     assert_int_equal(ac_registry_binding_revoke(r, "b1", "bob", ac_test_kid(bk), "r", NOW, &rep),
                      AC_EC_REVOCATION_INVALID);
     assert_int_equal(ac_registry_binding_revoke(r, "b1", "alice", ac_test_kid(bk), "r", NOW, &rep),
@@ -300,8 +303,7 @@ static void bindings_and_resolve(void **st)
         ac_registry_binding_add(r, &b6.d, b6.jws, (NOW_S + 20 * DAY - 1) * 1000000LL, &rep),
         AC_EC_AGENT_KEY_BOUND);
     assert_int_equal(
-        ac_registry_binding_add(r, &b6.d, b6.jws, (NOW_S + 20 * DAY) * 1000000LL, &rep),
-        AC_EC_OK);
+        ac_registry_binding_add(r, &b6.d, b6.jws, (NOW_S + 20 * DAY) * 1000000LL, &rep), AC_EC_OK);
     ac_registry_commit(r);
     assert_int_equal(ac_registry_resolve(r, agent_kid, &rk), AC_EC_OK);
     assert_string_equal(rk.binding_id, "b6");
@@ -318,8 +320,9 @@ static void bindings_and_resolve(void **st)
     ac_registry_commit(fresh);
     ac_registry_replace(r, fresh);
     assert_int_equal(ac_registry_resolve(r, agent_kid, &rk), AC_EC_SIG_KEY_UNKNOWN);
-    assert_int_equal(ac_registry_principal_get(r, AC_ROLE_USER, "alice", &(struct ac_principal_info){0}),
-                     AC_EC_USER_UNKNOWN);
+    assert_int_equal(
+        ac_registry_principal_get(r, AC_ROLE_USER, "alice", &(struct ac_principal_info){0}),
+        AC_EC_USER_UNKNOWN);
     struct ac_principal_info pi;
     assert_int_equal(ac_registry_principal_get(r, AC_ROLE_USER, "zoe", &pi), AC_EC_OK);
     ac_principal_info_clear(&pi);
@@ -328,14 +331,16 @@ static void bindings_and_resolve(void **st)
     ac_registry_free(fresh);
 
     struct doc *all[] = {&b1, &b1x, &b2, &byb, &bmk, &bbad, &b6};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++) unmake(all[i]);
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        unmake(all[i]);
     free((void *)agent_kid);
     EVP_PKEY *keys[] = {ak, bk, agent, mk, zk};
-    for (size_t i = 0; i < 5; i++) EVP_PKEY_free(keys[i]);
+    for (size_t i = 0; i < 5; i++)
+        EVP_PKEY_free(keys[i]);
     ac_registry_free(r);
 }
 
-/* ---- readers against a writer ------------------------------------------------------------------ */
+/* ---- readers against a writer ---------------------------------------------------------------- */
 
 #define NAGENTS 24
 #define ROUNDS 40
@@ -363,8 +368,8 @@ static int tmake(struct doc *b, const char *id, EVP_PKEY *agent)
     json_t *p = ac_test_binding_payload(id, "alice", "agent-1", agent, NOW_S, NOW_S + DAY);
     char *text = json_dumps(p, JSON_COMPACT);
     json_decref(p);
-    b->jws = text ? ac_jws_sign(ukey, ukid, AC_BINDING_TYP, (const uint8_t *)text, strlen(text))
-                  : NULL;
+    b->jws =
+        text ? ac_jws_sign(ukey, ukid, AC_BINDING_TYP, (const uint8_t *)text, strlen(text)) : NULL;
     free(text);
     return b->jws && ac_binding_parse(b->jws, strlen(b->jws), &b->d, NULL) == AC_EC_OK ? 0 : -1;
 }
@@ -402,7 +407,8 @@ static void *reader(void *arg)
 {
     (void)arg;
     int last_round[NAGENTS];
-    for (int i = 0; i < NAGENTS; i++) last_round[i] = -1;
+    for (int i = 0; i < NAGENTS; i++)
+        last_round[i] = -1;
     for (int done = 0; !done;) {
         done = atomic_load(&writer_done); /* one more full pass after the writer finished */
         for (int i = 0; i < NAGENTS; i++) {
@@ -411,8 +417,7 @@ static void *reader(void *arg)
             int k = -1, a = -1;
             if (sscanf(rk.binding_id, "r%d-a%d", &k, &a) != 2 || a != i)
                 tfail("key resolved to binding %s (agent %d)%d", rk.binding_id, i, 0);
-            if (k < last_round[i])
-                tfail("%sagent %d went back to round %d", "", i, k);
+            if (k < last_round[i]) tfail("%sagent %d went back to round %d", "", i, k);
             last_round[i] = k;
             if (strcmp(rk.keyid, agent_kids[i]) != 0 || EVP_PKEY_eq(rk.key, agents[i]) != 1)
                 tfail("%sresolved key differs (agent %d)%d", "", i, 0);
@@ -450,10 +455,12 @@ static void concurrent_readers(void **st)
         assert_int_equal(ac_jwk_thumbprint(agents[i], agent_kids[i]), 0);
     }
     pthread_t w, rd[3];
-    for (int i = 0; i < 3; i++) assert_int_equal(pthread_create(&rd[i], NULL, reader, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&rd[i], NULL, reader, NULL), 0);
     assert_int_equal(pthread_create(&w, NULL, writer, NULL), 0);
     pthread_join(w, NULL);
-    for (int i = 0; i < 3; i++) pthread_join(rd[i], NULL);
+    for (int i = 0; i < 3; i++)
+        pthread_join(rd[i], NULL);
     if (atomic_load(&thread_failed)) fail_msg("%s", thread_failure);
     assert_true(atomic_load(&reads_ok) > 0);
     /* in the end every agent resolves to its last, revoked binding */
