@@ -12,11 +12,15 @@
 #include "server/config.h"
 
 struct ac_app;
+struct ac_registry;
+struct ac_domain;
 
 /* A small pool of reader connections for the HTTP workers. */
 struct ac_pool;
 struct ac_pool *ac_pool_new(const char *url, unsigned size);
 void ac_pool_free(struct ac_pool *p);
+/* A statement (a static string, e.g. a SET) run on every new connection of the pool. */
+void ac_pool_set_session(struct ac_pool *p, const char *sql);
 /* Take a usable connection, reconnecting a broken one; NULL when the database is unreachable
  * (then the caller answers 503 db_unavailable). */
 PGconn *ac_pool_get(struct ac_pool *p);
@@ -42,6 +46,9 @@ struct ac_app {
     struct ac_config cfg;
     struct ac_sequencer *seq;
     struct ac_pool *pool;
+    /* The replay cache's inserts (server/authn.c): connections with asynchronous commit, see
+     * docs/identity.md "Nonces and durability". NULL: use pool. */
+    struct ac_pool *nonce_pool;
     struct ac_assets *assets;
     struct ac_keyring *keyring; /* server signing keys (keys/keyring.h); NULL: none configured */
     /* Signed requests (server/authn.h): the keyid resolver (the identity registry; NULL: every
@@ -51,6 +58,8 @@ struct ac_app {
     ac_key_resolve_fn resolve;
     void *resolve_cls;
     struct ac_authn *authn;
+    struct ac_registry *registry; /* identity: principals, keys, bindings (keys/registry.h) */
+    struct ac_domain *domain;     /* the sequencer's state beyond the ledger (ledger/domain.h) */
     struct ac_route_stats *route_stats; /* one per route, plus one for "unmatched" at the end */
     _Atomic uint64_t inflight;
 };

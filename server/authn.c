@@ -510,7 +510,7 @@ enum ac_ec ac_authn_request(struct ac_req *r, const char **detail)
     struct ac_authn_call call = {
         .resolve = app->resolve,
         .resolve_cls = app->resolve_cls,
-        .pool = app->pool,
+        .pool = app->nonce_pool ? app->nonce_pool : app->pool,
         .want = r->route->auth,
         .now = (int64_t)time(NULL),
     };

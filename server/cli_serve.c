@@ -12,6 +12,8 @@
 
 #include "ledger/db.h"
 #include "keys/keyring.h"
+#include "keys/registry.h"
+#include "ledger/domain.h"
 #include "ledger/migrations.h"
 #include "server/authn.h"
 #include "server/cli.h"
@@ -72,13 +74,29 @@ int ac_cli_serve(int argc, char **argv)
         if (++tries >= 30) return 1;
         sleep(1);
     }
+    /* the sequencer owns the identity registry (and later modules' state) through one domain;
+     * its statements are registered before the sequencer's first connect */
+    app.registry = ac_registry_new();
+    struct ac_domain domain = {.registry = app.registry};
+    app.domain = &domain;
+    if (app.registry == NULL || ac_domain_register_statements() != 0) {
+        fprintf(stderr, "serve: out of memory\n");
+        return 1;
+    }
+    struct ac_seq_domain seq_domain = ac_domain_seq(&domain);
     struct ac_seq_config sc = {.db_url = app.cfg.database_url,
                                .partition = app.cfg.partition,
-                               .max_batch_items = app.cfg.max_batch};
+                               .max_batch_items = app.cfg.max_batch,
+                               .domain = &seq_domain};
     app.seq = ac_seq_start(&sc);
     app.pool = ac_pool_new(app.cfg.database_url, app.cfg.db_pool);
+    app.nonce_pool = ac_pool_new(app.cfg.database_url, app.cfg.db_pool);
+    if (app.nonce_pool) ac_pool_set_session(app.nonce_pool, "set synchronous_commit = off");
     app.assets = ac_assets_new();
-    if (!app.seq || !app.pool || !app.assets) {
+    /* signed requests resolve their keyid in the identity registry */
+    app.resolve = ac_registry_resolve;
+    app.resolve_cls = app.registry;
+    if (!app.seq || !app.pool || !app.nonce_pool || !app.assets) {
         fprintf(stderr, "serve: out of memory\n");
         return 1;
     }
@@ -105,7 +123,9 @@ int ac_cli_serve(int argc, char **argv)
     ac_daemon_stop(d);
     ac_seq_free(app.seq);
     ac_pool_free(app.pool);
+    ac_pool_free(app.nonce_pool);
     ac_assets_free(app.assets);
+    ac_registry_free(app.registry);
     ac_keyring_free(app.keyring);
     ac_authn_free(app.authn);
     free(app.route_stats);

@@ -16,6 +16,16 @@ enum MHD_Result ac_h_accounts_get(struct ac_req *r);
 enum MHD_Result ac_h_transfers_post(struct ac_req *r);
 enum MHD_Result ac_h_transfers_get(struct ac_req *r);
 enum MHD_Result ac_h_whoami(struct ac_req *r);
+/* identity (server/h_principals.c, server/h_bindings.c) */
+enum MHD_Result ac_h_users_post(struct ac_req *r);
+enum MHD_Result ac_h_users_get(struct ac_req *r);
+enum MHD_Result ac_h_user_keys_post(struct ac_req *r);
+enum MHD_Result ac_h_merchants_post(struct ac_req *r);
+enum MHD_Result ac_h_merchants_get(struct ac_req *r);
+enum MHD_Result ac_h_merchant_keys_post(struct ac_req *r);
+enum MHD_Result ac_h_bindings_post(struct ac_req *r);
+enum MHD_Result ac_h_bindings_get(struct ac_req *r);
+enum MHD_Result ac_h_binding_revoke(struct ac_req *r);
 
 /* ---- JSON for ledger objects (server/ledger_json.c) ------------------------------------------- */
 

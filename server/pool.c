@@ -13,7 +13,13 @@ struct ac_pool {
     char *url;
     unsigned size, nfree;
     PGconn **free_list; /* NULL entries are slots to (re)connect */
+    const char *session_sql; /* run once on every new connection (static string), or NULL */
 };
+
+void ac_pool_set_session(struct ac_pool *p, const char *sql)
+{
+    p->session_sql = sql;
+}
 
 struct ac_pool *ac_pool_new(const char *url, unsigned size)
 {
@@ -60,6 +66,16 @@ PGconn *ac_pool_get(struct ac_pool *p)
         if (c == NULL) {
             ac_pool_put(p, NULL, 0); /* give the slot back */
             return NULL;
+        }
+        if (p->session_sql) {
+            PGresult *r = PQexec(c, p->session_sql);
+            int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+            PQclear(r);
+            if (!ok) {
+                PQfinish(c);
+                ac_pool_put(p, NULL, 0);
+                return NULL;
+            }
         }
     }
     return c;

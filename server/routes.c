@@ -18,6 +18,16 @@ const struct ac_route ac_routes[] = {
     {"GET",  "/v1/ledger/transfers/{id}",       ac_h_transfers_get,     AC_AUTH_OPERATOR, 0},
     {"GET",  "/v1/whoami",                      ac_h_whoami,            AC_AUTH_SIGNED,   0},
     {"POST", "/v1/whoami",                      ac_h_whoami,            AC_AUTH_SIGNED,   64 * KIB},
+    {"POST", "/v1/users",                       ac_h_users_post,        AC_AUTH_OPERATOR, 96 * KIB},
+    {"GET",  "/v1/users/{id}",                  ac_h_users_get,         AC_AUTH_OPERATOR, 0},
+    {"POST", "/v1/users/{id}/keys",             ac_h_user_keys_post,    AC_AUTH_OPERATOR, 8 * KIB},
+    {"POST", "/v1/merchants",                   ac_h_merchants_post,    AC_AUTH_OPERATOR, 96 * KIB},
+    {"GET",  "/v1/merchants/{id}",              ac_h_merchants_get,     AC_AUTH_OPERATOR, 0},
+    {"POST", "/v1/merchants/{id}/keys",         ac_h_merchant_keys_post, AC_AUTH_OPERATOR, 8 * KIB},
+    /* bindings: the user's signature is the authority, no operator token */
+    {"POST", "/v1/bindings",                    ac_h_bindings_post,     AC_AUTH_NONE,     96 * KIB},
+    {"GET",  "/v1/bindings/{id}",               ac_h_bindings_get,      AC_AUTH_OPERATOR, 0},
+    {"POST", "/v1/bindings/{id}/revoke",        ac_h_binding_revoke,    AC_AUTH_NONE,     96 * KIB},
 };
 
 const unsigned ac_n_routes = sizeof ac_routes / sizeof ac_routes[0];
