@@ -1,5 +1,6 @@
 // tests/conformance/npm/_common.mjs -- shared by the scripts beside it: load a package from the
-// scratch directory prepared by ops/npm-clients.sh (AC_NPM_DIR), read input, report errors.
+// scratch directory prepared by ops/npm-clients.sh (AC_NPM_DIR), parse the command line, read
+// input (keys, requests), report errors.
 //
 // ES modules ignore NODE_PATH, so packages are resolved from $AC_NPM_DIR/package.json with
 // createRequire and loaded with a dynamic import of the resolved file.
@@ -7,6 +8,7 @@ import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import crypto from 'node:crypto';
 
 // Exit codes shared by every script (see README.md).
@@ -46,6 +48,55 @@ export async function npmImport(name) {
     return mod.default ?? mod;
 }
 
+// The command line shared by the scripts: either "-" (one JSON object on stdin) or options (parsed
+// with node:util parseArgs; --help/-h is added). --help prints usage and exits 0; no argument at
+// all prints usage as an error, and so does a stray argument. Returns {values, input}: the parsed
+// options and the stdin object ({} without "-"), which the options then override.
+export function cliInput(argv, options, usage) {
+    const { values, positionals } = parseArgs({
+        args: argv,
+        allowPositionals: true,
+        options: { ...options, help: { type: 'boolean', short: 'h' } },
+    });
+    if (values.help) {
+        process.stdout.write(usage + '\n');
+        process.exit(EXIT_OK);
+    }
+    let input = {};
+    if (positionals.length === 1 && positionals[0] === '-') {
+        input = parseJson(readStdin(), 'stdin');
+        if (input === null || typeof input !== 'object' || Array.isArray(input))
+            fail('stdin must hold one JSON object');
+    } else if (positionals.length > 0) {
+        fail(`unexpected argument ${positionals[0]}\n${usage}`);
+    } else if (argv.length === 0) {
+        fail(usage);
+    }
+    return { values, input };
+}
+
+// The options that describe an HTTP request, for cliInput (sign-request.mjs, verify-request.mjs).
+export const REQUEST_OPTIONS = {
+    jwk: { type: 'string' },
+    method: { type: 'string' },
+    url: { type: 'string' },
+    header: { type: 'string', short: 'H', multiple: true },
+    body: { type: 'string' },
+    'body-file': { type: 'string' },
+    'body-b64': { type: 'string' },
+};
+
+// -H 'name: value' arguments (an array, or undefined for none) laid over input.headers; an
+// argument replaces a header of the same name.
+export function addHeaderArgs(input, args) {
+    if (!args) return;
+    input.headers = { ...normHeaders(input.headers) };
+    for (const h of args) {
+        const [n, v] = splitHeaderArg(h);
+        input.headers[n.toLowerCase()] = v;
+    }
+}
+
 export function readStdin() {
     try {
         return readFileSync(0, 'utf8');
@@ -80,7 +131,9 @@ export function readFileBytes(path, what) {
     }
 }
 
-// Node KeyObjects from a JWK (Ed25519 "OKP" or P-256 "EC"); private when it has "d".
+// Node KeyObjects from a JWK (Ed25519 "OKP" or P-256 "EC"); private when it has "d". Also the
+// key's algorithm names: JWS "alg" (EdDSA, ES256) and RFC 9421 "alg" (ed25519,
+// ecdsa-p256-sha256).
 export function keyFromJwk(jwk, wantPrivate) {
     if (jwk === null || typeof jwk !== 'object') fail('jwk must be a JSON object');
     const isEd = jwk.kty === 'OKP' && jwk.crv === 'Ed25519';
@@ -91,6 +144,8 @@ export function keyFromJwk(jwk, wantPrivate) {
     try {
         return {
             kind: isEd ? 'ed25519' : 'p256',
+            jwsAlg: isEd ? 'EdDSA' : 'ES256',
+            httpsigAlg: isEd ? 'ed25519' : 'ecdsa-p256-sha256',
             publicJwk: pub,
             publicKey: crypto.createPublicKey({ key: pub, format: 'jwk' }),
             privateKey: wantPrivate ? crypto.createPrivateKey({ key: jwk, format: 'jwk' }) : null,
@@ -98,6 +153,30 @@ export function keyFromJwk(jwk, wantPrivate) {
     } catch (e) {
         fail(`jwk rejected by node: ${e.message}`);
     }
+}
+
+// The key of input.jwk (see keyFromJwk); fails when there is none.
+export function requireKey(input, wantPrivate) {
+    if (input.jwk === undefined) fail('jwk is required');
+    return keyFromJwk(input.jwk, wantPrivate);
+}
+
+// The request of input: {url (a URL), method (upper case, default GET), headers (normHeaders),
+// body (bodyOf)}. Fails when url is missing or not absolute.
+export function requestOf(input) {
+    if (typeof input.url !== 'string') fail('url is required');
+    let url;
+    try {
+        url = new URL(input.url);
+    } catch {
+        fail(`url ${input.url} is not an absolute URL`);
+    }
+    return {
+        url,
+        method: (input.method ?? 'GET').toUpperCase(),
+        headers: normHeaders(input.headers),
+        body: bodyOf(input),
+    };
 }
 
 // The request body from {body} (UTF-8 text) or {body_b64} (base64); null when neither.

@@ -8,16 +8,14 @@
 //
 // Prints JSON {jws, protected_header} (or, with --raw, the compact JWS and a newline). Exit 0 when
 // signed, 2 on bad input.
-import { parseArgs } from 'node:util';
-
 import {
+    cliInput,
     fail,
-    keyFromJwk,
     loadJwkArg,
     npmImport,
     parseJson,
     readFileBytes,
-    readStdin,
+    requireKey,
     run,
 } from './_common.mjs';
 
@@ -28,10 +26,9 @@ const USAGE = `usage: sign-jws.mjs -                          (JSON input on std
   --raw                 print only the compact JWS`;
 
 function inputFromArgs(argv) {
-    const { values, positionals } = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        options: {
+    const { values, input } = cliInput(
+        argv,
+        {
             jwk: { type: 'string' },
             kid: { type: 'string' },
             typ: { type: 'string' },
@@ -39,23 +36,9 @@ function inputFromArgs(argv) {
             payload: { type: 'string' },
             'payload-file': { type: 'string' },
             raw: { type: 'boolean' },
-            help: { type: 'boolean', short: 'h' },
         },
-    });
-    if (values.help) {
-        process.stdout.write(USAGE + '\n');
-        process.exit(0);
-    }
-    let input = {};
-    if (positionals.length === 1 && positionals[0] === '-') {
-        input = parseJson(readStdin(), 'stdin');
-        if (input === null || typeof input !== 'object' || Array.isArray(input))
-            fail('stdin must hold one JSON object');
-    } else if (positionals.length > 0) {
-        fail(`unexpected argument ${positionals[0]}\n${USAGE}`);
-    } else if (argv.length === 0) {
-        fail(USAGE);
-    }
+        USAGE,
+    );
     if (values.jwk !== undefined) input.jwk = loadJwkArg(values.jwk);
     if (values.header !== undefined) input.header = parseJson(values.header, '--header');
     if (values.kid !== undefined || values.typ !== undefined) {
@@ -82,12 +65,11 @@ function payloadOf(input) {
 async function main() {
     const { input, raw } = inputFromArgs(process.argv.slice(2));
     const jose = await npmImport('jose');
-    if (input.jwk === undefined) fail('jwk is required');
-    const key = keyFromJwk(input.jwk, true);
+    const key = requireKey(input, true);
     const header = input.header ?? {};
     if (header === null || typeof header !== 'object' || Array.isArray(header))
         fail('header must be an object');
-    const protectedHeader = { alg: key.kind === 'ed25519' ? 'EdDSA' : 'ES256', ...header };
+    const protectedHeader = { alg: key.jwsAlg, ...header };
     const payload = payloadOf(input);
     let jws;
     try {

@@ -9,20 +9,18 @@
 // Prints JSON {method, url, headers, signature_base, label, params} on stdout (or, with --lines,
 // the headers as "name: value" lines). Exit 0 when signed, 2 on bad input.
 import crypto from 'node:crypto';
-import { parseArgs } from 'node:util';
 
 import {
-    bodyOf,
+    REQUEST_OPTIONS,
+    addHeaderArgs,
+    cliInput,
     fail,
-    keyFromJwk,
     loadJwkArg,
-    normHeaders,
     npmImport,
-    parseJson,
     readFileBytes,
-    readStdin,
+    requestOf,
+    requireKey,
     run,
-    splitHeaderArg,
     toInt,
 } from './_common.mjs';
 
@@ -43,17 +41,10 @@ const USAGE = `usage: sign-request.mjs -                      (JSON request on s
 const PARAMS = ['created', 'expires', 'nonce', 'keyid', 'tag', 'alg'];
 
 function inputFromArgs(argv) {
-    const { values, positionals } = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        options: {
-            jwk: { type: 'string' },
-            method: { type: 'string' },
-            url: { type: 'string' },
-            header: { type: 'string', short: 'H', multiple: true },
-            body: { type: 'string' },
-            'body-file': { type: 'string' },
-            'body-b64': { type: 'string' },
+    const { values, input } = cliInput(
+        argv,
+        {
+            ...REQUEST_OPTIONS,
             target: { type: 'string' },
             components: { type: 'string' },
             label: { type: 'string' },
@@ -66,34 +57,14 @@ function inputFromArgs(argv) {
             omit: { type: 'string' },
             digest: { type: 'string' },
             lines: { type: 'boolean' },
-            help: { type: 'boolean', short: 'h' },
         },
-    });
-    if (values.help) {
-        process.stdout.write(USAGE + '\n');
-        process.exit(0);
-    }
-    let input = {};
-    if (positionals.length === 1 && positionals[0] === '-') {
-        input = parseJson(readStdin(), 'stdin');
-        if (input === null || typeof input !== 'object' || Array.isArray(input))
-            fail('stdin must hold one JSON object');
-    } else if (positionals.length > 0) {
-        fail(`unexpected argument ${positionals[0]}\n${USAGE}`);
-    } else if (argv.length === 0) {
-        fail(USAGE);
-    }
+        USAGE,
+    );
     // arguments override stdin fields
     if (values.jwk !== undefined) input.jwk = loadJwkArg(values.jwk);
     for (const k of ['method', 'url', 'target', 'label', 'keyid', 'nonce', 'tag', 'alg', 'digest'])
         if (values[k] !== undefined) input[k] = values[k];
-    if (values.header) {
-        input.headers = { ...normHeaders(input.headers) };
-        for (const h of values.header) {
-            const [n, v] = splitHeaderArg(h);
-            input.headers[n.toLowerCase()] = v;
-        }
-    }
+    addHeaderArgs(input, values.header);
     if (values.body !== undefined) input.body = values.body;
     if (values['body-file'] !== undefined) {
         input.body = undefined;
@@ -127,18 +98,8 @@ async function main() {
     const hms = await npmImport('http-message-signatures');
     const jose = await npmImport('jose');
 
-    if (input.jwk === undefined) fail('jwk is required');
-    const key = keyFromJwk(input.jwk, true);
-    if (typeof input.url !== 'string') fail('url is required');
-    let url;
-    try {
-        url = new URL(input.url);
-    } catch {
-        fail(`url ${input.url} is not an absolute URL`);
-    }
-    const method = (input.method ?? 'GET').toUpperCase();
-    const headers = normHeaders(input.headers);
-    const body = bodyOf(input);
+    const key = requireKey(input, true);
+    const { url, method, headers, body } = requestOf(input);
     const hasBody = body !== null && body.length > 0;
 
     if (hasBody && headers['content-digest'] === undefined) {
@@ -163,7 +124,7 @@ async function main() {
     const created = given('created', now);
     const values = {
         keyid: given('keyid', await jose.calculateJwkThumbprint(key.publicJwk, 'sha256')),
-        alg: given('alg', key.kind === 'ed25519' ? 'ed25519' : 'ecdsa-p256-sha256'),
+        alg: given('alg', key.httpsigAlg),
         created,
         expires: given('expires', created === null ? null : created + 300),
         nonce: given('nonce', crypto.randomBytes(16).toString('base64url')),
@@ -175,10 +136,7 @@ async function main() {
         if (values[k] !== null && typeof values[k] !== 'string') fail(`${k} must be a string`);
 
     // The library signs with the algorithm of the key; "alg" only names it in the input.
-    const signer = hms.createSigner(
-        key.privateKey,
-        key.kind === 'ed25519' ? 'ed25519' : 'ecdsa-p256-sha256',
-    );
+    const signer = hms.createSigner(key.privateKey, key.httpsigAlg);
     let base = null;
     const capture = {
         alg: signer.alg,

@@ -53,7 +53,7 @@ async function main() {
     if (typeof input.jws !== 'string') fail('jws is required (a string)');
     const key = keyFromJwk(input.jwk, false);
     const jose = await npmImport('jose');
-    const alg = key.kind === 'ed25519' ? 'EdDSA' : 'ES256';
+    const alg = key.jwsAlg;
     let out;
     try {
         const r = await jose.compactVerify(input.jws.trim(), key.publicKey, { algorithms: [alg] });

@@ -10,22 +10,20 @@
 // Prints JSON {verified, reason?, signature_base, label, params, digest} on stdout. Exit 0 when
 // verified, 1 when not, 2 on bad input.
 import crypto from 'node:crypto';
-import { parseArgs } from 'node:util';
 
 import {
     EXIT_OK,
     EXIT_REJECTED,
-    bodyOf,
+    REQUEST_OPTIONS,
+    addHeaderArgs,
+    cliInput,
     fail,
-    keyFromJwk,
     loadJwkArg,
-    normHeaders,
     npmImport,
-    parseJson,
     readFileBytes,
-    readStdin,
+    requestOf,
+    requireKey,
     run,
-    splitHeaderArg,
     toInt,
 } from './_common.mjs';
 
@@ -38,45 +36,14 @@ const USAGE = `usage: verify-request.mjs -                    (JSON request on s
   --tolerance N             clock tolerance in seconds for created/expires (default 60)`;
 
 function inputFromArgs(argv) {
-    const { values, positionals } = parseArgs({
-        args: argv,
-        allowPositionals: true,
-        options: {
-            jwk: { type: 'string' },
-            method: { type: 'string' },
-            url: { type: 'string' },
-            header: { type: 'string', short: 'H', multiple: true },
-            body: { type: 'string' },
-            'body-file': { type: 'string' },
-            'body-b64': { type: 'string' },
-            keyid: { type: 'string' },
-            tolerance: { type: 'string' },
-            help: { type: 'boolean', short: 'h' },
-        },
-    });
-    if (values.help) {
-        process.stdout.write(USAGE + '\n');
-        process.exit(0);
-    }
-    let input = {};
-    if (positionals.length === 1 && positionals[0] === '-') {
-        input = parseJson(readStdin(), 'stdin');
-        if (input === null || typeof input !== 'object' || Array.isArray(input))
-            fail('stdin must hold one JSON object');
-    } else if (positionals.length > 0) {
-        fail(`unexpected argument ${positionals[0]}\n${USAGE}`);
-    } else if (argv.length === 0) {
-        fail(USAGE);
-    }
+    const { values, input } = cliInput(
+        argv,
+        { ...REQUEST_OPTIONS, keyid: { type: 'string' }, tolerance: { type: 'string' } },
+        USAGE,
+    );
     if (values.jwk !== undefined) input.jwk = loadJwkArg(values.jwk);
     for (const k of ['method', 'url', 'keyid']) if (values[k] !== undefined) input[k] = values[k];
-    if (values.header) {
-        input.headers = { ...normHeaders(input.headers) };
-        for (const h of values.header) {
-            const [n, v] = splitHeaderArg(h);
-            input.headers[n.toLowerCase()] = v;
-        }
-    }
+    addHeaderArgs(input, values.header);
     if (values.body !== undefined) input.body = values.body;
     if (values['body-file'] !== undefined)
         input.body_b64 = readFileBytes(values['body-file'], 'body').toString('base64');
@@ -113,21 +80,11 @@ async function main() {
     const hms = await npmImport('http-message-signatures');
     const sh = await npmImport('structured-headers');
 
-    if (input.jwk === undefined) fail('jwk is required');
-    const key = keyFromJwk(input.jwk, false);
-    if (typeof input.url !== 'string') fail('url is required');
-    let url;
-    try {
-        url = new URL(input.url);
-    } catch {
-        fail(`url ${input.url} is not an absolute URL`);
-    }
-    const method = (input.method ?? 'GET').toUpperCase();
-    const headers = normHeaders(input.headers);
-    const body = bodyOf(input);
+    const key = requireKey(input, false);
+    const { url, method, headers, body } = requestOf(input);
     const tolerance = input.tolerance ?? 60;
     if (!Number.isSafeInteger(tolerance) || tolerance < 0) fail('tolerance must be an integer >= 0');
-    const alg = key.kind === 'ed25519' ? 'ed25519' : 'ecdsa-p256-sha256';
+    const alg = key.httpsigAlg;
 
     const verifier = hms.createVerifier(key.publicKey, alg);
     const seen = []; // {base, params} for every signature the library checked with our key
