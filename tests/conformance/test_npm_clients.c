@@ -25,6 +25,7 @@
 #include "protocol/httpsig.h"
 #include "protocol/jose.h"
 #include "protocol/sig.h"
+#include "tests/support/headers.h"
 #include "tests/support/npm.h"
 
 #define AUTHORITY "pay.agentclear.test:8443"
@@ -32,34 +33,6 @@
 #define BODY "{\"amount\":{\"currency\":\"CNY\",\"value\":\"12.34\"},\"mandate\":\"m-1\"}"
 
 /* ==== requests ============================================================================= */
-
-#define MAXH 16
-
-struct hdrs {
-    const char *name[MAXH];
-    const char *value[MAXH];
-    size_t n;
-};
-
-static const char *lookup(void *ctx, const char *lname)
-{
-    const struct hdrs *h = ctx;
-    for (size_t i = 0; i < h->n; i++)
-        if (strcmp(h->name[i], lname) == 0) return h->value[i];
-    return NULL;
-}
-
-static void hset(struct hdrs *h, const char *name, const char *value)
-{
-    for (size_t i = 0; i < h->n; i++)
-        if (strcmp(h->name[i], name) == 0) {
-            h->value[i] = value;
-            return;
-        }
-    assert_true(h->n < MAXH);
-    h->name[h->n] = name;
-    h->value[h->n++] = value;
-}
 
 struct shape {
     const char *name;
@@ -97,7 +70,7 @@ static void url_of(const struct shape *s, char *out, size_t cap)
              s->query ? s->query : "");
 }
 
-static struct ac_http_request request_of(const struct shape *s, struct hdrs *h)
+static struct ac_http_request request_of(const struct shape *s, struct ac_test_headers *h)
 {
     struct ac_http_request r = {.method = s->method,
                                 .scheme = "https",
@@ -105,7 +78,7 @@ static struct ac_http_request request_of(const struct shape *s, struct hdrs *h)
                                 .path = s->path,
                                 .query = s->query,
                                 .has_body = s->body,
-                                .header = lookup,
+                                .header = ac_test_header_get,
                                 .header_ctx = h};
     return r;
 }
@@ -175,20 +148,20 @@ static void npm_signs(enum ac_sig_alg alg, const struct shape *s)
     assert_true(json_is_object(oh));
 
     /* the request as the server receives it: every header the client sends */
-    struct hdrs h = {0};
+    struct ac_test_headers h = {0};
     const char *name;
     json_t *v;
     json_object_foreach(oh, name, v)
     {
         assert_true(json_is_string(v));
-        hset(&h, name, json_string_value(v));
+        ac_test_header_set(&h, name, json_string_value(v));
     }
     struct ac_http_request req = request_of(s, &h);
 
     struct ac_httpsig hs;
-    assert_int_equal(
-        ac_httpsig_parse(&hs, lookup(&h, "signature-input"), lookup(&h, "signature"), "agentclear"),
-        AC_EC_OK);
+    assert_int_equal(ac_httpsig_parse(&hs, ac_test_header_get(&h, "signature-input"),
+                                      ac_test_header_get(&h, "signature"), "agentclear"),
+                     AC_EC_OK);
     assert_string_equal(hs.label, "sig1");
     assert_non_null(hs.keyid);
     assert_string_equal(hs.keyid, thumb); /* jose's RFC 7638 thumbprint is ours */
@@ -217,7 +190,7 @@ static void npm_signs(enum ac_sig_alg alg, const struct shape *s)
     assert_int_equal(ac_httpsig_verify(&hs, pub), AC_EC_SIG_INVALID);
     ac_httpsig_free(&hs);
 
-    const char *cd = lookup(&h, "content-digest");
+    const char *cd = ac_test_header_get(&h, "content-digest");
     if (s->body) {
         assert_non_null(cd);
         char ours[AC_DIGEST_HEADER_MAX + 1];
@@ -277,9 +250,9 @@ static void npm_signs_sha512_digest(void **state)
                      AC_EC_OK);
     assert_int_equal(ac_digest_verify(cd, strlen(cd), (const uint8_t *)BODY, strlen(BODY) - 1),
                      AC_EC_DIGEST_MISMATCH);
-    struct hdrs h = {0};
-    hset(&h, "agent-runtime", RUNTIME);
-    hset(&h, "content-digest", cd);
+    struct ac_test_headers h = {0};
+    ac_test_header_set(&h, "agent-runtime", RUNTIME);
+    ac_test_header_set(&h, "content-digest", cd);
     struct ac_http_request req = request_of(s, &h);
     struct ac_httpsig hs;
     assert_int_equal(
@@ -299,7 +272,7 @@ static void npm_signs_sha512_digest(void **state)
 /* ==== we sign, http-message-signatures verifies ============================================ */
 
 static json_t *verify_input(EVP_PKEY *key, const struct shape *s, const char *method,
-                            const struct hdrs *h, const char *body, const char *keyid)
+                            const struct ac_test_headers *h, const char *body, const char *keyid)
 {
     char url[256];
     url_of(s, url, sizeof url);
@@ -319,14 +292,14 @@ static void we_sign(enum ac_sig_alg alg, const struct shape *s)
     assert_non_null(key);
     char thumb[AC_JWK_THUMBPRINT_SIZE];
     assert_int_equal(ac_jwk_thumbprint(key, thumb), 0);
-    struct hdrs h = {0};
-    hset(&h, "agent-runtime", RUNTIME);
+    struct ac_test_headers h = {0};
+    ac_test_header_set(&h, "agent-runtime", RUNTIME);
     char cd[AC_DIGEST_HEADER_MAX + 1];
     if (s->body) {
-        hset(&h, "content-type", "application/json");
+        ac_test_header_set(&h, "content-type", "application/json");
         assert_true(ac_digest_header(AC_DIGEST_SHA256, (const uint8_t *)BODY, strlen(BODY), cd,
                                      sizeof cd) > 0);
-        hset(&h, "content-digest", cd);
+        ac_test_header_set(&h, "content-digest", cd);
     }
     struct ac_http_request req = request_of(s, &h);
     int64_t now = (int64_t)time(NULL);
@@ -343,8 +316,8 @@ static void we_sign(enum ac_sig_alg alg, const struct shape *s)
     struct ac_httpsig hs;
     assert_int_equal(ac_httpsig_parse(&hs, si, sg, "agentclear"), AC_EC_OK);
     assert_int_equal(ac_httpsig_base(&hs, &req), AC_EC_OK);
-    hset(&h, "signature-input", si);
-    hset(&h, "signature", sg);
+    ac_test_header_set(&h, "signature-input", si);
+    ac_test_header_set(&h, "signature", sg);
 
     json_t *in = verify_input(key, s, s->method, &h, s->body ? BODY : NULL, thumb);
     int st = -1;

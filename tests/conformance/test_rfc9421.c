@@ -22,44 +22,15 @@
 #include "protocol/digest.h"
 #include "protocol/httpsig.h"
 #include "protocol/sig.h"
-
-/* ==== a request with a header table ======================================================== */
-
-#define MAXH 16
-
-struct hdrs {
-    const char *name[MAXH];
-    const char *value[MAXH];
-    size_t n;
-};
-
-static const char *lookup(void *ctx, const char *lname)
-{
-    const struct hdrs *h = ctx;
-    for (size_t i = 0; i < h->n; i++)
-        if (strcmp(h->name[i], lname) == 0) return h->value[i];
-    return NULL;
-}
-
-static void hset(struct hdrs *h, const char *name, const char *value)
-{
-    for (size_t i = 0; i < h->n; i++)
-        if (strcmp(h->name[i], name) == 0) {
-            h->value[i] = value;
-            return;
-        }
-    assert_true(h->n < MAXH);
-    h->name[h->n] = name;
-    h->value[h->n++] = value;
-}
+#include "tests/support/headers.h"
 
 /* ==== the vector file ====================================================================== */
 
 struct b2 {
     char *txt; /* the file, cut into NUL-terminated lines; everything below points into it */
     const char *method, *path, *query;
-    struct hdrs h;
-    char lname[MAXH][32];
+    struct ac_test_headers h;
+    char lname[AC_TEST_HEADERS_MAX][32];
     const char *sig_input, *signature;
     char *base;
     size_t base_len;
@@ -140,7 +111,7 @@ static void b2_load(struct b2 *v)
             assert_true(strlen(line) < sizeof v->lname[k]);
             for (size_t i = 0; line[i]; i++)
                 v->lname[k][i] = (char)(line[i] >= 'A' && line[i] <= 'Z' ? line[i] + 32 : line[i]);
-            hset(&v->h, v->lname[k], colon + 1 + strspn(colon + 1, " "));
+            ac_test_header_set(&v->h, v->lname[k], colon + 1 + strspn(colon + 1, " "));
         } else if (st == SIG && (val = after(line, "Signature-Input: ")) != NULL) {
             v->sig_input = val;
         } else if (st == SIG && (val = after(line, "Signature: ")) != NULL) {
@@ -153,12 +124,12 @@ static void b2_load(struct b2 *v)
     assert_non_null(v->signature);
     v->req.method = v->method;
     v->req.scheme = "https";
-    v->req.authority = lookup(&v->h, "host");
+    v->req.authority = ac_test_header_get(&v->h, "host");
     assert_non_null(v->req.authority);
     v->req.path = v->path;
     v->req.query = v->query;
     v->req.has_body = 1;
-    v->req.header = lookup;
+    v->req.header = ac_test_header_get;
     v->req.header_ctx = &v->h;
 }
 
@@ -282,16 +253,16 @@ static void b26_tamper(void **s)
     /* one byte of each covered field value */
     static const char *const fields[] = {"date", "content-type", "content-length"};
     for (size_t i = 0; i < 3; i++) {
-        const char *orig = lookup(&v.h, fields[i]);
+        const char *orig = ac_test_header_get(&v.h, fields[i]);
         size_t n = strlen(orig);
         for (size_t at = 0; at < n; at++) {
             char mod[128];
             memcpy(mod, orig, n + 1);
             mod[at] = mod[at] == 'x' ? 'y' : 'x';
-            hset(&v.h, fields[i], mod);
+            ac_test_header_set(&v.h, fields[i], mod);
             assert_int_equal(check(&v.req, v.sig_input, v.signature, k), AC_EC_SIG_INVALID);
         }
-        hset(&v.h, fields[i], orig);
+        ac_test_header_set(&v.h, fields[i], orig);
     }
     /* derived components: method, path, authority */
     struct ac_http_request r = v.req;
@@ -310,10 +281,10 @@ static void b26_tamper(void **s)
     assert_int_equal(check(&r, v.sig_input, v.signature, k), AC_EC_OK);
     r = v.req;
     r.query = "param=other";
-    hset(&v.h, "content-digest", "sha-256=:AAAA:");
+    ac_test_header_set(&v.h, "content-digest", "sha-256=:AAAA:");
     assert_int_equal(check(&r, v.sig_input, v.signature, k), AC_EC_OK);
     /* a covered field missing from the request */
-    struct hdrs saved = v.h;
+    struct ac_test_headers saved = v.h;
     v.h.n = 0;
     assert_int_equal(check(&v.req, v.sig_input, v.signature, k), AC_EC_SIG_COMPONENT_ABSENT);
     v.h = saved;
@@ -518,13 +489,13 @@ static enum ac_ec base_ec(const struct ac_http_request *req, const char *compone
 static void derived(void **s)
 {
     (void)s;
-    struct hdrs h = {0};
+    struct ac_test_headers h = {0};
     struct ac_http_request r = {.method = "POST",
                                 .scheme = "https",
                                 .authority = "www.example.com",
                                 .path = "/path",
                                 .query = "param=value",
-                                .header = lookup,
+                                .header = ac_test_header_get,
                                 .header_ctx = &h};
     /* §2.2.1 - §2.2.6 examples */
     line_of(&r, "\"@method\"", "\"@method\": POST");
@@ -625,24 +596,24 @@ static void derived(void **s)
 static void fields(void **s)
 {
     (void)s;
-    struct hdrs h = {0};
+    struct ac_test_headers h = {0};
     struct ac_http_request r = {.method = "GET",
                                 .scheme = "https",
                                 .authority = "example.com",
                                 .path = "/",
-                                .header = lookup,
+                                .header = ac_test_header_get,
                                 .header_ctx = &h};
     /* §2.1 examples: trimming, combined values, empty values */
-    hset(&h, "x-ows-header", "   Leading and trailing whitespace.   ");
+    ac_test_header_set(&h, "x-ows-header", "   Leading and trailing whitespace.   ");
     line_of(&r, "\"x-ows-header\"", "\"x-ows-header\": Leading and trailing whitespace.");
-    hset(&h, "cache-control", "max-age=60, must-revalidate");
+    ac_test_header_set(&h, "cache-control", "max-age=60, must-revalidate");
     line_of(&r, "\"cache-control\"", "\"cache-control\": max-age=60, must-revalidate");
-    hset(&h, "x-empty-header", "");
+    ac_test_header_set(&h, "x-empty-header", "");
     line_of(&r, "\"x-empty-header\"", "\"x-empty-header\": ");
-    hset(&h, "x-tabs", "\t a\tb \t");
+    ac_test_header_set(&h, "x-tabs", "\t a\tb \t");
     line_of(&r, "\"x-tabs\"", "\"x-tabs\": a\tb");
     /* §2.1.2 dictionary members */
-    hset(&h, "example-dict", " a=1,    b=2;x=1;y=2,   c=(a   b   c), d");
+    ac_test_header_set(&h, "example-dict", " a=1,    b=2;x=1;y=2,   c=(a   b   c), d");
     line_of(&r, "\"example-dict\";key=\"a\"", "\"example-dict\";key=\"a\": 1");
     line_of(&r, "\"example-dict\";key=\"d\"", "\"example-dict\";key=\"d\": ?1");
     line_of(&r, "\"example-dict\";key=\"b\"", "\"example-dict\";key=\"b\": 2;x=1;y=2");
@@ -650,20 +621,21 @@ static void fields(void **s)
     assert_int_equal(base_ec(&r, "\"example-dict\";key=\"e\""), AC_EC_SIG_COMPONENT_ABSENT);
     /* "sf" needs to know the field's type */
     assert_int_equal(base_ec(&r, "\"example-dict\";sf"), AC_EC_SIG_MALFORMED);
-    hset(&h, "content-digest", "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:,md5=:AA==:");
+    ac_test_header_set(&h, "content-digest",
+                       "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:,md5=:AA==:");
     line_of(&r, "\"content-digest\";sf",
             "\"content-digest\";sf: sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:, "
             "md5=:AA==:");
     line_of(&r, "\"content-digest\";key=\"md5\";sf", "\"content-digest\";key=\"md5\";sf: :AA==:");
-    hset(&h, "cache-status", "ExampleCache; hit,   origin;fwd=miss");
+    ac_test_header_set(&h, "cache-status", "ExampleCache; hit,   origin;fwd=miss");
     line_of(&r, "\"cache-status\";sf", "\"cache-status\";sf: ExampleCache;hit, origin;fwd=miss");
-    hset(&h, "cache-status", "ExampleCache; hit,");
+    ac_test_header_set(&h, "cache-status", "ExampleCache; hit,");
     assert_int_equal(base_ec(&r, "\"cache-status\";sf"), AC_EC_SIG_MALFORMED);
-    hset(&h, "content-digest", "sha-256=X;");
+    ac_test_header_set(&h, "content-digest", "sha-256=X;");
     assert_int_equal(base_ec(&r, "\"content-digest\";key=\"sha-256\""), AC_EC_SIG_MALFORMED);
     /* absent fields, line breaks */
     assert_int_equal(base_ec(&r, "\"x-absent\""), AC_EC_SIG_COMPONENT_ABSENT);
-    hset(&h, "x-crlf", "a\r\nb: c");
+    ac_test_header_set(&h, "x-crlf", "a\r\nb: c");
     assert_int_equal(base_ec(&r, "\"x-crlf\""), AC_EC_SIG_MALFORMED);
     r.header = NULL;
     assert_int_equal(base_ec(&r, "\"x-ows-header\""), AC_EC_SIG_COMPONENT_ABSENT);
@@ -795,7 +767,7 @@ static void parse_errors(void **s)
 /* ==== agentclear profile: sign, verify, policy ============================================= */
 
 struct agent_req {
-    struct hdrs h;
+    struct ac_test_headers h;
     char digest[AC_DIGEST_HEADER_MAX + 1];
     char si[2048], sg[512];
     struct ac_http_request req;
@@ -809,16 +781,17 @@ static void agent_init(struct agent_req *a, const char *query)
     memset(a, 0, sizeof *a);
     assert_true(ac_digest_header(AC_DIGEST_SHA256, (const uint8_t *)pay_body, sizeof pay_body - 1,
                                  a->digest, sizeof a->digest) > 0);
-    hset(&a->h, "content-digest", a->digest);
-    hset(&a->h, "agent-runtime", "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:");
-    hset(&a->h, "content-type", "application/json");
+    ac_test_header_set(&a->h, "content-digest", a->digest);
+    ac_test_header_set(&a->h, "agent-runtime",
+                       "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:");
+    ac_test_header_set(&a->h, "content-type", "application/json");
     a->req.method = "POST";
     a->req.scheme = "https";
     a->req.authority = "pay.example.com";
     a->req.path = "/v1/payments";
     a->req.query = query;
     a->req.has_body = 1;
-    a->req.header = lookup;
+    a->req.header = ac_test_header_get;
     a->req.header_ctx = &a->h;
 }
 
@@ -923,12 +896,14 @@ static void roundtrip(enum ac_sig_alg alg)
     a.req.authority = "evil.example.com";
     assert_int_equal(agent_verify(&a, k, &pol, NOW, &pe), AC_EC_SIG_INVALID);
     a.req = saved;
-    hset(&a.h, "agent-runtime", "sha-256=:Y48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:");
+    ac_test_header_set(&a.h, "agent-runtime",
+                       "sha-256=:Y48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:");
     assert_int_equal(agent_verify(&a, k, &pol, NOW, &pe), AC_EC_SIG_INVALID);
-    hset(&a.h, "agent-runtime", "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:");
-    hset(&a.h, "content-type", "text/plain");
+    ac_test_header_set(&a.h, "agent-runtime",
+                       "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:");
+    ac_test_header_set(&a.h, "content-type", "text/plain");
     assert_int_equal(agent_verify(&a, k, &pol, NOW, &pe), AC_EC_SIG_INVALID);
-    hset(&a.h, "content-type", "application/json");
+    ac_test_header_set(&a.h, "content-type", "application/json");
     assert_int_equal(agent_verify(&a, k, &pol, NOW, &pe), AC_EC_OK);
 
     /* wrong keys */

@@ -34,6 +34,7 @@
 #include "protocol/httpsig.h"
 #include "protocol/jose.h"
 #include "protocol/sig.h"
+#include "tests/support/headers.h"
 
 #define NOW 1700000000
 #define EXPIRES (NOW + 300)
@@ -41,34 +42,6 @@
 #define BODY "{\"amount\":{\"currency\":\"CNY\",\"value\":\"12.34\"}}"
 
 /* ==== the request ========================================================================== */
-
-#define MAXH 8
-
-struct hdrs {
-    const char *name[MAXH];
-    const char *value[MAXH];
-    size_t n;
-};
-
-static const char *lookup(void *ctx, const char *lname)
-{
-    const struct hdrs *h = ctx;
-    for (size_t i = 0; i < h->n; i++)
-        if (strcmp(h->name[i], lname) == 0) return h->value[i];
-    return NULL;
-}
-
-static void hset(struct hdrs *h, const char *name, const char *value)
-{
-    for (size_t i = 0; i < h->n; i++)
-        if (strcmp(h->name[i], name) == 0) {
-            h->value[i] = value;
-            return;
-        }
-    assert_true(h->n < MAXH);
-    h->name[h->n] = name;
-    h->value[h->n++] = value;
-}
 
 struct config {
     const char *name;
@@ -93,7 +66,7 @@ struct fx {
     const struct config *cfg;
     EVP_PKEY *key;
     char keyid[AC_JWK_THUMBPRINT_SIZE];
-    struct hdrs h;
+    struct ac_test_headers h;
     char cd[AC_DIGEST_HEADER_MAX + 1];
     struct ac_http_request req;
     char si[2048], sg[256];
@@ -108,21 +81,21 @@ static void fx_init(struct fx *f, const struct config *cfg)
     f->key = ac_sig_keygen(cfg->alg);
     assert_non_null(f->key);
     assert_int_equal(ac_jwk_thumbprint(f->key, f->keyid), 0);
-    hset(&f->h, "agent-runtime", RUNTIME);
-    hset(&f->h, "content-type", "application/json");
+    ac_test_header_set(&f->h, "agent-runtime", RUNTIME);
+    ac_test_header_set(&f->h, "content-type", "application/json");
     f->req = (struct ac_http_request){.method = cfg->body ? "POST" : "GET",
                                       .scheme = "https",
                                       .authority = "pay.agentclear.test:8443",
                                       .path = cfg->body ? "/v1/payments" : "/v1/bindings/b-1",
                                       .query = cfg->body ? "mandate=m-1&note=a%20b" : NULL,
                                       .has_body = cfg->body,
-                                      .header = lookup,
+                                      .header = ac_test_header_get,
                                       .header_ctx = &f->h};
     if (cfg->body) {
         f->blen = strlen(BODY);
         memcpy(f->body, BODY, f->blen);
         assert_true(ac_digest_header(AC_DIGEST_SHA256, f->body, f->blen, f->cd, sizeof f->cd) > 0);
-        hset(&f->h, "content-digest", f->cd);
+        ac_test_header_set(&f->h, "content-digest", f->cd);
     }
     static const char *const uri[] = {"@method", "@target-uri", "content-digest", "agent-runtime",
                                       NULL};
@@ -410,17 +383,17 @@ static size_t run_row(const struct row *r, struct fx *f, struct tally *t)
         }
         *slot = orig;
     } else if (r->where == W_HEADER) {
-        const char *orig = lookup(&f->h, r->arg);
+        const char *orig = ac_test_header_get(&f->h, r->arg);
         assert_non_null(orig);
         size_t n = strlen(orig);
         assert_true(n < sizeof buf);
         for (size_t at = 0; at < n; at++) {
             memcpy(buf, orig, n + 1);
             buf[at] = r->bad ? r->bad : other_byte(buf[at]);
-            hset(&f->h, r->arg, buf);
+            ac_test_header_set(&f->h, r->arg, buf);
             check_one(r, f, at, &req, f->si, f->sg, f->body, f->blen, buf, t);
         }
-        hset(&f->h, r->arg, orig);
+        ac_test_header_set(&f->h, r->arg, orig);
     } else if (r->where == W_PARAM_VALUE || r->where == W_PARAM_NAME || r->where == W_COMPONENT ||
                r->where == W_SI_LABEL) {
         struct span sp = r->where == W_PARAM_VALUE  ? param_value(f->si, r->arg)
