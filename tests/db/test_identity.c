@@ -16,15 +16,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 #include "keys/registry.h"
-#include "ledger/db.h"
 #include "ledger/domain.h"
 #include "ledger/identity_ops.h"
 #include "ledger/sequencer.h"
 #include "protocol/buf.h"
 #include "tests/support/identity.h"
+#include "tests/support/sql.h"
 
 #define NOW_S 1780000000LL
 #define DAY 86400LL
@@ -36,47 +34,6 @@ static int64_t fake_clock(void *cls)
 {
     (void)cls;
     return atomic_load(&fake_now);
-}
-
-static PGconn *db(void)
-{
-    char err[256];
-    PGconn *c = ac_db_connect(url, AC_DB_PLAIN, err, sizeof err);
-    assert_non_null(c);
-    return c;
-}
-
-static int sql_ok(const char *q)
-{
-    PGconn *c = db();
-    PGresult *r = PQexec(c, q);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    PQclear(r);
-    PQfinish(c);
-    return ok;
-}
-
-static long long sql_int(const char *q)
-{
-    PGconn *c = db();
-    PGresult *r = PQexec(c, q);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) fail_msg("%s: %s", q, PQerrorMessage(c));
-    long long v = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
-static char *sql_text(const char *q, const char *param)
-{
-    PGconn *c = db();
-    const char *v[] = {param};
-    PGresult *r = PQexecParams(c, q, 1, NULL, v, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) fail_msg("%s: %s", q, PQerrorMessage(c));
-    char *s = PQntuples(r) ? strdup(PQgetvalue(r, 0, 0)) : NULL;
-    PQclear(r);
-    PQfinish(c);
-    return s;
 }
 
 struct node {
@@ -302,14 +259,15 @@ static void persisted_and_reloaded(void **st)
     EVP_PKEY *k = NULL;
     assert_int_equal(ac_registry_user_key(n.reg, "alice", ac_test_kid(ua2), &k), AC_EC_OK);
     EVP_PKEY_free(k);
-    assert_int_equal(sql_int("select count(*) from ac_users where id = 'alice'"), 1);
-    assert_int_equal(sql_int("select count(*) from ac_principal_keys where user_id = 'alice'"), 2);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_users where id = 'alice'"), 1);
+    assert_int_equal(
+        ac_test_sql_int(url, "select count(*) from ac_principal_keys where user_id = 'alice'"), 2);
     assert_int_equal(principal(&n, AC_ROLE_USER, "bob", NULL, NULL, &ub1, 1, NULL), AC_EC_OK);
     assert_int_equal(
         principal(&n, AC_ROLE_MERCHANT, "shop", "The Shop", "llm-inference", &mk1, 1, NULL),
         AC_EC_OK);
-    assert_int_equal(sql_int("select count(*) from ac_merchants where id = 'shop' and "
-                             "name = 'The Shop' and category = 'llm-inference'"),
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_merchants where id = 'shop' and "
+                                          "name = 'The Shop' and category = 'llm-inference'"),
                      1);
     atomic_fetch_add(&fake_now, 1000000);
     assert_int_equal(add_key(&n, AC_ROLE_USER, "alice", ua3, &rep), AC_EC_OK);
@@ -318,7 +276,7 @@ static void persisted_and_reloaded(void **st)
     assert_int_equal(rep, 1);
     assert_int_equal(add_key(&n, AC_ROLE_USER, "bob", ua3, &rep), AC_EC_KEY_EXISTS);
     assert_int_equal(add_key(&n, AC_ROLE_MERCHANT, "nobody", ag3, &rep), AC_EC_MERCHANT_UNKNOWN);
-    assert_int_equal(sql_int("select count(*) from ac_principal_keys"), 5);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_principal_keys"), 5);
 
     /* bindings: b1 (ag1) is revoked and its key bound again by b3; b2 (ag2) expires and its key
      * is bound again by b4 */
@@ -328,7 +286,7 @@ static void persisted_and_reloaded(void **st)
     assert_int_equal(do_bind(&n, &b1, &rep), AC_EC_OK);
     assert_int_equal(rep, 0);
     assert_int_equal(do_bind(&n, &b2, &rep), AC_EC_OK);
-    char *stored = sql_text("select jws from ac_bindings where id = $1", "b1");
+    char *stored = ac_test_sql_text(url, "select jws from ac_bindings where id = $1", "b1");
     assert_non_null(stored);
     assert_string_equal(stored, b1.jws); /* verbatim */
     free(stored);
@@ -342,7 +300,7 @@ static void persisted_and_reloaded(void **st)
     /* expired at registration: refused, nothing written */
     make(&bexp, "b-old", "alice", ua1, ag3, NOW_S - 10 * DAY, NOW_S - 1);
     assert_int_equal(do_bind(&n, &bexp, &rep), AC_EC_BINDING_EXPIRED);
-    assert_int_equal(sql_int("select count(*) from ac_bindings"), 2);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_bindings"), 2);
 
     atomic_fetch_add(&fake_now, 1000000);
     char *rev_jws = NULL;
@@ -352,7 +310,8 @@ static void persisted_and_reloaded(void **st)
     assert_int_equal(ac_registry_resolve(n.reg, ac_test_kid(ag1), &rk), AC_EC_OK);
     assert_int_equal(rk.revoked, 1); /* in effect on acknowledgement */
     ac_resolved_key_clear(&rk);
-    stored = sql_text("select jws from ac_binding_revocations where binding_id = $1", "b1");
+    stored =
+        ac_test_sql_text(url, "select jws from ac_binding_revocations where binding_id = $1", "b1");
     assert_non_null(stored);
     assert_string_equal(stored, rev_jws);
     free(stored);
@@ -361,7 +320,7 @@ static void persisted_and_reloaded(void **st)
     assert_int_equal(rep, 1);
     assert_int_equal(do_revoke(&n, "b2", "alice", ua1, &rep, NULL), AC_EC_REVOCATION_INVALID);
     assert_int_equal(do_revoke(&n, "b-none", "alice", ua1, &rep, NULL), AC_EC_BINDING_UNKNOWN);
-    assert_int_equal(sql_int("select count(*) from ac_binding_revocations"), 1);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_binding_revocations"), 1);
     /* the key of the revoked b1 may be bound again */
     assert_int_equal(do_bind(&n, &b3, &rep), AC_EC_OK);
     /* after b2 expired, its key may be bound again */
@@ -392,16 +351,16 @@ static void persisted_and_reloaded(void **st)
     assert_int_equal(
         principal(&n, AC_ROLE_MERCHANT, "shop", "Another", "llm-inference", &mk1, 1, &rep),
         AC_EC_PRINCIPAL_EXISTS);
-    assert_int_equal(sql_int("select count(*) from ac_bindings"), 4);
-    assert_int_equal(sql_int("select count(*) from ac_principal_keys"), 5);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_bindings"), 4);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_principal_keys"), 5);
     free(before);
     free(after);
 
     /* bindings and revocations are immutable */
-    assert_false(sql_ok("update ac_bindings set model = 'x' where id = 'b1'"));
-    assert_false(sql_ok("delete from ac_binding_revocations"));
-    assert_false(sql_ok("delete from ac_bindings where id = 'b4'"));
-    assert_int_equal(sql_int("select count(*) from ac_bindings where model = 'x'"), 0);
+    assert_false(ac_test_sql_ok(url, "update ac_bindings set model = 'x' where id = 'b1'"));
+    assert_false(ac_test_sql_ok(url, "delete from ac_binding_revocations"));
+    assert_false(ac_test_sql_ok(url, "delete from ac_bindings where id = 'b4'"));
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_bindings where model = 'x'"), 0);
 
     struct bdoc *all[] = {&b1, &b2, &b3, &b4, &b1x, &bexp};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
@@ -430,7 +389,7 @@ static void failed_batch_writes_nothing(void **st)
              *agent = ac_sig_keygen(AC_SIG_ED25519);
     /* "carol" exists in the database behind the registry's back: inserting her again fails the
      * batch's transaction at commit time */
-    assert_true(sql_ok("insert into ac_users (id, created_us) values ('carol', 1)"));
+    assert_true(ac_test_sql_ok(url, "insert into ac_users (id, created_us) values ('carol', 1)"));
     assert_int_equal(principal(&n, AC_ROLE_USER, "dave", NULL, NULL, &uk, 1, NULL), AC_EC_OK);
     struct bdoc b;
     make(&b, "dave-b1", "dave", uk, agent, NOW_S + 3 * DAY, NOW_S + 20 * DAY);
@@ -454,9 +413,12 @@ static void failed_batch_writes_nothing(void **st)
     c.op_arg = &p;
     assert_int_equal(ac_seq_run(n.seq, &c), AC_EC_BATCH_FAILED);
     /* no row of either operation */
-    assert_int_equal(sql_int("select count(*) from ac_bindings where id = 'dave-b1'"), 0);
-    assert_int_equal(sql_int("select count(*) from ac_principal_keys where user_id = 'carol'"), 0);
-    char *carol_key = sql_text("select kid from ac_principal_keys where kid = $1", ac_test_kid(dk));
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_bindings where id = 'dave-b1'"),
+                     0);
+    assert_int_equal(
+        ac_test_sql_int(url, "select count(*) from ac_principal_keys where user_id = 'carol'"), 0);
+    char *carol_key =
+        ac_test_sql_text(url, "select kid from ac_principal_keys where kid = $1", ac_test_kid(dk));
     assert_null(carol_key);
     /* the registry is reloaded from the database: no binding, carol as the database has her */
     assert_true(ac_seq_wait_leader(n.seq, 15000));
@@ -482,7 +444,8 @@ static void failed_batch_writes_nothing(void **st)
     /* the same binding on its own now succeeds */
     assert_int_equal(do_bind(&n, &b, &rep), AC_EC_OK);
     assert_int_equal(rep, 0);
-    assert_int_equal(sql_int("select count(*) from ac_bindings where id = 'dave-b1'"), 1);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_bindings where id = 'dave-b1'"),
+                     1);
     unmake(&b);
     EVP_PKEY_free(uk);
     EVP_PKEY_free(dk);

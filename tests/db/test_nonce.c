@@ -10,17 +10,9 @@
 #include <string.h>
 
 #include "keys/nonce.h"
-#include "ledger/db.h"
+#include "tests/support/sql.h"
 
 static const char *url;
-
-static PGconn *conn(void)
-{
-    char err[256];
-    PGconn *c = ac_db_connect(url, AC_DB_PLAIN, err, sizeof err);
-    if (c == NULL) fail_msg("%s", err);
-    return c;
-}
 
 static long long rows(PGconn *c)
 {
@@ -43,7 +35,7 @@ static void wipe(PGconn *c)
 static void new_then_replayed(void **s)
 {
     (void)s;
-    PGconn *db = conn();
+    PGconn *db = ac_test_connect(url);
     wipe(db);
     /* lazily prepared on first use; explicit prepare is idempotent */
     struct ac_nonce_cache *c = ac_nonce_cache_new(64, 300);
@@ -72,7 +64,7 @@ static void new_then_replayed(void **s)
 static void bounds_and_window(void **s)
 {
     (void)s;
-    PGconn *db = conn();
+    PGconn *db = ac_test_connect(url);
     wipe(db);
     struct ac_nonce_cache *c = ac_nonce_cache_new(64, 300);
     char big[AC_NONCE_FIELD_MAX + 2];
@@ -107,7 +99,7 @@ static void bounds_and_window(void **s)
 static void two_servers(void **s)
 {
     (void)s;
-    PGconn *db1 = conn(), *db2 = conn();
+    PGconn *db1 = ac_test_connect(url), *db2 = ac_test_connect(url);
     wipe(db1);
     struct ac_nonce_cache *c1 = ac_nonce_cache_new(1024, 300), *c2 = ac_nonce_cache_new(1024, 300);
     int accepted = 0;
@@ -157,7 +149,7 @@ static void racing_threads(void **s)
     (void)s;
     PGconn *dbs[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        dbs[i] = conn();
+        dbs[i] = ac_test_connect(url);
         assert_int_equal(ac_nonce_prepare(dbs[i]), 0);
     }
     wipe(dbs[0]);
@@ -192,7 +184,7 @@ static void racing_threads(void **s)
 static void expiry_and_purge(void **s)
 {
     (void)s;
-    PGconn *db = conn();
+    PGconn *db = ac_test_connect(url);
     wipe(db);
     struct ac_nonce_cache *c = ac_nonce_cache_new(64, 60);
     assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "a", NOW, NOW), AC_NONCE_NEW);
@@ -224,7 +216,7 @@ static void expiry_and_purge(void **s)
     assert_int_equal(ac_nonce_purge(c, NULL, NOW + 1000), 0);
     assert_int_equal(ac_nonce_cache_size(c), 0);
     /* purge on a fresh connection prepares lazily */
-    PGconn *db2 = conn();
+    PGconn *db2 = ac_test_connect(url);
     assert_int_equal(ac_nonce_purge(NULL, db2, NOW), 0);
     PQfinish(db2);
     ac_nonce_cache_free(c);
@@ -236,7 +228,7 @@ static void expiry_and_purge(void **s)
 static void memory_bound(void **s)
 {
     (void)s;
-    PGconn *db = conn();
+    PGconn *db = ac_test_connect(url);
     wipe(db);
     struct ac_nonce_cache *c = ac_nonce_cache_new(4, 60);
     char n[16];
@@ -276,7 +268,7 @@ static void db_down(void **s)
 {
     (void)s;
     /* a broken connection: an error, and nothing recorded in memory */
-    PGconn *db = conn();
+    PGconn *db = ac_test_connect(url);
     struct ac_nonce_cache *c = ac_nonce_cache_new(8, 60);
     PGresult *r = PQexec(db, "select pg_terminate_backend(pg_backend_pid())");
     PQclear(r);

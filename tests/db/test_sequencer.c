@@ -13,6 +13,7 @@
 
 #include "ledger/db.h"
 #include "ledger/sequencer.h"
+#include "tests/support/sql.h"
 
 static const char *url;
 static _Atomic int64_t fake_now;
@@ -21,35 +22,6 @@ static int64_t fake_clock(void *cls)
 {
     (void)cls;
     return atomic_load(&fake_now);
-}
-
-static PGconn *db(void)
-{
-    char err[256];
-    PGconn *c = ac_db_connect(url, AC_DB_PLAIN, err, sizeof err);
-    assert_non_null(c);
-    return c;
-}
-
-static void sql(const char *q)
-{
-    PGconn *c = db();
-    PGresult *r = PQexec(c, q);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", q, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
-
-static long long sql_int(const char *q)
-{
-    PGconn *c = db();
-    PGresult *r = PQexec(c, q);
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    long long v = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    PQclear(r);
-    PQfinish(c);
-    return v;
 }
 
 static struct ac_sequencer *start(int fake)
@@ -111,7 +83,7 @@ static int setup(void **st)
 {
     (void)st;
     url = ac_test_fresh_db("db_sequencer");
-    PGconn *c = db();
+    PGconn *c = ac_test_connect(url);
     int created;
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PQfinish(c);
@@ -135,8 +107,10 @@ static void durable_and_reloaded(void **st)
     assert_int_equal(xfer(s, "fund", "bank", "alice", 10000, 0, 0, NULL), AC_EC_OK);
     assert_int_equal(xfer(s, "pay1", "alice", "shop", 2500, 0, 0, NULL), AC_EC_OK);
     assert_int_equal(xfer(s, "pay2", "alice", "shop", 99999, 0, 0, NULL), AC_EC_EXCEEDS_CREDITS);
-    assert_int_equal(sql_int("select debits_posted from ac_accounts where id = 'alice'"), 2500);
-    assert_int_equal(sql_int("select count(*) from ac_transfer_failures where id = 'pay2'"), 1);
+    assert_int_equal(
+        ac_test_sql_int(url, "select debits_posted from ac_accounts where id = 'alice'"), 2500);
+    assert_int_equal(
+        ac_test_sql_int(url, "select count(*) from ac_transfer_failures where id = 'pay2'"), 1);
     ac_seq_free(s);
 
     s = start(0);
@@ -150,7 +124,8 @@ static void durable_and_reloaded(void **st)
     /* the reloaded balance still enforces the limit: 7500 left */
     assert_int_equal(xfer(s, "pay3", "alice", "shop", 7501, 0, 0, NULL), AC_EC_EXCEEDS_CREDITS);
     assert_int_equal(xfer(s, "pay4", "alice", "shop", 7500, 0, 0, NULL), AC_EC_OK);
-    assert_int_equal(sql_int("select count(*) from ac_transfers where id = 'pay1'"), 1);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_transfers where id = 'pay1'"),
+                     1);
     ac_seq_free(s);
 }
 
@@ -163,7 +138,7 @@ static void standby_takes_over(void **st)
     struct ac_sequencer *b = start(0);
     assert_false(ac_seq_wait_leader(b, 1500));
     assert_int_equal(xfer(b, "sb1", "bank", "shop", 1, 0, 0, NULL), AC_EC_NOT_LEADER);
-    assert_int_equal(sql_int("select count(*) from ac_transfers where id = 'sb1'"), 0);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_transfers where id = 'sb1'"), 0);
     assert_int_equal(xfer(a, "sa1", "bank", "shop", 1, 0, 0, NULL), AC_EC_OK);
     ac_seq_free(a);
     assert_true(ac_seq_wait_leader(b, 10000));
@@ -182,8 +157,9 @@ static void killed_connection_recovers(void **st)
     struct ac_sequencer *s = start(0);
     assert_true(ac_seq_wait_leader(s, 10000));
     assert_int_equal(xfer(s, "k1", "bank", "shop", 5, 0, 0, NULL), AC_EC_OK);
-    sql("select pg_terminate_backend(pid) from pg_stat_activity where application_name = "
-        "'agentclear-sequencer' and datname = current_database()");
+    ac_test_sql(url,
+                "select pg_terminate_backend(pid) from pg_stat_activity where application_name = "
+                "'agentclear-sequencer' and datname = current_database()");
     enum ac_ec ec = xfer(s, "k2", "bank", "shop", 5, 0, 0, NULL);
     assert_true(ec == AC_EC_OK || ec == AC_EC_BATCH_FAILED || ec == AC_EC_DB_UNAVAILABLE ||
                 ec == AC_EC_NOT_LEADER);
@@ -193,7 +169,8 @@ static void killed_connection_recovers(void **st)
         if (ec != AC_EC_OK) usleep(100000);
     }
     assert_int_equal(ec, AC_EC_OK);
-    assert_int_equal(sql_int("select count(*) from ac_transfers where id in ('k1', 'k2')"), 2);
+    assert_int_equal(
+        ac_test_sql_int(url, "select count(*) from ac_transfers where id in ('k1', 'k2')"), 2);
     ac_seq_free(s);
 }
 
@@ -202,10 +179,13 @@ static void killed_connection_recovers(void **st)
 static void failed_commit_rolls_back(void **st)
 {
     (void)st;
-    sql("create function refuse_boom() returns trigger language plpgsql as $$ begin "
-        "if new.id = 'boom' then raise exception 'refused for the test'; end if; return new; "
-        "end $$");
-    sql("create trigger refuse_boom before insert on ac_transfers for each row execute function "
+    ac_test_sql(
+        url, "create function refuse_boom() returns trigger language plpgsql as $$ begin "
+             "if new.id = 'boom' then raise exception 'refused for the test'; end if; return new; "
+             "end $$");
+    ac_test_sql(
+        url,
+        "create trigger refuse_boom before insert on ac_transfers for each row execute function "
         "refuse_boom()");
     struct ac_sequencer *s = start(0);
     assert_true(ac_seq_wait_leader(s, 10000));
@@ -213,8 +193,10 @@ static void failed_commit_rolls_back(void **st)
     assert_int_equal(accounts(s, ids, 1, AC_AF_DEBITS_MUST_NOT_EXCEED_CREDITS), AC_EC_OK);
     assert_int_equal(xfer(s, "fund-carol", "bank", "carol", 100, 0, 0, NULL), AC_EC_OK);
     assert_int_equal(xfer(s, "boom", "carol", "shop", 100, 0, 0, NULL), AC_EC_BATCH_FAILED);
-    assert_int_equal(sql_int("select count(*) from ac_transfers where id = 'boom'"), 0);
-    assert_int_equal(sql_int("select debits_posted from ac_accounts where id = 'carol'"), 0);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_transfers where id = 'boom'"),
+                     0);
+    assert_int_equal(
+        ac_test_sql_int(url, "select debits_posted from ac_accounts where id = 'carol'"), 0);
     assert_true(ac_seq_wait_leader(s, 15000));
     /* had memory kept the failed debit, this would be exceeds_credits */
     enum ac_ec ec = AC_EC_BATCH_FAILED;
@@ -223,7 +205,7 @@ static void failed_commit_rolls_back(void **st)
         if (ec != AC_EC_OK) usleep(100000);
     }
     assert_int_equal(ec, AC_EC_OK);
-    sql("drop trigger refuse_boom on ac_transfers");
+    ac_test_sql(url, "drop trigger refuse_boom on ac_transfers");
     ac_seq_free(s);
 }
 
@@ -238,16 +220,18 @@ static void expiry_on_clock(void **st)
     assert_int_equal(accounts(s, ids, 1, AC_AF_DEBITS_MUST_NOT_EXCEED_CREDITS), AC_EC_OK);
     assert_int_equal(xfer(s, "fund-dave", "bank", "dave", 300, 0, 0, NULL), AC_EC_OK);
     assert_int_equal(xfer(s, "hold", "dave", "shop", 300, AC_TF_PENDING, 10, NULL), AC_EC_OK);
-    assert_int_equal(sql_int("select debits_pending from ac_accounts where id = 'dave'"), 300);
+    assert_int_equal(
+        ac_test_sql_int(url, "select debits_pending from ac_accounts where id = 'dave'"), 300);
     assert_int_equal(xfer(s, "more", "dave", "shop", 1, 0, 0, NULL), AC_EC_EXCEEDS_CREDITS);
     atomic_store(&fake_now, atomic_load(&fake_now) + 11 * 1000000LL);
     long long ps = -1;
     for (int i = 0; i < 100 && ps != AC_PS_EXPIRED; i++) {
         usleep(50000);
-        ps = sql_int("select pstate from ac_transfers where id = 'hold'");
+        ps = ac_test_sql_int(url, "select pstate from ac_transfers where id = 'hold'");
     }
     assert_int_equal(ps, AC_PS_EXPIRED);
-    assert_int_equal(sql_int("select debits_pending from ac_accounts where id = 'dave'"), 0);
+    assert_int_equal(
+        ac_test_sql_int(url, "select debits_pending from ac_accounts where id = 'dave'"), 0);
     assert_int_equal(xfer(s, "more2", "dave", "shop", 300, 0, 0, NULL), AC_EC_OK);
     ac_seq_free(s);
     /* the ledger's own check agrees */
@@ -332,7 +316,7 @@ static enum ac_ec note(struct ac_sequencer *s, struct note_op *op)
 static void domain_ops_atomic_with_ledger(void **st)
 {
     (void)st;
-    sql("create table test_notes (k text primary key)");
+    ac_test_sql(url, "create table test_notes (k text primary key)");
     assert_int_equal(ac_db_register(AC_DB_WRITER, note_stmts, 1), 0);
     struct notes d = {0};
     struct ac_seq_domain dom = {.cls = &d, .load = notes_load, .end = notes_end};
@@ -346,20 +330,24 @@ static void domain_ops_atomic_with_ledger(void **st)
     assert_int_equal(note(s, &a), AC_EC_OK);
     assert_int_equal(a.exists, 0);
     assert_int_equal(a.transfer_ec, AC_EC_OK);
-    assert_int_equal(sql_int("select count(*) from test_notes where k = 'a'"), 1);
-    assert_int_equal(sql_int("select count(*) from ac_transfers where id = 'note-a'"), 1);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from test_notes where k = 'a'"), 1);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_transfers where id = 'note-a'"),
+                     1);
     struct note_op again = {.key = "a"};
     assert_int_equal(note(s, &again), AC_EC_OK);
     assert_int_equal(again.exists, 1);
 
     /* A row the domain does not know makes the batch's insert fail: the transfer of the same
      * batch must not be written, and the domain is reloaded (and then knows the row). */
-    sql("insert into test_notes values ('b')");
-    long long shop = sql_int("select credits_posted from ac_accounts where id = 'shop'");
+    ac_test_sql(url, "insert into test_notes values ('b')");
+    long long shop =
+        ac_test_sql_int(url, "select credits_posted from ac_accounts where id = 'shop'");
     struct note_op b = {.key = "b"};
     assert_int_equal(note(s, &b), AC_EC_BATCH_FAILED);
-    assert_int_equal(sql_int("select count(*) from ac_transfers where id = 'note-b'"), 0);
-    assert_int_equal(sql_int("select credits_posted from ac_accounts where id = 'shop'"), shop);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_transfers where id = 'note-b'"),
+                     0);
+    assert_int_equal(
+        ac_test_sql_int(url, "select credits_posted from ac_accounts where id = 'shop'"), shop);
     assert_true(ac_seq_wait_leader(s, 15000));
     enum ac_ec ec = AC_EC_NOT_LEADER;
     struct note_op b2 = {.key = "b"};
@@ -416,12 +404,13 @@ static void domain_deadline_on_clock(void **st)
     assert_non_null(s);
     assert_true(ac_seq_wait_leader(s, 10000));
     usleep(300000); /* not due: nothing happens */
-    assert_int_equal(sql_int("select count(*) from ac_transfers where id = 'alarm-1'"), 0);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_transfers where id = 'alarm-1'"),
+                     0);
     atomic_store(&fake_now, 5000000000000LL + 31 * 1000000LL);
     long long n = 0;
     for (int i = 0; i < 50 && n == 0; i++) {
         usleep(100000);
-        n = sql_int("select count(*) from ac_transfers where id = 'alarm-1'");
+        n = ac_test_sql_int(url, "select count(*) from ac_transfers where id = 'alarm-1'");
     }
     assert_int_equal(n, 1); /* written by a batch that had no command */
     ac_seq_free(s);

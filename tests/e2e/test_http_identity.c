@@ -15,7 +15,6 @@
 #include <time.h>
 
 #include <jansson.h>
-#include <libpq-fe.h>
 
 #include "protocol/b64.h"
 #include "protocol/binding.h"
@@ -23,6 +22,7 @@
 #include "tests/support/httpc.h"
 #include "tests/support/identity.h"
 #include "tests/support/server.h"
+#include "tests/support/sql.h"
 
 #define TOKEN "e2e-http-identity-operator-token"
 #define READY_MS 30000
@@ -88,23 +88,13 @@ static void problem(const char *method, const char *path, const char *json, int 
     problem_tok(method, path, json, status, code, TOKEN);
 }
 
-static long long sql_int(const char *q)
-{
-    PGconn *c = PQconnectdb(db_url);
-    PGresult *r = PQexec(c, q);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) fail_msg("%s: %s", q, PQerrorMessage(c));
-    long long v = atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
 /* Identity rows of all five tables. */
 static long long identity_rows(void)
 {
-    return sql_int("select (select count(*) from ac_users) + (select count(*) from ac_merchants) + "
-                   "(select count(*) from ac_principal_keys) + (select count(*) from ac_bindings) "
-                   "+ (select count(*) from ac_binding_revocations)");
+    return ac_test_sql_int(
+        db_url, "select (select count(*) from ac_users) + (select count(*) from ac_merchants) + "
+                "(select count(*) from ac_principal_keys) + (select count(*) from ac_bindings) "
+                "+ (select count(*) from ac_binding_revocations)");
 }
 
 static char *jwk_text(EVP_PKEY *k)
@@ -484,8 +474,10 @@ static void revocation(void **st)
     assert_string_equal(jstr(json_object_get(j, "revocation"), "signed_by"), kid_alice3);
     json_decref(j);
     assert_int_equal(identity_rows(), rows + 1);
-    assert_int_equal(sql_int("select count(*) from ac_binding_revocations where binding_id = 'b1'"),
-                     1);
+    assert_int_equal(
+        ac_test_sql_int(db_url,
+                        "select count(*) from ac_binding_revocations where binding_id = 'b1'"),
+        1);
     /* again, and with another revocation: the same answer, nothing written */
     j = call_tok("POST", "/v1/bindings/b1/revoke", body, 200, NULL);
     assert_string_equal(jstr(j, "revoked_at"), revoked_at);

@@ -22,11 +22,11 @@
 #include <time.h>
 
 #include <jansson.h>
-#include <libpq-fe.h>
 
 #include "protocol/amount.h"
 #include "tests/support/httpc.h"
 #include "tests/support/server.h"
+#include "tests/support/sql.h"
 
 #define TOKEN "e2e-http-ledger-operator-token"
 #define READY_MS 30000
@@ -224,18 +224,6 @@ static void assert_ok_result(const json_t *j, size_t i, const char *amount, int 
         fail_msg("results[%zu]: expected ok amount %s%s, got %s", i, amount ? amount : "(any)",
                  replayed ? " replayed" : "", dump);
     free(dump);
-}
-
-static long long sql_count(const char *url, const char *query)
-{
-    PGconn *c = PQconnectdb(url);
-    if (PQstatus(c) != CONNECTION_OK) fail_msg("connect: %s", PQerrorMessage(c));
-    PGresult *r = PQexec(c, query);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) fail_msg("%s: %s", query, PQerrorMessage(c));
-    long long n = atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    PQfinish(c);
-    return n;
 }
 
 static void create_asset_on(struct ac_test_http *c, const char *code, int scale)
@@ -1004,7 +992,8 @@ static void database_down_and_back(void **state)
     assert_string_equal(jstr(j, "status"), "ok");
     assert_string_equal(jstr(j, "amount"), "2.50");
     json_decref(j);
-    assert_int_equal(sql_count(d.url, "select count(*) from ac_transfers where id = 'd-pre'"), 1);
+    assert_int_equal(ac_test_sql_int(d.url, "select count(*) from ac_transfers where id = 'd-pre'"),
+                     1);
     j = transfer1_on(&d.c, d_item(item, sizeof item, "d-pre", "2.50"), 200);
     assert_ok_result(j, 0, "2.50", 1);
     json_decref(j);
@@ -1012,13 +1001,13 @@ static void database_down_and_back(void **state)
     for (int i = 0; i < 3; i++) {
         char q[160];
         snprintf(q, sizeof q, "select count(*) from ac_transfers where id = '%s'", cut_ids[i]);
-        long long existed = sql_count(d.url, q); /* a 503 promises nothing either way */
+        long long existed = ac_test_sql_int(d.url, q); /* a 503 promises nothing either way */
         j = transfer1_on(&d.c, d_item(item, sizeof item, cut_ids[i], "1.00"), 200);
         assert_ok_result(j, 0, "1.00", existed == 1);
         json_decref(j);
     }
-    assert_int_equal(sql_count(d.url, "select count(*) from ac_transfers where id in "
-                                      "('d-cut-0', 'd-cut-1', 'd-cut-2')"),
+    assert_int_equal(ac_test_sql_int(d.url, "select count(*) from ac_transfers where id in "
+                                            "('d-cut-0', 'd-cut-1', 'd-cut-2')"),
                      3);
     struct bal a = balance_on(&d.c, "d-a");
     assert_int_equal(a.dpo, 250 + 300 + 400);
@@ -1071,8 +1060,8 @@ static void database_down_while_idle(void **state)
         fail_msg("first transfer after /readyz answered 200 again: expected 200, got %s", got);
     }
     ac_test_http_resp_free(&r);
-    assert_int_equal(sql_count(d.url, "select count(*) from ac_transfers where id in "
-                                      "('i-pre', 'i-post')"),
+    assert_int_equal(ac_test_sql_int(d.url, "select count(*) from ac_transfers where id in "
+                                            "('i-pre', 'i-post')"),
                      2);
     down_finish(&d);
 }
