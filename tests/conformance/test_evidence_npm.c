@@ -22,10 +22,7 @@ static void write_file(const char *name, const uint8_t *p, size_t n, struct ac_b
 {
     char path[700];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(p, 1, n, f), n);
-    fclose(f);
+    ac_test_write_file(path, p, n);
     ac_buf_printf(args, " '%s'", path);
 }
 

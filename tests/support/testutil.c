@@ -1,8 +1,10 @@
 #include "tests/support/testutil.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <libpq-fe.h>
 
@@ -62,6 +64,32 @@ long ac_test_unhex(const char *hex, uint8_t *out, size_t cap)
         out[i] = (uint8_t)v;
     }
     return (long)(n / 2);
+}
+
+void ac_test_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) fail_msg("cannot create %s", path);
+    size_t n = fwrite(data, 1, len, f);
+    if (fclose(f) != 0 || n != len) fail_msg("cannot write %s", path);
+}
+
+int ac_test_cli(char *out, size_t cap, const char *fmt, ...)
+{
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    assert_true(n >= 0 && (size_t)n < sizeof args);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", ac_test_binary(), args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t got = fread(out, 1, cap - 1, p);
+    out[got] = '\0';
+    int st = pclose(p);
+    assert_true(WIFEXITED(st));
+    return WEXITSTATUS(st);
 }
 
 const char *ac_test_fresh_db(const char *name)

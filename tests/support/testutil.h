@@ -31,4 +31,13 @@ char *ac_test_read_file(const char *path, size_t *len);
 /* Hex decode (lower/upper); returns bytes written or -1. */
 long ac_test_unhex(const char *hex, uint8_t *out, size_t cap);
 
+/* Write len bytes of data to path (created or truncated). Fails the test when it cannot. */
+void ac_test_write_file(const char *path, const void *data, size_t len);
+
+/* Run the agentclear binary (ac_test_binary()) through the shell with the arguments fmt makes
+ * (printf-style; quote file names yourself), stderr joined to stdout. Up to cap - 1 bytes of its
+ * output go to out, NUL-terminated. Returns its exit code; fails the test when it cannot be
+ * started or did not exit normally. */
+int ac_test_cli(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -586,19 +585,6 @@ static void malformed_bundles(void **s)
 
 /* ---- the command ----------------------------------------------------------------------------- */
 
-static int run(const char *args, char *out, size_t cap)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s audit %s 2>&1", ac_test_binary(), args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    assert_true(WIFEXITED(st));
-    return WEXITSTATUS(st);
-}
-
 static void command(void **s)
 {
     (void)s;
@@ -612,37 +598,28 @@ static void command(void **s)
     struct knobs k = {0};
     struct fx f;
     build(&f, &k);
-    FILE *w = fopen(path, "wb");
-    assert_non_null(w);
-    assert_int_equal(fwrite(f.bundle, 1, f.bundle_len, w), f.bundle_len);
-    fclose(w);
+    ac_test_write_file(path, f.bundle, f.bundle_len);
     fx_free(&f);
     memset(&k, 0, sizeof k);
     k.bad_request_sig = 1;
     build(&f, &k);
-    w = fopen(bad, "wb");
-    assert_non_null(w);
-    assert_int_equal(fwrite(f.bundle, 1, f.bundle_len, w), f.bundle_len);
-    fclose(w);
+    ac_test_write_file(bad, f.bundle, f.bundle_len);
 
     static char out[65536];
-    snprintf(args, sizeof args, "bundle '%s'", path);
-    assert_int_equal(run(args, out, sizeof out), 0);
+    assert_int_equal(ac_test_cli(out, sizeof out, "audit bundle '%s'", path), 0);
     assert_non_null(strstr(out, "result: VERIFIED (2 records, 3 documents)"));
     /* pinned to another log's key: 1, naming the log key */
-    snprintf(args, sizeof args, "bundle '%s' --log-key='%s'", path, f.vkey);
-    assert_int_equal(run(args, out, sizeof out), 1);
+    assert_int_equal(ac_test_cli(out, sizeof out, "audit bundle '%s' --log-key='%s'", path, f.vkey),
+                     1);
     assert_non_null(strstr(out, "audit: FAILED at log key"));
     /* a bundle whose request signature is bad: 1, naming the record */
-    snprintf(args, sizeof args, "bundle '%s'", bad);
-    assert_int_equal(run(args, out, sizeof out), 1);
+    assert_int_equal(ac_test_cli(out, sizeof out, "audit bundle '%s'", bad), 1);
     assert_non_null(strstr(out, "audit: FAILED at record #2: its request signature"));
     /* unreadable: 2 */
-    snprintf(args, sizeof args, "bundle '%s/missing.cbor'", dir);
-    assert_int_equal(run(args, out, sizeof out), 2);
+    assert_int_equal(ac_test_cli(out, sizeof out, "audit bundle '%s/missing.cbor'", dir), 2);
     assert_non_null(strstr(out, "cannot open"));
-    assert_int_equal(run("bundle", out, sizeof out), 2);
-    assert_int_equal(run("nothing", out, sizeof out), 2);
+    assert_int_equal(ac_test_cli(out, sizeof out, "audit bundle"), 2);
+    assert_int_equal(ac_test_cli(out, sizeof out, "audit nothing"), 2);
     fx_free(&f);
     unlink(path);
     unlink(bad);

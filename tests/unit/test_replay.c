@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "protocol/evidence.h"
@@ -253,57 +252,37 @@ static void tampering(void **s)
     free_log(&f);
 }
 
-static int run(const char *args, char *out, size_t cap)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s audit replay %s 2>&1", ac_test_binary(), args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    assert_true(WIFEXITED(st));
-    return WEXITSTATUS(st);
-}
-
 static void command(void **s)
 {
     (void)s;
     struct logfx f;
     make_log(&f);
     const char *tmp = getenv("AC_TEST_TMP");
-    char path[600], bad[620], args[2048];
+    char path[600], bad[620];
     snprintf(path, sizeof path, "%s/test_replay.%ld.cbor", tmp && *tmp ? tmp : "/tmp",
              (long)getpid());
     snprintf(bad, sizeof bad, "%s.bad", path);
     struct ac_buf b;
     make_export(&f, &none, &b);
-    FILE *w = fopen(path, "wb");
-    assert_non_null(w);
-    assert_int_equal(fwrite(b.p, 1, b.len, w), b.len);
-    fclose(w);
+    ac_test_write_file(path, b.p, b.len);
     ac_buf_free(&b);
     struct mutation m = none;
     m.drop = 3;
     make_export(&f, &m, &b);
-    w = fopen(bad, "wb");
-    assert_non_null(w);
-    assert_int_equal(fwrite(b.p, 1, b.len, w), b.len);
-    fclose(w);
+    ac_test_write_file(bad, b.p, b.len);
     ac_buf_free(&b);
 
     static char out[16384];
-    snprintf(args, sizeof args, "'%s' --log-key='%s' --progress=10", path, f.vkey);
-    assert_int_equal(run(args, out, sizeof out), 0);
+    assert_int_equal(ac_test_cli(out, sizeof out, "audit replay '%s' --log-key='%s' --progress=10",
+                                 path, f.vkey),
+                     0);
     assert_non_null(strstr(out, "replay: 20 records, 1 checkpoints verified"));
     assert_non_null(strstr(out, "replay: 40 records, 3 checkpoints verified"));
     assert_non_null(strstr(out, "replay: VERIFIED 40 records and 3 checkpoints"));
-    snprintf(args, sizeof args, "'%s'", bad);
-    assert_int_equal(run(args, out, sizeof out), 1);
+    assert_int_equal(ac_test_cli(out, sizeof out, "audit replay '%s'", bad), 1);
     assert_non_null(strstr(out, "audit: FAILED at record #3: the record says seq 4"));
-    snprintf(args, sizeof args, "'%s.missing'", path);
-    assert_int_equal(run(args, out, sizeof out), 2);
-    assert_int_equal(run("", out, sizeof out), 2);
+    assert_int_equal(ac_test_cli(out, sizeof out, "audit replay '%s.missing'", path), 2);
+    assert_int_equal(ac_test_cli(out, sizeof out, "audit replay"), 2);
     unlink(path);
     unlink(bad);
     free_log(&f);
