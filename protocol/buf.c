@@ -66,3 +66,14 @@ const char *ac_buf_str(const struct ac_buf *b)
 {
     return b->p ? b->p : "";
 }
+
+int ac_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}

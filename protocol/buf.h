@@ -1,4 +1,5 @@
-/* protocol/buf.h -- a growable byte buffer, always NUL-terminated. */
+/* protocol/buf.h -- a growable byte buffer, always NUL-terminated; and ac_errf() for messages
+ * into fixed buffers. */
 #ifndef AC_BUF_H
 #define AC_BUF_H
 
@@ -21,5 +22,10 @@ void ac_buf_reset(struct ac_buf *b);
 void ac_buf_free(struct ac_buf *b);
 /* The contents ("" when empty; never NULL). */
 const char *ac_buf_str(const struct ac_buf *b);
+
+/* For functions that return 0, or -1 with a message in a caller's fixed buffer (err, errlen):
+ * format the message into err (truncated, NUL-terminated; nothing written when err is NULL or
+ * errlen is 0) and return -1, as in `return ac_errf(err, errlen, "no record");`. */
+int ac_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -19,19 +19,6 @@
 #include "protocol/jose.h"
 #include "protocol/merkle.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* ==== encoding =============================================================================== */
 
 int ac_bundle_encode(const struct ac_bundle *b, uint8_t **out, size_t *len, char *err,
@@ -40,24 +27,24 @@ int ac_bundle_encode(const struct ac_bundle *b, uint8_t **out, size_t *len, char
     *out = NULL;
     *len = 0;
     if (b == NULL || b->payment == NULL || !ac_id_valid(b->payment))
-        return fail(err, errlen, "payment id is invalid");
+        return ac_errf(err, errlen, "payment id is invalid");
     if (b->nentries == 0 || b->nentries > AC_BUNDLE_MAX_RECORDS)
-        return fail(err, errlen, "a bundle holds 1..%d records", AC_BUNDLE_MAX_RECORDS);
+        return ac_errf(err, errlen, "a bundle holds 1..%d records", AC_BUNDLE_MAX_RECORDS);
     if (b->ndocuments > AC_BUNDLE_MAX_DOCS || b->nuser_keys > AC_BUNDLE_MAX_KEYS)
-        return fail(err, errlen, "too many documents or keys");
+        return ac_errf(err, errlen, "too many documents or keys");
     if (b->checkpoint.p == NULL || b->checkpoint.len == 0 || b->log_key.p == NULL ||
         b->log_key.len == 0)
-        return fail(err, errlen, "checkpoint and log key are required");
+        return ac_errf(err, errlen, "checkpoint and log key are required");
     for (size_t i = 0; i < b->nentries; i++) {
         const struct ac_bundle_entry *e = &b->entries[i];
         if (i > 0 && e->seq <= b->entries[i - 1].seq)
-            return fail(err, errlen, "entries are not in ascending seq order");
+            return ac_errf(err, errlen, "entries are not in ascending seq order");
         if (e->record.p == NULL || e->record.len == 0 || e->proof_len > AC_MERKLE_MAX_PROOF ||
             (e->proof_len > 0 && e->proof == NULL))
-            return fail(err, errlen, "entry %zu is incomplete", i);
+            return ac_errf(err, errlen, "entry %zu is incomplete", i);
     }
     cbor_item_t *m = ac_dcbor_map(8);
-    if (m == NULL) return fail(err, errlen, "out of memory");
+    if (m == NULL) return ac_errf(err, errlen, "out of memory");
     int rc = ac_dcbor_map_putz(m, "v", ac_dcbor_uint(AC_BUNDLE_VERSION));
     rc |= ac_dcbor_map_putz(m, "payment", ac_dcbor_textz(b->payment));
     cbor_item_t *recs = ac_dcbor_array(b->nentries);
@@ -93,11 +80,11 @@ int ac_bundle_encode(const struct ac_bundle *b, uint8_t **out, size_t *len, char
         rc |= ac_dcbor_map_putz(m, "jwks", ac_dcbor_text((const char *)b->jwks.p, b->jwks.len));
     if (rc != 0) {
         cbor_decref(&m);
-        return fail(err, errlen, "out of memory");
+        return ac_errf(err, errlen, "out of memory");
     }
     enum ac_dcbor_status st = ac_dcbor_encode(m, out, len);
     cbor_decref(&m);
-    if (st != AC_DCBOR_OK) return fail(err, errlen, "cbor: %s", ac_dcbor_strerror(st));
+    if (st != AC_DCBOR_OK) return ac_errf(err, errlen, "cbor: %s", ac_dcbor_strerror(st));
     return 0;
 }
 
@@ -150,13 +137,13 @@ void ac_bundle_clear(struct ac_bundle *b)
 static int decode_entries(const cbor_item_t *arr, struct ac_bundle *b, struct bundle_mem *m,
                           char *err, size_t errlen)
 {
-    if (!cbor_isa_array(arr)) return fail(err, errlen, "records is not an array");
+    if (!cbor_isa_array(arr)) return ac_errf(err, errlen, "records is not an array");
     size_t n = cbor_array_size(arr), nproofs = 0;
     if (n == 0 || n > AC_BUNDLE_MAX_RECORDS)
-        return fail(err, errlen, "a bundle holds 1..%d records", AC_BUNDLE_MAX_RECORDS);
+        return ac_errf(err, errlen, "a bundle holds 1..%d records", AC_BUNDLE_MAX_RECORDS);
     cbor_item_t **items = cbor_array_handle(arr);
     for (size_t i = 0; i < n; i++) {
-        if (!cbor_isa_map(items[i])) return fail(err, errlen, "records[%zu] is not a map", i);
+        if (!cbor_isa_map(items[i])) return ac_errf(err, errlen, "records[%zu] is not a map", i);
         struct cbor_pair *pp = cbor_map_handle(items[i]);
         for (size_t k = 0; k < cbor_map_size(items[i]); k++)
             if (key_is(pp[k].key, "proof") && cbor_isa_array(pp[k].value))
@@ -164,7 +151,7 @@ static int decode_entries(const cbor_item_t *arr, struct ac_bundle *b, struct bu
     }
     m->entries = calloc(n, sizeof *m->entries);
     m->proofs = calloc(nproofs ? nproofs : 1, sizeof *m->proofs);
-    if (m->entries == NULL || m->proofs == NULL) return fail(err, errlen, "out of memory");
+    if (m->entries == NULL || m->proofs == NULL) return ac_errf(err, errlen, "out of memory");
     size_t used = 0;
     for (size_t i = 0; i < n; i++) {
         struct ac_bundle_entry *e = &m->entries[i];
@@ -174,33 +161,35 @@ static int decode_entries(const cbor_item_t *arr, struct ac_bundle *b, struct bu
         for (size_t k = 0; k < np; k++) {
             const cbor_item_t *v = pp[k].value;
             if (key_is(pp[k].key, "seq")) {
-                if (!cbor_isa_uint(v)) return fail(err, errlen, "records[%zu].seq is invalid", i);
+                if (!cbor_isa_uint(v))
+                    return ac_errf(err, errlen, "records[%zu].seq is invalid", i);
                 e->seq = cbor_get_int(v);
                 seen |= 1;
             } else if (key_is(pp[k].key, "record")) {
                 if (get_blob(v, 0, &e->record) != 0 || e->record.len == 0)
-                    return fail(err, errlen, "records[%zu].record is not bytes", i);
+                    return ac_errf(err, errlen, "records[%zu].record is not bytes", i);
                 seen |= 2;
             } else if (key_is(pp[k].key, "proof")) {
                 if (!cbor_isa_array(v) || cbor_array_size(v) > AC_MERKLE_MAX_PROOF)
-                    return fail(err, errlen, "records[%zu].proof is invalid", i);
+                    return ac_errf(err, errlen, "records[%zu].proof is invalid", i);
                 cbor_item_t **h = cbor_array_handle(v);
                 e->proof = (const uint8_t(*)[AC_EV_HASH_LEN])m->proofs[used];
                 e->proof_len = cbor_array_size(v);
                 for (size_t j = 0; j < e->proof_len; j++) {
                     struct ac_blob hb;
                     if (get_blob(h[j], 0, &hb) != 0 || hb.len != AC_EV_HASH_LEN)
-                        return fail(err, errlen, "records[%zu].proof[%zu] is not 32 bytes", i, j);
+                        return ac_errf(err, errlen, "records[%zu].proof[%zu] is not 32 bytes", i,
+                                       j);
                     memcpy(m->proofs[used++], hb.p, AC_EV_HASH_LEN);
                 }
                 seen |= 4;
             } else {
-                return fail(err, errlen, "records[%zu]: unknown member", i);
+                return ac_errf(err, errlen, "records[%zu]: unknown member", i);
             }
         }
-        if (seen != 7) return fail(err, errlen, "records[%zu] needs seq, record and proof", i);
+        if (seen != 7) return ac_errf(err, errlen, "records[%zu] needs seq, record and proof", i);
         if (i > 0 && e->seq <= m->entries[i - 1].seq)
-            return fail(err, errlen, "records are not in ascending seq order");
+            return ac_errf(err, errlen, "records are not in ascending seq order");
     }
     b->entries = m->entries;
     b->nentries = n;
@@ -211,14 +200,14 @@ static int decode_blobs(const cbor_item_t *arr, int text, size_t max, struct ac_
                         size_t *n, const char *name, char *err, size_t errlen)
 {
     if (!cbor_isa_array(arr) || cbor_array_size(arr) > max)
-        return fail(err, errlen, "%s is not an array of at most %zu items", name, max);
+        return ac_errf(err, errlen, "%s is not an array of at most %zu items", name, max);
     *n = cbor_array_size(arr);
     *out = calloc(*n ? *n : 1, sizeof **out);
-    if (*out == NULL) return fail(err, errlen, "out of memory");
+    if (*out == NULL) return ac_errf(err, errlen, "out of memory");
     cbor_item_t **items = cbor_array_handle(arr);
     for (size_t i = 0; i < *n; i++)
         if (get_blob(items[i], text, &(*out)[i]) != 0 || (*out)[i].len == 0)
-            return fail(err, errlen, "%s[%zu] is not %s", name, i, text ? "text" : "bytes");
+            return ac_errf(err, errlen, "%s[%zu] is not %s", name, i, text ? "text" : "bytes");
     return 0;
 }
 
@@ -226,18 +215,18 @@ int ac_bundle_decode(const uint8_t *buf, size_t len, struct ac_bundle *b, char *
 {
     memset(b, 0, sizeof *b);
     if (buf == NULL || len == 0 || len > AC_BUNDLE_MAX)
-        return fail(err, errlen, "bundle is empty or too large");
+        return ac_errf(err, errlen, "bundle is empty or too large");
     struct bundle_mem *m = calloc(1, sizeof *m);
-    if (m == NULL) return fail(err, errlen, "out of memory");
+    if (m == NULL) return ac_errf(err, errlen, "out of memory");
     b->mem_ = m;
     enum ac_dcbor_status st = ac_dcbor_decode(buf, len, NULL, 0, &m->root);
     int rc = 0;
     if (st != AC_DCBOR_OK) {
-        rc = fail(err, errlen, "not deterministic cbor: %s", ac_dcbor_strerror(st));
+        rc = ac_errf(err, errlen, "not deterministic cbor: %s", ac_dcbor_strerror(st));
         goto out;
     }
     if (!cbor_isa_map(m->root)) {
-        rc = fail(err, errlen, "not a map");
+        rc = ac_errf(err, errlen, "not a map");
         goto out;
     }
     struct cbor_pair *pp = cbor_map_handle(m->root);
@@ -248,17 +237,17 @@ int ac_bundle_decode(const uint8_t *buf, size_t len, struct ac_bundle *b, char *
         struct ac_blob t;
         if (key_is(key, "v")) {
             if (!cbor_isa_uint(v) || cbor_get_int(v) != AC_BUNDLE_VERSION)
-                rc = fail(err, errlen, "unknown bundle version");
+                rc = ac_errf(err, errlen, "unknown bundle version");
             seen |= 1;
         } else if (key_is(key, "payment")) {
             if (get_blob(v, 1, &t) != 0 || t.len > AC_ID_MAX) {
-                rc = fail(err, errlen, "payment is invalid");
+                rc = ac_errf(err, errlen, "payment is invalid");
             } else if ((m->payment = malloc(t.len + 1)) == NULL) {
-                rc = fail(err, errlen, "out of memory");
+                rc = ac_errf(err, errlen, "out of memory");
             } else {
                 memcpy(m->payment, t.p, t.len);
                 m->payment[t.len] = '\0';
-                if (!ac_id_valid(m->payment)) rc = fail(err, errlen, "payment is invalid");
+                if (!ac_id_valid(m->payment)) rc = ac_errf(err, errlen, "payment is invalid");
                 b->payment = m->payment;
             }
             seen |= 2;
@@ -277,21 +266,21 @@ int ac_bundle_decode(const uint8_t *buf, size_t len, struct ac_bundle *b, char *
             seen |= 16;
         } else if (key_is(key, "checkpoint")) {
             if (get_blob(v, 1, &b->checkpoint) != 0)
-                rc = fail(err, errlen, "checkpoint is not text");
+                rc = ac_errf(err, errlen, "checkpoint is not text");
             seen |= 32;
         } else if (key_is(key, "log_key")) {
-            if (get_blob(v, 1, &b->log_key) != 0) rc = fail(err, errlen, "log_key is not text");
+            if (get_blob(v, 1, &b->log_key) != 0) rc = ac_errf(err, errlen, "log_key is not text");
             seen |= 64;
         } else if (key_is(key, "jwks")) {
-            if (get_blob(v, 1, &b->jwks) != 0) rc = fail(err, errlen, "jwks is not text");
+            if (get_blob(v, 1, &b->jwks) != 0) rc = ac_errf(err, errlen, "jwks is not text");
         } else {
-            rc = fail(err, errlen, "unknown member");
+            rc = ac_errf(err, errlen, "unknown member");
         }
     }
     if (rc == 0 && seen != 127)
-        rc = fail(err, errlen,
-                  "bundle needs v, payment, records, documents, user_keys, "
-                  "checkpoint and log_key");
+        rc = ac_errf(err, errlen,
+                     "bundle needs v, payment, records, documents, user_keys, "
+                     "checkpoint and log_key");
 out:
     if (rc != 0) ac_bundle_clear(b);
     return rc;

@@ -2,7 +2,6 @@
 #include "protocol/evidence.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "protocol/amount.h"
+#include "protocol/buf.h"
 #include "protocol/dcbor.h"
 #include "protocol/note.h"
 
@@ -157,19 +157,6 @@ static uint32_t present_fields(const struct ac_ev_body *b)
 
 /* ==== validation ============================================================================= */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* Free text (ref, key ids): 1..256 bytes, no control characters (UTF-8 validity is checked by
  * the CBOR layer). */
 static int text_ok(const char *s)
@@ -184,20 +171,20 @@ static int text_ok(const char *s)
 static int docref_ok(const struct ac_ev_docref *d, const char *name, char *err, size_t errlen)
 {
     if (!d->present) return 0;
-    if (d->id != NULL && !ac_id_valid(d->id)) return fail(err, errlen, "%s.id is invalid", name);
-    if (d->kid != NULL && !text_ok(d->kid)) return fail(err, errlen, "%s.kid is invalid", name);
+    if (d->id != NULL && !ac_id_valid(d->id)) return ac_errf(err, errlen, "%s.id is invalid", name);
+    if (d->kid != NULL && !text_ok(d->kid)) return ac_errf(err, errlen, "%s.kid is invalid", name);
     return 0;
 }
 
 int ac_ev_record_validate(const struct ac_ev_record *r, char *err, size_t errlen)
 {
-    if (r == NULL) return fail(err, errlen, "no record");
-    if (ac_ev_kind_name(r->kind) == NULL) return fail(err, errlen, "kind is unknown");
-    if (r->time_us < 0) return fail(err, errlen, "time is negative");
+    if (r == NULL) return ac_errf(err, errlen, "no record");
+    if (ac_ev_kind_name(r->kind) == NULL) return ac_errf(err, errlen, "kind is unknown");
+    if (r->time_us < 0) return ac_errf(err, errlen, "time is negative");
     if (r->seq == 0) {
         static const uint8_t zero[AC_EV_HASH_LEN];
         if (memcmp(r->prev, zero, AC_EV_HASH_LEN) != 0)
-            return fail(err, errlen, "prev of record 0 must be 32 zero bytes");
+            return ac_errf(err, errlen, "prev of record 0 must be 32 zero bytes");
     }
     const struct ac_ev_body *b = &r->body;
     const struct {
@@ -209,13 +196,13 @@ int ac_ev_record_validate(const struct ac_ev_record *r, char *err, size_t errlen
                {b->tab, "tab"}};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
         if (ids[i].v != NULL && !ac_id_valid(ids[i].v))
-            return fail(err, errlen, "%s is not a valid id", ids[i].name);
-    if (b->ref != NULL && !text_ok(b->ref)) return fail(err, errlen, "ref is invalid");
+            return ac_errf(err, errlen, "%s is not a valid id", ids[i].name);
+    if (b->ref != NULL && !text_ok(b->ref)) return ac_errf(err, errlen, "ref is invalid");
     if (b->amount.present) {
-        if (b->amount.value < 0) return fail(err, errlen, "amount.value is negative");
+        if (b->amount.value < 0) return ac_errf(err, errlen, "amount.value is negative");
         if (b->amount.asset == NULL || !ac_asset_code_valid(b->amount.asset))
-            return fail(err, errlen, "amount.asset is invalid");
-        if (b->amount.scale > AC_SCALE_MAX) return fail(err, errlen, "amount.scale is invalid");
+            return ac_errf(err, errlen, "amount.asset is invalid");
+        if (b->amount.scale > AC_SCALE_MAX) return ac_errf(err, errlen, "amount.scale is invalid");
     }
     if (docref_ok(&b->binding, "binding", err, errlen) ||
         docref_ok(&b->mandate, "mandate", err, errlen) ||
@@ -227,52 +214,52 @@ int ac_ev_record_validate(const struct ac_ev_record *r, char *err, size_t errlen
     if (b->request.present) {
         const struct ac_ev_request *q = &b->request;
         if (q->base == NULL || q->base_len == 0 || q->base_len > AC_EV_RECORD_MAX)
-            return fail(err, errlen, "request.base is empty or too long");
+            return ac_errf(err, errlen, "request.base is empty or too long");
         if (q->sig == NULL || q->sig_len == 0 || q->sig_len > 1024)
-            return fail(err, errlen, "request.sig is empty or too long");
+            return ac_errf(err, errlen, "request.sig is empty or too long");
         if (q->keyid == NULL || !text_ok(q->keyid))
-            return fail(err, errlen, "request.keyid is invalid");
+            return ac_errf(err, errlen, "request.keyid is invalid");
         if (q->has_body && (q->body_len > AC_EV_BODY_MAX || (q->body == NULL && q->body_len)))
-            return fail(err, errlen, "request.body is too long");
+            return ac_errf(err, errlen, "request.body is too long");
     }
     if ((int)b->decision < AC_EV_DECISION_NONE || b->decision > AC_EV_DENY)
-        return fail(err, errlen, "decision is unknown");
-    if (b->nreasons > AC_EV_MAX_REASONS) return fail(err, errlen, "too many reasons");
+        return ac_errf(err, errlen, "decision is unknown");
+    if (b->nreasons > AC_EV_MAX_REASONS) return ac_errf(err, errlen, "too many reasons");
     for (size_t i = 0; i < b->nreasons; i++)
         if (b->reasons == NULL || b->reasons[i] == NULL || !ac_id_valid(b->reasons[i]))
-            return fail(err, errlen, "reasons[%zu] is not a valid code", i);
-    if (b->ntransfers > AC_EV_MAX_TRANSFERS) return fail(err, errlen, "too many transfers");
+            return ac_errf(err, errlen, "reasons[%zu] is not a valid code", i);
+    if (b->ntransfers > AC_EV_MAX_TRANSFERS) return ac_errf(err, errlen, "too many transfers");
     for (size_t i = 0; i < b->ntransfers; i++) {
         const struct ac_ev_transfer *t = b->transfers ? &b->transfers[i] : NULL;
         if (t == NULL || t->id == NULL || !ac_id_valid(t->id) || t->debit == NULL ||
             !ac_id_valid(t->debit) || t->credit == NULL || !ac_id_valid(t->credit))
-            return fail(err, errlen, "transfers[%zu] has an invalid id or account", i);
-        if (t->amount < 0) return fail(err, errlen, "transfers[%zu].amount is negative", i);
+            return ac_errf(err, errlen, "transfers[%zu] has an invalid id or account", i);
+        if (t->amount < 0) return ac_errf(err, errlen, "transfers[%zu].amount is negative", i);
         if (t->asset == NULL || !ac_asset_code_valid(t->asset) || t->scale > AC_SCALE_MAX)
-            return fail(err, errlen, "transfers[%zu] has an invalid asset or scale", i);
-        if (t->flags & ~0x3fu) return fail(err, errlen, "transfers[%zu].flags is invalid", i);
+            return ac_errf(err, errlen, "transfers[%zu] has an invalid asset or scale", i);
+        if (t->flags & ~0x3fu) return ac_errf(err, errlen, "transfers[%zu].flags is invalid", i);
         if (t->pending_id != NULL && !ac_id_valid(t->pending_id))
-            return fail(err, errlen, "transfers[%zu].pending is invalid", i);
+            return ac_errf(err, errlen, "transfers[%zu].pending is invalid", i);
     }
     uint32_t have = present_fields(b), req = rules[r->kind].required,
              allowed = rules[r->kind].allowed;
     for (unsigned i = 0; i < NFIELDS; i++) {
         uint32_t bit = 1u << i;
         if ((req & bit) && !(have & bit))
-            return fail(err, errlen, "%s requires body.%s", kind_names[r->kind], field_names[i]);
+            return ac_errf(err, errlen, "%s requires body.%s", kind_names[r->kind], field_names[i]);
         if ((have & bit) && !(allowed & bit))
-            return fail(err, errlen, "%s does not allow body.%s", kind_names[r->kind],
-                        field_names[i]);
+            return ac_errf(err, errlen, "%s does not allow body.%s", kind_names[r->kind],
+                           field_names[i]);
     }
     enum ac_ev_decision want = AC_EV_DECISION_NONE;
     if (r->kind == AC_EV_PAYMENT_SETTLE) want = AC_EV_ALLOW;
     if (r->kind == AC_EV_PAYMENT_STEP_UP) want = AC_EV_STEP_UP;
     if (r->kind == AC_EV_PAYMENT_DENY) want = AC_EV_DENY;
     if (want != AC_EV_DECISION_NONE && b->decision != want)
-        return fail(err, errlen, "%s requires decision %s", kind_names[r->kind],
-                    decision_names[want]);
+        return ac_errf(err, errlen, "%s requires decision %s", kind_names[r->kind],
+                       decision_names[want]);
     if (want == AC_EV_DECISION_NONE && b->decision == AC_EV_DENY)
-        return fail(err, errlen, "%s cannot record a deny decision", kind_names[r->kind]);
+        return ac_errf(err, errlen, "%s cannot record a deny decision", kind_names[r->kind]);
     return 0;
 }
 
@@ -391,7 +378,7 @@ int ac_ev_record_encode(const struct ac_ev_record *r, uint8_t **out, size_t *len
     *len = 0;
     if (ac_ev_record_validate(r, err, errlen) != 0) return -1;
     cbor_item_t *m = ac_dcbor_map(6);
-    if (m == NULL) return fail(err, errlen, "out of memory");
+    if (m == NULL) return ac_errf(err, errlen, "out of memory");
     int rc = ac_dcbor_map_putz(m, "v", ac_dcbor_uint(AC_EV_VERSION));
     rc |= ac_dcbor_map_putz(m, "seq", ac_dcbor_uint(r->seq));
     rc |= ac_dcbor_map_putz(m, "time", ac_dcbor_uint((uint64_t)r->time_us));
@@ -400,16 +387,16 @@ int ac_ev_record_encode(const struct ac_ev_record *r, uint8_t **out, size_t *len
     rc |= ac_dcbor_map_putz(m, "body", body_item(&r->body));
     if (rc != 0) {
         cbor_decref(&m);
-        return fail(err, errlen, "out of memory");
+        return ac_errf(err, errlen, "out of memory");
     }
     enum ac_dcbor_status st = ac_dcbor_encode(m, out, len);
     cbor_decref(&m);
-    if (st != AC_DCBOR_OK) return fail(err, errlen, "cbor: %s", ac_dcbor_strerror(st));
+    if (st != AC_DCBOR_OK) return ac_errf(err, errlen, "cbor: %s", ac_dcbor_strerror(st));
     if (*len > AC_EV_RECORD_MAX) {
         free(*out);
         *out = NULL;
         *len = 0;
-        return fail(err, errlen, "record exceeds %u bytes", AC_EV_RECORD_MAX);
+        return ac_errf(err, errlen, "record exceeds %u bytes", AC_EV_RECORD_MAX);
     }
     return 0;
 }
@@ -451,7 +438,7 @@ static int rd_head(struct rd *r, int *major, uint64_t *v)
 
 static int rd_fail(struct rd *r, const char *what)
 {
-    return fail(r->err, r->errlen, "%s", what);
+    return ac_errf(r->err, r->errlen, "%s", what);
 }
 
 /* A string of the given major type; returns its bytes (in the input) and length. */
@@ -549,7 +536,7 @@ static int rd_key(struct rd *r, char *key, size_t cap)
     const uint8_t *s = NULL;
     size_t n = 0;
     if (rd_str(r, M_TEXT, &s, &n, "map key is not a text string") != 0) return -1;
-    if (n >= cap) return fail(r->err, r->errlen, "unknown member (long key)");
+    if (n >= cap) return ac_errf(r->err, r->errlen, "unknown member (long key)");
     memcpy(key, s, n);
     key[n] = '\0';
     return 0;
@@ -571,10 +558,10 @@ static int rd_docref(struct rd *r, struct ac_ev_docref *d, const char *name)
         else if (strcmp(key, "kid") == 0)
             rc = rd_text(r, &d->kid, "docref kid is not text");
         else
-            return fail(r->err, r->errlen, "%s: unknown member %s", name, key);
+            return ac_errf(r->err, r->errlen, "%s: unknown member %s", name, key);
         if (rc != 0) return -1;
     }
-    if (!have_hash) return fail(r->err, r->errlen, "%s: hash missing", name);
+    if (!have_hash) return ac_errf(r->err, r->errlen, "%s: hash missing", name);
     d->present = 1;
     return 0;
 }
@@ -596,10 +583,10 @@ static int rd_amount(struct rd *r, int64_t *value, const char **asset, unsigned 
         else if (strcmp(key, "scale") == 0)
             rc = rd_uint(r, AC_SCALE_MAX, &sc, "amount scale is invalid"), seen |= 4;
         else
-            return fail(r->err, r->errlen, "%s: unknown member %s", name, key);
+            return ac_errf(r->err, r->errlen, "%s: unknown member %s", name, key);
         if (rc != 0) return -1;
     }
-    if (seen != 7) return fail(r->err, r->errlen, "%s: value, asset and scale required", name);
+    if (seen != 7) return ac_errf(r->err, r->errlen, "%s: value, asset and scale required", name);
     *scale = (unsigned)sc;
     return 0;
 }
@@ -622,10 +609,10 @@ static int rd_request(struct rd *r, struct ac_ev_request *q)
         else if (strcmp(key, "body") == 0)
             rc = rd_bytes(r, &q->body, &q->body_len, "request body is not bytes"), q->has_body = 1;
         else
-            return fail(r->err, r->errlen, "request: unknown member %s", key);
+            return ac_errf(r->err, r->errlen, "request: unknown member %s", key);
         if (rc != 0) return -1;
     }
-    if (seen != 7) return fail(r->err, r->errlen, "request: base, sig and keyid required");
+    if (seen != 7) return ac_errf(r->err, r->errlen, "request: base, sig and keyid required");
     q->present = 1;
     return 0;
 }
@@ -658,10 +645,10 @@ static int rd_transfer(struct rd *r, struct ac_ev_transfer *t)
         else if (strcmp(key, "pending") == 0)
             rc = rd_text(r, &t->pending_id, "transfer pending is not text");
         else
-            return fail(r->err, r->errlen, "transfer: unknown member %s", key);
+            return ac_errf(r->err, r->errlen, "transfer: unknown member %s", key);
         if (rc != 0) return -1;
     }
-    if (seen != 127) return fail(r->err, r->errlen, "transfer: a required member is missing");
+    if (seen != 127) return ac_errf(r->err, r->errlen, "transfer: a required member is missing");
     return 0;
 }
 
@@ -737,7 +724,7 @@ static int rd_body(struct rd *r, struct ac_ev_body *b, struct ac_ev_transfer *tr
             b->transfers = tr;
             b->ntransfers = rc == 0 ? (size_t)k : 0;
         } else {
-            return fail(r->err, r->errlen, "body: unknown member %s", key);
+            return ac_errf(r->err, r->errlen, "body: unknown member %s", key);
         }
         if (rc != 0) return -1;
     }
@@ -749,15 +736,15 @@ int ac_ev_record_decode(const uint8_t *buf, size_t len, struct ac_ev_record *rec
 {
     memset(rec, 0, sizeof *rec);
     if (buf == NULL || len == 0 || len > AC_EV_RECORD_MAX)
-        return fail(err, errlen, "record is empty or exceeds %u bytes", AC_EV_RECORD_MAX);
+        return ac_errf(err, errlen, "record is empty or exceeds %u bytes", AC_EV_RECORD_MAX);
     enum ac_dcbor_status st = ac_dcbor_check(buf, len, NULL, 0);
     if (st != AC_DCBOR_OK)
-        return fail(err, errlen, "not deterministic cbor: %s", ac_dcbor_strerror(st));
+        return ac_errf(err, errlen, "not deterministic cbor: %s", ac_dcbor_strerror(st));
     /* arena: the transfer and reason arrays first (aligned by malloc), then the strings */
     size_t arrays = AC_EV_MAX_TRANSFERS * sizeof(struct ac_ev_transfer) +
                     AC_EV_MAX_REASONS * sizeof(const char *);
     char *mem = calloc(1, arrays + len + 1);
-    if (mem == NULL) return fail(err, errlen, "out of memory");
+    if (mem == NULL) return ac_errf(err, errlen, "out of memory");
     struct ac_ev_transfer *tr = (struct ac_ev_transfer *)mem;
     const char **reasons = (const char **)(mem + AC_EV_MAX_TRANSFERS * sizeof *tr);
     struct rd r = {buf, buf + len, mem, arrays, arrays + len + 1, err, errlen};
@@ -770,7 +757,7 @@ int ac_ev_record_decode(const uint8_t *buf, size_t len, struct ac_ev_record *rec
         if (rc != 0) break;
         if (strcmp(key, "v") == 0) {
             rc = rd_uint(&r, UINT64_MAX, &v, "v is not an unsigned integer");
-            if (rc == 0 && v != AC_EV_VERSION) rc = fail(err, errlen, "unknown record version");
+            if (rc == 0 && v != AC_EV_VERSION) rc = ac_errf(err, errlen, "unknown record version");
             seen |= 1;
         } else if (strcmp(key, "seq") == 0) {
             rc = rd_uint(&r, UINT64_MAX, &rec->seq, "seq is not an unsigned integer");
@@ -785,7 +772,7 @@ int ac_ev_record_decode(const uint8_t *buf, size_t len, struct ac_ev_record *rec
             rc = rd_str(&r, M_TEXT, &s, &sn, "kind is not text");
             if (rc == 0) {
                 rec->kind = ac_ev_kind_from_name((const char *)s, sn);
-                if (rec->kind == AC_EV_KIND_NONE) rc = fail(err, errlen, "kind is unknown");
+                if (rec->kind == AC_EV_KIND_NONE) rc = ac_errf(err, errlen, "kind is unknown");
             }
             seen |= 8;
         } else if (strcmp(key, "prev") == 0) {
@@ -795,12 +782,12 @@ int ac_ev_record_decode(const uint8_t *buf, size_t len, struct ac_ev_record *rec
             rc = rd_body(&r, &rec->body, tr, reasons);
             seen |= 32;
         } else {
-            rc = fail(err, errlen, "unknown member %s", key);
+            rc = ac_errf(err, errlen, "unknown member %s", key);
         }
     }
     if (rc == 0 && seen != 63)
-        rc = fail(err, errlen, "record needs v, seq, time, kind, prev and body");
-    if (rc == 0 && r.p != r.end) rc = fail(err, errlen, "trailing bytes"); /* cannot happen */
+        rc = ac_errf(err, errlen, "record needs v, seq, time, kind, prev and body");
+    if (rc == 0 && r.p != r.end) rc = ac_errf(err, errlen, "trailing bytes"); /* cannot happen */
     rec->mem_ = mem;
     if (rc == 0) rc = ac_ev_record_validate(rec, err, errlen);
     if (rc != 0) {
@@ -875,9 +862,9 @@ int ac_ev_checkpoint_verify(const char *note, size_t len, const char *vkey, size
                             size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    if (note == NULL || vkey == NULL) return fail(err, errlen, "no checkpoint or key");
+    if (note == NULL || vkey == NULL) return ac_errf(err, errlen, "no checkpoint or key");
     struct ac_note_verifier *v = ac_note_verifier_parse(vkey, vkey_len);
-    if (v == NULL) return fail(err, errlen, "the log key is not a valid note verifier key");
+    if (v == NULL) return ac_errf(err, errlen, "the log key is not a valid note verifier key");
     const struct ac_note_verifier *vs[1] = {v};
     size_t tlen = 0;
     enum ac_note_status st = ac_note_open(note, len, vs, 1, &tlen, NULL);
@@ -885,20 +872,20 @@ int ac_ev_checkpoint_verify(const char *note, size_t len, const char *vkey, size
     struct ac_checkpoint cp;
     const char *name = ac_note_verifier_name(v);
     if (st != AC_NOTE_OK) {
-        rc = fail(err, errlen, "checkpoint signature: %s", ac_note_strerror(st));
+        rc = ac_errf(err, errlen, "checkpoint signature: %s", ac_note_strerror(st));
     } else if (ac_checkpoint_parse(note, tlen, &cp) != 0) {
-        rc = fail(err, errlen, "checkpoint body is not a tlog checkpoint");
+        rc = ac_errf(err, errlen, "checkpoint body is not a tlog checkpoint");
     } else if (cp.ext_len != 0) {
-        rc = fail(err, errlen, "checkpoint has extension lines");
+        rc = ac_errf(err, errlen, "checkpoint has extension lines");
     } else if (cp.origin_len != strlen(name) || memcmp(cp.origin, name, cp.origin_len) != 0) {
-        rc = fail(err, errlen, "checkpoint origin differs from the key name");
+        rc = ac_errf(err, errlen, "checkpoint origin differs from the key name");
     } else if (origin != NULL &&
                (cp.origin_len != strlen(origin) || memcmp(cp.origin, origin, cp.origin_len))) {
-        rc = fail(err, errlen, "checkpoint origin is not %s", origin);
+        rc = ac_errf(err, errlen, "checkpoint origin is not %s", origin);
     } else {
         out->origin = malloc(cp.origin_len + 1);
         if (out->origin == NULL) {
-            rc = fail(err, errlen, "out of memory");
+            rc = ac_errf(err, errlen, "out of memory");
         } else {
             memcpy(out->origin, cp.origin, cp.origin_len);
             out->origin[cp.origin_len] = '\0';
