@@ -3,7 +3,6 @@
  *   0600, refusing to overwrite an existing file, and prints the public JWK (with kid, alg, use,
  *   nbf, exp) on stdout and "kid: <thumbprint>" on stderr. Defaults: ed25519, valid from now for
  *   90 days. Exit 0 on success, 1 when the key cannot be made or written, 2 on bad usage. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,16 +15,6 @@ static void usage(void)
 {
     fprintf(stderr, "usage: agentclear keygen --out=FILE [--alg=ed25519|es256] [--valid-days=N] "
                     "[--nbf=UNIX]\n");
-}
-
-static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || errno != 0 || v < lo || v > hi) return -1;
-    *out = (int64_t)v;
-    return 0;
 }
 
 int ac_cli_keygen(int argc, char **argv)
@@ -42,12 +31,12 @@ int ac_cli_keygen(int argc, char **argv)
         } else if (strcmp(a, "--alg=es256") == 0) {
             alg = AC_SIG_ES256;
         } else if (strncmp(a, "--valid-days=", 13) == 0) {
-            if (parse_i64(a + 13, 1, 36500, &days)) {
+            if (ac_cli_parse_i64(a + 13, 1, 36500, &days)) {
                 fprintf(stderr, "keygen: --valid-days must be 1..36500\n");
                 return 2;
             }
         } else if (strncmp(a, "--nbf=", 6) == 0) {
-            if (parse_i64(a + 6, 0, (int64_t)1 << 40, &nbf)) {
+            if (ac_cli_parse_i64(a + 6, 0, (int64_t)1 << 40, &nbf)) {
                 fprintf(stderr, "keygen: --nbf must be unix seconds\n");
                 return 2;
             }

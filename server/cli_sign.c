@@ -191,16 +191,6 @@ static void print_curl(const char *name, const char *value)
     printf("'\n");
 }
 
-static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || errno != 0 || v < lo || v > hi) return -1;
-    *out = (int64_t)v;
-    return 0;
-}
-
 int ac_cli_sign(int argc, char **argv)
 {
     static const char *const names[] = {
@@ -276,11 +266,11 @@ int ac_cli_sign(int argc, char **argv)
         }
     }
     int64_t now = (int64_t)time(NULL), created = now, expires_in = 60;
-    if (opt[CREATED] && parse_i64(opt[CREATED], 0, INT64_C(999999999999), &created)) {
+    if (opt[CREATED] && ac_cli_parse_i64(opt[CREATED], 0, INT64_C(999999999999), &created)) {
         fprintf(stderr, "sign: --created must be unix seconds\n");
         return 2;
     }
-    if (opt[EXPIRES_IN] && parse_i64(opt[EXPIRES_IN], 0, INT64_C(31536000), &expires_in)) {
+    if (opt[EXPIRES_IN] && ac_cli_parse_i64(opt[EXPIRES_IN], 0, INT64_C(31536000), &expires_in)) {
         fprintf(stderr, "sign: --expires-in must be 0..31536000 seconds\n");
         return 2;
     }
