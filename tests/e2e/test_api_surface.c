@@ -23,6 +23,7 @@
 
 #include <jansson.h>
 
+#include "tests/support/api.h"
 #include "tests/support/httpc.h"
 #include "tests/support/server.h"
 
@@ -31,12 +32,6 @@
 static struct ac_test_server srv;
 static struct ac_test_http http;
 static char keys_dir[1024];
-
-static const char *jstr(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
 
 /* One request; fails unless the status is `want` and Cache-Control is no-store. Returns the
  * parsed body (caller decrefs). */
@@ -67,13 +62,14 @@ static json_t *call(const char *method, const char *path, const char *json, int 
 /* Assert a problem with this code (and status member equal to the HTTP status `want`). */
 static void expect_problem(json_t *j, int want, const char *code, const char *what)
 {
-    if (strcmp(jstr(j, "code"), code) != 0)
-        fail_msg("%s: expected code %s, got '%s'", what, code, jstr(j, "code"));
+    if (strcmp(ac_test_jstr(j, "code"), code) != 0)
+        fail_msg("%s: expected code %s, got '%s'", what, code, ac_test_jstr(j, "code"));
     if (json_integer_value(json_object_get(j, "status")) != want)
         fail_msg("%s: status member is not %d", what, want);
     char type[96];
     snprintf(type, sizeof type, "urn:agentclear:error:%s", code);
-    if (strcmp(jstr(j, "type"), type) != 0) fail_msg("%s: type '%s'", what, jstr(j, "type"));
+    if (strcmp(ac_test_jstr(j, "type"), type) != 0)
+        fail_msg("%s: type '%s'", what, ac_test_jstr(j, "type"));
 }
 
 /* ---- keys ------------------------------------------------------------------------------------ */
@@ -87,29 +83,29 @@ static void jwks_lists_the_configured_keys(void **state)
     int okp = 0, ec = 0;
     for (size_t i = 0; i < 2; i++) {
         json_t *k = json_array_get(keys, i);
-        assert_string_equal(jstr(k, "use"), "sig");
-        assert_int_equal(strlen(jstr(k, "kid")), 43);
+        assert_string_equal(ac_test_jstr(k, "use"), "sig");
+        assert_int_equal(strlen(ac_test_jstr(k, "kid")), 43);
         assert_null(json_object_get(k, "d")); /* never the private part */
         json_int_t nbf = json_integer_value(json_object_get(k, "nbf"));
         json_int_t exp = json_integer_value(json_object_get(k, "exp"));
         assert_true(nbf > 0 && exp > nbf);
-        if (strcmp(jstr(k, "kty"), "OKP") == 0) {
+        if (strcmp(ac_test_jstr(k, "kty"), "OKP") == 0) {
             okp++;
-            assert_string_equal(jstr(k, "alg"), "EdDSA");
-            assert_string_equal(jstr(k, "crv"), "Ed25519");
+            assert_string_equal(ac_test_jstr(k, "alg"), "EdDSA");
+            assert_string_equal(ac_test_jstr(k, "crv"), "Ed25519");
         } else {
             ec++;
-            assert_string_equal(jstr(k, "kty"), "EC");
-            assert_string_equal(jstr(k, "alg"), "ES256");
-            assert_string_equal(jstr(k, "crv"), "P-256");
-            assert_int_equal(strlen(jstr(k, "y")), 43);
+            assert_string_equal(ac_test_jstr(k, "kty"), "EC");
+            assert_string_equal(ac_test_jstr(k, "alg"), "ES256");
+            assert_string_equal(ac_test_jstr(k, "crv"), "P-256");
+            assert_int_equal(strlen(ac_test_jstr(k, "y")), 43);
         }
     }
     assert_int_equal(okp, 1);
     assert_int_equal(ec, 1);
     /* the current key (the valid one with the latest nbf: the P-256 key made second, with a later
      * nbf) comes first */
-    assert_string_equal(jstr(json_array_get(keys, 0), "kty"), "EC");
+    assert_string_equal(ac_test_jstr(json_array_get(keys, 0), "kty"), "EC");
     json_decref(j);
 }
 
@@ -119,7 +115,7 @@ static void assets_create_replay_conflict_read(void **state)
 {
     (void)state;
     json_t *j = call("POST", "/v1/ledger/assets", "{\"code\":\"USD\",\"scale\":2}", 201);
-    assert_string_equal(jstr(j, "code"), "USD");
+    assert_string_equal(ac_test_jstr(j, "code"), "USD");
     assert_int_equal(json_integer_value(json_object_get(j, "scale")), 2);
     json_decref(j);
     j = call("POST", "/v1/ledger/assets", "{\"code\":\"USD\",\"scale\":2}", 200);
@@ -135,7 +131,7 @@ static void assets_create_replay_conflict_read(void **state)
     expect_problem(j, 400, "asset_invalid", "scale 19");
     json_decref(j);
     j = call("GET", "/v1/ledger/assets/USD", NULL, 200);
-    assert_string_equal(jstr(j, "code"), "USD");
+    assert_string_equal(ac_test_jstr(j, "code"), "USD");
     assert_int_equal(json_integer_value(json_object_get(j, "scale")), 2);
     json_decref(j);
     j = call("GET", "/v1/ledger/assets/EUR", NULL, 404);
@@ -154,7 +150,7 @@ static void accounts_create_replay_conflict(void **state)
     json_t *j = call("POST", "/v1/ledger/accounts", two, 200);
     json_t *res = json_object_get(j, "results");
     assert_int_equal(json_array_size(res), 2);
-    assert_string_equal(jstr(json_array_get(res, 0), "status"), "ok");
+    assert_string_equal(ac_test_jstr(json_array_get(res, 0), "status"), "ok");
     assert_null(json_object_get(json_array_get(res, 0), "replayed"));
     json_decref(j);
 
@@ -172,9 +168,9 @@ static void accounts_create_replay_conflict(void **state)
     expect_problem(j, 409, "account_exists", "changed account");
     res = json_object_get(j, "results");
     assert_int_equal(json_array_size(res), 2);
-    assert_string_equal(jstr(json_array_get(res, 0), "status"), "ok");
-    assert_string_equal(jstr(json_array_get(res, 1), "status"), "failed");
-    assert_string_equal(jstr(json_array_get(res, 1), "code"), "account_exists");
+    assert_string_equal(ac_test_jstr(json_array_get(res, 0), "status"), "ok");
+    assert_string_equal(ac_test_jstr(json_array_get(res, 1), "status"), "failed");
+    assert_string_equal(ac_test_jstr(json_array_get(res, 1), "code"), "account_exists");
     json_decref(j);
     json_decref(call("GET", "/v1/ledger/accounts/s-c", NULL, 200));
 
@@ -184,18 +180,18 @@ static void accounts_create_replay_conflict(void **state)
              "\"USD\"}]}",
              400);
     expect_problem(j, 400, "id_invalid", "bad account id");
-    assert_string_equal(jstr(j, "pointer"), "/accounts/1");
+    assert_string_equal(ac_test_jstr(j, "pointer"), "/accounts/1");
     json_decref(j);
     j = call("GET", "/v1/ledger/accounts/s-d", NULL, 404);
     expect_problem(j, 404, "account_unknown", "s-d after a rejected request");
     json_decref(j);
 
     j = call("GET", "/v1/ledger/accounts/s-a", NULL, 200);
-    assert_string_equal(jstr(j, "owner"), "user:s");
-    assert_string_equal(jstr(j, "debits_posted"), "0.00");
+    assert_string_equal(ac_test_jstr(j, "owner"), "user:s");
+    assert_string_equal(ac_test_jstr(j, "debits_posted"), "0.00");
     json_decref(j);
     j = call("GET", "/v1/ledger/accounts/s-b", NULL, 200);
-    assert_string_equal(jstr(j, "owner"), "");
+    assert_string_equal(ac_test_jstr(j, "owner"), "");
     assert_string_equal(json_string_value(json_array_get(json_object_get(j, "flags"), 0)),
                         "debits_must_not_exceed_credits");
     json_decref(j);
@@ -216,8 +212,8 @@ static void sticky_failure_reads_back(void **state)
     expect_problem(j, 422, "exceeds_credits", "overdraft");
     json_decref(j);
     j = call("GET", "/v1/ledger/transfers/s-t1", NULL, 200);
-    assert_string_equal(jstr(j, "status"), "failed");
-    assert_string_equal(jstr(j, "code"), "exceeds_credits");
+    assert_string_equal(ac_test_jstr(j, "status"), "failed");
+    assert_string_equal(ac_test_jstr(j, "code"), "exceeds_credits");
     assert_null(json_object_get(j, "amount"));
     json_decref(j);
 }
@@ -243,7 +239,7 @@ static void generic_answers(void **state)
     path[620] = '\0';
     j = call("GET", path, NULL, 414);
     expect_problem(j, 414, "uri_too_long", "overlong target");
-    assert_string_equal(jstr(j, "instance"), "/");
+    assert_string_equal(ac_test_jstr(j, "instance"), "/");
     json_decref(j);
 }
 

@@ -19,6 +19,7 @@
 #include "protocol/b64.h"
 #include "protocol/binding.h"
 #include "protocol/jose.h"
+#include "tests/support/api.h"
 #include "tests/support/httpc.h"
 #include "tests/support/identity.h"
 #include "tests/support/server.h"
@@ -35,25 +36,11 @@ static EVP_PKEY *alice1, *alice2, *alice3, *bob1, *shop1, *agent1, *agent2, *str
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-static const char *jstr(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
-
 /* method path [json] with or without the operator token; fails unless the status is `want`. */
 static json_t *call_tok(const char *method, const char *path, const char *json, int want,
                         const char *token)
 {
-    struct ac_test_http_resp r;
-    int st = ac_test_http_api(&http, method, path, token, json, &r);
-    if (st != want)
-        fail_msg("%s %s: expected %d, got %d (%s) %s\nrequest: %.400s", method, path, want, st,
-                 r.err, r.body, json ? json : "");
-    json_t *j = ac_test_http_json(&r);
-    if (j == NULL) fail_msg("%s %s: body is not json: %s", method, path, r.body);
-    ac_test_http_resp_free(&r);
-    return j;
+    return ac_test_api_call(&http, method, path, token, json, want);
 }
 
 static json_t *call(const char *method, const char *path, const char *json, int want)
@@ -67,18 +54,10 @@ static void problem_tok(const char *method, const char *path, const char *json, 
 {
     struct ac_test_http_resp r;
     ac_test_http_api(&http, method, path, token, json, &r);
-    if (r.status != status)
-        fail_msg("%s %s: expected %d %s, got %d (%s): %s\nrequest: %.400s", method, path, status,
-                 code, r.status, r.err, r.body, json ? json : "");
-    char ct[128];
-    ac_test_http_header(&r, "Content-Type", ct, sizeof ct);
-    if (strncmp(ct, "application/problem+json", 24) != 0)
-        fail_msg("%s %s: content type '%s'", method, path, ct);
-    json_t *j = ac_test_http_json(&r);
-    if (j == NULL || strcmp(jstr(j, "code"), code) != 0 ||
-        json_integer_value(json_object_get(j, "status")) != status)
-        fail_msg("%s %s: expected code %s, got %s", method, path, code, r.body);
-    json_decref(j);
+    char what[600];
+    snprintf(what, sizeof what, "%s %s%s%.400s", method, path, json ? " with " : "",
+             json ? json : "");
+    json_decref(ac_test_api_problem(&r, status, code, what));
     ac_test_http_resp_free(&r);
 }
 
@@ -156,16 +135,16 @@ static void principals(void **st)
     char body[8192];
     snprintf(body, sizeof body, "{\"id\":\"alice\",\"keys\":[%s,%s]}", a1, a2);
     json_t *j = call("POST", "/v1/users", body, 201);
-    assert_string_equal(jstr(j, "id"), "alice");
+    assert_string_equal(ac_test_jstr(j, "id"), "alice");
     json_t *keys = json_object_get(j, "keys");
     assert_int_equal(json_array_size(keys), 2);
     char kid[AC_JWK_THUMBPRINT_SIZE];
     assert_int_equal(ac_jwk_thumbprint(alice1, kid), 0);
-    assert_string_equal(jstr(json_array_get(keys, 0), "kid"), kid);
-    assert_string_equal(jstr(json_array_get(keys, 0), "alg"), "EdDSA");
+    assert_string_equal(ac_test_jstr(json_array_get(keys, 0), "kid"), kid);
+    assert_string_equal(ac_test_jstr(json_array_get(keys, 0), "alg"), "EdDSA");
     assert_int_equal(ac_jwk_thumbprint(alice2, kid), 0);
-    assert_string_equal(jstr(json_array_get(keys, 1), "kid"), kid);
-    assert_string_equal(jstr(json_array_get(keys, 1), "alg"), "ES256");
+    assert_string_equal(ac_test_jstr(json_array_get(keys, 1), "kid"), kid);
+    assert_string_equal(ac_test_jstr(json_array_get(keys, 1), "alg"), "ES256");
     json_decref(j);
     /* replay: 200, same answer; other keys under the same id: 409 */
     json_decref(call("POST", "/v1/users", body, 200));
@@ -183,7 +162,7 @@ static void principals(void **st)
     problem("POST", "/v1/users/nobody/keys", body, 404, "user_unknown");
     j = call("GET", "/v1/users/alice", NULL, 200);
     assert_int_equal(json_array_size(json_object_get(j, "keys")), 3);
-    assert_string_equal(jstr(j, "status"), "active");
+    assert_string_equal(ac_test_jstr(j, "status"), "active");
     json_decref(j);
     problem("GET", "/v1/users/nobody", NULL, 404, "user_unknown");
 
@@ -192,8 +171,8 @@ static void principals(void **st)
              "{\"id\":\"shop\",\"name\":\"The Shop\",\"category\":\"llm-inference\",\"keys\":[%s]}",
              s1);
     j = call("POST", "/v1/merchants", body, 201);
-    assert_string_equal(jstr(j, "name"), "The Shop");
-    assert_string_equal(jstr(j, "category"), "llm-inference");
+    assert_string_equal(ac_test_jstr(j, "name"), "The Shop");
+    assert_string_equal(ac_test_jstr(j, "category"), "llm-inference");
     json_decref(j);
     json_decref(call("POST", "/v1/merchants", body, 200));
     snprintf(body, sizeof body,
@@ -285,29 +264,29 @@ static void bindings(void **st)
     json_t *j = call_tok("POST", "/v1/bindings", b1_body, 201, NULL);
     assert_int_equal(identity_rows(), rows + 1);
     char kid[AC_JWK_THUMBPRINT_SIZE];
-    assert_string_equal(jstr(j, "id"), "b1");
-    assert_string_equal(jstr(j, "user"), "alice");
-    assert_string_equal(jstr(j, "agent"), "agent-a");
+    assert_string_equal(ac_test_jstr(j, "id"), "b1");
+    assert_string_equal(ac_test_jstr(j, "user"), "alice");
+    assert_string_equal(ac_test_jstr(j, "agent"), "agent-a");
     assert_int_equal(ac_jwk_thumbprint(agent1, kid), 0);
-    assert_string_equal(jstr(j, "agent_keyid"), kid);
+    assert_string_equal(ac_test_jstr(j, "agent_keyid"), kid);
     assert_int_equal(ac_jwk_thumbprint(alice2, kid), 0);
-    assert_string_equal(jstr(j, "signed_by"), kid);
-    assert_string_equal(jstr(j, "status"), "active");
-    assert_string_equal(jstr(j, "max_autonomy"), "L3");
+    assert_string_equal(ac_test_jstr(j, "signed_by"), kid);
+    assert_string_equal(ac_test_jstr(j, "status"), "active");
+    assert_string_equal(ac_test_jstr(j, "max_autonomy"), "L3");
     assert_int_equal(json_integer_value(json_object_get(j, "iat")), iat);
     assert_int_equal(json_integer_value(json_object_get(j, "nbf")), iat);
     assert_int_equal(json_integer_value(json_object_get(j, "exp")), iat + 10 + 30 * DAY);
     json_t *rt = json_object_get(j, "runtime");
-    assert_string_equal(jstr(rt, "software"), AC_TEST_SW);
-    assert_string_equal(jstr(rt, "model"), AC_TEST_MODEL);
-    assert_string_equal(jstr(rt, "environment"), AC_TEST_ENV);
+    assert_string_equal(ac_test_jstr(rt, "software"), AC_TEST_SW);
+    assert_string_equal(ac_test_jstr(rt, "model"), AC_TEST_MODEL);
+    assert_string_equal(ac_test_jstr(rt, "environment"), AC_TEST_ENV);
     uint8_t d[AC_RUNTIME_DIGEST_LEN];
     char hdr[AC_RUNTIME_HEADER_MAX + 1];
     assert_int_equal(ac_runtime_digest(AC_TEST_SW, AC_TEST_MODEL, AC_TEST_ENV, d), AC_EC_OK);
     assert_true(ac_runtime_header(d, hdr, sizeof hdr) > 0);
-    assert_string_equal(jstr(j, "runtime_digest"), hdr);
+    assert_string_equal(ac_test_jstr(j, "runtime_digest"), hdr);
     json_t *sent = json_loads(b1_body, 0, NULL);
-    assert_string_equal(jstr(j, "jws"), jstr(sent, "jws"));
+    assert_string_equal(ac_test_jstr(j, "jws"), ac_test_jstr(sent, "jws"));
     json_decref(sent);
     /* the agent JWK is the agent's key */
     EVP_PKEY *back = NULL;
@@ -318,13 +297,13 @@ static void bindings(void **st)
     json_decref(j);
     /* replay: 200, nothing written */
     j = call_tok("POST", "/v1/bindings", b1_body, 200, NULL);
-    assert_string_equal(jstr(j, "id"), "b1");
+    assert_string_equal(ac_test_jstr(j, "id"), "b1");
     json_decref(j);
     assert_int_equal(identity_rows(), rows + 1);
     /* GET: operator only */
     j = call("GET", "/v1/bindings/b1", NULL, 200);
-    assert_string_equal(jstr(j, "status"), "active");
-    assert_string_equal(jstr(j, "runtime_digest"), hdr);
+    assert_string_equal(ac_test_jstr(j, "status"), "active");
+    assert_string_equal(ac_test_jstr(j, "runtime_digest"), hdr);
     json_decref(j);
     problem_tok("GET", "/v1/bindings/b1", NULL, 401, "unauthorized", NULL);
     problem("GET", "/v1/bindings/nope", NULL, 404, "binding_unknown");
@@ -459,7 +438,7 @@ static void revocation(void **st)
     free(body);
     bad_revocation("/v1/bindings/b1/revoke", "{\"jws\":\"x.y\"}", 400, "jws_malformed");
     json_t *j = call("GET", "/v1/bindings/b1", NULL, 200);
-    assert_string_equal(jstr(j, "status"), "active");
+    assert_string_equal(ac_test_jstr(j, "status"), "active");
     json_decref(j);
 
     /* any key of the user revokes (alice3 was added after the binding was signed by alice2) */
@@ -467,11 +446,11 @@ static void revocation(void **st)
                       NULL);
     long long rows = identity_rows();
     j = call_tok("POST", "/v1/bindings/b1/revoke", body, 200, NULL);
-    assert_string_equal(jstr(j, "status"), "revoked");
+    assert_string_equal(ac_test_jstr(j, "status"), "revoked");
     char revoked_at[64];
-    snprintf(revoked_at, sizeof revoked_at, "%s", jstr(j, "revoked_at"));
+    snprintf(revoked_at, sizeof revoked_at, "%s", ac_test_jstr(j, "revoked_at"));
     assert_true(strlen(revoked_at) > 0);
-    assert_string_equal(jstr(json_object_get(j, "revocation"), "signed_by"), kid_alice3);
+    assert_string_equal(ac_test_jstr(json_object_get(j, "revocation"), "signed_by"), kid_alice3);
     json_decref(j);
     assert_int_equal(identity_rows(), rows + 1);
     assert_int_equal(
@@ -480,29 +459,29 @@ static void revocation(void **st)
         1);
     /* again, and with another revocation: the same answer, nothing written */
     j = call_tok("POST", "/v1/bindings/b1/revoke", body, 200, NULL);
-    assert_string_equal(jstr(j, "revoked_at"), revoked_at);
+    assert_string_equal(ac_test_jstr(j, "revoked_at"), revoked_at);
     json_decref(j);
     free(body);
     body = signed_doc(alice1, AC_REVOCATION_TYP, ac_test_revocation_payload("b1", "alice", now_s()),
                       NULL);
     j = call_tok("POST", "/v1/bindings/b1/revoke", body, 200, NULL);
-    assert_string_equal(jstr(j, "revoked_at"), revoked_at);
-    assert_string_equal(jstr(json_object_get(j, "revocation"), "signed_by"), kid_alice3);
+    assert_string_equal(ac_test_jstr(j, "revoked_at"), revoked_at);
+    assert_string_equal(ac_test_jstr(json_object_get(j, "revocation"), "signed_by"), kid_alice3);
     json_decref(j);
     free(body);
     assert_int_equal(identity_rows(), rows + 1);
     j = call("GET", "/v1/bindings/b1", NULL, 200);
-    assert_string_equal(jstr(j, "status"), "revoked");
-    assert_string_equal(jstr(j, "revoked_at"), revoked_at);
+    assert_string_equal(ac_test_jstr(j, "status"), "revoked");
+    assert_string_equal(ac_test_jstr(j, "revoked_at"), revoked_at);
     json_decref(j);
     /* the replay of the binding still answers 200 (revoked) */
     j = call_tok("POST", "/v1/bindings", b1_body, 200, NULL);
-    assert_string_equal(jstr(j, "status"), "revoked");
+    assert_string_equal(ac_test_jstr(j, "status"), "revoked");
     json_decref(j);
     /* the agent key is free again: a new binding of it is accepted */
     body = signed_doc(alice1, AC_BINDING_TYP, binding_payload("b2", "alice", agent1), NULL);
     j = call_tok("POST", "/v1/bindings", body, 201, NULL);
-    assert_string_equal(jstr(j, "status"), "active");
+    assert_string_equal(ac_test_jstr(j, "status"), "active");
     json_decref(j);
     free(body);
 }
@@ -527,7 +506,7 @@ static void restart_keeps_everything(void **st)
     assert_true(json_equal(m0, m1));
     assert_true(json_equal(b0, b1));
     assert_true(json_equal(c0, c1));
-    assert_string_equal(jstr(b1, "status"), "revoked");
+    assert_string_equal(ac_test_jstr(b1, "status"), "revoked");
     json_decref(u0);
     json_decref(u1);
     json_decref(m0);

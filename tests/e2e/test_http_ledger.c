@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "protocol/amount.h"
+#include "tests/support/api.h"
 #include "tests/support/httpc.h"
 #include "tests/support/server.h"
 #include "tests/support/sql.h"
@@ -56,20 +57,11 @@ static int api_on(struct ac_test_http *c, const char *method, const char *path, 
     return ac_test_http_api(c, method, path, TOKEN, json, r);
 }
 
-/* method path [json] on the main server; fails the test unless the status is `want`; returns the
- * parsed body (caller decrefs). */
+/* method path [json] with the operator token on c: see ac_test_api_call(). */
 static json_t *call_on(struct ac_test_http *c, const char *method, const char *path,
                        const char *json, int want)
 {
-    struct ac_test_http_resp r;
-    int st = api_on(c, method, path, json, &r);
-    if (st != want)
-        fail_msg("%s %s: expected %d, got %d (%s) %s\nrequest: %.300s", method, path, want, st,
-                 r.err, r.body, json ? json : "");
-    json_t *j = ac_test_http_json(&r);
-    if (j == NULL) fail_msg("%s %s: body is not json: %s", method, path, r.body);
-    ac_test_http_resp_free(&r);
-    return j;
+    return ac_test_api_call(c, method, path, TOKEN, json, want);
 }
 
 static json_t *call(const char *method, const char *path, const char *json, int want)
@@ -77,39 +69,11 @@ static json_t *call(const char *method, const char *path, const char *json, int 
     return call_on(&http, method, path, json, want);
 }
 
-static const char *jstr(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
-
 static const json_t *result_at(const json_t *j, size_t i)
 {
     const json_t *it = json_array_get(json_object_get(j, "results"), i);
     if (it == NULL) fail_msg("no results[%zu] in the answer", i);
     return it;
-}
-
-/* Assert a problem+json answer with this status and code; returns the parsed body. */
-static json_t *expect_problem(struct ac_test_http_resp *r, int status, const char *code,
-                              const char *what)
-{
-    if (r->status != status)
-        fail_msg("%s: expected %d %s, got %d (%s): %s", what, status, code, r->status, r->err,
-                 r->body);
-    char ct[128];
-    ac_test_http_header(r, "Content-Type", ct, sizeof ct);
-    if (strncmp(ct, "application/problem+json", 24) != 0)
-        fail_msg("%s: content type '%s', expected application/problem+json", what, ct);
-    json_t *j = ac_test_http_json(r);
-    if (j == NULL) fail_msg("%s: body is not json: %s", what, r->body);
-    if (strcmp(jstr(j, "code"), code) != 0)
-        fail_msg("%s: expected code %s, got %s: %s", what, code, jstr(j, "code"), r->body);
-    if (json_integer_value(json_object_get(j, "status")) != status)
-        fail_msg("%s: problem status member differs from %d: %s", what, status, r->body);
-    if (strcmp(jstr(j, "type"), "") == 0 || strcmp(jstr(j, "title"), "") == 0)
-        fail_msg("%s: problem without type or title: %s", what, r->body);
-    return j;
 }
 
 static int64_t units(const char *s)
@@ -131,8 +95,9 @@ static struct bal balance_on(struct ac_test_http *c, const char *id)
     char path[160];
     snprintf(path, sizeof path, "/v1/ledger/accounts/%s", id);
     json_t *j = call_on(c, "GET", path, NULL, 200);
-    struct bal b = {units(jstr(j, "debits_pending")), units(jstr(j, "debits_posted")),
-                    units(jstr(j, "credits_pending")), units(jstr(j, "credits_posted"))};
+    struct bal b = {
+        units(ac_test_jstr(j, "debits_pending")), units(ac_test_jstr(j, "debits_posted")),
+        units(ac_test_jstr(j, "credits_pending")), units(ac_test_jstr(j, "credits_posted"))};
     json_decref(j);
     return b;
 }
@@ -166,7 +131,7 @@ static void assert_no_transfer_on(struct ac_test_http *c, const char *id)
     api_on(c, "GET", path, NULL, &r);
     char what[200];
     snprintf(what, sizeof what, "GET transfer %s (must not exist)", id);
-    json_decref(expect_problem(&r, 404, "not_found", what));
+    json_decref(ac_test_api_problem(&r, 404, "not_found", what));
     ac_test_http_resp_free(&r);
 }
 
@@ -207,9 +172,10 @@ static void transfer_fails(const char *item, int want, const char *code)
     snprintf(body, sizeof body, "{\"transfers\":[%s]}", item);
     struct ac_test_http_resp r;
     api_on(&http, "POST", "/v1/ledger/transfers", body, &r);
-    json_t *j = expect_problem(&r, want, code, item);
+    json_t *j = ac_test_api_problem(&r, want, code, item);
     const json_t *it = result_at(j, 0);
-    if (strcmp(jstr(it, "status"), "failed") != 0 || strcmp(jstr(it, "code"), code) != 0)
+    if (strcmp(ac_test_jstr(it, "status"), "failed") != 0 ||
+        strcmp(ac_test_jstr(it, "code"), code) != 0)
         fail_msg("%s: results[0] is not failed/%s: %s", item, code, r.body);
     json_decref(j);
     ac_test_http_resp_free(&r);
@@ -219,7 +185,8 @@ static void assert_ok_result(const json_t *j, size_t i, const char *amount, int 
 {
     const json_t *it = result_at(j, i);
     char *dump = json_dumps(j, JSON_COMPACT);
-    if (strcmp(jstr(it, "status"), "ok") != 0 || (amount && strcmp(jstr(it, "amount"), amount)) ||
+    if (strcmp(ac_test_jstr(it, "status"), "ok") != 0 ||
+        (amount && strcmp(ac_test_jstr(it, "amount"), amount)) ||
         json_is_true(json_object_get(it, "replayed")) != replayed)
         fail_msg("results[%zu]: expected ok amount %s%s, got %s", i, amount ? amount : "(any)",
                  replayed ? " replayed" : "", dump);
@@ -468,11 +435,13 @@ static void rejected_requests_write_nothing(void **state)
         struct ac_test_http_resp r;
         ac_test_http_request(&http, c->method, c->path, hdr, body, len, &r);
         free(big);
-        json_t *j = expect_problem(&r, c->status, c->code, c->name);
-        if (c->pointer && strcmp(jstr(j, "pointer"), c->pointer) != 0)
-            fail_msg("%s: pointer '%s', expected '%s'", c->name, jstr(j, "pointer"), c->pointer);
-        if (strcmp(jstr(j, "instance"), c->path) != 0)
-            fail_msg("%s: instance '%s', expected '%s'", c->name, jstr(j, "instance"), c->path);
+        json_t *j = ac_test_api_problem(&r, c->status, c->code, c->name);
+        if (c->pointer && strcmp(ac_test_jstr(j, "pointer"), c->pointer) != 0)
+            fail_msg("%s: pointer '%s', expected '%s'", c->name, ac_test_jstr(j, "pointer"),
+                     c->pointer);
+        if (strcmp(ac_test_jstr(j, "instance"), c->path) != 0)
+            fail_msg("%s: instance '%s', expected '%s'", c->name, ac_test_jstr(j, "instance"),
+                     c->path);
         json_decref(j);
         ac_test_http_resp_free(&r);
         for (int i = 0; i < 3; i++)
@@ -524,20 +493,20 @@ static void reads_of_missing_things(void **state)
     (void)state;
     struct ac_test_http_resp r;
     api_on(&http, "GET", "/v1/ledger/accounts/h-nobody", NULL, &r);
-    json_decref(expect_problem(&r, 404, "account_unknown", "GET unknown account"));
+    json_decref(ac_test_api_problem(&r, 404, "account_unknown", "GET unknown account"));
     ac_test_http_resp_free(&r);
     api_on(&http, "GET", "/v1/ledger/accounts/bad!id", NULL, &r);
-    json_decref(expect_problem(&r, 404, "not_found", "GET invalid account id"));
+    json_decref(ac_test_api_problem(&r, 404, "not_found", "GET invalid account id"));
     ac_test_http_resp_free(&r);
     api_on(&http, "GET", "/v1/ledger/assets/XYZ", NULL, &r);
-    json_decref(expect_problem(&r, 404, "asset_unknown", "GET unknown asset"));
+    json_decref(ac_test_api_problem(&r, 404, "asset_unknown", "GET unknown asset"));
     ac_test_http_resp_free(&r);
     ac_test_http_api(&http, "GET", "/v1/ledger/accounts/h-a", NULL, NULL, &r);
-    json_decref(expect_problem(&r, 401, "unauthorized", "GET account without token"));
+    json_decref(ac_test_api_problem(&r, 401, "unauthorized", "GET account without token"));
     ac_test_http_resp_free(&r);
     assert_no_transfer("never-posted");
     json_t *h = call("GET", "/healthz", NULL, 200);
-    assert_string_equal(jstr(h, "status"), "ok");
+    assert_string_equal(ac_test_jstr(h, "status"), "ok");
     json_decref(h);
 }
 
@@ -551,14 +520,14 @@ static void idempotent_replay(void **state)
     json_t *j = transfer1(item, 200);
     assert_ok_result(j, 0, "2.25", 0);
     char created[64];
-    snprintf(created, sizeof created, "%s", jstr(result_at(j, 0), "created_at"));
+    snprintf(created, sizeof created, "%s", ac_test_jstr(result_at(j, 0), "created_at"));
     json_decref(j);
     struct bal a = balance("h-a"), b = balance("h-b");
     /* the same id with the same fields: the original answer, marked replayed, nothing moves */
     for (int i = 0; i < 2; i++) {
         j = transfer1(item, 200);
         assert_ok_result(j, 0, "2.25", 1);
-        assert_string_equal(jstr(result_at(j, 0), "created_at"), created);
+        assert_string_equal(ac_test_jstr(result_at(j, 0), "created_at"), created);
         json_decref(j);
     }
     assert_same_bal("h-a", a);
@@ -577,10 +546,10 @@ static void idempotent_replay(void **state)
     assert_same_bal("h-a", a);
     assert_same_bal("h-b", b);
     json_t *t = get_transfer("idem-1");
-    assert_string_equal(jstr(t, "status"), "ok");
-    assert_string_equal(jstr(t, "amount"), "2.25");
-    assert_string_equal(jstr(t, "debit_account"), "h-a");
-    assert_string_equal(jstr(t, "credit_account"), "h-b");
+    assert_string_equal(ac_test_jstr(t, "status"), "ok");
+    assert_string_equal(ac_test_jstr(t, "amount"), "2.25");
+    assert_string_equal(ac_test_jstr(t, "debit_account"), "h-a");
+    assert_string_equal(ac_test_jstr(t, "credit_account"), "h-b");
     assert_int_equal(json_integer_value(json_object_get(t, "code")), 7);
     json_decref(t);
 
@@ -601,8 +570,8 @@ static void idempotent_replay(void **state)
                          "\"h-b\",\"amount\":\"5.00\",\"asset\":\"CNY\"}";
     transfer_fails(greedy, 422, "exceeds_credits");
     t = get_transfer("sticky-1");
-    assert_string_equal(jstr(t, "status"), "failed");
-    assert_string_equal(jstr(t, "code"), "exceeds_credits");
+    assert_string_equal(ac_test_jstr(t, "status"), "failed");
+    assert_string_equal(ac_test_jstr(t, "code"), "exceeds_credits");
     json_decref(t);
     fund("fund-empty", "h-empty", "10.00");
     struct bal e = balance("h-empty");
@@ -633,9 +602,9 @@ static void idempotent_replay(void **state)
 static void expect_pending_state(const char *id, const char *st)
 {
     json_t *t = get_transfer(id);
-    if (strcmp(jstr(t, "pending_state"), st) != 0)
-        fail_msg("transfer %s: pending_state '%s', expected '%s'", id, jstr(t, "pending_state"),
-                 st);
+    if (strcmp(ac_test_jstr(t, "pending_state"), st) != 0)
+        fail_msg("transfer %s: pending_state '%s', expected '%s'", id,
+                 ac_test_jstr(t, "pending_state"), st);
     json_decref(t);
 }
 
@@ -736,8 +705,8 @@ static void pending_expires(void **state)
     assert_bal("h-merchant", m0.dp, m0.dpo, m0.cp, m0.cpo);
     expect_pending_state("e-1", "expired");
     t = get_transfer("e-1-post");
-    assert_string_equal(jstr(t, "status"), "failed");
-    assert_string_equal(jstr(t, "code"), "pending_expired");
+    assert_string_equal(ac_test_jstr(t, "status"), "failed");
+    assert_string_equal(ac_test_jstr(t, "code"), "pending_expired");
     json_decref(t);
     transfer_fails("{\"id\":\"e-1-void\",\"pending_id\":\"e-1\",\"asset\":\"CNY\","
                    "\"flags\":[\"void_pending\"]}",
@@ -770,13 +739,13 @@ static void linked_chain_rolls_back(void **state)
     api_on(&http, "POST", "/v1/ledger/transfers", chain, &r);
     /* the top-level code is the first failure by position (handler contract); the cause is in
      * the failing member's result */
-    json_t *j = expect_problem(&r, 422, "linked_event_failed", "linked chain");
+    json_t *j = ac_test_api_problem(&r, 422, "linked_event_failed", "linked chain");
     ac_test_http_resp_free(&r);
     const char *want[] = {"linked_event_failed", "linked_event_failed", "exceeds_credits", NULL};
     for (size_t i = 0; i < 3; i++) {
         const json_t *it = result_at(j, i);
-        assert_string_equal(jstr(it, "status"), "failed");
-        assert_string_equal(jstr(it, "code"), want[i]);
+        assert_string_equal(ac_test_jstr(it, "status"), "failed");
+        assert_string_equal(ac_test_jstr(it, "code"), want[i]);
     }
     assert_ok_result(j, 3, "0.10", 0); /* the independent transfer after the chain went through */
     json_decref(j);
@@ -786,8 +755,8 @@ static void linked_chain_rolls_back(void **state)
     assert_no_transfer("l-1");
     assert_no_transfer("l-2");
     json_t *t = get_transfer("l-3"); /* the failing member's sticky failure is recorded */
-    assert_string_equal(jstr(t, "status"), "failed");
-    assert_string_equal(jstr(t, "code"), "exceeds_credits");
+    assert_string_equal(ac_test_jstr(t, "status"), "failed");
+    assert_string_equal(ac_test_jstr(t, "code"), "exceeds_credits");
     json_decref(t);
 
     /* the same chain that fits goes through as one */
@@ -822,7 +791,7 @@ static void balancing_transfer(void **state)
     assert_ok_result(j, 0, "7.00", 0); /* what the balance allowed, not what was asked */
     json_decref(j);
     json_t *t = get_transfer("b-1");
-    assert_string_equal(jstr(t, "amount"), "7.00");
+    assert_string_equal(ac_test_jstr(t, "amount"), "7.00");
     json_decref(t);
     assert_bal("h-bal", 0, 700, 0, 700);
     assert_bal("h-merchant", m.dp, m.dpo, m.cp, m.cpo + 700);
@@ -921,7 +890,7 @@ static void expect_unavailable(struct ac_test_http_resp *r, const char *what, co
     if (!ac_test_http_header(r, "Retry-After", ra, sizeof ra) || ra[0] < '0' || ra[0] > '9')
         fail_msg("%s: 503 without a usable Retry-After ('%s')", what, ra);
     json_t *j = ac_test_http_json(r);
-    const char *code = j ? jstr(j, "code") : "";
+    const char *code = j ? ac_test_jstr(j, "code") : "";
     char needle[64];
     snprintf(needle, sizeof needle, " %s ", code);
     if (code[0] == '\0' || strstr(codes, needle) == NULL)
@@ -989,8 +958,8 @@ static void database_down_and_back(void **state)
 
     /* acknowledged before the cut: there, once, and a replay changes nothing */
     j = get_transfer_on(&d.c, "d-pre");
-    assert_string_equal(jstr(j, "status"), "ok");
-    assert_string_equal(jstr(j, "amount"), "2.50");
+    assert_string_equal(ac_test_jstr(j, "status"), "ok");
+    assert_string_equal(ac_test_jstr(j, "amount"), "2.50");
     json_decref(j);
     assert_int_equal(ac_test_sql_int(d.url, "select count(*) from ac_transfers where id = 'd-pre'"),
                      1);
