@@ -78,14 +78,7 @@ int ac_bundle_encode(const struct ac_bundle *b, uint8_t **out, size_t *len, char
         ac_dcbor_map_putz(m, "log_key", ac_dcbor_text((const char *)b->log_key.p, b->log_key.len));
     if (b->jwks.len > 0)
         rc |= ac_dcbor_map_putz(m, "jwks", ac_dcbor_text((const char *)b->jwks.p, b->jwks.len));
-    if (rc != 0) {
-        cbor_decref(&m);
-        return ac_errf(err, errlen, "out of memory");
-    }
-    enum ac_dcbor_status st = ac_dcbor_encode(m, out, len);
-    cbor_decref(&m);
-    if (st != AC_DCBOR_OK) return ac_errf(err, errlen, "cbor: %s", ac_dcbor_strerror(st));
-    return 0;
+    return ac_dcbor_encode_built(m, rc, out, len, err, errlen);
 }
 
 /* ==== decoding =============================================================================== */

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/buf.h"
+
 const char *ac_dcbor_strerror(enum ac_dcbor_status st)
 {
     switch (st) {
@@ -385,6 +387,21 @@ enum ac_dcbor_status ac_dcbor_encode(const cbor_item_t *item, uint8_t **out, siz
     *out = b.p;
     *len = b.len;
     return AC_DCBOR_OK;
+}
+
+int ac_dcbor_encode_built(cbor_item_t *item, int rc, uint8_t **out, size_t *len, char *err,
+                          size_t errlen)
+{
+    *out = NULL;
+    *len = 0;
+    if (rc != 0) {
+        cbor_decref(&item);
+        return ac_errf(err, errlen, "out of memory");
+    }
+    enum ac_dcbor_status st = ac_dcbor_encode(item, out, len);
+    cbor_decref(&item);
+    if (st != AC_DCBOR_OK) return ac_errf(err, errlen, "cbor: %s", ac_dcbor_strerror(st));
+    return 0;
 }
 
 /* ==== checker ================================================================================ */

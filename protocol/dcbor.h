@@ -107,6 +107,15 @@ int ac_dcbor_map_putz(cbor_item_t *map, const char *key, cbor_item_t *value);
  * undefined, EDUPLICATE, EUTF8, EDEPTH); on error *out is NULL and *len 0. */
 enum ac_dcbor_status ac_dcbor_encode(const cbor_item_t *item, uint8_t **out, size_t *len);
 
+/* The last step of building an item with the functions above, for callers that report errors as
+ * text: rc is the results of the builder calls OR'ed together. When rc is nonzero, nothing is
+ * encoded and err gets "out of memory"; otherwise item is encoded as by ac_dcbor_encode() into
+ * *out and *len, and a failure is reported as "cbor: <ac_dcbor_strerror()>". item (not NULL) is
+ * released in every case. Returns 0, or -1 with *out NULL, *len 0 and the message in err (up to
+ * errlen bytes; none when err is NULL). */
+int ac_dcbor_encode_built(cbor_item_t *item, int rc, uint8_t **out, size_t *len, char *err,
+                          size_t errlen);
+
 /* ==== checker and decoder ==================================================================== */
 
 /* Check that buf[0..len) is exactly one item in deterministic encoding: well-formed, definite

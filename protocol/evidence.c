@@ -385,13 +385,7 @@ int ac_ev_record_encode(const struct ac_ev_record *r, uint8_t **out, size_t *len
     rc |= ac_dcbor_map_putz(m, "kind", ac_dcbor_textz(kind_names[r->kind]));
     rc |= ac_dcbor_map_putz(m, "prev", ac_dcbor_bytes(r->prev, AC_EV_HASH_LEN));
     rc |= ac_dcbor_map_putz(m, "body", body_item(&r->body));
-    if (rc != 0) {
-        cbor_decref(&m);
-        return ac_errf(err, errlen, "out of memory");
-    }
-    enum ac_dcbor_status st = ac_dcbor_encode(m, out, len);
-    cbor_decref(&m);
-    if (st != AC_DCBOR_OK) return ac_errf(err, errlen, "cbor: %s", ac_dcbor_strerror(st));
+    if (ac_dcbor_encode_built(m, rc, out, len, err, errlen) != 0) return -1;
     if (*len > AC_EV_RECORD_MAX) {
         free(*out);
         *out = NULL;
