@@ -63,12 +63,15 @@ static void node_stop(struct node *n)
     memset(n, 0, sizeof *n);
 }
 
-static enum ac_ec run(struct node *n, struct ac_identity_op *op)
+/* Run op through the sequencer: its result, and in *replayed (when not NULL) whether it was an
+ * idempotent replay. */
+static enum ac_ec run(struct node *n, struct ac_identity_op *op, int *replayed)
 {
     struct ac_cmd c;
     memset(&c, 0, sizeof c);
     ac_identity_cmd(&c, op);
     enum ac_ec ec = ac_seq_run(n->seq, &c);
+    if (replayed) *replayed = op->replayed;
     return ec != AC_EC_OK ? ec : op->result;
 }
 
@@ -86,9 +89,7 @@ static enum ac_ec principal(struct node *n, enum ac_principal_role role, const c
     for (size_t i = 0; i < nk; i++)
         op.keys[i] = keys[i];
     op.nkeys = nk;
-    enum ac_ec ec = run(n, &op);
-    if (replayed) *replayed = op.replayed;
-    return ec;
+    return run(n, &op, replayed);
 }
 
 static enum ac_ec add_key(struct node *n, enum ac_principal_role role, const char *id, EVP_PKEY *k,
@@ -101,9 +102,7 @@ static enum ac_ec add_key(struct node *n, enum ac_principal_role role, const cha
     snprintf(op.id, sizeof op.id, "%s", id);
     op.keys[0] = k;
     op.nkeys = 1;
-    enum ac_ec ec = run(n, &op);
-    if (replayed) *replayed = op.replayed;
-    return ec;
+    return run(n, &op, replayed);
 }
 
 /* A signed binding, parsed, and its signature verified (as the HTTP thread does). */
@@ -135,9 +134,7 @@ static enum ac_ec do_bind(struct node *n, struct bdoc *b, int *replayed)
     op.kind = AC_IDOP_BINDING;
     op.binding = &b->d;
     op.jws = b->jws;
-    enum ac_ec ec = run(n, &op);
-    if (replayed) *replayed = op.replayed;
-    return ec;
+    return run(n, &op, replayed);
 }
 
 static enum ac_ec do_revoke(struct node *n, const char *binding, const char *user, EVP_PKEY *uk,
@@ -154,8 +151,7 @@ static enum ac_ec do_revoke(struct node *n, const char *binding, const char *use
     op.kind = AC_IDOP_REVOCATION;
     op.revocation = &rev;
     op.jws = jws;
-    enum ac_ec ec = run(n, &op);
-    if (replayed) *replayed = op.replayed;
+    enum ac_ec ec = run(n, &op, replayed);
     ac_revocation_clear(&rev);
     if (jws_out)
         *jws_out = jws;
