@@ -96,24 +96,7 @@ struct principal {
 };
 
 struct binding {
-    char id[AC_ID_MAX + 1];
-    char user_id[AC_ID_MAX + 1];
-    char user_kid[AC_JWK_THUMBPRINT_SIZE];
-    char agent_id[AC_ID_MAX + 1];
-    char agent_kid[AC_JWK_THUMBPRINT_SIZE];
-    EVP_PKEY *agent_key;
-    char software[AC_RUNTIME_HEXDIGEST_LEN + 1];
-    char model[AC_RUNTIME_MODEL_MAX + 1];
-    char environment[AC_RUNTIME_HEXDIGEST_LEN + 1];
-    uint8_t runtime_digest[AC_RUNTIME_DIGEST_LEN];
-    int max_autonomy;
-    int64_t iat, nbf, exp;
-    int64_t created_us;
-    char *jws;
-    int revoked;
-    int64_t revoked_us;
-    char revocation_kid[AC_JWK_THUMBPRINT_SIZE];
-    char *revocation_jws;
+    struct ac_binding_info info; /* what ac_registry_binding_get() copies out */
     uint64_t gen;
     struct binding *prev; /* the binding of the same agent key this one replaced in the index */
 };
@@ -128,11 +111,11 @@ static const char *pkey_key(const void *v)
 }
 static const char *binding_key(const void *v)
 {
-    return ((const struct binding *)v)->id;
+    return ((const struct binding *)v)->info.id;
 }
 static const char *agent_key(const void *v)
 {
-    return ((const struct binding *)v)->agent_kid;
+    return ((const struct binding *)v)->info.agent_kid;
 }
 
 /* Everything the registry holds. Readers see an entry when gen <= visible; the writer stamps new
@@ -173,9 +156,7 @@ static void data_free(struct data *d)
     for (size_t i = 0; i < d->bindings.cap; i++) {
         struct binding *b = d->bindings.slots[i];
         if (b == NULL) continue;
-        EVP_PKEY_free(b->agent_key);
-        free(b->jws);
-        free(b->revocation_jws);
+        ac_binding_info_clear(&b->info);
         free(b);
     }
     free(d->users.slots);
@@ -247,18 +228,18 @@ enum ac_ec ac_registry_resolve(void *cls, const char *keyid, struct ac_resolved_
     while (b && !visible(d, b->gen))
         b = b->prev;
     struct pkey *k = b ? NULL : map_get(&d->keys, keyid);
-    if (b && EVP_PKEY_up_ref(b->agent_key) == 1) {
+    if (b && EVP_PKEY_up_ref(b->info.agent_key) == 1) {
         out->kind = AC_PRINCIPAL_AGENT;
-        out->key = b->agent_key;
-        memcpy(out->keyid, b->agent_kid, sizeof b->agent_kid);
-        memcpy(out->binding_id, b->id, sizeof b->id);
-        memcpy(out->user_id, b->user_id, sizeof b->user_id);
-        memcpy(out->agent_id, b->agent_id, sizeof b->agent_id);
-        memcpy(out->runtime_digest, b->runtime_digest, sizeof b->runtime_digest);
-        out->max_autonomy = b->max_autonomy;
-        out->nbf = b->nbf;
-        out->exp = b->exp;
-        out->revoked = b->revoked;
+        out->key = b->info.agent_key;
+        memcpy(out->keyid, b->info.agent_kid, sizeof b->info.agent_kid);
+        memcpy(out->binding_id, b->info.id, sizeof b->info.id);
+        memcpy(out->user_id, b->info.user_id, sizeof b->info.user_id);
+        memcpy(out->agent_id, b->info.agent_id, sizeof b->info.agent_id);
+        memcpy(out->runtime_digest, b->info.runtime_digest, sizeof b->info.runtime_digest);
+        out->max_autonomy = b->info.max_autonomy;
+        out->nbf = b->info.nbf;
+        out->exp = b->info.exp;
+        out->revoked = b->info.revoked;
         ec = AC_EC_OK;
     } else if (k && visible(d, k->gen) && k->owner->role == AC_ROLE_MERCHANT &&
                EVP_PKEY_up_ref(k->key) == 1) {
@@ -353,28 +334,13 @@ enum ac_ec ac_registry_binding_get(struct ac_registry *reg, const char *id,
     if (b == NULL || !visible(d, b->gen)) {
         ec = AC_EC_BINDING_UNKNOWN;
     } else {
-        memcpy(out->id, b->id, sizeof b->id);
-        memcpy(out->user_id, b->user_id, sizeof b->user_id);
-        memcpy(out->user_kid, b->user_kid, sizeof b->user_kid);
-        memcpy(out->agent_id, b->agent_id, sizeof b->agent_id);
-        memcpy(out->agent_kid, b->agent_kid, sizeof b->agent_kid);
-        memcpy(out->software, b->software, sizeof b->software);
-        memcpy(out->model, b->model, sizeof b->model);
-        memcpy(out->environment, b->environment, sizeof b->environment);
-        memcpy(out->runtime_digest, b->runtime_digest, sizeof b->runtime_digest);
-        out->max_autonomy = b->max_autonomy;
-        out->iat = b->iat;
-        out->nbf = b->nbf;
-        out->exp = b->exp;
-        out->created_us = b->created_us;
-        out->revoked = b->revoked;
-        out->revoked_us = b->revoked_us;
-        memcpy(out->revocation_kid, b->revocation_kid, sizeof b->revocation_kid);
-        out->jws = strdup(b->jws);
-        out->revocation_jws = b->revocation_jws ? strdup(b->revocation_jws) : NULL;
-        if (EVP_PKEY_up_ref(b->agent_key) == 1) out->agent_key = b->agent_key;
+        /* everything, then a copy of each thing it owns */
+        *out = b->info;
+        out->jws = strdup(b->info.jws);
+        out->revocation_jws = b->info.revocation_jws ? strdup(b->info.revocation_jws) : NULL;
+        out->agent_key = EVP_PKEY_up_ref(b->info.agent_key) == 1 ? b->info.agent_key : NULL;
         if (out->jws == NULL || out->agent_key == NULL ||
-            (b->revocation_jws && out->revocation_jws == NULL))
+            (b->info.revocation_jws && out->revocation_jws == NULL))
             ec = AC_EC_INTERNAL;
     }
     pthread_rwlock_unlock(&reg->lock);
@@ -403,7 +369,7 @@ void ac_registry_counts(struct ac_registry *reg, struct ac_registry_counts *out)
         struct binding *b = d->bindings.slots[i];
         if (b == NULL || !visible(d, b->gen)) continue;
         out->bindings++;
-        if (b->revoked) out->revoked++;
+        if (b->info.revoked) out->revoked++;
     }
     pthread_rwlock_unlock(&reg->lock);
 }
@@ -558,7 +524,7 @@ enum ac_ec ac_registry_binding_add(struct ac_registry *reg, const struct ac_bind
     struct binding *cur = map_get(&d->agents, doc->agent_kid);
     struct binding *b = NULL;
     if (old) {
-        if (strcmp(old->jws, jws) == 0)
+        if (strcmp(old->info.jws, jws) == 0)
             *replayed = 1;
         else
             ec = AC_EC_BINDING_EXISTS;
@@ -568,30 +534,30 @@ enum ac_ec ac_registry_binding_add(struct ac_registry *reg, const struct ac_bind
         ec = AC_EC_JWS_KEY_UNKNOWN;
     } else if (map_get(&d->keys, doc->agent_kid)) {
         ec = AC_EC_KEY_EXISTS;
-    } else if (cur && !cur->revoked && cur->exp > now_us / 1000000) {
+    } else if (cur && !cur->info.revoked && cur->info.exp > now_us / 1000000) {
         ec = AC_EC_AGENT_KEY_BOUND;
     } else if (map_reserve(&d->bindings, 1) || map_reserve(&d->agents, 1) ||
-               (b = calloc(1, sizeof *b)) == NULL || (b->jws = strdup(jws)) == NULL ||
+               (b = calloc(1, sizeof *b)) == NULL || (b->info.jws = strdup(jws)) == NULL ||
                EVP_PKEY_up_ref(doc->agent_key) != 1) {
-        if (b) free(b->jws);
+        if (b) free(b->info.jws);
         free(b);
         ec = AC_EC_INTERNAL;
     } else {
-        b->agent_key = doc->agent_key;
-        memcpy(b->id, doc->id, sizeof b->id);
-        memcpy(b->user_id, doc->user_id, sizeof b->user_id);
-        memcpy(b->user_kid, doc->user_kid, sizeof b->user_kid);
-        memcpy(b->agent_id, doc->agent_id, sizeof b->agent_id);
-        memcpy(b->agent_kid, doc->agent_kid, sizeof b->agent_kid);
-        memcpy(b->software, doc->software, sizeof b->software);
-        memcpy(b->model, doc->model, sizeof b->model);
-        memcpy(b->environment, doc->environment, sizeof b->environment);
-        memcpy(b->runtime_digest, doc->runtime_digest, sizeof b->runtime_digest);
-        b->max_autonomy = doc->max_autonomy;
-        b->iat = doc->iat;
-        b->nbf = doc->nbf;
-        b->exp = doc->exp;
-        b->created_us = now_us;
+        b->info.agent_key = doc->agent_key;
+        memcpy(b->info.id, doc->id, sizeof b->info.id);
+        memcpy(b->info.user_id, doc->user_id, sizeof b->info.user_id);
+        memcpy(b->info.user_kid, doc->user_kid, sizeof b->info.user_kid);
+        memcpy(b->info.agent_id, doc->agent_id, sizeof b->info.agent_id);
+        memcpy(b->info.agent_kid, doc->agent_kid, sizeof b->info.agent_kid);
+        memcpy(b->info.software, doc->software, sizeof b->info.software);
+        memcpy(b->info.model, doc->model, sizeof b->info.model);
+        memcpy(b->info.environment, doc->environment, sizeof b->info.environment);
+        memcpy(b->info.runtime_digest, doc->runtime_digest, sizeof b->info.runtime_digest);
+        b->info.max_autonomy = doc->max_autonomy;
+        b->info.iat = doc->iat;
+        b->info.nbf = doc->nbf;
+        b->info.exp = doc->exp;
+        b->info.created_us = now_us;
         b->gen = d->cur;
         b->prev = cur;
         map_put(&d->bindings, b);
@@ -614,19 +580,19 @@ enum ac_ec ac_registry_binding_revoke(struct ac_registry *reg, const char *bindi
     char *copy = NULL;
     if (b == NULL)
         ec = AC_EC_BINDING_UNKNOWN;
-    else if (strcmp(b->user_id, user_id) != 0)
+    else if (strcmp(b->info.user_id, user_id) != 0)
         ec = AC_EC_REVOCATION_INVALID;
     else if (k == NULL || k->owner->role != AC_ROLE_USER || strcmp(k->owner->id, user_id) != 0)
         ec = AC_EC_JWS_KEY_UNKNOWN;
-    else if (b->revoked)
+    else if (b->info.revoked)
         *replayed = 1;
     else if ((copy = strdup(jws)) == NULL)
         ec = AC_EC_INTERNAL;
     else {
-        b->revocation_jws = copy;
-        memcpy(b->revocation_kid, k->kid, sizeof k->kid);
-        b->revoked_us = now_us;
-        b->revoked = 1; /* visible at once: see registry.h */
+        b->info.revocation_jws = copy;
+        memcpy(b->info.revocation_kid, k->kid, sizeof k->kid);
+        b->info.revoked_us = now_us;
+        b->info.revoked = 1; /* visible at once: see registry.h */
     }
     pthread_rwlock_unlock(&reg->lock);
     return ec;
