@@ -382,6 +382,7 @@ static int audit_replay(int argc, char **argv)
            cs.documents_verified, cs.requests_verified, cs.requests_unverified,
            cs.denials_unsigned, cs.transfers, na);
     ac_replay_free(&rp);
+    fflush(stdout);
     if (db != NULL) {
         char why[400];
         size_t covered = 0, partial = 0;
