@@ -194,7 +194,7 @@ static int compare_db(const char *url, const struct ac_evcheck *ck, char *why, s
     char err[512];
     PGconn *c = ac_db_connect(url, AC_DB_PLAIN, err, sizeof err);
     if (c == NULL || ac_db_prepare(c, compare_stmts, 2, err, sizeof err) != 0) {
-        snprintf(why, whylen, "cannot use the database: %s", err);
+        snprintf(why, whylen, "cannot use the database: %.300s", err);
         PQfinish(c);
         return -1;
     }
