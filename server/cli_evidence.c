@@ -28,8 +28,8 @@ static const struct ac_db_stmt export_stmts[] = {
     {"x_cp_last", "select size, log_key from ac_checkpoints order by size desc limit 1", 0},
     {"x_cps", "select size, note, log_key from ac_checkpoints order by size", 0},
     {"x_docs", "select d from ac_evidence_all_documents() as d", 0},
-    {"x_keys",
-     "select user_id, jwk from ac_principal_keys where user_id is not null order by seq", 0},
+    {"x_keys", "select user_id, jwk from ac_principal_keys where user_id is not null order by seq",
+     0},
     {"x_records", "select record from ac_evidence where seq < $1::int8 order by seq", 1},
 };
 
@@ -82,8 +82,9 @@ static int log_key(int argc, char **argv)
     char *v = k && k->alg == AC_SIG_ED25519 ? ac_ev_checkpoint_vkey(origin, k->pkey) : NULL;
     ac_keyring_free(kr);
     if (v == NULL) {
-        fprintf(stderr, "evidence log-key: no current Ed25519 key in %s (or origin '%s' is not a "
-                        "valid key name)\n",
+        fprintf(stderr,
+                "evidence log-key: no current Ed25519 key in %s (or origin '%s' is not a "
+                "valid key name)\n",
                 dir, origin);
         return 1;
     }
@@ -219,9 +220,8 @@ int ac_cli_evidence(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "log-key") == 0) return log_key(argc, argv);
     if (argc < 2 || strcmp(argv[1], "export") != 0) {
-        usage(argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
-                  ? stdout
-                  : stderr);
+        usage(argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) ? stdout
+                                                                                          : stderr);
         return argc >= 2 && argv[1][0] == '-' && argv[1][1] == 'h' ? 0 : 2;
     }
     const char *out_path = NULL;

@@ -194,8 +194,8 @@ int main(int argc, char **argv)
         uint8_t sig[AC_SIG_MAX];
         size_t slen;
         if (ac_sig_sign(x->agent_key, (const uint8_t *)base, (size_t)n2, sig, &slen) != 0) return 1;
-        struct ac_ev_transfer t = {tid, wallet, "shop", 100 + (int64_t)(k % 100), "CNY", 2, 0,
-                                   NULL};
+        struct ac_ev_transfer t = {tid,   wallet, "shop", 100 + (int64_t)(k % 100),
+                                   "CNY", 2,      0,      NULL};
         struct ac_ev_record r;
         memset(&r, 0, sizeof r);
         r.kind = AC_EV_PAYMENT_SETTLE;
@@ -208,15 +208,9 @@ int main(int argc, char **argv)
         memcpy(r.body.binding.hash, x->bh, 32);
         r.body.mandate = (struct ac_ev_docref){1, {0}, x->mandate, x->kid};
         memcpy(r.body.mandate.hash, x->mh, 32);
-        r.body.request = (struct ac_ev_request){1,
-                                                (const uint8_t *)base,
-                                                (size_t)n2,
-                                                sig,
-                                                slen,
-                                                x->agent_kid,
-                                                1,
-                                                (const uint8_t *)body,
-                                                (size_t)blen};
+        r.body.request =
+            (struct ac_ev_request){1, (const uint8_t *)base, (size_t)n2,  sig, slen, x->agent_kid,
+                                   1, (const uint8_t *)body, (size_t)blen};
         r.body.decision = AC_EV_ALLOW;
         r.body.transfers = &t;
         r.body.ntransfers = 1;

@@ -43,8 +43,8 @@ static PGconn *conn(void)
 static size_t check_rows(uint8_t (**leaves)[32])
 {
     PGconn *c = conn();
-    PGresult *r = PQexecParams(c, "select seq, record, leaf, kind from ac_evidence order by seq",
-                               0, NULL, NULL, NULL, NULL, 1);
+    PGresult *r = PQexecParams(c, "select seq, record, leaf, kind from ac_evidence order by seq", 0,
+                               NULL, NULL, NULL, NULL, 1);
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
     size_t n = (size_t)PQntuples(r);
     *leaves = calloc(n + 1, 32);
@@ -71,8 +71,7 @@ static size_t check_rows(uint8_t (**leaves)[32])
     return n;
 }
 
-static void checkpoints_verify(const char *vkey, uint8_t (*leaves)[32], size_t nleaves,
-                               size_t *ncp)
+static void checkpoints_verify(const char *vkey, uint8_t (*leaves)[32], size_t nleaves, size_t *ncp)
 {
     struct ac_ind_key ik;
     assert_int_equal(ac_ind_parse_vkey(vkey, &ik), 0);
@@ -123,8 +122,7 @@ static void records_checkpoints_proofs(void **st)
     for (int i = 0; i < 9; i++) {
         char id[16];
         snprintf(id, sizeof id, "b%d", i);
-        assert_int_equal(ac_evfix_binding(&f, id, "u1", uk, NULL, i == 0 ? &jws0 : NULL),
-                         AC_EC_OK);
+        assert_int_equal(ac_evfix_binding(&f, id, "u1", uk, NULL, i == 0 ? &jws0 : NULL), AC_EC_OK);
     }
     /* replaying a binding appends nothing */
     assert_int_equal(ac_evfix_sql_int(url, "select count(*) from ac_evidence"), 9);
@@ -191,12 +189,12 @@ static void records_checkpoints_proofs(void **st)
         for (int j = 0; j <= k; j++) {
             uint8_t proof[AC_MERKLE_MAX_PROOF][32];
             size_t pn;
-            assert_int_equal(ac_evread_consistency(er, c, &cps[k], cps[j].size, cps[k].size,
-                                                   proof, &pn),
-                             AC_EVREAD_OK);
+            assert_int_equal(
+                ac_evread_consistency(er, c, &cps[k], cps[j].size, cps[k].size, proof, &pn),
+                AC_EVREAD_OK);
             assert_int_equal(ac_merkle_verify_consistency(cps[j].size, cps[k].size, cps[j].root,
-                                                          cps[k].root,
-                                                          (const uint8_t(*)[32])proof, pn),
+                                                          cps[k].root, (const uint8_t(*)[32])proof,
+                                                          pn),
                              1);
         }
     }
@@ -264,7 +262,8 @@ static void atomic_batch(void **st)
         ac_evfix_sql_int(url, "select count(*) from ac_evidence where payment_id = 'p1'"), 1);
 
     assert_true(ac_evfix_sql_ok(url, "insert into ac_users (id, created_us) values ('carol', 1)"));
-    struct ac_evfix_payop pay = {"p2", "t2", "wallet:u1", "shop", "u1", 700, AC_EC_INTERNAL, 0, {0}};
+    struct ac_evfix_payop pay = {"p2", "t2",           "wallet:u1", "shop", "u1",
+                                 700,  AC_EC_INTERNAL, 0,           {0}};
     struct ac_identity_op op;
     memset(&op, 0, sizeof op);
     op.kind = AC_IDOP_PRINCIPAL;
@@ -283,8 +282,7 @@ static void atomic_batch(void **st)
     assert_int_equal(ac_evfix_sql_int(url, "select count(*) from ac_transfers where id = 't2'"), 0);
     assert_int_equal(ac_evfix_sql_int(url, "select count(*) from ac_evidence"), 1);
     assert_int_equal(
-        ac_evfix_sql_int(url, "select debits_posted from ac_accounts where id = 'wallet:u1'"),
-        500);
+        ac_evfix_sql_int(url, "select debits_posted from ac_accounts where id = 'wallet:u1'"), 500);
 
     /* after the reload, the next record takes the next seq and chains to record 0 */
     enum ac_ec ec = AC_EC_NOT_LEADER;
@@ -299,8 +297,7 @@ static void atomic_batch(void **st)
     assert_int_equal(check_rows(&leaves), 2);
     assert_memory_equal(leaves[1], leaf, 32);
     assert_int_equal(
-        ac_evfix_sql_int(url, "select debits_posted from ac_accounts where id = 'wallet:u1'"),
-        800);
+        ac_evfix_sql_int(url, "select debits_posted from ac_accounts where id = 'wallet:u1'"), 800);
     assert_int_equal(ac_evfix_wait_checkpoint(url, 2, 15000), 2);
     size_t ncp;
     checkpoints_verify(f.vkey, leaves, 2, &ncp);

@@ -73,7 +73,7 @@ static int run_replay(const char *name, const char *file, const char *url)
     char lname[80];
     snprintf(lname, sizeof lname, "replay-%s", name);
     char *argv[] = {(char *)ac_test_binary(), "audit", "replay", (char *)file, k,
-                    url ? d : NULL, NULL};
+                    url ? d : NULL,           NULL};
     return ac_test_run(lname, argv, 120000);
 }
 
@@ -160,9 +160,8 @@ static const struct tamper cases[] = {
      "alter table ac_checkpoints disable trigger user; update ac_checkpoints set note = "
      "regexp_replace(note, E'\\n[A-Za-z0-9+/]{4}', E'\\nAAAA') where size = 6",
      0, "FAILED at checkpoint"},
-    {"drop",
-     "alter table ac_evidence disable trigger user; delete from ac_evidence where seq = 3", 0,
-     "FAILED at record #3"},
+    {"drop", "alter table ac_evidence disable trigger user; delete from ac_evidence where seq = 3",
+     0, "FAILED at record #3"},
     {"swap",
      "alter table ac_evidence disable trigger user; "
      "update ac_evidence set seq = 999999 where seq = 4; update ac_evidence set seq = 4 where "
@@ -228,8 +227,8 @@ static void rewritten_tail_detected(void **st)
     assert_non_null(c);
     PGresult *r = PQexec(c, "alter table ac_evidence disable trigger user");
     PQclear(r);
-    r = PQexecParams(c, "select seq, record from ac_evidence where seq >= 4 order by seq", 0,
-                     NULL, NULL, NULL, NULL, 1);
+    r = PQexecParams(c, "select seq, record from ac_evidence where seq >= 4 order by seq", 0, NULL,
+                     NULL, NULL, NULL, 1);
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
     uint8_t prev[32];
     for (int i = 0; i < PQntuples(r); i++) {
@@ -258,8 +257,9 @@ static void rewritten_tail_detected(void **st)
             sv = sv << 8 | sb[k];
         snprintf(seqs, sizeof seqs, "%llu", (unsigned long long)sv);
         vals[2] = seqs;
-        PGresult *u = PQexecParams(c, "update ac_evidence set record = $1, leaf = $2 where seq = "
-                                      "$3::int8",
+        PGresult *u = PQexecParams(c,
+                                   "update ac_evidence set record = $1, leaf = $2 where seq = "
+                                   "$3::int8",
                                    3, NULL, vals, lens, fmts, 0);
         assert_int_equal(PQresultStatus(u), PGRES_COMMAND_OK);
         PQclear(u);

@@ -193,8 +193,8 @@ static void records_and_proofs(void **st)
             memcpy(proof[i], h, 32);
             free(h);
         }
-        assert_int_equal(ac_merkle_verify_inclusion(seq, cp.size, leaf,
-                                                    (const uint8_t(*)[32])proof, pn, cp.root),
+        assert_int_equal(ac_merkle_verify_inclusion(seq, cp.size, leaf, (const uint8_t(*)[32])proof,
+                                                    pn, cp.root),
                          1);
         const char *kind = json_string_value(json_object_get(json_object_get(j, "view"), "kind"));
         assert_string_equal(kind, seq == 2 || seq == 3 ? "refund" : "binding.register");
@@ -293,9 +293,9 @@ static void mandate_documents(void **st)
     if (ac_evfix_sql_int(db_url, "select count(*) from pg_class where relname = 'ac_mandates'") ==
         0)
         skip();
-    long long n = ac_evfix_sql_int(
-        db_url, "select count(*) from ac_mandates m where exists (select 1 from "
-                "ac_evidence_documents(array[m.id]) d where d = m.jws)");
+    long long n =
+        ac_evfix_sql_int(db_url, "select count(*) from ac_mandates m where exists (select 1 from "
+                                 "ac_evidence_documents(array[m.id]) d where d = m.jws)");
     long long all = ac_evfix_sql_int(db_url, "select count(*) from ac_mandates");
     assert_int_equal(n, all);
 }

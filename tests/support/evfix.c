@@ -26,8 +26,8 @@ static void start(struct ac_evfix *f, const char *url, EVP_PKEY *server_key, uin
     if (server_key) {
         f->keys = ac_keyring_new();
         int64_t now = (int64_t)time(NULL);
-        if (f->keys == NULL || ac_keyring_add(f->keys, server_key, now - 3600,
-                                              now + 30 * 86400, err, sizeof err) != 0)
+        if (f->keys == NULL ||
+            ac_keyring_add(f->keys, server_key, now - 3600, now + 30 * 86400, err, sizeof err) != 0)
             fail_msg("keyring: %s", err);
         f->vkey = ac_ev_checkpoint_vkey(AC_EVFIX_ORIGIN, server_key);
         assert_non_null(f->vkey);
@@ -53,8 +53,8 @@ void ac_evfix_start(struct ac_evfix *f, const char *url, EVP_PKEY *server_key, u
     assert_true(ac_seq_wait_leader(f->seq, 15000));
 }
 
-int ac_evfix_start_nowait(struct ac_evfix *f, const char *url, EVP_PKEY *server_key,
-                          uint64_t every, int64_t ms, int wait_ms)
+int ac_evfix_start_nowait(struct ac_evfix *f, const char *url, EVP_PKEY *server_key, uint64_t every,
+                          int64_t ms, int wait_ms)
 {
     start(f, url, server_key, every, ms);
     return ac_seq_wait_leader(f->seq, wait_ms);
@@ -179,8 +179,7 @@ void ac_evfix_pay_apply(struct ac_evfix_payop *p, struct ac_apply *a)
     snprintf(req.asset, sizeof req.asset, "CNY");
     req.amount = p->amount;
     struct ac_transfer_result res;
-    if (ac_state_create_transfers(ac_apply_ledger(a), &req, 1, ac_apply_now(a), &res) !=
-        AC_EC_OK) {
+    if (ac_state_create_transfers(ac_apply_ledger(a), &req, 1, ac_apply_now(a), &res) != AC_EC_OK) {
         p->result = AC_EC_INTERNAL;
         return;
     }
@@ -204,9 +203,9 @@ static void pay_op(struct ac_cmd *c, struct ac_apply *a)
     ac_evfix_pay_apply(c->op_arg, a);
 }
 
-enum ac_ec ac_evfix_pay(struct ac_evfix *f, const char *payment, const char *tid,
-                        const char *debit, const char *credit, int64_t amount, const char *user,
-                        uint64_t *seq, uint8_t leaf[32])
+enum ac_ec ac_evfix_pay(struct ac_evfix *f, const char *payment, const char *tid, const char *debit,
+                        const char *credit, int64_t amount, const char *user, uint64_t *seq,
+                        uint8_t leaf[32])
 {
     struct ac_evfix_payop p = {payment, tid, debit, credit, user, amount, AC_EC_INTERNAL, 0, {0}};
     struct ac_cmd c;

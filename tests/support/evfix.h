@@ -1,7 +1,8 @@
 /* tests/support/evfix.h -- an evidence log produced through a real sequencer on a real
  * PostgreSQL (identity operations, and a test operation that moves money and records it), for
- * the evidence tests (tests/db/test_evidence_log.c, tests/db/test_evidence_tamper.c, tests/e2e/test_http_evidence.c). Nothing is
- * mocked: real keys, real JWS, the real ledger state and the real evidence log.
+ * the evidence tests (tests/db/test_evidence_log.c, tests/db/test_evidence_tamper.c,
+ * tests/e2e/test_http_evidence.c). Nothing is mocked: real keys, real JWS, the real ledger state
+ * and the real evidence log.
  *
  * The money operation stands in for the payments the mandates/payments change will record: one
  * plain transfer plus a "refund" record (payment, amount, user, transfers) appended in the same
@@ -40,8 +41,8 @@ struct ac_evfix {
 void ac_evfix_start(struct ac_evfix *f, const char *url, EVP_PKEY *server_key, uint64_t every,
                     int64_t ms);
 /* Start and return 1 when it becomes leader within wait_ms, else 0 (left running). */
-int ac_evfix_start_nowait(struct ac_evfix *f, const char *url, EVP_PKEY *server_key,
-                          uint64_t every, int64_t ms, int wait_ms);
+int ac_evfix_start_nowait(struct ac_evfix *f, const char *url, EVP_PKEY *server_key, uint64_t every,
+                          int64_t ms, int wait_ms);
 void ac_evfix_stop(struct ac_evfix *f);
 
 /* Identity through the sequencer. Return the operation's result (or the command's status). */
@@ -59,9 +60,9 @@ enum ac_ec ac_evfix_accounts(struct ac_evfix *f, const char *const *ids, size_t 
 /* The money operation: transfer tid of amount (base units, CNY) from debit to credit and a refund
  * record about payment (user optional). *seq and leaf get the record's seq and leaf (may be NULL).
  * Returns the transfer's result, or the command's status. */
-enum ac_ec ac_evfix_pay(struct ac_evfix *f, const char *payment, const char *tid,
-                        const char *debit, const char *credit, int64_t amount, const char *user,
-                        uint64_t *seq, uint8_t leaf[32]);
+enum ac_ec ac_evfix_pay(struct ac_evfix *f, const char *payment, const char *tid, const char *debit,
+                        const char *credit, int64_t amount, const char *user, uint64_t *seq,
+                        uint8_t leaf[32]);
 
 /* The money operation as a part of a larger AC_CMD_OP (tests that combine operations). */
 struct ac_evfix_payop {

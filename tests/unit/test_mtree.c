@@ -35,9 +35,8 @@ static void same_as_merkle(void **st)
             assert_int_equal(ac_mtree_inclusion(&t, i, size, p2, &n2), 0);
             assert_int_equal(n1, n2);
             assert_memory_equal(p1, p2, n1 * 32);
-            assert_int_equal(ac_merkle_verify_inclusion(i, size, leaves[i],
-                                                        (const uint8_t(*)[32])p2, n2, a),
-                             1);
+            assert_int_equal(
+                ac_merkle_verify_inclusion(i, size, leaves[i], (const uint8_t(*)[32])p2, n2, a), 1);
         }
         for (size_t from = 1; from <= size; from++) {
             uint8_t p1[AC_MERKLE_MAX_PROOF][32], p2[AC_MERKLE_MAX_PROOF][32], r1[32];
