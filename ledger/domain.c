@@ -1,13 +1,14 @@
 /* The sequencer's domain object (see domain.h). */
 #include "ledger/domain.h"
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "ledger/db_identity.h"
 
 int ac_domain_register_statements(void)
 {
-    return ac_db_identity_register();
+    return ac_db_identity_register() == 0 && ac_evlog_register_statements() == 0 ? 0 : -1;
 }
 
 static int domain_load(void *cls, PGconn *c)
@@ -20,17 +21,42 @@ static int domain_load(void *cls, PGconn *c)
     fprintf(stderr,
             "identity: %zu users, %zu merchants, %zu keys, %zu bindings (%zu revoked) loaded\n",
             n.users, n.merchants, n.keys, n.bindings, n.revoked);
+    if (d->evlog && ac_evlog_load(d->evlog, c) != 0) return -1;
     return 0;
+}
+
+static int domain_flush(void *cls, struct ac_apply *a)
+{
+    struct ac_domain *d = cls;
+    return d->evlog ? ac_evlog_flush(d->evlog, a) : 0;
 }
 
 static void domain_end(void *cls, int committed)
 {
     struct ac_domain *d = cls;
     if (committed) ac_registry_commit(d->registry);
+    if (d->evlog) ac_evlog_end(d->evlog, committed);
+}
+
+static int64_t domain_next_deadline(void *cls)
+{
+    struct ac_domain *d = cls;
+    return d->evlog ? ac_evlog_next_deadline(d->evlog) : INT64_MAX;
+}
+
+static int domain_tick(void *cls, struct ac_apply *a)
+{
+    struct ac_domain *d = cls;
+    return d->evlog ? ac_evlog_tick(d->evlog, a) : 0;
 }
 
 struct ac_seq_domain ac_domain_seq(struct ac_domain *d)
 {
-    struct ac_seq_domain s = {.cls = d, .load = domain_load, .flush = NULL, .end = domain_end};
+    struct ac_seq_domain s = {.cls = d,
+                              .load = domain_load,
+                              .flush = domain_flush,
+                              .end = domain_end,
+                              .next_deadline = domain_next_deadline,
+                              .tick = domain_tick};
     return s;
 }

@@ -6,18 +6,23 @@
 #define AC_DOMAIN_H
 
 #include "keys/registry.h"
+#include "ledger/evlog.h"
 #include "ledger/sequencer.h"
 
 struct ac_domain {
     struct ac_registry *registry; /* identity (keys/registry.h); required */
+    struct ac_evlog *evlog;       /* the evidence log (ledger/evlog.h); NULL: no records */
 };
 
 /* Register the prepared statements of every part (before the sequencer starts). Returns 0/-1. */
 int ac_domain_register_statements(void);
 
 /* The sequencer hooks over d (which must outlive the sequencer):
- * load -- rebuild every part from the database; end -- on commit, make the batch's changes
- * visible to readers (ac_registry_commit); on failure nothing (the sequencer reloads). */
+ * load -- rebuild every part from the database (registry, then evidence log);
+ * flush -- the evidence log's batch insert and checkpoint;
+ * end -- on commit, make the batch's changes visible to readers (ac_registry_commit) and advance
+ * the evidence head; on failure drop the batch (the sequencer reloads);
+ * next_deadline / tick -- the evidence log's checkpoint timer. */
 struct ac_seq_domain ac_domain_seq(struct ac_domain *d);
 
 #endif

@@ -11,6 +11,7 @@ int ac_cli_errors(int argc, char **argv);
 int ac_cli_keygen(int argc, char **argv);
 int ac_cli_audit(int argc, char **argv);
 int ac_cli_sign(int argc, char **argv);
+int ac_cli_evidence(int argc, char **argv);
 
 /* Parse s as a whole decimal integer within [lo, hi] into *out. Returns 0, or -1 (and leaves
  * *out alone) when s is empty, has anything else in it, or is out of range. */

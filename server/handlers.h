@@ -26,6 +26,11 @@ enum MHD_Result ac_h_merchant_keys_post(struct ac_req *r);
 enum MHD_Result ac_h_bindings_post(struct ac_req *r);
 enum MHD_Result ac_h_bindings_get(struct ac_req *r);
 enum MHD_Result ac_h_binding_revoke(struct ac_req *r);
+/* evidence (server/h_evidence.c) */
+enum MHD_Result ac_h_evidence_checkpoint(struct ac_req *r);
+enum MHD_Result ac_h_evidence_consistency(struct ac_req *r);
+enum MHD_Result ac_h_evidence_get(struct ac_req *r);
+enum MHD_Result ac_h_payment_evidence(struct ac_req *r);
 
 /* ---- JSON for ledger objects (server/ledger_json.c) ------------------------------------------- */
 

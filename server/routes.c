@@ -28,6 +28,13 @@ const struct ac_route ac_routes[] = {
     {"POST", "/v1/bindings",                    ac_h_bindings_post,     AC_AUTH_NONE,     96 * KIB},
     {"GET",  "/v1/bindings/{id}",               ac_h_bindings_get,      AC_AUTH_OPERATOR, 0},
     {"POST", "/v1/bindings/{id}/revoke",        ac_h_binding_revoke,    AC_AUTH_NONE,     96 * KIB},
+    /* evidence: checkpoints and consistency proofs are public (hashes and a count); records and
+     * dispute bundles hold personal data: operator only (docs/evidence.md, "Who may read") */
+    {"GET",  "/v1/evidence/checkpoint",         ac_h_evidence_checkpoint, AC_AUTH_NONE,   0},
+    {"GET",  "/v1/evidence/checkpoint/{size}",  ac_h_evidence_checkpoint, AC_AUTH_NONE,   0},
+    {"GET",  "/v1/evidence/consistency",        ac_h_evidence_consistency, AC_AUTH_NONE,  0},
+    {"GET",  "/v1/evidence/{seq}",              ac_h_evidence_get,      AC_AUTH_OPERATOR, 0},
+    {"GET",  "/v1/payments/{id}/evidence",      ac_h_payment_evidence,  AC_AUTH_OPERATOR, 0},
 };
 
 const unsigned ac_n_routes = sizeof ac_routes / sizeof ac_routes[0];
