@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/sha.h>
+
 /* ---- a string-keyed hash map of pointers (open addressing, linear probing) ------------------- */
 
 struct map {
@@ -110,6 +112,7 @@ struct binding {
     int64_t iat, nbf, exp;
     int64_t created_us;
     char *jws;
+    uint8_t jws_sha256[32]; /* SHA-256 of jws: evidence records refer to the binding by it */
     int revoked;
     int64_t revoked_us;
     char revocation_kid[AC_JWK_THUMBPRINT_SIZE];
@@ -382,6 +385,39 @@ enum ac_ec ac_registry_binding_get(struct ac_registry *reg, const char *id,
     return ec;
 }
 
+enum ac_ec ac_registry_binding_state(struct ac_registry *reg, const char *id,
+                                     struct ac_binding_state *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_rwlock_rdlock(&reg->lock);
+    struct binding *b = map_get(&reg->d.bindings, id);
+    if (b) {
+        memcpy(out->user_id, b->user_id, sizeof b->user_id);
+        memcpy(out->user_kid, b->user_kid, sizeof b->user_kid);
+        memcpy(out->agent_id, b->agent_id, sizeof b->agent_id);
+        memcpy(out->jws_sha256, b->jws_sha256, sizeof b->jws_sha256);
+        out->max_autonomy = b->max_autonomy;
+        out->nbf = b->nbf;
+        out->exp = b->exp;
+        out->revoked = b->revoked;
+    }
+    pthread_rwlock_unlock(&reg->lock);
+    return b ? AC_EC_OK : AC_EC_BINDING_UNKNOWN;
+}
+
+enum ac_ec ac_registry_merchant_category(struct ac_registry *reg, const char *id,
+                                         char category[AC_ID_MAX + 1])
+{
+    category[0] = '\0';
+    pthread_rwlock_rdlock(&reg->lock);
+    struct data *d = &reg->d;
+    struct principal *p = map_get(&d->merchants, id);
+    int ok = p && visible(d, p->gen);
+    if (ok) memcpy(category, p->category, sizeof p->category);
+    pthread_rwlock_unlock(&reg->lock);
+    return ok ? AC_EC_OK : AC_EC_MERCHANT_UNKNOWN;
+}
+
 void ac_registry_counts(struct ac_registry *reg, struct ac_registry_counts *out)
 {
     memset(out, 0, sizeof *out);
@@ -578,6 +614,7 @@ enum ac_ec ac_registry_binding_add(struct ac_registry *reg, const struct ac_bind
         ec = AC_EC_INTERNAL;
     } else {
         b->agent_key = doc->agent_key;
+        SHA256((const unsigned char *)jws, strlen(jws), b->jws_sha256);
         memcpy(b->id, doc->id, sizeof b->id);
         memcpy(b->user_id, doc->user_id, sizeof b->user_id);
         memcpy(b->user_kid, doc->user_kid, sizeof b->user_kid);

@@ -15,6 +15,7 @@
 #include "keys/registry.h"
 #include "ledger/domain.h"
 #include "ledger/migrations.h"
+#include "ledger/payments.h"
 #include "server/authn.h"
 #include "server/cli.h"
 #include "server/daemon.h"
@@ -77,9 +78,11 @@ int ac_cli_serve(int argc, char **argv)
     /* the sequencer owns the identity registry (and later modules' state) through one domain;
      * its statements are registered before the sequencer's first connect */
     app.registry = ac_registry_new();
-    struct ac_domain domain = {.registry = app.registry};
+    struct ac_payments_config pc = {.stepup_ttl_s = app.cfg.stepup_ttl};
+    app.payments = ac_payments_new(&pc);
+    struct ac_domain domain = {.registry = app.registry, .payments = app.payments};
     app.domain = &domain;
-    if (app.registry == NULL || ac_domain_register_statements() != 0) {
+    if (app.registry == NULL || app.payments == NULL || ac_domain_register_statements() != 0) {
         fprintf(stderr, "serve: out of memory\n");
         return 1;
     }
@@ -126,6 +129,7 @@ int ac_cli_serve(int argc, char **argv)
     ac_pool_free(app.nonce_pool);
     ac_assets_free(app.assets);
     ac_registry_free(app.registry);
+    ac_payments_free(app.payments);
     ac_keyring_free(app.keyring);
     ac_authn_free(app.authn);
     free(app.route_stats);
