@@ -10,7 +10,7 @@
 
 int ac_domain_register_statements(void)
 {
-    if (ac_db_identity_register() != 0) return -1;
+    if (ac_db_identity_register() != 0 || ac_evlog_register_statements() != 0) return -1;
     return ac_payments_register_statements();
 }
 
@@ -63,12 +63,13 @@ static int64_t domain_next_deadline(void *cls)
     return t;
 }
 
-/* Step-up expiries first (their records join the batch), then a checkpoint when one is due. */
+/* The evidence log's tick first: it starts the log's batch, so the records of the step-up
+ * expiries that follow join it. */
 static int domain_tick(void *cls, struct ac_apply *a)
 {
     struct ac_domain *d = cls;
-    if (d->payments && ac_payments_tick(d->payments, a) != 0) return -1;
     if (d->evlog && ac_evlog_tick(d->evlog, a) != 0) return -1;
+    if (d->payments && ac_payments_tick(d->payments, a) != 0) return -1;
     return 0;
 }
 

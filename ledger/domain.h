@@ -7,9 +7,9 @@
 #define AC_DOMAIN_H
 
 #include "keys/registry.h"
+#include "ledger/evlog.h"
 #include "ledger/sequencer.h"
 
-struct ac_evlog;
 struct ac_payments;
 
 struct ac_domain {

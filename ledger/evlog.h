@@ -34,13 +34,31 @@ struct ac_evlog_config {
 
 struct ac_evlog;
 
+/* A log with cfg's settings (copied; cfg->keys is borrowed and must outlive the log). origin NULL
+ * or "" gives "agentclear.local/0". Returns NULL when the origin is not a valid note key name
+ * (no spaces, no '+') or on OOM. The log is empty and refuses appends until ac_evlog_load(). */
 struct ac_evlog *ac_evlog_new(const struct ac_evlog_config *cfg);
 void ac_evlog_free(struct ac_evlog *ev);
 
+/* Register the writer's statements (ledger/db.h). Call once before the sequencer starts. */
+int ac_evlog_register_statements(void);
+
+/* The checkpoint origin. */
+const char *ac_evlog_origin(const struct ac_evlog *ev);
+/* Committed records and the tree size of the last committed checkpoint (any thread; for logs and
+ * metrics). */
+uint64_t ac_evlog_size(const struct ac_evlog *ev);
+uint64_t ac_evlog_checkpoint_size(const struct ac_evlog *ev);
+
 /* ---- the sequencer's side (struct ac_seq_domain hooks call these) ----------------------------- */
 
-/* (Re)load the head (last seq and record hash) and the Merkle tree's leaves from the database,
- * discarding what the log held. Returns 0 or -1. */
+/* (Re)load the head from the database, discarding what the log held: the record count (seq must
+ * have no gap), every stored leaf streamed into an O(log n) Merkle frontier (the sequencer keeps
+ * no leaf array: proofs are served by ledger/evread.h), whose root at the last checkpoint's size
+ * must be that checkpoint's root, and the records after the last checkpoint decoded and checked
+ * (leaf, chain) up to the head. Returns 0, or -1 with a message on stderr (a database error, or a
+ * stored log that is not consistent with its own checkpoint: the server then refuses to extend it,
+ * since a new checkpoint would contradict the old one). */
 int ac_evlog_load(struct ac_evlog *ev, PGconn *c);
 
 /* Append a record to the current batch: sets r->seq, r->time_us (ac_apply_now) and r->prev,
@@ -51,9 +69,14 @@ int ac_evlog_load(struct ac_evlog *ev, PGconn *c);
 int ac_evlog_append(struct ac_evlog *ev, struct ac_apply *a, struct ac_ev_record *r,
                     uint64_t *seq, uint8_t leaf[AC_EV_HASH_LEN]);
 
-/* Queue the batch's records as one multi-row insert, and a checkpoint when one is due. */
+/* Queue the batch's records as one multi-row insert, and a checkpoint when one is due: at least
+ * checkpoint_every records since the last one, or checkpoint_ms since the first record it does
+ * not cover. The checkpoint covers every record of the batch and goes into the same transaction.
+ * Returns -1 when an append of this batch failed or memory runs out (the batch then fails). */
 int ac_evlog_flush(struct ac_evlog *ev, struct ac_apply *a);
-/* The time a checkpoint falls due (INT64_MAX when none is pending), and the tick that writes it. */
+/* The time a checkpoint falls due (INT64_MAX when none is pending or the log has no keys), and
+ * the tick called at the start of every batch (it resets the batch state; the checkpoint itself
+ * is written by the flush of that batch). */
 int64_t ac_evlog_next_deadline(const struct ac_evlog *ev);
 int ac_evlog_tick(struct ac_evlog *ev, struct ac_apply *a);
 /* The batch committed (1) or was abandoned (0). */

@@ -8,6 +8,35 @@
 
 #include "ledger/db_identity.h"
 #include "ledger/domain.h"
+#include "protocol/evidence.h"
+
+/* The evidence record of a registered binding or revocation (docs/evidence.md, kinds
+ * binding.register and binding.revoke): the documents by hash, id and signer kid, and the ids
+ * they bind. No request: the user's signature on the document is the authority, and the document
+ * is kept in the identity tables, where dispute bundles and exports take it from. Returns 0, or -1
+ * when the record cannot be appended (the batch then fails, see ac_evlog_append). */
+static int record_binding(struct ac_apply *a, const char *user, const char *agent,
+                          const char *binding_id, const char *binding_kid, const char *binding_jws,
+                          const char *rev_kid, const char *rev_jws)
+{
+    struct ac_domain *d = ac_apply_domain(a);
+    if (d->evlog == NULL) return 0;
+    struct ac_ev_record r;
+    memset(&r, 0, sizeof r);
+    r.kind = rev_jws ? AC_EV_BINDING_REVOKE : AC_EV_BINDING_REGISTER;
+    r.body.user = user;
+    r.body.agent = agent;
+    r.body.binding.present = 1;
+    r.body.binding.id = binding_id;
+    r.body.binding.kid = binding_kid;
+    if (ac_ev_doc_hash(binding_jws, strlen(binding_jws), r.body.binding.hash) != 0) return -1;
+    if (rev_jws) {
+        r.body.revocation.present = 1;
+        r.body.revocation.kid = rev_kid;
+        if (ac_ev_doc_hash(rev_jws, strlen(rev_jws), r.body.revocation.hash) != 0) return -1;
+    }
+    return ac_evlog_append(d->evlog, a, &r, NULL, NULL);
+}
 
 /* The canonical JWK texts of n keys, computed before anything changes (see db_identity.h).
  * Returns 0, or -1 when out of memory (texts freed). */
@@ -73,7 +102,11 @@ static enum ac_ec apply_binding(struct ac_identity_op *op, struct ac_registry *r
     EVP_PKEY *agent = b->agent_key;
     if (jwk_texts(&agent, 1, &jwk)) return AC_EC_INTERNAL;
     enum ac_ec ec = ac_registry_binding_add(reg, b, op->jws, now, &op->replayed);
-    if (ec == AC_EC_OK && !op->replayed) ac_db_identity_binding(a, b, op->jws, jwk, now);
+    if (ec == AC_EC_OK && !op->replayed) {
+        ac_db_identity_binding(a, b, op->jws, jwk, now);
+        if (record_binding(a, b->user_id, b->agent_id, b->id, b->user_kid, op->jws, NULL, NULL))
+            ec = AC_EC_INTERNAL;
+    }
     free(jwk);
     return ec;
 }
@@ -82,10 +115,19 @@ static enum ac_ec apply_revocation(struct ac_identity_op *op, struct ac_registry
                                    struct ac_apply *a, int64_t now)
 {
     const struct ac_revocation_doc *r = op->revocation;
-    enum ac_ec ec = ac_registry_binding_revoke(reg, r->binding_id, r->user_id, r->user_kid, op->jws,
-                                               now, &op->replayed);
-    if (ec == AC_EC_OK && !op->replayed)
+    /* the binding as registered, for the record (copied before anything changes) */
+    struct ac_binding_info b;
+    enum ac_ec ec = ac_registry_binding_get(reg, r->binding_id, &b);
+    if (ec == AC_EC_INTERNAL) return ec;
+    ec = ac_registry_binding_revoke(reg, r->binding_id, r->user_id, r->user_kid, op->jws, now,
+                                    &op->replayed);
+    if (ec == AC_EC_OK && !op->replayed) {
         ac_db_identity_revocation(a, r->binding_id, r->user_id, r->user_kid, op->jws, now);
+        if (b.jws == NULL || record_binding(a, r->user_id, b.agent_id, b.id, b.user_kid, b.jws,
+                                            r->user_kid, op->jws))
+            ec = AC_EC_INTERNAL;
+    }
+    ac_binding_info_clear(&b);
     return ec;
 }
 

@@ -14,6 +14,7 @@
 #include "keys/keyring.h"
 #include "keys/registry.h"
 #include "ledger/domain.h"
+#include "ledger/evread.h"
 #include "ledger/migrations.h"
 #include "ledger/payments.h"
 #include "server/authn.h"
@@ -78,11 +79,31 @@ int ac_cli_serve(int argc, char **argv)
     /* the sequencer owns the identity registry (and later modules' state) through one domain;
      * its statements are registered before the sequencer's first connect */
     app.registry = ac_registry_new();
+    struct ac_evlog_config evc = {.origin = app.cfg.evidence_origin,
+                                  .keys = app.keyring,
+                                  .checkpoint_every = app.cfg.checkpoint_every,
+                                  .checkpoint_ms = (int64_t)app.cfg.checkpoint_ms};
+    struct ac_evlog *evlog = ac_evlog_new(&evc);
     struct ac_payments_config pc = {.stepup_ttl_s = app.cfg.stepup_ttl};
     app.payments = ac_payments_new(&pc);
-    struct ac_domain domain = {.registry = app.registry, .payments = app.payments};
+    struct ac_domain domain = {.registry = app.registry, .evlog = evlog, .payments = app.payments};
     app.domain = &domain;
-    if (app.registry == NULL || app.payments == NULL || ac_domain_register_statements() != 0) {
+    if (evlog == NULL) {
+        fprintf(stderr, "serve: evidence-origin '%s' is not a valid checkpoint origin\n",
+                app.cfg.evidence_origin);
+        return 1;
+    }
+    const struct ac_server_key *ck =
+        app.keyring ? ac_keyring_current(app.keyring, (int64_t)time(NULL)) : NULL;
+    if (ck == NULL || ck->alg != AC_SIG_ED25519)
+        fprintf(stderr, "serve: WARNING: no current Ed25519 server key (keys-dir): evidence "
+                        "records are written but no checkpoint is signed, so no proof can be "
+                        "served\n");
+    else
+        fprintf(stderr, "serve: evidence log %s, checkpoint every %lu records or %lu ms\n",
+                app.cfg.evidence_origin, app.cfg.checkpoint_every, app.cfg.checkpoint_ms);
+    if (app.registry == NULL || app.payments == NULL || ac_domain_register_statements() != 0 ||
+        ac_evread_register_statements() != 0) {
         fprintf(stderr, "serve: out of memory\n");
         return 1;
     }
@@ -96,10 +117,11 @@ int ac_cli_serve(int argc, char **argv)
     app.nonce_pool = ac_pool_new(app.cfg.database_url, app.cfg.db_pool);
     if (app.nonce_pool) ac_pool_set_session(app.nonce_pool, "set synchronous_commit = off");
     app.assets = ac_assets_new();
+    app.evread = ac_evread_new();
     /* signed requests resolve their keyid in the identity registry */
     app.resolve = ac_registry_resolve;
     app.resolve_cls = app.registry;
-    if (!app.seq || !app.pool || !app.nonce_pool || !app.assets) {
+    if (!app.seq || !app.pool || !app.nonce_pool || !app.assets || !app.evread) {
         fprintf(stderr, "serve: out of memory\n");
         return 1;
     }
@@ -130,6 +152,8 @@ int ac_cli_serve(int argc, char **argv)
     ac_assets_free(app.assets);
     ac_registry_free(app.registry);
     ac_payments_free(app.payments);
+    ac_evlog_free(evlog);
+    ac_evread_free(app.evread);
     ac_keyring_free(app.keyring);
     ac_authn_free(app.authn);
     free(app.route_stats);

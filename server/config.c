@@ -68,6 +68,30 @@ static int set(struct ac_config *c, const char *key, const char *val, char *err,
             return -1;
         }
         c->stepup_ttl = (long)v;
+    } else if (strcmp(key, "evidence-origin") == 0) {
+        /* a C2SP note key name: printable ASCII here, no space, no '+' */
+        size_t n = strlen(val);
+        int ok = n > 0 && n < sizeof c->evidence_origin;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = val[i] > ' ' && val[i] < 0x7f && val[i] != '+';
+        if (!ok) {
+            snprintf(err, errlen, "evidence-origin must be 1..127 printable characters without "
+                                  "spaces or '+'");
+            return -1;
+        }
+        snprintf(c->evidence_origin, sizeof c->evidence_origin, "%s", val);
+    } else if (strcmp(key, "checkpoint-every") == 0 || strcmp(key, "checkpoint-ms") == 0) {
+        int every = strcmp(key, "checkpoint-every") == 0;
+        unsigned long v = strtoul(val, &end, 10);
+        unsigned long hi = every ? 1ul << 24 : 3600000ul;
+        if (*end || *val == '\0' || *val == '-' || v < 1 || v > hi) {
+            snprintf(err, errlen, "%s must be an integer in 1..%lu", key, hi);
+            return -1;
+        }
+        if (every)
+            c->checkpoint_every = v;
+        else
+            c->checkpoint_ms = v;
     } else if (strcmp(key, "operator-token") == 0) {
         snprintf(c->operator_token, sizeof c->operator_token, "%s", val);
     } else if (strcmp(key, "operator-token-file") == 0) {
@@ -110,11 +134,15 @@ int ac_config_load(struct ac_config *c, int argc, char **argv, char *err, size_t
     c->sig_max_age = 300;
     c->nonce_cache = (size_t)1 << 20;
     c->stepup_ttl = 600;
+    c->checkpoint_every = 1024;
+    c->checkpoint_ms = 1000;
     static const char *const keys[] = {"database-url", "listen",    "operator-token",
                                        "operator-token-file", "threads", "db-pool",
                                        "max-body",     "max-batch", "partition",
                                        "keys-dir",     "public-url", "sig-skew",
-                                       "sig-max-age",  "nonce-cache", "stepup-ttl"};
+                                       "sig-max-age",  "nonce-cache",
+                                       "evidence-origin", "checkpoint-every",
+                                       "checkpoint-ms", "stepup-ttl"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char env[64] = "AGENTCLEAR_";
         size_t n = strlen(env);
@@ -144,6 +172,9 @@ int ac_config_load(struct ac_config *c, int argc, char **argv, char *err, size_t
         c->threads = n > 0 ? (unsigned)n : 2;
     }
     if (c->db_pool == 0) c->db_pool = c->threads + 2;
+    if (c->evidence_origin[0] == '\0')
+        snprintf(c->evidence_origin, sizeof c->evidence_origin, "agentclear.local/%d",
+                 c->partition);
     if (c->database_url[0] == '\0') {
         snprintf(err, errlen, "no database: set AGENTCLEAR_DATABASE_URL or --database-url");
         return -1;

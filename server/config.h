@@ -24,6 +24,11 @@ struct ac_config {
     size_t nonce_cache;     /* AGENTCLEAR_NONCE_CACHE nonces kept in memory, default 1048576 */
     /* payments (ledger/payments.h) */
     long stepup_ttl; /* AGENTCLEAR_STEPUP_TTL seconds a step-up challenge lives, default 600 */
+    /* the evidence log (ledger/evlog.h, docs/evidence.md) */
+    char evidence_origin[128]; /* AGENTCLEAR_EVIDENCE_ORIGIN checkpoint origin (a note key name:
+                                  no spaces, no '+'), default "agentclear.local/<partition>" */
+    unsigned long checkpoint_every; /* AGENTCLEAR_CHECKPOINT_EVERY records, default 1024 */
+    unsigned long checkpoint_ms;    /* AGENTCLEAR_CHECKPOINT_MS milliseconds, default 1000 */
 };
 
 /* Fill cfg from the environment, then from "--key=value" arguments (same names, lowercase,

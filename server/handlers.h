@@ -35,6 +35,11 @@ enum MHD_Result ac_h_payments_get(struct ac_req *r);
 enum MHD_Result ac_h_authorizations_get(struct ac_req *r);
 enum MHD_Result ac_h_authorization_confirm(struct ac_req *r);
 enum MHD_Result ac_h_authorization_decline(struct ac_req *r);
+/* evidence (server/h_evidence.c) */
+enum MHD_Result ac_h_evidence_checkpoint(struct ac_req *r);
+enum MHD_Result ac_h_evidence_consistency(struct ac_req *r);
+enum MHD_Result ac_h_evidence_get(struct ac_req *r);
+enum MHD_Result ac_h_payment_evidence(struct ac_req *r);
 
 /* ---- JSON for ledger objects (server/ledger_json.c) ------------------------------------------- */
 

@@ -39,6 +39,13 @@ const struct ac_route ac_routes[] = {
     {"GET",  "/v1/authorizations/{id}",         ac_h_authorizations_get, AC_AUTH_NONE,    0},
     {"POST", "/v1/authorizations/{id}/confirm", ac_h_authorization_confirm, AC_AUTH_NONE, 96 * KIB},
     {"POST", "/v1/authorizations/{id}/decline", ac_h_authorization_decline, AC_AUTH_NONE, 96 * KIB},
+    /* evidence: checkpoints and consistency proofs are public (hashes and a count); records and
+     * dispute bundles hold personal data: operator only (docs/evidence.md, "Who may read") */
+    {"GET",  "/v1/evidence/checkpoint",         ac_h_evidence_checkpoint, AC_AUTH_NONE,   0},
+    {"GET",  "/v1/evidence/checkpoint/{size}",  ac_h_evidence_checkpoint, AC_AUTH_NONE,   0},
+    {"GET",  "/v1/evidence/consistency",        ac_h_evidence_consistency, AC_AUTH_NONE,  0},
+    {"GET",  "/v1/evidence/{seq}",              ac_h_evidence_get,      AC_AUTH_OPERATOR, 0},
+    {"GET",  "/v1/payments/{id}/evidence",      ac_h_payment_evidence,  AC_AUTH_OPERATOR, 0},
 };
 
 const unsigned ac_n_routes = sizeof ac_routes / sizeof ac_routes[0];

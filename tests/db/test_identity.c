@@ -88,6 +88,7 @@ struct node {
 
 static void node_start(struct node *n)
 {
+    memset(n, 0, sizeof *n); /* no evidence log here: tests/db/test_evidence.c has one */
     n->reg = ac_registry_new();
     assert_non_null(n->reg);
     n->dom.registry = n->reg;
