@@ -29,6 +29,7 @@
 #include <libpq-fe.h>
 
 #include "protocol/binding.h"
+#include "protocol/evidence.h"
 #include "protocol/jose.h"
 #include "protocol/mandate.h"
 #include "protocol/sig.h"
@@ -112,6 +113,64 @@ static long long sql_int(const char *q)
     PQclear(r);
     PQfinish(c);
     return v;
+}
+
+/* The first column of the first row of q as a malloc'd string. */
+static char *sql_text(const char *q)
+{
+    PGconn *c = PQconnectdb(db_url);
+    PGresult *r = PQexec(c, q);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        fail_msg("%s: %s", q, PQerrorMessage(c));
+    char *v = strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* The answer's "evidence" {seq, leaf_hash} names the stored record of this kind about this
+ * payment: the leaf hash is the stored leaf, and the record decodes to what was decided. */
+static void check_evidence(const json_t *ev, const char *kind, const char *payment,
+                           long long amount, const char *mandate_jws)
+{
+    if (!json_is_object(ev)) fail_msg("no evidence for %s", payment);
+    long long seq = json_integer_value(json_object_get(ev, "seq"));
+    char q[256];
+    snprintf(q, sizeof q, "select encode(leaf, 'base64') from ac_evidence where seq = %lld", seq);
+    char *leaf = sql_text(q);
+    assert_string_equal(jstr(ev, "leaf_hash"), leaf);
+    free(leaf);
+    snprintf(q, sizeof q, "select encode(record, 'hex') from ac_evidence where seq = %lld", seq);
+    char *hex = sql_text(q);
+    size_t cap = strlen(hex) / 2 + 1;
+    uint8_t *rec = malloc(cap);
+    long n = ac_test_unhex(hex, rec, cap);
+    assert_true(n > 0);
+    struct ac_ev_record r;
+    char err[200];
+    if (ac_ev_record_decode(rec, (size_t)n, &r, err, sizeof err) != 0)
+        fail_msg("record %lld does not decode: %s", seq, err);
+    assert_string_equal(ac_ev_kind_name(r.kind), kind);
+    assert_int_equal((long long)r.seq, seq);
+    assert_string_equal(r.body.payment, payment);
+    if (amount >= 0) {
+        assert_true(r.body.amount.present);
+        assert_int_equal(r.body.amount.value, amount);
+    }
+    if (mandate_jws) {
+        uint8_t h[32];
+        assert_int_equal(ac_ev_doc_hash(mandate_jws, strlen(mandate_jws), h), 0);
+        assert_true(r.body.mandate.present);
+        assert_memory_equal(r.body.mandate.hash, h, 32);
+    }
+    if (strcmp(kind, "payment.settle") == 0 || strcmp(kind, "payment.step_up") == 0) {
+        assert_true(r.body.request.present); /* the agent's signed request, verbatim */
+        assert_true(r.body.request.base_len > 0);
+        assert_int_equal(r.body.ntransfers, 1);
+    }
+    ac_ev_record_clear(&r);
+    free(rec);
+    free(hex);
 }
 
 static int64_t now_s(void)
@@ -221,6 +280,8 @@ static void pay_denied(EVP_PKEY *agent, const char *id, const char *mandate, con
         if (strcmp(json_string_value(json_array_get(rs, i)), reason) == 0) found = 1;
     if (!found) fail_msg("payment %s: reason %s missing: %s", id, reason, r.body);
     assert_string_equal(jstr(json_object_get(j, "payment"), "status"), "denied");
+    check_evidence(json_object_get(json_object_get(j, "payment"), "evidence"), "payment.deny", id,
+                   -1, NULL);
     json_decref(j);
     ac_test_http_resp_free(&r);
     free(body);
@@ -370,6 +431,10 @@ static void payments(void **st)
     char transfer[80];
     snprintf(transfer, sizeof transfer, "%s", jstr(j, "transfer"));
     assert_true(strlen(transfer) > 3);
+    json_t *mj = mandate_get("m1");
+    char *m1_jws = strdup(jstr(mj, "jws"));
+    json_decref(mj);
+    check_evidence(json_object_get(j, "evidence"), "payment.settle", "p1", 1234, m1_jws);
     json_decref(j);
     struct bal a1 = balance("user:alice:cny"), s1 = balance("merchant:shop:cny");
     assert_int_equal(a1.dpo - a0.dpo, 1234);
@@ -385,6 +450,8 @@ static void payments(void **st)
     j = pay(agent1, "p1", "m1", "shop", "12.34", 200);
     assert_string_equal(jstr(j, "status"), "settled");
     assert_string_equal(jstr(j, "transfer"), transfer);
+    check_evidence(json_object_get(j, "evidence"), "payment.settle", "p1", 1234, m1_jws);
+    free(m1_jws);
     json_decref(j);
     same_balance("user:alice:cny", a1, "replay");
     /* another request under the same id */
@@ -507,6 +574,7 @@ static json_t *stepup_payment(const char *id, const char *mid, const char *value
     if (az == NULL) fail_msg("no authorization in %s", id);
     assert_string_equal(jstr(az, "status"), "pending");
     assert_int_equal(strlen(jstr(az, "id")), 25); /* az_ + 22 base64url (128 bits) */
+    check_evidence(json_object_get(j, "evidence"), "payment.step_up", id, -1, NULL);
     return j;
 }
 
@@ -574,6 +642,8 @@ static void stepup(void **st)
     json_t *c = ac_test_http_json(&r);
     assert_string_equal(jstr(json_object_get(c, "payment"), "status"), "settled");
     assert_string_equal(jstr(json_object_get(c, "authorization"), "status"), "confirmed");
+    check_evidence(json_object_get(json_object_get(c, "authorization"), "evidence"),
+                   "payment.confirm", "s1", 800, NULL);
     json_decref(c);
     ac_test_http_resp_free(&r);
     struct bal a2 = balance("user:alice:cny");
@@ -611,6 +681,8 @@ static void stepup(void **st)
     c = ac_test_http_json(&r);
     assert_string_equal(jstr(json_object_get(c, "payment"), "status"), "declined");
     assert_string_equal(jstr(json_object_get(c, "authorization"), "status"), "declined");
+    check_evidence(json_object_get(json_object_get(c, "authorization"), "evidence"),
+                   "payment.decline", "s2", 900, NULL);
     json_decref(c);
     ac_test_http_resp_free(&r);
     same_balance("user:alice:cny", a2, "declined");
@@ -917,6 +989,9 @@ static void expiry(void **st)
     json_t *pg = call("GET", "/v1/payments/e1", NULL, 200);
     assert_string_equal(jstr(pg, "status"), "expired");
     json_decref(pg);
+    json_t *ag = call_tok("GET", path, NULL, 200, NULL);
+    check_evidence(json_object_get(ag, "evidence"), "payment.expire", "e1", 700, NULL);
+    json_decref(ag);
     same_balance("user:alice:cny", a0, "expired hold");
     long long held;
     mandate_spent("ms", NULL, &held);
