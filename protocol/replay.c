@@ -180,6 +180,12 @@ static int key_eq(const char *k, size_t n, const char *want)
     return strlen(want) == n && memcmp(k, want, n) == 0;
 }
 
+static int key_is_text(const cbor_item_t *k, const char *want)
+{
+    return cbor_isa_string(k) &&
+           key_eq((const char *)cbor_string_handle(k), cbor_string_length(k), want);
+}
+
 static char *dup_text(const cbor_item_t *it)
 {
     if (!cbor_isa_string(it)) return NULL;
@@ -256,6 +262,30 @@ int ac_replay_export(struct ac_replay *rp, const uint8_t *buf, size_t len, const
         } else if (key_eq(key, klen, "checkpoint") && cbor_isa_string(v)) {
             rc = ac_replay_checkpoint(rp, (const char *)cbor_string_handle(v),
                                       cbor_string_length(v));
+        } else if (key_eq(key, klen, "document") && cbor_isa_bytestring(v)) {
+            char err[256];
+            snprintf(rp->item, sizeof rp->item, "document at byte %zu", off);
+            if (rp->hooks.on_document &&
+                rp->hooks.on_document(rp->hooks.ctx, cbor_bytestring_handle(v),
+                                      cbor_bytestring_length(v), err, sizeof err) != 0)
+                rc = rfail(rp, "%s", err);
+        } else if (key_eq(key, klen, "user_key") && cbor_isa_map(v) && cbor_map_size(v) == 2 &&
+                   key_is_text(cbor_map_handle(v)[0].key, "jwk") &&
+                   key_is_text(cbor_map_handle(v)[1].key, "user") &&
+                   cbor_isa_string(cbor_map_handle(v)[0].value) &&
+                   cbor_isa_string(cbor_map_handle(v)[1].value)) {
+            char err[256];
+            snprintf(rp->item, sizeof rp->item, "user key at byte %zu", off);
+            char *user = dup_text(cbor_map_handle(v)[1].value);
+            const cbor_item_t *jwk = cbor_map_handle(v)[0].value;
+            if (user == NULL)
+                rc = rfail(rp, "the user id is not text");
+            else if (rp->hooks.on_user_key &&
+                     rp->hooks.on_user_key(rp->hooks.ctx, user,
+                                           (const char *)cbor_string_handle(jwk),
+                                           cbor_string_length(jwk), err, sizeof err) != 0)
+                rc = rfail(rp, "%s", err);
+            free(user);
         } else {
             snprintf(rp->item, sizeof rp->item, "export at byte %zu", off);
             rc = rfail(rp, "unknown export item");
@@ -313,6 +343,34 @@ int ac_replay_export_checkpoint(struct ac_buf *out, const char *note, size_t len
 {
     cbor_item_t *m = ac_dcbor_map(1);
     if (m == NULL || ac_dcbor_map_putz(m, "checkpoint", ac_dcbor_text(note, len)) != 0) {
+        if (m) cbor_decref(&m);
+        return -1;
+    }
+    return put_item(out, m);
+}
+
+int ac_replay_export_document(struct ac_buf *out, const uint8_t *doc, size_t len)
+{
+    cbor_item_t *m = ac_dcbor_map(1);
+    if (m == NULL || ac_dcbor_map_putz(m, "document", ac_dcbor_bytes(doc, len)) != 0) {
+        if (m) cbor_decref(&m);
+        return -1;
+    }
+    return put_item(out, m);
+}
+
+int ac_replay_export_user_key(struct ac_buf *out, const char *user, const char *jwk, size_t len)
+{
+    /* ac_dcbor_map_putz consumes its value, also on failure */
+    cbor_item_t *k = ac_dcbor_map(2);
+    int rc = ac_dcbor_map_putz(k, "jwk", ac_dcbor_text(jwk, len));
+    rc |= ac_dcbor_map_putz(k, "user", ac_dcbor_textz(user));
+    if (rc != 0) {
+        if (k) cbor_decref(&k);
+        return -1;
+    }
+    cbor_item_t *m = ac_dcbor_map(1);
+    if (ac_dcbor_map_putz(m, "user_key", k) != 0) {
         if (m) cbor_decref(&m);
         return -1;
     }

@@ -13,6 +13,9 @@
  * The export file (`agentclear evidence export`, written later by the database side) is an
  * RFC 8742 CBOR sequence of deterministic CBOR items, see docs/evidence.md:
  *     {"export": 1, "origin": tstr, "log_key": tstr}    first, once
+ *     {"document": bstr}                                 a document records reference by hash
+ *                                                        (compact JWS text), before the records
+ *     {"user_key": {"jwk": tstr, "user": tstr}}          a user's public key (JWK text)
  *     {"record": bstr}                                   record seq 0, 1, 2, ... in order
  *     {"checkpoint": tstr}                               right after the record that completes
  *                                                        its tree size
@@ -36,6 +39,11 @@ struct ac_replay_hooks {
     void (*progress)(void *ctx, uint64_t records, uint64_t checkpoints);
     uint64_t progress_every;
     void *ctx;
+    /* HOOK: the export's documents and user keys (items before the records, see below), for
+     * on_record's checks (protocol/evcheck.h). Return 0, or -1 with a reason. May be NULL. */
+    int (*on_document)(void *ctx, const uint8_t *doc, size_t len, char *why, size_t whylen);
+    int (*on_user_key)(void *ctx, const char *user, const char *jwk, size_t len, char *why,
+                       size_t whylen);
 };
 
 struct ac_replay {
@@ -85,5 +93,7 @@ int ac_replay_export(struct ac_replay *rp, const uint8_t *buf, size_t len, const
 int ac_replay_export_header(struct ac_buf *out, const char *origin, const char *log_key);
 int ac_replay_export_record(struct ac_buf *out, const uint8_t *rec, size_t len);
 int ac_replay_export_checkpoint(struct ac_buf *out, const char *note, size_t len);
+int ac_replay_export_document(struct ac_buf *out, const uint8_t *doc, size_t len);
+int ac_replay_export_user_key(struct ac_buf *out, const char *user, const char *jwk, size_t len);
 
 #endif

@@ -9,6 +9,7 @@ int ac_cli_errors(int argc, char **argv);
 int ac_cli_keygen(int argc, char **argv);
 int ac_cli_audit(int argc, char **argv);
 int ac_cli_sign(int argc, char **argv);
+int ac_cli_evidence(int argc, char **argv);
 
 /* Connect to url and apply pending migrations; logs to stderr. Returns the number applied or -1. */
 int ac_migrate_url(const char *url);

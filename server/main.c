@@ -15,6 +15,7 @@ static const struct {
     {"errors", ac_cli_errors, "list the error-code registry (--markdown for docs)"},
     {"keygen", ac_cli_keygen, "make a server signing key file (--out=FILE)"},
     {"audit", ac_cli_audit, "audit bundle FILE | replay EXPORT: verify evidence offline"},
+    {"evidence", ac_cli_evidence, "evidence export [--out=FILE]: the log for audit replay"},
     {"sign", ac_cli_sign, "sign an HTTP request (RFC 9421) and print curl-ready headers"},
 };
 

@@ -76,3 +76,28 @@ begin
     end if;
 end
 $$;
+
+-- Every document records may reference (for `agentclear evidence export`): as above, all of them.
+create or replace function ac_evidence_all_documents() returns setof text
+language plpgsql stable as $$
+begin
+    return query select b.jws from ac_bindings b order by b.seq;
+    return query select r.jws from ac_binding_revocations r order by r.seq;
+    if to_regclass('ac_mandates') is not null then
+        begin
+            return query execute
+                'select jws from ac_mandates union all '
+                'select revocation_jws from ac_mandates where revocation_jws is not null';
+        exception when undefined_column then null;
+        end;
+    end if;
+    if to_regclass('ac_authorizations') is not null then
+        begin
+            return query execute
+                'select confirmation_jws from ac_authorizations '
+                'where confirmation_jws is not null';
+        exception when undefined_column then null;
+        end;
+    end if;
+end
+$$;

@@ -172,7 +172,7 @@ static void clean_log(void **s)
     struct ac_buf b;
     make_export(&f, &none, &b);
     struct ac_replay rp;
-    struct ac_replay_hooks h = {hook, progress, 7, NULL};
+    struct ac_replay_hooks h = {hook, progress, 7, NULL, NULL, NULL};
     calls = 0, fail_at = -1, progress_calls = 0;
     assert_int_equal(ac_replay_export(&rp, (const uint8_t *)b.p, b.len, f.vkey, ORIGIN, &h), 0);
     assert_int_equal(rp.records, N);

@@ -1,0 +1,600 @@
+/* The auditor's per-record checks (see evcheck.h). */
+#include "protocol/evcheck.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol/b64.h"
+#include "protocol/binding.h"
+#include "protocol/buf.h"
+#include "protocol/digest.h"
+#include "protocol/httpsig.h"
+#include "protocol/jose.h"
+
+/* ---- a small string/hash-keyed table (open addressing, grows at 1/2 load) -------------------- */
+
+struct slot {
+    uint64_t h;
+    size_t idx; /* index + 1 into the owner's array; 0 = empty */
+};
+struct table {
+    struct slot *s;
+    size_t cap, n;
+};
+
+static uint64_t fnv(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
+/* Find: calls eq(ctx, idx) for candidates with the same hash; returns idx or SIZE_MAX. */
+static size_t tfind(const struct table *t, uint64_t h, int (*eq)(const void *, size_t, const void *),
+                    const void *ctx, const void *key)
+{
+    if (t->cap == 0) return SIZE_MAX;
+    for (size_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        if (t->s[i].idx == 0) return SIZE_MAX;
+        if (t->s[i].h == h && eq(ctx, t->s[i].idx - 1, key)) return t->s[i].idx - 1;
+    }
+}
+
+static int tput(struct table *t, uint64_t h, size_t idx)
+{
+    if (2 * (t->n + 1) > t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 64;
+        struct slot *s = calloc(cap, sizeof *s);
+        if (s == NULL) return -1;
+        for (size_t i = 0; i < t->cap; i++) {
+            if (t->s[i].idx == 0) continue;
+            size_t j = t->s[i].h & (cap - 1);
+            while (s[j].idx) j = (j + 1) & (cap - 1);
+            s[j] = t->s[i];
+        }
+        free(t->s);
+        t->s = s;
+        t->cap = cap;
+    }
+    size_t j = h & (t->cap - 1);
+    while (t->s[j].idx) j = (j + 1) & (t->cap - 1);
+    t->s[j].h = h;
+    t->s[j].idx = idx + 1;
+    t->n++;
+    return 0;
+}
+
+/* ---- state ------------------------------------------------------------------------------------- */
+
+struct doc {
+    uint8_t hash[AC_EV_HASH_LEN];
+    char *text;
+    size_t len;
+    int checked;     /* 1 verified by `signer`, -1 failed (why kept) */
+    char signer[AC_JWK_THUMBPRINT_SIZE];
+    char *why;
+    /* bindings, once parsed */
+    struct ac_binding_doc *binding;
+};
+
+struct ukey {
+    char user[AC_ID_MAX + 1];
+    char kid[AC_JWK_THUMBPRINT_SIZE];
+    EVP_PKEY *key;
+};
+
+struct hold {
+    char id[AC_ID_MAX + 1];
+    size_t debit, credit; /* account indexes */
+    int64_t amount;
+    int open;
+};
+
+struct ac_evcheck {
+    struct doc *docs;
+    size_t ndocs, capdocs;
+    struct table tdocs;
+    struct ukey *keys;
+    size_t nkeys, capkeys;
+    struct table tkeys;
+    struct ac_evcheck_account *acc;
+    size_t nacc, capacc;
+    struct table tacc;
+    struct hold *holds;
+    size_t nholds, capholds;
+    struct table tholds;
+    struct ac_evcheck_transfer *xf;
+    size_t nxf, capxf;
+    struct ac_evcheck_stats st;
+};
+
+static int grow(void **p, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap) return 0;
+    size_t c = *cap ? 2 * *cap : 64;
+    void *q = realloc(*p, c * size);
+    if (q == NULL) return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+static int say(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int say(char *why, size_t whylen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+struct ac_evcheck *ac_evcheck_new(void)
+{
+    return calloc(1, sizeof(struct ac_evcheck));
+}
+
+void ac_evcheck_free(struct ac_evcheck *ck)
+{
+    if (ck == NULL) return;
+    for (size_t i = 0; i < ck->ndocs; i++) {
+        free(ck->docs[i].text);
+        free(ck->docs[i].why);
+        if (ck->docs[i].binding) {
+            ac_binding_clear(ck->docs[i].binding);
+            free(ck->docs[i].binding);
+        }
+    }
+    for (size_t i = 0; i < ck->nkeys; i++)
+        EVP_PKEY_free(ck->keys[i].key);
+    free(ck->docs);
+    free(ck->tdocs.s);
+    free(ck->keys);
+    free(ck->tkeys.s);
+    free(ck->acc);
+    free(ck->tacc.s);
+    free(ck->holds);
+    free(ck->tholds.s);
+    free(ck->xf);
+    free(ck);
+}
+
+void ac_evcheck_stats(const struct ac_evcheck *ck, struct ac_evcheck_stats *out)
+{
+    *out = ck->st;
+}
+
+const struct ac_evcheck_account *ac_evcheck_accounts(const struct ac_evcheck *ck, size_t *n)
+{
+    *n = ck->nacc;
+    return ck->acc;
+}
+
+const struct ac_evcheck_transfer *ac_evcheck_transfers(const struct ac_evcheck *ck, size_t *n)
+{
+    *n = ck->nxf;
+    return ck->xf;
+}
+
+/* ---- documents and keys ------------------------------------------------------------------------ */
+
+static int doc_eq(const void *ctx, size_t i, const void *key)
+{
+    const struct ac_evcheck *ck = ctx;
+    return memcmp(ck->docs[i].hash, key, AC_EV_HASH_LEN) == 0;
+}
+
+static uint64_t hash_of_hash(const uint8_t h[AC_EV_HASH_LEN])
+{
+    uint64_t v;
+    memcpy(&v, h, sizeof v);
+    return v ? v : 1;
+}
+
+static struct doc *find_doc(struct ac_evcheck *ck, const uint8_t h[AC_EV_HASH_LEN])
+{
+    size_t i = tfind(&ck->tdocs, hash_of_hash(h), doc_eq, ck, h);
+    return i == SIZE_MAX ? NULL : &ck->docs[i];
+}
+
+int ac_evcheck_document(struct ac_evcheck *ck, const uint8_t *doc, size_t len, char *why,
+                        size_t whylen)
+{
+    uint8_t h[AC_EV_HASH_LEN];
+    if (ac_ev_doc_hash(doc, len, h) != 0) return say(why, whylen, "hashing failed");
+    if (find_doc(ck, h)) return 0;
+    if (grow((void **)&ck->docs, &ck->capdocs, ck->ndocs, sizeof *ck->docs) != 0)
+        return say(why, whylen, "out of memory");
+    struct doc *d = &ck->docs[ck->ndocs];
+    memset(d, 0, sizeof *d);
+    memcpy(d->hash, h, AC_EV_HASH_LEN);
+    d->text = malloc(len + 1);
+    if (d->text == NULL || tput(&ck->tdocs, hash_of_hash(h), ck->ndocs) != 0) {
+        free(d->text);
+        return say(why, whylen, "out of memory");
+    }
+    memcpy(d->text, doc, len);
+    d->text[len] = '\0';
+    d->len = len;
+    ck->ndocs++;
+    return 0;
+}
+
+static int key_eq(const void *ctx, size_t i, const void *key)
+{
+    const struct ac_evcheck *ck = ctx;
+    return strcmp(ck->keys[i].kid, key) == 0;
+}
+
+static struct ukey *find_key(struct ac_evcheck *ck, const char *kid)
+{
+    size_t i = tfind(&ck->tkeys, fnv(kid, strlen(kid)), key_eq, ck, kid);
+    return i == SIZE_MAX ? NULL : &ck->keys[i];
+}
+
+int ac_evcheck_user_key(struct ac_evcheck *ck, const char *user, const char *jwk, size_t len,
+                        char *why, size_t whylen)
+{
+    if (!ac_id_valid(user)) return say(why, whylen, "user key of an invalid user id");
+    EVP_PKEY *k = NULL;
+    if (ac_jwk_import_public_text(jwk, len, &k, NULL) != AC_EC_OK)
+        return say(why, whylen, "a key of user %s is not a public jwk", user);
+    char kid[AC_JWK_THUMBPRINT_SIZE];
+    if (ac_jwk_thumbprint(k, kid) != 0) {
+        EVP_PKEY_free(k);
+        return say(why, whylen, "out of memory");
+    }
+    struct ukey *old = find_key(ck, kid);
+    if (old) {
+        EVP_PKEY_free(k);
+        if (strcmp(old->user, user) != 0)
+            return say(why, whylen, "key %s is listed for user %s and user %s", kid, old->user,
+                       user);
+        return 0;
+    }
+    if (grow((void **)&ck->keys, &ck->capkeys, ck->nkeys, sizeof *ck->keys) != 0 ||
+        tput(&ck->tkeys, fnv(kid, strlen(kid)), ck->nkeys) != 0) {
+        EVP_PKEY_free(k);
+        return say(why, whylen, "out of memory");
+    }
+    struct ukey *u = &ck->keys[ck->nkeys++];
+    snprintf(u->user, sizeof u->user, "%s", user);
+    memcpy(u->kid, kid, sizeof u->kid);
+    u->key = k;
+    return 0;
+}
+
+/* The document a docref names, verified once as a JWS by a key of `user` (any user when NULL).
+ * Returns it, or NULL with why. */
+static struct doc *user_doc(struct ac_evcheck *ck, const struct ac_ev_docref *d, const char *role,
+                            const char *user, char *why, size_t whylen)
+{
+    char hx[17];
+    for (int i = 0; i < 8; i++)
+        snprintf(hx + 2 * i, 3, "%02x", d->hash[i]);
+    struct doc *doc = find_doc(ck, d->hash);
+    if (doc == NULL) {
+        say(why, whylen, "its %s document (sha256 %s...) is not in the export", role, hx);
+        return NULL;
+    }
+    if (doc->checked == 0) {
+        struct ac_jws jws;
+        const char *detail = NULL;
+        enum ac_ec ec = ac_jws_parse(doc->text, doc->len, &jws, &detail);
+        char buf[200] = "";
+        if (ec != AC_EC_OK) {
+            snprintf(buf, sizeof buf, "is not a compact jws (%s)", ac_ec_code(ec));
+        } else {
+            struct ukey *k = jws.kid ? find_key(ck, jws.kid) : NULL;
+            if (k == NULL)
+                snprintf(buf, sizeof buf, "is signed by key %s, which no user has",
+                         jws.kid ? jws.kid : "(no kid)");
+            else if (ac_jws_verify(&jws, k->key) != AC_EC_OK)
+                snprintf(buf, sizeof buf, "does not verify with user key %s", k->kid);
+            else
+                memcpy(doc->signer, k->kid, sizeof doc->signer);
+            ac_jws_clear(&jws);
+        }
+        doc->checked = buf[0] ? -1 : 1;
+        if (buf[0]) doc->why = strdup(buf);
+        if (!buf[0]) ck->st.documents_verified++;
+    }
+    if (doc->checked < 0) {
+        say(why, whylen, "its %s document (sha256 %s...) %s", role, hx,
+            doc->why ? doc->why : "does not verify");
+        return NULL;
+    }
+    struct ukey *k = find_key(ck, doc->signer);
+    if (user && (k == NULL || strcmp(k->user, user) != 0)) {
+        say(why, whylen, "its %s document is signed by a key of user %s, not of %s", role,
+            k ? k->user : "?", user);
+        return NULL;
+    }
+    if (d->kid && strcmp(d->kid, doc->signer) != 0) {
+        say(why, whylen, "its %s document is signed by key %s, the record names %s", role,
+            doc->signer, d->kid);
+        return NULL;
+    }
+    return doc;
+}
+
+/* The binding document, parsed once; checks it names what the record says. */
+static struct doc *binding_doc(struct ac_evcheck *ck, const struct ac_ev_record *r, char *why,
+                               size_t whylen)
+{
+    const struct ac_ev_docref *d = &r->body.binding;
+    struct doc *doc = user_doc(ck, d, "binding", r->body.user, why, whylen);
+    if (doc == NULL) return NULL;
+    if (doc->binding == NULL) {
+        struct ac_binding_doc *b = calloc(1, sizeof *b);
+        if (b == NULL || ac_binding_parse(doc->text, doc->len, b, NULL) != AC_EC_OK) {
+            free(b);
+            say(why, whylen, "its binding document is not a valid binding");
+            return NULL;
+        }
+        doc->binding = b;
+    }
+    const struct ac_binding_doc *b = doc->binding;
+    if (d->id && strcmp(d->id, b->id) != 0) {
+        say(why, whylen, "its binding document has id %s, the record names %s", b->id, d->id);
+        return NULL;
+    }
+    if (r->body.user && strcmp(r->body.user, b->user_id) != 0) {
+        say(why, whylen, "its binding is of user %s, the record names %s", b->user_id,
+            r->body.user);
+        return NULL;
+    }
+    if (r->body.agent && strcmp(r->body.agent, b->agent_id) != 0) {
+        say(why, whylen, "its binding is of agent %s, the record names %s", b->agent_id,
+            r->body.agent);
+        return NULL;
+    }
+    return doc;
+}
+
+/* ---- the request ------------------------------------------------------------------------------- */
+
+static const char *base_line(const uint8_t *base, size_t len, const char *id, size_t *vlen)
+{
+    size_t idn = strlen(id);
+    const char *p = (const char *)base, *end = p + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        if ((size_t)(le - p) >= idn + 2 && memcmp(p, id, idn) == 0 && p[idn] == ':' &&
+            p[idn + 1] == ' ') {
+            *vlen = (size_t)(le - p) - idn - 2;
+            return p + idn + 2;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return NULL;
+}
+
+/* Verify the recorded request with the agent key (NULL: structure only). Returns 0 (verified or
+ * no key), 1 (signature does not verify) or -1 with why (structure). */
+static int check_request(const struct ac_ev_request *q, EVP_PKEY *key, char *why, size_t whylen)
+{
+    size_t plen = 0;
+    const char *params = base_line(q->base, q->base_len, "\"@signature-params\"", &plen);
+    if (params == NULL) return say(why, whylen, "its signature base has no @signature-params");
+    if (q->has_body) {
+        size_t dlen = 0;
+        const char *dg = base_line(q->base, q->base_len, "\"content-digest\"", &dlen);
+        if (dg == NULL)
+            return say(why, whylen, "it keeps a request body but the base covers no digest");
+        enum ac_ec ec = ac_digest_verify(dg, dlen, q->body, q->body_len);
+        if (ec != AC_EC_OK)
+            return say(why, whylen, "its request body does not match the signed content-digest");
+    }
+    struct ac_buf si = {0}, sv = {0};
+    ac_buf_adds(&si, "sig=");
+    ac_buf_add(&si, params, plen);
+    char *b64 = malloc(ac_b64_enc_len(q->sig_len));
+    if (b64) {
+        ac_b64_encode(q->sig, q->sig_len, b64, 0);
+        ac_buf_printf(&sv, "sig=:%s:", b64);
+    }
+    free(b64);
+    struct ac_httpsig hs;
+    memset(&hs, 0, sizeof hs);
+    enum ac_ec ec = (si.oom || sv.oom || b64 == NULL)
+                        ? AC_EC_INTERNAL
+                        : ac_httpsig_parse(&hs, ac_buf_str(&si), ac_buf_str(&sv), NULL);
+    ac_buf_free(&si);
+    ac_buf_free(&sv);
+    int rc = 0;
+    if (ec != AC_EC_OK) {
+        rc = say(why, whylen, "its @signature-params do not parse (%s)", ac_ec_code(ec));
+    } else if (hs.keyid == NULL || strcmp(hs.keyid, q->keyid) != 0) {
+        rc = say(why, whylen, "the keyid of its signature base is not the recorded keyid");
+    } else if (key != NULL) {
+        hs.base = malloc(q->base_len + 1);
+        if (hs.base == NULL) {
+            rc = say(why, whylen, "out of memory");
+        } else {
+            memcpy(hs.base, q->base, q->base_len);
+            hs.base[q->base_len] = '\0';
+            hs.base_len = q->base_len;
+            rc = ac_httpsig_verify(&hs, key) == AC_EC_OK ? 0 : 1;
+        }
+    }
+    ac_httpsig_free(&hs);
+    return rc;
+}
+
+/* ---- balances ---------------------------------------------------------------------------------- */
+
+static int acc_eq(const void *ctx, size_t i, const void *key)
+{
+    const struct ac_evcheck *ck = ctx;
+    return strcmp(ck->acc[i].id, key) == 0;
+}
+
+static size_t account(struct ac_evcheck *ck, const char *id, const char *asset)
+{
+    uint64_t h = fnv(id, strlen(id));
+    size_t i = tfind(&ck->tacc, h, acc_eq, ck, id);
+    if (i != SIZE_MAX) return i;
+    if (grow((void **)&ck->acc, &ck->capacc, ck->nacc, sizeof *ck->acc) != 0 ||
+        tput(&ck->tacc, h, ck->nacc) != 0)
+        return SIZE_MAX;
+    struct ac_evcheck_account *a = &ck->acc[ck->nacc];
+    memset(a, 0, sizeof *a);
+    snprintf(a->id, sizeof a->id, "%s", id);
+    snprintf(a->asset, sizeof a->asset, "%s", asset);
+    return ck->nacc++;
+}
+
+static int hold_eq(const void *ctx, size_t i, const void *key)
+{
+    const struct ac_evcheck *ck = ctx;
+    return strcmp(ck->holds[i].id, key) == 0;
+}
+
+static int add(int64_t *v, int64_t d)
+{
+    if ((d > 0 && *v > INT64_MAX - d) || (d < 0 && *v < INT64_MIN - d)) return -1;
+    *v += d;
+    return 0;
+}
+
+#define TF_LINKED 0x01u
+#define TF_PENDING 0x02u
+#define TF_POST 0x04u
+#define TF_VOID 0x08u
+
+static int apply_transfer(struct ac_evcheck *ck, uint64_t seq, const struct ac_ev_transfer *t,
+                          char *why, size_t whylen)
+{
+    if (grow((void **)&ck->xf, &ck->capxf, ck->nxf, sizeof *ck->xf) != 0)
+        return say(why, whylen, "out of memory");
+    struct ac_evcheck_transfer *x = &ck->xf[ck->nxf++];
+    memset(x, 0, sizeof *x);
+    x->seq = seq;
+    snprintf(x->id, sizeof x->id, "%s", t->id);
+    snprintf(x->debit, sizeof x->debit, "%s", t->debit);
+    snprintf(x->credit, sizeof x->credit, "%s", t->credit);
+    snprintf(x->asset, sizeof x->asset, "%s", t->asset);
+    snprintf(x->pending_id, sizeof x->pending_id, "%s", t->pending_id ? t->pending_id : "");
+    x->amount = t->amount;
+    x->flags = t->flags;
+    ck->st.transfers++;
+    size_t d = account(ck, t->debit, t->asset), c = account(ck, t->credit, t->asset);
+    if (d == SIZE_MAX || c == SIZE_MAX) return say(why, whylen, "out of memory");
+    if (strcmp(ck->acc[d].asset, t->asset) != 0 || strcmp(ck->acc[c].asset, t->asset) != 0)
+        return say(why, whylen, "transfer %s moves %s between accounts of another asset", t->id,
+                   t->asset);
+    ck->acc[d].transfers++;
+    ck->acc[c].transfers++;
+    struct ac_evcheck_account *da = &ck->acc[d], *ca = &ck->acc[c];
+    int bad = 0;
+    if (t->flags & (TF_POST | TF_VOID)) {
+        if (t->pending_id == NULL) return say(why, whylen, "transfer %s names no hold", t->id);
+        size_t hi = tfind(&ck->tholds, fnv(t->pending_id, strlen(t->pending_id)), hold_eq, ck,
+                          t->pending_id);
+        if (hi == SIZE_MAX) {
+            da->unknown_holds = ca->unknown_holds = 1;
+            if (t->flags & TF_POST)
+                bad = add(&da->debits_posted, t->amount) || add(&ca->credits_posted, t->amount);
+        } else {
+            struct hold *h = &ck->holds[hi];
+            if (!h->open)
+                return say(why, whylen, "transfer %s resolves hold %s a second time", t->id,
+                           h->id);
+            if (h->debit != d || h->credit != c)
+                return say(why, whylen, "transfer %s resolves hold %s between other accounts",
+                           t->id, h->id);
+            if (t->amount > h->amount)
+                return say(why, whylen, "transfer %s posts more than hold %s holds", t->id, h->id);
+            h->open = 0;
+            da->open_holds--;
+            ca->open_holds--;
+            bad = add(&da->debits_pending, -h->amount) || add(&ca->credits_pending, -h->amount);
+            if (t->flags & TF_POST)
+                bad |= add(&da->debits_posted, t->amount) || add(&ca->credits_posted, t->amount);
+        }
+    } else if (t->flags & TF_PENDING) {
+        uint64_t hh = fnv(t->id, strlen(t->id));
+        if (tfind(&ck->tholds, hh, hold_eq, ck, t->id) != SIZE_MAX)
+            return say(why, whylen, "hold %s is recorded twice", t->id);
+        if (grow((void **)&ck->holds, &ck->capholds, ck->nholds, sizeof *ck->holds) != 0 ||
+            tput(&ck->tholds, hh, ck->nholds) != 0)
+            return say(why, whylen, "out of memory");
+        struct hold *h = &ck->holds[ck->nholds++];
+        snprintf(h->id, sizeof h->id, "%s", t->id);
+        h->debit = d;
+        h->credit = c;
+        h->amount = t->amount;
+        h->open = 1;
+        da->open_holds++;
+        ca->open_holds++;
+        bad = add(&da->debits_pending, t->amount) || add(&ca->credits_pending, t->amount);
+    } else {
+        bad = add(&da->debits_posted, t->amount) || add(&ca->credits_posted, t->amount);
+    }
+    return bad ? say(why, whylen, "transfer %s overflows a balance", t->id) : 0;
+}
+
+/* ---- one record -------------------------------------------------------------------------------- */
+
+int ac_evcheck_record(struct ac_evcheck *ck, const struct ac_ev_record *r, char *why,
+                      size_t whylen)
+{
+    const struct ac_ev_body *b = &r->body;
+    struct doc *binding = NULL;
+    if (b->binding.present && (binding = binding_doc(ck, r, why, whylen)) == NULL) return -1;
+    if (b->mandate.present && user_doc(ck, &b->mandate, "mandate", b->user, why, whylen) == NULL)
+        return -1;
+    if (b->confirmation.present &&
+        user_doc(ck, &b->confirmation, "confirmation", b->user, why, whylen) == NULL)
+        return -1;
+    if (b->revocation.present) {
+        struct doc *rv = user_doc(ck, &b->revocation, "revocation", b->user, why, whylen);
+        if (rv == NULL) return -1;
+        if (r->kind == AC_EV_BINDING_REVOKE) {
+            struct ac_revocation_doc rd;
+            if (ac_revocation_parse(rv->text, rv->len, &rd, NULL) != AC_EC_OK)
+                return say(why, whylen, "its revocation document is not a valid revocation");
+            int same = binding && strcmp(rd.binding_id, binding->binding->id) == 0;
+            ac_revocation_clear(&rd);
+            if (!same) return say(why, whylen, "its revocation revokes another binding");
+        }
+    }
+    EVP_PKEY *agent = binding ? binding->binding->agent_key : NULL;
+    if (b->voucher.present) {
+        struct doc *v = find_doc(ck, b->voucher.hash);
+        if (v == NULL) return say(why, whylen, "its voucher document is not in the export");
+        if (agent == NULL) return say(why, whylen, "its voucher cannot be checked: no binding");
+        struct ac_jws jws;
+        enum ac_ec ec = ac_jws_parse(v->text, v->len, &jws, NULL);
+        if (ec == AC_EC_OK) {
+            ec = ac_jws_verify(&jws, agent);
+            ac_jws_clear(&jws);
+        }
+        if (ec != AC_EC_OK)
+            return say(why, whylen, "its voucher does not verify with the binding's agent key");
+    }
+    if (b->report.present && find_doc(ck, b->report.hash) == NULL)
+        return say(why, whylen, "its report document is not in the export");
+    if (b->request.present) {
+        int rc = check_request(&b->request, agent, why, whylen);
+        if (rc < 0) return -1;
+        if (rc == 1 && r->kind != AC_EV_PAYMENT_DENY)
+            return say(why, whylen, "its request signature does not verify with the agent key "
+                                    "of its binding");
+        if (rc == 1)
+            ck->st.denials_unsigned++;
+        else if (agent)
+            ck->st.requests_verified++;
+        else
+            ck->st.requests_unverified++;
+    }
+    for (size_t i = 0; i < b->ntransfers; i++)
+        if (apply_transfer(ck, r->seq, &b->transfers[i], why, whylen) != 0) return -1;
+    return 0;
+}
