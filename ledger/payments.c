@@ -54,7 +54,8 @@ static void map_put_slot(void **slots, size_t cap, const char *(*key)(const void
     slots[i] = v;
 }
 
-/* Room for `extra` more entries at a load of at most 1/2. 0, or -1 (unchanged) when out of memory. */
+/* Room for `extra` more entries at a load of at most 1/2. 0, or -1 (unchanged) when out of memory.
+ */
 static int map_reserve(struct map *m, size_t extra)
 {
     if ((m->n + extra) * 2 <= m->cap) return 0;
@@ -87,7 +88,8 @@ static void map_free(struct map *m, void (*free_fn)(void *))
     m->cap = m->n = 0;
 }
 
-/* ==== the state ================================================================================ */
+/* ==== the state ================================================================================
+ */
 
 struct mandate {
     struct ac_mandate m;
@@ -114,8 +116,8 @@ struct payment {
 
 enum authz_status { AZ_PENDING = 1, AZ_CONFIRMED, AZ_DECLINED, AZ_EXPIRED, AZ_DENIED };
 
-static const char *const authz_names[] = {"", "pending", "confirmed", "declined", "expired",
-                                          "denied"};
+static const char *const authz_names[] = {"",         "pending", "confirmed",
+                                          "declined", "expired", "denied"};
 
 struct authz {
     char id[AC_ID_MAX + 1];
@@ -264,7 +266,8 @@ void ac_payments_counts(struct ac_payments *p, struct ac_payments_counts *out)
     out->pending = p->npending;
 }
 
-/* ==== small helpers ============================================================================ */
+/* ==== small helpers ============================================================================
+ */
 
 const char *ac_pay_status_name(enum ac_pay_status s)
 {
@@ -396,10 +399,12 @@ static void reasons_text(const struct ac_risk_decision *d, char *out, size_t cap
     size_t n = 0;
     out[0] = '\0';
     for (unsigned i = 0; i < d->n && n < cap; i++)
-        n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? "," : "", ac_reason_code(d->reasons[i]));
+        n +=
+            (size_t)snprintf(out + n, cap - n, "%s%s", i ? "," : "", ac_reason_code(d->reasons[i]));
 }
 
-/* ==== statements =============================================================================== */
+/* ==== statements ===============================================================================
+ */
 
 static const struct ac_db_stmt writer_stmts[] = {
     {"pay_mandate_ins",
@@ -422,8 +427,7 @@ static const struct ac_db_stmt writer_stmts[] = {
      "$18::text[], $19::text[], $20::text[], $21::text[], $22::int8[]) "
      "as t(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, t, u, v)",
      22},
-    {"pay_status",
-     "update ac_payments set status = $2, updated_us = $3::int8 where id = $1", 3},
+    {"pay_status", "update ac_payments set status = $2, updated_us = $3::int8 where id = $1", 3},
     {"pay_spend",
      "insert into ac_mandate_spend (mandate_id, day_start, day_spent, day_held, week_start, "
      "week_spent, week_held, month_start, month_spent, month_held, spent, held, uses, holds, "
@@ -475,7 +479,8 @@ int ac_payments_register_statements(void)
     return ac_payments_register_reader_statements();
 }
 
-/* ==== readers ================================================================================== */
+/* ==== readers ==================================================================================
+ */
 
 enum ac_ec ac_payments_mandate_brief(struct ac_payments *p, const char *id,
                                      struct ac_mandate_brief *out)
@@ -494,7 +499,8 @@ enum ac_ec ac_payments_mandate_brief(struct ac_payments *p, const char *id,
     return ok ? AC_EC_OK : AC_EC_MANDATE_UNKNOWN;
 }
 
-/* ==== the batch ================================================================================ */
+/* ==== the batch ================================================================================
+ */
 
 static void mark_dirty(struct ac_payments *p, struct mandate *m)
 {
@@ -546,11 +552,11 @@ int ac_payments_flush(struct ac_payments *p, struct ac_apply *a)
         int64_t now = ac_apply_now(a);
         for (struct mandate *m = p->dirty; m; m = m->next_dirty) {
             const struct ac_spend *s = &m->spend;
-            const int64_t v[SPEND_COLS - 1] = {s->day.start_s,   s->day.spent,   s->day.held,
-                                               s->week.start_s,  s->week.spent,  s->week.held,
-                                               s->month.start_s, s->month.spent, s->month.held,
-                                               s->spent,         s->held,        s->uses,
-                                               s->holds,         now};
+            const int64_t v[SPEND_COLS - 1] = {
+                s->day.start_s, s->day.spent, s->day.held,      s->week.start_s,
+                s->week.spent,  s->week.held, s->month.start_s, s->month.spent,
+                s->month.held,  s->spent,     s->held,          s->uses,
+                s->holds,       now};
             col_str(&p->scols[0], m->m.id);
             for (int i = 1; i < SPEND_COLS; i++)
                 col_i64(&p->scols[i], v[i - 1]);
@@ -589,7 +595,8 @@ void ac_payments_end(struct ac_payments *p, int committed)
     cols_reset(p->scols, SPEND_COLS);
 }
 
-/* ==== evidence ================================================================================= */
+/* ==== evidence =================================================================================
+ */
 
 /* Append r (when the domain has an evidence log) and keep its seq and leaf in op. 0, or -1 after
  * failing the batch: the op must then report AC_EC_INTERNAL. */
@@ -618,7 +625,8 @@ static void doc_sha256(const char *text, uint8_t out[32])
     SHA256((const unsigned char *)text, strlen(text), out);
 }
 
-/* ==== mandates ================================================================================= */
+/* ==== mandates =================================================================================
+ */
 
 static void apply_mandate(struct ac_payments *p, struct ac_domain *d, struct ac_payop *op,
                           struct ac_apply *a)
@@ -725,11 +733,13 @@ static void apply_mandate_revoke(struct ac_payments *p, struct ac_domain *d, str
     if (evidence(d, a, &r, op)) op->result = AC_EC_INTERNAL;
 }
 
-/* ==== payments ================================================================================= */
+/* ==== payments =================================================================================
+ */
 
 /* The risk input of a request under binding b and mandate m. */
-static void risk_input(struct ac_risk_input *in, const struct ac_pay_request *q, const char *binding,
-                       const struct ac_binding_state *b, const struct mandate *m, int64_t now)
+static void risk_input(struct ac_risk_input *in, const struct ac_pay_request *q,
+                       const char *binding, const struct ac_binding_state *b,
+                       const struct mandate *m, int64_t now)
 {
     memset(in, 0, sizeof *in);
     in->req.op = q->op;
@@ -977,18 +987,12 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
     r.body.amount = (struct ac_ev_amount){1, q->amount, q->asset, q->scale};
     docref(&r.body.binding, b.jws_sha256, q->binding, b.user_kid);
     docref(&r.body.mandate, m->jws_sha256, m->m.id, m->kid);
-    r.body.request = (struct ac_ev_request){1,
-                                            q->sig.base,
-                                            q->sig.base_len,
-                                            q->sig.sig,
-                                            q->sig.sig_len,
-                                            q->sig.keyid,
-                                            1,
-                                            q->sig.body,
-                                            q->sig.body_len};
-    r.body.decision = kind == AC_EV_PAYMENT_SETTLE     ? AC_EV_ALLOW
+    r.body.request = (struct ac_ev_request){1,          q->sig.base,    q->sig.base_len,
+                                            q->sig.sig, q->sig.sig_len, q->sig.keyid,
+                                            1,          q->sig.body,    q->sig.body_len};
+    r.body.decision = kind == AC_EV_PAYMENT_SETTLE    ? AC_EV_ALLOW
                       : kind == AC_EV_PAYMENT_STEP_UP ? AC_EV_STEP_UP
-                                                       : AC_EV_DENY;
+                                                      : AC_EV_DENY;
     r.body.reasons = nr ? reasons : NULL;
     r.body.nreasons = nr;
     if (kind != AC_EV_PAYMENT_DENY) {
@@ -1003,15 +1007,16 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
     payment_row(p, q, &b, op, transfer_id, authz_id, now);
 }
 
-/* ==== step-up answers and expiry =============================================================== */
+/* ==== step-up answers and expiry ===============================================================
+ */
 
 /* End a pending step-up: post or void its hold (role "post"/"void"), settle or release the spend,
  * record `kind`, queue the rows. conf/jws/kid: the user's answer (NULL for an expiry). Returns
  * AC_EC_OK, the ledger's refusal of a post (nothing changed), or AC_EC_INTERNAL (batch failed). */
 static enum ac_ec finish(struct ac_payments *p, struct ac_domain *d, struct ac_apply *a,
                          struct pend *e, enum ac_ev_kind kind, enum authz_status zs,
-                         enum ac_pay_status ps, const struct ac_risk_decision *dec,
-                         const char *jws, const char *kid, struct ac_payop *op)
+                         enum ac_pay_status ps, const struct ac_risk_decision *dec, const char *jws,
+                         const char *kid, struct ac_payop *op)
 {
     int64_t now = ac_apply_now(a);
     int post = kind == AC_EV_PAYMENT_CONFIRM;
@@ -1086,8 +1091,9 @@ static enum ac_ec finish(struct ac_payments *p, struct ac_domain *d, struct ac_a
         snprintf(seq, sizeof seq, "%llu", (unsigned long long)op->ev_seq);
         hex(op->ev_leaf, 32, leaf);
     }
-    const char *vz[] = {e->z->id, authz_names[zs], kid ? kid : "", jws ? jws : "", t_us,
-                        voided ? t.id : "", seq, leaf};
+    const char *vz[] = {
+        e->z->id, authz_names[zs], kid ? kid : "", jws ? jws : "", t_us, voided ? t.id : "", seq,
+        leaf};
     const char *vp[] = {e->payment, ac_pay_status_name(ps), t_us};
     if (ac_apply_stmt(a, "pay_authz_decide", 8, vz) || ac_apply_stmt(a, "pay_status", 3, vp))
         return AC_EC_INTERNAL;
@@ -1112,8 +1118,8 @@ static void apply_answer(struct ac_payments *p, struct ac_domain *d, struct ac_p
         return;
     }
     struct pend *e = z->p;
-    if (e && (strcmp(c->nonce, e->ch.nonce) != 0 ||
-              strcmp(c->payment_digest, e->payment_digest) != 0)) {
+    if (e &&
+        (strcmp(c->nonce, e->ch.nonce) != 0 || strcmp(c->payment_digest, e->payment_digest) != 0)) {
         op->result = AC_EC_AUTHORIZATION_MISMATCH;
         return;
     }
@@ -1180,7 +1186,8 @@ int ac_payments_tick(struct ac_payments *p, struct ac_apply *a)
     return 0;
 }
 
-/* ==== the op =================================================================================== */
+/* ==== the op ===================================================================================
+ */
 
 void ac_payments_apply(struct ac_payop *op, struct ac_apply *a)
 {
@@ -1240,7 +1247,8 @@ void ac_payments_cmd(struct ac_cmd *cmd, struct ac_payop *op)
     cmd->op_arg = op;
 }
 
-/* ==== load ===================================================================================== */
+/* ==== load =====================================================================================
+ */
 
 typedef int (*row_fn)(struct ac_payments *fresh, const PGresult *r);
 
@@ -1280,8 +1288,7 @@ static int load_mandate(struct ac_payments *f, const PGresult *r)
     }
     enum ac_ec ec = ac_jws_parse(jws, strlen(jws), &j, &detail);
     if (ec == AC_EC_OK) ec = ac_mandate_jws_check(&j, &detail);
-    if (ec == AC_EC_OK)
-        ec = ac_mandate_parse(j.payload_json, (unsigned)col64(r, 5), &m->m, NULL);
+    if (ec == AC_EC_OK) ec = ac_mandate_parse(j.payload_json, (unsigned)col64(r, 5), &m->m, NULL);
     ac_jws_clear(&j);
     if (ec == AC_EC_OK && strcmp(m->m.id, id) != 0) ec = AC_EC_MANDATE_INVALID;
     if (ec != AC_EC_OK || (m->jws = strdup(jws)) == NULL) {
@@ -1294,9 +1301,9 @@ static int load_mandate(struct ac_payments *f, const PGresult *r)
     m->revoked = m->pub_revoked = strcmp(PQgetvalue(r, 0, 3), "revoked") == 0;
     m->created_us = col64(r, 4);
     struct ac_spend *s = &m->spend;
-    int64_t *v[] = {&s->day.start_s,   &s->day.spent,   &s->day.held,  &s->week.start_s,
-                    &s->week.spent,    &s->week.held,   &s->month.start_s, &s->month.spent,
-                    &s->month.held,    &s->spent,       &s->held,      &s->uses,
+    int64_t *v[] = {&s->day.start_s, &s->day.spent, &s->day.held,      &s->week.start_s,
+                    &s->week.spent,  &s->week.held, &s->month.start_s, &s->month.spent,
+                    &s->month.held,  &s->spent,     &s->held,          &s->uses,
                     &s->holds};
     for (int i = 0; i < 13; i++)
         *v[i] = col64(r, 6 + i);
@@ -1310,8 +1317,7 @@ static int load_payment(struct ac_payments *f, const PGresult *r)
     struct payment *pe = malloc(sizeof *pe);
     const char *id = PQgetvalue(r, 0, 0), *dg = PQgetvalue(r, 0, 1);
     size_t n = 0;
-    if (pe == NULL || map_reserve(&f->payments, 1) || strlen(id) > AC_ID_MAX ||
-        strlen(dg) != 64) {
+    if (pe == NULL || map_reserve(&f->payments, 1) || strlen(id) > AC_ID_MAX || strlen(dg) != 64) {
         free(pe);
         return -1;
     }

@@ -84,20 +84,20 @@ enum ac_ec ac_payments_mandate_brief(struct ac_payments *p, const char *id,
 /* ==== operations (built on an HTTP thread, applied on the sequencer) ========================== */
 
 enum ac_payop_kind {
-    AC_PAYOP_MANDATE = 1,  /* register a mandate */
+    AC_PAYOP_MANDATE = 1,    /* register a mandate */
     AC_PAYOP_MANDATE_REVOKE, /* revoke a mandate */
-    AC_PAYOP_PAY,          /* decide (and settle / hold) a payment request */
-    AC_PAYOP_ANSWER,       /* the user's confirmation or decline of a step-up */
+    AC_PAYOP_PAY,            /* decide (and settle / hold) a payment request */
+    AC_PAYOP_ANSWER,         /* the user's confirmation or decline of a step-up */
 };
 
 /* What a payment ends as. */
 enum ac_pay_status {
-    AC_PAY_SETTLED = 1,  /* money moved */
-    AC_PAY_PENDING,      /* held, awaiting the user's confirmation */
-    AC_PAY_DECLINED,     /* the user declined, or the confirmation was denied: hold voided */
-    AC_PAY_EXPIRED,      /* nobody confirmed in time: hold voided */
-    AC_PAY_DENIED,       /* the risk decision said no: nothing moved */
-    AC_PAY_FAILED,       /* allowed, but the ledger refused (e.g. exceeds_credits): nothing moved */
+    AC_PAY_SETTLED = 1, /* money moved */
+    AC_PAY_PENDING,     /* held, awaiting the user's confirmation */
+    AC_PAY_DECLINED,    /* the user declined, or the confirmation was denied: hold voided */
+    AC_PAY_EXPIRED,     /* nobody confirmed in time: hold voided */
+    AC_PAY_DENIED,      /* the risk decision said no: nothing moved */
+    AC_PAY_FAILED,      /* allowed, but the ledger refused (e.g. exceeds_credits): nothing moved */
 };
 /* "settled", "pending_confirmation", "declined", "expired", "denied", "failed"; "" otherwise. */
 const char *ac_pay_status_name(enum ac_pay_status s);
@@ -126,7 +126,7 @@ struct ac_pay_request {
     enum ac_op op;
     char asset[AC_ASSET_MAX + 1];
     unsigned scale;
-    int64_t amount; /* > 0 */
+    int64_t amount;                          /* > 0 */
     char purpose[AC_STEPUP_PURPOSE_SIZE];    /* "" when none */
     char order_digest[AC_STEPUP_ORDER_SIZE]; /* "" when none */
     char debit[AC_ID_MAX + 1];               /* the payer's wallet ("" when it has no valid id) */
@@ -158,15 +158,15 @@ struct ac_payop {
     /* ---- outputs (valid when the command's status is AC_EC_OK) ---- */
     enum ac_ec result; /* AC_EC_OK: done (see below); otherwise the refusal, nothing changed */
     int replayed;      /* 1: idempotent replay, nothing written (read the original back) */
-    enum ac_pay_status status;          /* PAY, ANSWER: the payment's status afterwards */
-    struct ac_risk_decision decision;   /* PAY, ANSWER (confirm) */
-    enum ac_ec ledger_ec;               /* status FAILED: the ledger's refusal */
-    int has_evidence;                   /* an evidence record was appended */
+    enum ac_pay_status status;        /* PAY, ANSWER: the payment's status afterwards */
+    struct ac_risk_decision decision; /* PAY, ANSWER (confirm) */
+    enum ac_ec ledger_ec;             /* status FAILED: the ledger's refusal */
+    int has_evidence;                 /* an evidence record was appended */
     uint64_t ev_seq;
     uint8_t ev_leaf[AC_EV_HASH_LEN];
-    int64_t at_us;                      /* when it was applied */
-    char payment_id[AC_ID_MAX + 1];     /* ANSWER: the payment */
-    char transfer_id[AC_ID_MAX + 1];    /* PAY: settle/hold; ANSWER: post/void */
+    int64_t at_us;                        /* when it was applied */
+    char payment_id[AC_ID_MAX + 1];       /* ANSWER: the payment */
+    char transfer_id[AC_ID_MAX + 1];      /* PAY: settle/hold; ANSWER: post/void */
     struct ac_stepup_challenge challenge; /* PAY with status PENDING */
 };
 
@@ -205,14 +205,14 @@ int ac_payments_tick(struct ac_payments *p, struct ac_apply *a);
 /* ==== committed rows (HTTP threads, reader connections) ======================================= */
 
 struct ac_mandate_row {
-    char *jws;                             /* malloc'd */
+    char *jws; /* malloc'd */
     char kid[AC_JWK_THUMBPRINT_SIZE];
     int revoked;
     int64_t created_us, revoked_us;
-    char *revocation_jws;                  /* malloc'd or NULL */
+    char *revocation_jws; /* malloc'd or NULL */
     char revocation_kid[AC_JWK_THUMBPRINT_SIZE];
-    unsigned scale;                        /* of the mandate's asset */
-    struct ac_spend spend;                 /* as of the last batch that changed it */
+    unsigned scale;        /* of the mandate's asset */
+    struct ac_spend spend; /* as of the last batch that changed it */
 };
 /* ONE_RESULT with *out (clear it later), NO_RESULTS, or an error. */
 enum ac_qs ac_payments_read_mandate(PGconn *c, const char *id, struct ac_mandate_row *out);
@@ -249,7 +249,7 @@ struct ac_authz_row {
     char id[AC_ID_MAX + 1], payment[AC_ID_MAX + 1], user[AC_ID_MAX + 1];
     char *challenge; /* malloc'd canonical text */
     int64_t iat, exp;
-    char status[16]; /* pending, confirmed, declined, expired, denied */
+    char status[16];                /* pending, confirmed, declined, expired, denied */
     int64_t created_us, decided_us; /* decided_us 0 while pending */
     char transfer_id[AC_ID_MAX + 1];
     char confirmation_kid[AC_JWK_THUMBPRINT_SIZE];

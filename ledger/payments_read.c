@@ -99,9 +99,9 @@ enum ac_qs ac_payments_read_mandate(PGconn *c, const char *id, struct ac_mandate
     cpy(out->revocation_kid, sizeof out->revocation_kid, r, 6);
     out->scale = (unsigned)i64(r, 7);
     struct ac_spend *s = &out->spend;
-    int64_t *v[] = {&s->day.start_s, &s->day.spent,   &s->day.held,      &s->week.start_s,
-                    &s->week.spent,  &s->week.held,   &s->month.start_s, &s->month.spent,
-                    &s->month.held,  &s->spent,       &s->held,          &s->uses,
+    int64_t *v[] = {&s->day.start_s, &s->day.spent, &s->day.held,      &s->week.start_s,
+                    &s->week.spent,  &s->week.held, &s->month.start_s, &s->month.spent,
+                    &s->month.held,  &s->spent,     &s->held,          &s->uses,
                     &s->holds};
     for (int i = 0; i < 13; i++)
         *v[i] = i64(r, 8 + i);

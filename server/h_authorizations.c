@@ -95,8 +95,8 @@ static enum MHD_Result reply_decided(struct ac_req *r, struct actx *x)
     }
     ac_pool_put(r->app->pool, c, qs == AC_QS_SOFT_ERROR);
     if (qs <= 0) return ac_reply_db_error(r, qs == AC_QS_NO_RESULTS ? AC_QS_HARD_ERROR : qs);
-    json_t *o = json_pack("{s:o, s:o}", "authorization", authz_json(&z), "payment",
-                          ac_payment_json(&p));
+    json_t *o =
+        json_pack("{s:o, s:o}", "authorization", authz_json(&z), "payment", ac_payment_json(&p));
     int denied = strcmp(z.status, "denied") == 0;
     ac_authz_row_clear(&z);
     ac_payment_row_clear(&p);

@@ -37,8 +37,9 @@ static json_t *bucket_json(const char *asset, unsigned scale, const struct ac_sp
 {
     char ts[40];
     ac_rfc3339(b->start_s * 1000000, ts);
-    return json_pack("{s:s, s:o, s:o}", "start", ts, "spent", ac_doc_amount_json(asset, b->spent, scale),
-                     "held", ac_doc_amount_json(asset, b->held, scale));
+    return json_pack("{s:s, s:o, s:o}", "start", ts, "spent",
+                     ac_doc_amount_json(asset, b->spent, scale), "held",
+                     ac_doc_amount_json(asset, b->held, scale));
 }
 
 static void headroom_set(json_t *h, const char *name, const char *asset, int64_t v, unsigned scale)
@@ -95,9 +96,10 @@ static enum MHD_Result reply_mandate(struct ac_req *r, const char *id, unsigned 
         "{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:{s:o, s:o, s:o, s:{s:o, s:o}, s:I, s:I}, s:o, s:s}",
         "id", m.id, "user", m.iss, "signed_by", row.kid, "status",
         status_name(&m, row.revoked, ac_us_to_s(now_us)), "mandate", ac_mandate_to_json(&m), "jws",
-        row.jws, "created_at", created, "spend", "day", bucket_json(a, m.scale, &h.view.day), "week",
-        bucket_json(a, m.scale, &h.view.week), "month", bucket_json(a, m.scale, &h.view.month),
-        "total", "spent", ac_doc_amount_json(a, h.view.spent, m.scale), "held",
+        row.jws, "created_at", created, "spend", "day", bucket_json(a, m.scale, &h.view.day),
+        "week", bucket_json(a, m.scale, &h.view.week), "month",
+        bucket_json(a, m.scale, &h.view.month), "total", "spent",
+        ac_doc_amount_json(a, h.view.spent, m.scale), "held",
         ac_doc_amount_json(a, h.view.held, m.scale), "uses", (json_int_t)h.view.uses, "holds",
         (json_int_t)h.view.holds, "headroom", head, "as_of", asof);
     if (o && row.revoked) {

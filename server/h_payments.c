@@ -35,7 +35,8 @@ static void pctx_free(void *p)
     free(p);
 }
 
-/* ---- rendering --------------------------------------------------------------------------------- */
+/* ---- rendering ---------------------------------------------------------------------------------
+ */
 
 static json_t *reasons_json(const char *csv)
 {
@@ -67,9 +68,9 @@ json_t *ac_payment_json(const struct ac_payment_row *p)
         "{s:s, s:s, s:{s:s, s:s, s:o}, s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", p->id,
         "status", ac_pay_status_name(p->status), "decision", "verdict", p->verdict, "autonomy",
         autonomy_text(p->autonomy), "reasons", reasons_json(p->reasons), "amount",
-        ac_doc_amount_json(p->asset, p->amount, p->scale), "payee", p->payee, "mandate",
-        p->mandate, "op", ac_op_name(p->op) ? ac_op_name(p->op) : "", "user", p->user, "agent",
-        p->agent, "binding", p->binding, "created_at", created, "updated_at", updated);
+        ac_doc_amount_json(p->asset, p->amount, p->scale), "payee", p->payee, "mandate", p->mandate,
+        "op", ac_op_name(p->op) ? ac_op_name(p->op) : "", "user", p->user, "agent", p->agent,
+        "binding", p->binding, "created_at", created, "updated_at", updated);
     if (o == NULL) return NULL;
     if (p->purpose[0]) json_object_set_new(o, "purpose", json_string(p->purpose));
     if (p->order_digest[0]) json_object_set_new(o, "order_digest", json_string(p->order_digest));
@@ -83,20 +84,21 @@ json_t *ac_payment_json(const struct ac_payment_row *p)
         json_t *ch = p->challenge ? json_loads(p->challenge, JSON_REJECT_DUPLICATES, NULL) : NULL;
         json_object_set_new(o, "authorization",
                             json_pack("{s:s, s:s, s:o, s:s}", "id", p->authorization_id, "status",
-                                      p->authorization_status, "challenge",
-                                      ch ? ch : json_null(), "expires_at", exp));
+                                      p->authorization_status, "challenge", ch ? ch : json_null(),
+                                      "expires_at", exp));
     }
     return o;
 }
 
-/* Reply with a payment: 200/201 for settled and pending (and any GET), otherwise the problem
- * (payment_denied, or the ledger's code) carrying the payment. */
+/* Reply with a payment: a problem carrying it when it was refused (denied: payment_denied; failed:
+ * the ledger's code) and as_problem is set (POST), else ok_status with it (a step-up that ended
+ * since -- settled, declined, expired -- is answered as it stands now). */
 static enum MHD_Result reply_payment(struct ac_req *r, const struct ac_payment_row *p,
                                      unsigned ok_status, int as_problem)
 {
     json_t *o = ac_payment_json(p);
     if (o == NULL) return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
-    if (!as_problem || p->status == AC_PAY_SETTLED || p->status == AC_PAY_PENDING)
+    if (!as_problem || (p->status != AC_PAY_DENIED && p->status != AC_PAY_FAILED))
         return ac_reply_json(r, ok_status, o);
     enum ac_ec ec = AC_EC_PAYMENT_DENIED;
     if (p->status == AC_PAY_FAILED) {
@@ -166,7 +168,8 @@ static enum MHD_Result reply_stored(struct ac_req *r, const char *id, unsigned o
     return rc;
 }
 
-/* ---- parsing ----------------------------------------------------------------------------------- */
+/* ---- parsing -----------------------------------------------------------------------------------
+ */
 
 /* Printable ASCII without spaces, 1..AC_STEPUP_ORDER_SIZE-1 bytes. */
 static int order_digest_ok(const char *s)
@@ -211,8 +214,8 @@ static int parse(struct ac_req *r, struct pctx *x, enum MHD_Result *rc)
         *rc = bad(r, AC_EC_ID_INVALID, "/payee", NULL);
     } else if ((q->op = ac_op_from_name(op)) == 0) {
         *rc = bad(r, AC_EC_PARAMETER_INVALID, "/op", "op must be purchase, topup or micropay");
-    } else if (purpose && ac_doc_text(body, "", "purpose", 1, q->purpose, sizeof q->purpose,
-                                      &derr) != 1) {
+    } else if (purpose &&
+               ac_doc_text(body, "", "purpose", 1, q->purpose, sizeof q->purpose, &derr) != 1) {
         *rc = bad(r, AC_EC_PARAMETER_INVALID, "/purpose",
                   "purpose must be 1-255 bytes of text without control characters");
     } else if (order && (!json_is_string(order) ||
@@ -233,7 +236,8 @@ static int parse(struct ac_req *r, struct pctx *x, enum MHD_Result *rc)
         snprintf(q->mandate, sizeof q->mandate, "%s", mandate);
         snprintf(q->payee, sizeof q->payee, "%s", payee);
         snprintf(q->asset, sizeof q->asset, "%s", cur);
-        if (order) snprintf(q->order_digest, sizeof q->order_digest, "%s", json_string_value(order));
+        if (order)
+            snprintf(q->order_digest, sizeof q->order_digest, "%s", json_string_value(order));
         q->scale = scale;
         ok = 1;
     }

@@ -304,34 +304,34 @@ static void rollover(void **st)
 {
     (void)st;
     json_t *p = mandate_payload("mp", "L5");
-    json_object_set_new(p, "caps", json_pack("{s:s, s:s, s:s}", "day", "10.00", "week", "25.00",
-                                             "month", "40.00"));
+    json_object_set_new(
+        p, "caps", json_pack("{s:s, s:s, s:s}", "day", "10.00", "week", "25.00", "month", "40.00"));
     mandate(p);
     long long w0 = wallet_posted();
 
-    set_now(T0, 0); /* Wed 23:59 local */
-    settles("r1", "mp", 1000);                       /* the day's cap, exactly */
-    set_now(T0 + 60, -1);                            /* Wed 23:59:59.999999 local */
+    set_now(T0, 0);            /* Wed 23:59 local */
+    settles("r1", "mp", 1000); /* the day's cap, exactly */
+    set_now(T0 + 60, -1);      /* Wed 23:59:59.999999 local */
     denied("r2", "mp", 1, AC_RR_CAP_DAY_EXCEEDED);
-    set_now(T0 + 60, 0);                             /* Thu 00:00 local: a new day */
+    set_now(T0 + 60, 0); /* Thu 00:00 local: a new day */
     settles("r3", "mp", 1000);
-    set_now(T0 + 60 + DAY, 0);                       /* Fri */
+    set_now(T0 + 60 + DAY, 0);                         /* Fri */
     denied("r4", "mp", 1000, AC_RR_CAP_WEEK_EXCEEDED); /* week 20 + 10 > 25 */
-    settles("r5", "mp", 500);                        /* week 25: exactly */
-    set_now(T0 + 60 + 2 * DAY, 0);                   /* Sat */
+    settles("r5", "mp", 500);                          /* week 25: exactly */
+    set_now(T0 + 60 + 2 * DAY, 0);                     /* Sat */
     denied("r6", "mp", 1, AC_RR_CAP_WEEK_EXCEEDED);
 
     /* a restart reloads the spend exactly */
     node_stop(&N);
     node_start(&N);
     denied("r7", "mp", 1, AC_RR_CAP_WEEK_EXCEEDED);
-    set_now(T0 + 60 + 4 * DAY, -1);                  /* Sun 23:59:59.999999 local */
+    set_now(T0 + 60 + 4 * DAY, -1); /* Sun 23:59:59.999999 local */
     denied("r8", "mp", 1, AC_RR_CAP_WEEK_EXCEEDED);
-    set_now(T0 + 60 + 4 * DAY, 0);                   /* Mon 00:00 local (still Sunday in UTC) */
-    settles("r9", "mp", 1000);                       /* week 10, month 35 */
-    set_now(T0 + 60 + 5 * DAY, 0);                   /* Tue */
+    set_now(T0 + 60 + 4 * DAY, 0); /* Mon 00:00 local (still Sunday in UTC) */
+    settles("r9", "mp", 1000);     /* week 10, month 35 */
+    set_now(T0 + 60 + 5 * DAY, 0); /* Tue */
     denied("r10", "mp", 1000, AC_RR_CAP_MONTH_EXCEEDED);
-    settles("r11", "mp", 500);                       /* month 40: exactly */
+    settles("r11", "mp", 500); /* month 40: exactly */
     /* 2025-03-31T16:00:00Z is April 1st 00:00 local */
     const int64_t april = 1743436800LL;
     set_now(april, -1);
@@ -378,7 +378,8 @@ static void rollover(void **st)
     assert_int_equal(wallet_posted() - w0, 5000);
 }
 
-/* ---- step-up: confirmation at the edge, expiry by the deadline -------------------------------- */
+/* ---- step-up: confirmation at the edge, expiry by the deadline --------------------------------
+ */
 
 /* The user's signed answer to op's challenge. */
 static enum ac_ec answer(const struct ac_payop *pending, enum ac_stepup_decision d,
@@ -454,10 +455,9 @@ static void stepup(void **st)
     assert_int_equal(sql_int("select uses from ac_mandate_spend where mandate_id = 'ms'"), 1);
     assert_int_equal(
         sql_int("select count(*) from ac_payments where id = 's2' and status = 'expired'"), 1);
-    assert_int_equal(
-        sql_int("select count(*) from ac_evidence where payment_id = 's2' and kind in "
-                "('payment.step_up', 'payment.expire')"),
-        2);
+    assert_int_equal(sql_int("select count(*) from ac_evidence where payment_id = 's2' and kind in "
+                             "('payment.step_up', 'payment.expire')"),
+                     2);
     /* released: the cap has room again for two more (2 + 2 + 1 <= 5) */
     pay("s4", "ms", 200, &r);
     assert_int_equal(r.status, AC_PAY_PENDING);

@@ -227,7 +227,8 @@ static void same_balance(const char *account, struct bal want, const char *what)
                  want.dp, want.dpo);
 }
 
-/* ---- signed payment requests ------------------------------------------------------------------ */
+/* ---- signed payment requests ------------------------------------------------------------------
+ */
 
 /* The body of a payment request. */
 static char *pay_body(const char *id, const char *mandate, const char *payee, const char *cur,
@@ -247,8 +248,7 @@ static int pay_raw(struct ac_test_http *c, EVP_PKEY *agent, const char *body,
 {
     static _Thread_local char hdrs[16384];
     ac_test_agent_headers(agent, srv.port, "POST", "/v1/payments", body, hdrs, sizeof hdrs);
-    return ac_test_http_request(c ? c : &http, "POST", "/v1/payments", hdrs, body, strlen(body),
-                                r);
+    return ac_test_http_request(c ? c : &http, "POST", "/v1/payments", hdrs, body, strlen(body), r);
 }
 
 /* A payment that must answer `want`; returns the JSON body. */
@@ -334,12 +334,13 @@ static void revoke_mandate(const char *id, EVP_PKEY *key, const char *user, int 
     free(body);
 }
 
-/* ---- setup of the world ----------------------------------------------------------------------- */
+/* ---- setup of the world -----------------------------------------------------------------------
+ */
 
 static void register_binding(const char *id, EVP_PKEY *agent, const char *agent_id)
 {
-    json_t *p = ac_test_binding_payload(id, "alice", agent_id, agent, now_s() - 10,
-                                        now_s() + 30 * DAY);
+    json_t *p =
+        ac_test_binding_payload(id, "alice", agent_id, agent, now_s() - 10, now_s() + 30 * DAY);
     json_object_set_new(p, "max_autonomy", json_string("L5"));
     char *body = signed_doc(alice1, AC_BINDING_TYP, p);
     json_decref(call_tok("POST", "/v1/bindings", body, 201, NULL));
@@ -382,7 +383,8 @@ static void world(void)
     free(l1);
 }
 
-/* ---- mandates ---------------------------------------------------------------------------------- */
+/* ---- mandates ----------------------------------------------------------------------------------
+ */
 
 static void mandates(void **st)
 {
@@ -413,7 +415,8 @@ static void mandates(void **st)
     problem_tok("GET", "/v1/mandates/nope", NULL, 404, "mandate_unknown", TOKEN);
 }
 
-/* ---- payments ---------------------------------------------------------------------------------- */
+/* ---- payments ----------------------------------------------------------------------------------
+ */
 
 static void payments(void **st)
 {
@@ -473,7 +476,8 @@ static void payments(void **st)
     assert_int_equal(uses, 1);
 }
 
-/* ---- the concurrency property ----------------------------------------------------------------- */
+/* ---- the concurrency property -----------------------------------------------------------------
+ */
 
 #define NCONC 64
 #define KCAP 10
@@ -562,7 +566,8 @@ static void concurrency(void **st)
     }
 }
 
-/* ---- step-up ------------------------------------------------------------------------------------ */
+/* ---- step-up ------------------------------------------------------------------------------------
+ */
 
 /* A step-up payment of value under mandate mid: returns the payment answer (201, pending). */
 static json_t *stepup_payment(const char *id, const char *mid, const char *value)
@@ -579,8 +584,7 @@ static json_t *stepup_payment(const char *id, const char *mid, const char *value
 }
 
 /* POST /v1/authorizations/{az}/{action} with the confirmation signed by key over p. */
-static struct ac_test_http_resp answer(const char *az, const char *action, EVP_PKEY *key,
-                                       json_t *p)
+static struct ac_test_http_resp answer(const char *az, const char *action, EVP_PKEY *key, json_t *p)
 {
     char *body = signed_doc(key, AC_CONFIRMATION_TYP, p);
     char path[160];
@@ -627,7 +631,8 @@ static void stepup(void **st)
     json_decref(g);
 
     /* a confirmation signed by someone else's key, and one posted to the wrong endpoint */
-    struct ac_test_http_resp r = answer(az1, "confirm", bob1, ac_test_confirmation_payload(ch, "confirm"));
+    struct ac_test_http_resp r =
+        answer(az1, "confirm", bob1, ac_test_confirmation_payload(ch, "confirm"));
     json_decref(expect_problem(&r, 401, "jws_key_unknown", "bob's confirmation"));
     ac_test_http_resp_free(&r);
     r = answer(az1, "decline", alice1, ac_test_confirmation_payload(ch, "confirm"));
@@ -665,7 +670,8 @@ static void stepup(void **st)
     snprintf(az2, sizeof az2, "%s", jstr(az2o, "id"));
     struct bal a3 = balance("user:alice:cny");
     r = answer(az2, "confirm", alice1, json_incref(conf1));
-    json_decref(expect_problem(&r, 422, "authorization_mismatch", "confirmation for another payment"));
+    json_decref(
+        expect_problem(&r, 422, "authorization_mismatch", "confirmation for another payment"));
     ac_test_http_resp_free(&r);
     /* its own id but the other payment's nonce and digest */
     json_t *forged = json_incref(conf1);
@@ -692,6 +698,10 @@ static void stepup(void **st)
     json_t *pg = call("GET", "/v1/payments/s2", NULL, 200);
     assert_string_equal(jstr(pg, "status"), "declined");
     json_decref(pg);
+    pg = pay(agent1, "s2", "ms", "shop", "9.00", 200); /* the agent's view: as it stands now */
+    assert_string_equal(jstr(pg, "status"), "declined");
+    assert_string_equal(jstr(json_object_get(pg, "authorization"), "status"), "declined");
+    json_decref(pg);
     /* the declined one cannot be confirmed afterwards */
     r = answer(az2, "confirm", alice1,
                ac_test_confirmation_payload(json_object_get(az2o, "challenge"), "confirm"));
@@ -704,7 +714,8 @@ static void stepup(void **st)
     json_decref(j2);
 }
 
-/* ---- bad input ---------------------------------------------------------------------------------- */
+/* ---- bad input ----------------------------------------------------------------------------------
+ */
 
 static void bad_input(void **st)
 {
@@ -751,26 +762,33 @@ static void bad_input(void **st)
     /* payments: shape, amounts, unknowns, unsigned */
     long long pays0 = sql_int("select count(*) from ac_payments");
     pay_problem(agent1, "{\"id\":\"x1\"}", 400, "json_schema");
-    pay_problem(agent1, "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{"
-                        "\"currency\":\"CNY\",\"value\":\"1.234\"}}",
+    pay_problem(agent1,
+                "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{"
+                "\"currency\":\"CNY\",\"value\":\"1.234\"}}",
                 400, "amount_precision");
-    pay_problem(agent1, "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{"
-                        "\"currency\":\"CNY\",\"value\":\"-1\"}}",
+    pay_problem(agent1,
+                "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{"
+                "\"currency\":\"CNY\",\"value\":\"-1\"}}",
                 400, "amount_negative");
-    pay_problem(agent1, "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{"
-                        "\"currency\":\"CNY\",\"value\":\"0\"}}",
+    pay_problem(agent1,
+                "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{"
+                "\"currency\":\"CNY\",\"value\":\"0\"}}",
                 400, "amount_zero");
-    pay_problem(agent1, "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{"
-                        "\"currency\":\"CNY\",\"value\":1}}",
+    pay_problem(agent1,
+                "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{"
+                "\"currency\":\"CNY\",\"value\":1}}",
                 400, "json_schema");
-    pay_problem(agent1, "{\"id\":\"x 1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{"
-                        "\"currency\":\"CNY\",\"value\":\"1\"}}",
+    pay_problem(agent1,
+                "{\"id\":\"x 1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{"
+                "\"currency\":\"CNY\",\"value\":\"1\"}}",
                 400, "id_invalid");
-    pay_problem(agent1, "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"op\":\"steal\","
-                        "\"amount\":{\"currency\":\"CNY\",\"value\":\"1\"}}",
+    pay_problem(agent1,
+                "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"op\":\"steal\","
+                "\"amount\":{\"currency\":\"CNY\",\"value\":\"1\"}}",
                 400, "parameter_invalid");
-    pay_problem(agent1, "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{"
-                        "\"currency\":\"EUR\",\"value\":\"1\"}}",
+    pay_problem(agent1,
+                "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{"
+                "\"currency\":\"EUR\",\"value\":\"1\"}}",
                 404, "asset_unknown");
     body = pay_body("x1", "nope", "shop", "CNY", "1.00", NULL);
     pay_problem(agent1, body, 404, "mandate_unknown");
@@ -802,12 +820,12 @@ static void bad_input(void **st)
         day += 5000;
     }
     json_t *mj = mandate_get("m1");
-    long long day_spent =
-        cents(jstr(json_object_get(json_object_get(json_object_get(mj, "spend"), "day"), "spent"),
-                   "value"));
+    long long day_spent = cents(jstr(
+        json_object_get(json_object_get(json_object_get(mj, "spend"), "day"), "spent"), "value"));
     json_decref(mj);
     char left[32];
-    snprintf(left, sizeof left, "%lld.%02lld", (30000 - day_spent) / 100, (30000 - day_spent) % 100);
+    snprintf(left, sizeof left, "%lld.%02lld", (30000 - day_spent) / 100,
+             (30000 - day_spent) % 100);
     struct bal a1 = balance("user:alice:cny");
     char over[32];
     snprintf(over, sizeof over, "%lld.%02lld", (30000 - day_spent + 1) / 100,
@@ -842,7 +860,8 @@ static void bad_input(void **st)
     (void)a0;
 }
 
-/* ---- revocation racing with payments ------------------------------------------------------------ */
+/* ---- revocation racing with payments ------------------------------------------------------------
+ */
 
 #define NRACE 4
 
@@ -929,7 +948,8 @@ static void race(EVP_PKEY *agent, const char *mid, const char *prefix, void (*re
     assert_int_equal(a1.dpo - a0.dpo, settled);
     char q[200];
     snprintf(q, sizeof q,
-             "select count(*) from ac_payments where mandate_id = '%s' and status = 'settled'", mid);
+             "select count(*) from ac_payments where mandate_id = '%s' and status = 'settled'",
+             mid);
     assert_int_equal(sql_int(q), settled);
 }
 
@@ -958,7 +978,8 @@ static void revocation_race(void **st)
     race(agent1, "mrace", "rm", revoke_mrace);
 }
 
-/* ---- expiry (a server with a 2-second challenge) ------------------------------------------------ */
+/* ---- expiry (a server with a 2-second challenge) ------------------------------------------------
+ */
 
 static void expiry(void **st)
 {
@@ -967,7 +988,8 @@ static void expiry(void **st)
     assert_int_equal(ac_test_server_stop(&srv, 20000), 0);
     static struct ac_test_server shortttl; /* static: the support library keeps its env copies */
     const char *env[] = {"AGENTCLEAR_STEPUP_TTL=2", NULL};
-    assert_int_equal(ac_test_server_start(&shortttl, "payments_short_ttl", db_url, TOKEN, env, READY_MS), 0);
+    assert_int_equal(
+        ac_test_server_start(&shortttl, "payments_short_ttl", db_url, TOKEN, env, READY_MS), 0);
     unsigned port = srv.port;
     srv.port = shortttl.port; /* the helpers sign for srv.port */
     ac_test_http_init(&http, "127.0.0.1", shortttl.port, 20000);
@@ -1009,7 +1031,8 @@ static void expiry(void **st)
     ac_test_http_init(&http, "127.0.0.1", srv.port, 20000);
 }
 
-/* ---- restart ------------------------------------------------------------------------------------- */
+/* ---- restart
+ * ------------------------------------------------------------------------------------- */
 
 static void restart_keeps_everything(void **st)
 {

@@ -38,8 +38,8 @@ void ac_test_agent_headers(EVP_PKEY *key, unsigned port, const char *method, con
         ac_runtime_header(d, runtime, sizeof runtime) < 0)
         fail_msg("runtime digest");
     size_t blen = body ? strlen(body) : 0;
-    if (body && ac_digest_header(AC_DIGEST_SHA256, (const uint8_t *)body, blen, digest,
-                                 sizeof digest) <= 0)
+    if (body &&
+        ac_digest_header(AC_DIGEST_SHA256, (const uint8_t *)body, blen, digest, sizeof digest) <= 0)
         fail_msg("content digest");
     snprintf(authority, sizeof authority, "127.0.0.1:%u", port);
     snprintf(kid, sizeof kid, "%s", ac_test_kid(key));
@@ -74,11 +74,10 @@ void ac_test_agent_headers(EVP_PKEY *key, unsigned port, const char *method, con
     char si[4096], sg[512];
     enum ac_ec ec = ac_httpsig_sign(key, &req, &o, si, sizeof si, sg, sizeof sg);
     if (ec != AC_EC_OK) fail_msg("ac_httpsig_sign: %s", ac_ec_code(ec));
-    int n = snprintf(out, cap,
-                     "Agent-Runtime: %s\r\n%s%s%s%sSignature-Input: %s\r\nSignature: %s\r\n",
-                     runtime, body ? "Content-Type: application/json\r\n" : "",
-                     body ? "Content-Digest: " : "", body ? digest : "", body ? "\r\n" : "", si,
-                     sg);
+    int n =
+        snprintf(out, cap, "Agent-Runtime: %s\r\n%s%s%s%sSignature-Input: %s\r\nSignature: %s\r\n",
+                 runtime, body ? "Content-Type: application/json\r\n" : "",
+                 body ? "Content-Digest: " : "", body ? digest : "", body ? "\r\n" : "", si, sg);
     if (n < 0 || (size_t)n >= cap) fail_msg("header buffer too small");
 }
 
@@ -107,11 +106,11 @@ char *ac_test_jws_body(const char *jws)
 
 json_t *ac_test_confirmation_payload(const json_t *ch, const char *decision)
 {
-    json_t *p = json_pack("{s:i, s:O, s:O, s:O, s:s, s:I}", "ver", 1, "authorization",
-                          json_object_get(ch, "authorization"), "nonce",
-                          json_object_get(ch, "nonce"), "payment_digest",
-                          json_object_get(ch, "payment_digest"), "decision", decision, "iat",
-                          (json_int_t)time(NULL));
+    json_t *p =
+        json_pack("{s:i, s:O, s:O, s:O, s:s, s:I}", "ver", 1, "authorization",
+                  json_object_get(ch, "authorization"), "nonce", json_object_get(ch, "nonce"),
+                  "payment_digest", json_object_get(ch, "payment_digest"), "decision", decision,
+                  "iat", (json_int_t)time(NULL));
     if (p == NULL) fail_msg("confirmation payload: challenge lacks members");
     return p;
 }
