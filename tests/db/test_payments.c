@@ -469,6 +469,44 @@ static void stepup(void **st)
     assert_int_equal(sql_int("select held from ac_mandate_spend where mandate_id = 'ms'"), 0);
     assert_int_equal(sql_int("select debits_pending from ac_accounts where id = 'user:alice:cny'"),
                      0);
+
+    /* the mandate is revoked while a step-up waits: its confirmation is decided again, denied,
+     * and the hold is voided */
+    struct ac_payop c;
+    pay("s5", "ms", 200, &c);
+    assert_int_equal(c.status, AC_PAY_PENDING);
+    json_t *rp = json_pack("{s:i, s:s, s:s, s:I}", "ver", 1, "mandate", "ms", "iss", "alice", "iat",
+                           (json_int_t)(atomic_load(&fake_now) / US));
+    char *rj = ac_test_sign_doc(alice, AC_MANDATE_REVOCATION_TYP, rp, NULL);
+    json_decref(rp);
+    struct ac_payop rv;
+    memset(&rv, 0, sizeof rv);
+    rv.kind = AC_PAYOP_MANDATE_REVOKE;
+    snprintf(rv.mandate_id, sizeof rv.mandate_id, "ms");
+    snprintf(rv.user, sizeof rv.user, "alice");
+    snprintf(rv.kid, sizeof rv.kid, "%s", ac_test_kid(alice));
+    rv.jws = rj;
+    assert_int_equal(run_op(&rv), AC_EC_OK);
+    assert_false(rv.replayed);
+    assert_true(rv.has_evidence);
+    assert_int_equal(run_op(&rv), AC_EC_OK); /* again: a replay */
+    assert_true(rv.replayed);
+    free(rj);
+    long long posted = wallet_posted();
+    assert_int_equal(answer(&c, AC_STEPUP_CONFIRM, &r), AC_EC_OK);
+    assert_int_equal(r.status, AC_PAY_DECLINED);
+    assert_int_equal(r.decision.verdict, AC_VERDICT_DENY);
+    assert_true(ac_risk_fired(&r.decision, AC_RR_MANDATE_REVOKED));
+    assert_int_equal(wallet_posted(), posted);
+    assert_int_equal(sql_int("select held from ac_mandate_spend where mandate_id = 'ms'"), 0);
+    assert_int_equal(sql_int("select debits_pending from ac_accounts where id = 'user:alice:cny'"),
+                     0);
+    assert_int_equal(sql_int("select count(*) from ac_authorizations where payment_id = 's5' and "
+                             "status = 'denied'"),
+                     1);
+    assert_int_equal(sql_int("select count(*) from ac_evidence where payment_id = 's5' and kind = "
+                             "'payment.decline'"),
+                     1);
 }
 
 /* ---- setup ----------------------------------------------------------------------------------- */

@@ -14,7 +14,9 @@
  * - Revocation racing with payments (binding and mandate): no payment sent after the
  *   revocation's acknowledgement settles.
  * - Every bad input of the issue answers its 4xx problem code and moves no money.
- * - After a restart everything is still there (replay answers, spend). */
+ * - After a restart everything is still there (replay answers, spend).
+ * - The evidence export of it all passes the auditor's offline replay (`agentclear audit replay`,
+ *   with --db against the live ledger). */
 #include "tests/support/testutil.h"
 
 #include <pthread.h>
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -46,6 +49,7 @@
 static struct ac_test_server srv;
 static struct ac_test_http http;
 static char db_url[1024];
+static char keys_env[1100]; /* AGENTCLEAR_KEYS_DIR=<tmp>/keys: checkpoints are signed */
 static EVP_PKEY *alice1, *bob1, *shop1, *llm1, *agent1, *agent2, *agent3;
 
 /* ---- helpers --------------------------------------------------------------------------------- */
@@ -987,7 +991,7 @@ static void expiry(void **st)
     ac_test_http_close(&http);
     assert_int_equal(ac_test_server_stop(&srv, 20000), 0);
     static struct ac_test_server shortttl; /* static: the support library keeps its env copies */
-    const char *env[] = {"AGENTCLEAR_STEPUP_TTL=2", NULL};
+    const char *env[] = {"AGENTCLEAR_STEPUP_TTL=2", keys_env, "AGENTCLEAR_CHECKPOINT_MS=200", NULL};
     assert_int_equal(
         ac_test_server_start(&shortttl, "payments_short_ttl", db_url, TOKEN, env, READY_MS), 0);
     unsigned port = srv.port;
@@ -1056,6 +1060,41 @@ static void restart_keeps_everything(void **st)
     json_decref(pay(agent1, "after-restart", "m1", "llm", "1.00", 422));
 }
 
+/* Everything the tests decided is in the evidence log, and an auditor's offline replay of the
+ * export verifies it: chain, checkpoints, every user-signed document, every agent request
+ * signature against its binding's key, and the transfers against the live ledger. */
+static void audit_replay(void **st)
+{
+    (void)st;
+    int sealed = 0;
+    for (int i = 0; i < 300 && !sealed; i++) {
+        sealed = sql_int("select coalesce(max(size), 0) from ac_checkpoints") ==
+                 sql_int("select count(*) from ac_evidence");
+        if (!sealed) usleep(100000);
+    }
+    assert_true(sealed);
+    /* one record per decision: per payment decided, per step-up answered or expired */
+    assert_int_equal(sql_int("select count(*) from ac_evidence where kind in ('payment.settle', "
+                             "'payment.step_up', 'payment.deny')"),
+                     sql_int("select count(*) from ac_payments"));
+    assert_int_equal(sql_int("select count(*) from ac_evidence where kind in ('payment.confirm', "
+                             "'payment.decline', 'payment.expire')"),
+                     sql_int("select count(*) from ac_authorizations where status <> 'pending'"));
+    assert_int_equal(sql_int("select count(*) from ac_payments p where not exists (select 1 from "
+                             "ac_evidence e where e.seq = p.evidence_seq and e.payment_id = p.id)"),
+                     0);
+    char out[1200], dbarg[1100];
+    snprintf(out, sizeof out, "--out=%s/export.bin", ac_test_tmpdir());
+    snprintf(dbarg, sizeof dbarg, "--database-url=%s", db_url);
+    char *exp[] = {(char *)ac_test_binary(), "evidence", "export", dbarg, out, NULL};
+    assert_int_equal(ac_test_run("evidence_export", exp, 120000), 0);
+    char file[1100], live[1100];
+    snprintf(file, sizeof file, "%s/export.bin", ac_test_tmpdir());
+    snprintf(live, sizeof live, "--db=%s", db_url);
+    char *rep[] = {(char *)ac_test_binary(), "audit", "replay", file, live, NULL};
+    assert_int_equal(ac_test_run("audit_replay", rep, 300000), 0);
+}
+
 static void sigterm_stops_cleanly(void **st)
 {
     (void)st;
@@ -1075,7 +1114,15 @@ static int setup(void **st)
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         *keys[i] = ac_sig_keygen(i == 4 ? AC_SIG_ES256 : AC_SIG_ED25519);
     snprintf(db_url, sizeof db_url, "%s", ac_test_fresh_db("e2e_http_payments"));
-    if (ac_test_server_start(&srv, "http_payments", db_url, TOKEN, NULL, READY_MS) != 0) return -1;
+    /* a server signing key, so that checkpoints are signed and the log can be audited */
+    char dir[1024], keyfile[1100];
+    snprintf(dir, sizeof dir, "%s/keys", ac_test_tmpdir());
+    snprintf(keyfile, sizeof keyfile, "--out=%s/server.jwk", dir);
+    char *kg[] = {(char *)ac_test_binary(), "keygen", keyfile, "--alg=ed25519", NULL};
+    if (mkdir(dir, 0700) != 0 || ac_test_run("keygen", kg, 30000) != 0) return -1;
+    snprintf(keys_env, sizeof keys_env, "AGENTCLEAR_KEYS_DIR=%s", dir);
+    const char *env[] = {keys_env, "AGENTCLEAR_CHECKPOINT_MS=200", NULL};
+    if (ac_test_server_start(&srv, "http_payments", db_url, TOKEN, env, READY_MS) != 0) return -1;
     ac_test_http_init(&http, "127.0.0.1", srv.port, 20000);
     world();
     return 0;
@@ -1095,15 +1142,11 @@ static int teardown(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(mandates),
-        cmocka_unit_test(payments),
-        cmocka_unit_test(concurrency),
-        cmocka_unit_test(stepup),
-        cmocka_unit_test(bad_input),
-        cmocka_unit_test(revocation_race),
-        cmocka_unit_test(expiry),
-        cmocka_unit_test(restart_keeps_everything),
-        cmocka_unit_test(sigterm_stops_cleanly),
+        cmocka_unit_test(mandates),     cmocka_unit_test(payments),
+        cmocka_unit_test(concurrency),  cmocka_unit_test(stepup),
+        cmocka_unit_test(bad_input),    cmocka_unit_test(revocation_race),
+        cmocka_unit_test(expiry),       cmocka_unit_test(restart_keeps_everything),
+        cmocka_unit_test(audit_replay), cmocka_unit_test(sigterm_stops_cleanly),
     };
     return ac_test_e2e_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
