@@ -814,7 +814,9 @@ static int random_ids(char id[AC_ID_MAX + 1], char nonce[AC_STEPUP_NONCE_LEN + 1
 }
 
 /* The step-up part of a payment: fill the challenge, keep the pending authorization, queue its
- * row. The hold transfer and the spend hold are the caller's. 0, or -1 (out of memory / RNG). */
+ * row. The hold transfer and the spend hold are the caller's. 0, or -1 (out of memory / RNG).
+ * The one JSON rendering on the sequencer thread (the challenge's canonical text for its row):
+ * step-ups wait for a human and are rare next to plain payments, whose path renders nothing. */
 static int take_authorization(struct ac_payments *p, struct ac_payop *op,
                               const struct ac_pay_request *q, const struct ac_binding_state *b,
                               const struct ac_spend_hold *hold, struct ac_apply *a)
