@@ -55,7 +55,7 @@ int ac_evlog_register_statements(void)
 }
 
 struct head {
-    uint64_t n;                  /* records = the next seq */
+    uint64_t n;                   /* records = the next seq */
     uint8_t hash[AC_EV_HASH_LEN]; /* record hash of seq n-1 (zeros when n == 0) */
     struct ac_merkle_frontier tree;
     uint64_t cp_size;       /* tree size of the last checkpoint (0: none) */
@@ -133,7 +133,8 @@ uint64_t ac_evlog_checkpoint_size(const struct ac_evlog *ev)
     return atomic_load(&ev->st_checkpoint);
 }
 
-/* ---- helpers ---------------------------------------------------------------------------------- */
+/* ---- helpers ----------------------------------------------------------------------------------
+ */
 
 static const char hexd[] = "0123456789abcdef";
 
@@ -207,10 +208,11 @@ static void begin_batch(struct ac_evlog *ev)
         ac_buf_reset(&ev->arr[i]);
 }
 
-/* ---- append ----------------------------------------------------------------------------------- */
+/* ---- append -----------------------------------------------------------------------------------
+ */
 
-int ac_evlog_append(struct ac_evlog *ev, struct ac_apply *a, struct ac_ev_record *r,
-                    uint64_t *seq, uint8_t leaf[AC_EV_HASH_LEN])
+int ac_evlog_append(struct ac_evlog *ev, struct ac_apply *a, struct ac_ev_record *r, uint64_t *seq,
+                    uint8_t leaf[AC_EV_HASH_LEN])
 {
     if (ev == NULL || !ev->loaded) {
         if (ev) ev->broken = 1;
@@ -269,7 +271,8 @@ int ac_evlog_append(struct ac_evlog *ev, struct ac_apply *a, struct ac_ev_record
     return 0;
 }
 
-/* ---- checkpoints ------------------------------------------------------------------------------ */
+/* ---- checkpoints ------------------------------------------------------------------------------
+ */
 
 /* Sign and queue a checkpoint of the batch's tree. Returns 0 (queued, or skipped for want of a
  * key: then retried a period later), -1 when out of memory or the statement cannot be queued. */
@@ -278,9 +281,8 @@ static int checkpoint(struct ac_evlog *ev, struct ac_apply *a, int64_t now)
     const struct ac_server_key *k = ev->keys ? ac_keyring_current(ev->keys, now / 1000000) : NULL;
     if (k == NULL || k->alg != AC_SIG_ED25519) {
         if (!ev->warned_nokey++)
-            fprintf(stderr,
-                    "evidence: no current Ed25519 server key: records are written but NOT "
-                    "checkpointed (configure keys-dir with an Ed25519 key)\n");
+            fprintf(stderr, "evidence: no current Ed25519 server key: records are written but NOT "
+                            "checkpointed (configure keys-dir with an Ed25519 key)\n");
         ev->retry_at = now + ev->period_us;
         return 0;
     }
@@ -340,8 +342,7 @@ int ac_evlog_flush(struct ac_evlog *ev, struct ac_apply *a)
 
 int64_t ac_evlog_next_deadline(const struct ac_evlog *ev)
 {
-    if (ev == NULL || !ev->loaded || ev->keys == NULL || ev->c.n == ev->c.cp_size)
-        return INT64_MAX;
+    if (ev == NULL || !ev->loaded || ev->keys == NULL || ev->c.n == ev->c.cp_size) return INT64_MAX;
     int64_t t = ev->c.unsealed_since + ev->period_us;
     return t > ev->retry_at ? t : ev->retry_at;
 }
@@ -367,7 +368,8 @@ void ac_evlog_end(struct ac_evlog *ev, int committed)
     ev->rows = 0;
 }
 
-/* ---- load ------------------------------------------------------------------------------------- */
+/* ---- load -------------------------------------------------------------------------------------
+ */
 
 static int load_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int load_fail(const char *fmt, ...)
@@ -505,7 +507,6 @@ int ac_evlog_load(struct ac_evlog *ev, PGconn *c)
     atomic_store(&ev->st_records, n);
     atomic_store(&ev->st_checkpoint, cp_size);
     fprintf(stderr, "evidence: %" PRIu64 " records, last checkpoint at %" PRIu64 " (%s)%s\n", n,
-            cp_size, ev->origin,
-            ev->keys ? "" : "; no server keys: records are NOT checkpointed");
+            cp_size, ev->origin, ev->keys ? "" : "; no server keys: records are NOT checkpointed");
     return 0;
 }

@@ -24,12 +24,12 @@
 #include "protocol/evidence.h"
 
 struct ac_evlog_config {
-    const char *origin;             /* checkpoint origin line, e.g. "clearing.example/agentclear/0" */
-    const struct ac_keyring *keys;  /* server keys; checkpoints are signed with the current
-                                       Ed25519 key. NULL: records are written, no checkpoints. */
-    uint64_t checkpoint_every;      /* records between checkpoints (0: default 1024) */
-    int64_t checkpoint_ms;          /* at most this long between a record and its checkpoint
-                                       (0: default 1000) */
+    const char *origin; /* checkpoint origin line, e.g. "clearing.example/agentclear/0" */
+    const struct ac_keyring *keys; /* server keys; checkpoints are signed with the current
+                                      Ed25519 key. NULL: records are written, no checkpoints. */
+    uint64_t checkpoint_every;     /* records between checkpoints (0: default 1024) */
+    int64_t checkpoint_ms;         /* at most this long between a record and its checkpoint
+                                      (0: default 1000) */
 };
 
 struct ac_evlog;
@@ -50,7 +50,8 @@ const char *ac_evlog_origin(const struct ac_evlog *ev);
 uint64_t ac_evlog_size(const struct ac_evlog *ev);
 uint64_t ac_evlog_checkpoint_size(const struct ac_evlog *ev);
 
-/* ---- the sequencer's side (struct ac_seq_domain hooks call these) ----------------------------- */
+/* ---- the sequencer's side (struct ac_seq_domain hooks call these) -----------------------------
+ */
 
 /* (Re)load the head from the database, discarding what the log held: the record count (seq must
  * have no gap), every stored leaf streamed into an O(log n) Merkle frontier (the sequencer keeps
@@ -66,8 +67,8 @@ int ac_evlog_load(struct ac_evlog *ev, PGconn *c);
  * Merkle leaf hash (for the response, so a client can fetch its receipt). Returns -1 when the
  * record is invalid (a programming error: logged) or memory runs out; the caller then fails its
  * operation with AC_EC_INTERNAL and the batch must not commit (ac_apply_stmt's contract). */
-int ac_evlog_append(struct ac_evlog *ev, struct ac_apply *a, struct ac_ev_record *r,
-                    uint64_t *seq, uint8_t leaf[AC_EV_HASH_LEN]);
+int ac_evlog_append(struct ac_evlog *ev, struct ac_apply *a, struct ac_ev_record *r, uint64_t *seq,
+                    uint8_t leaf[AC_EV_HASH_LEN]);
 
 /* Queue the batch's records as one multi-row insert, and a checkpoint when one is due: at least
  * checkpoint_every records since the last one, or checkpoint_ms since the first record it does

@@ -32,8 +32,7 @@ static const struct ac_db_stmt evread_stmts[] = {
      "limit 4097",
      1},
     {"evr_documents", "select d from ac_evidence_documents($1::text[]) as d", 1},
-    {"evr_user_keys",
-     "select jwk from ac_principal_keys where user_id = $1 order by seq", 1},
+    {"evr_user_keys", "select jwk from ac_principal_keys where user_id = $1 order by seq", 1},
 };
 
 int ac_evread_register_statements(void)
@@ -70,7 +69,8 @@ static uint8_t *unhex_dup(const char *s, size_t *len)
     return p;
 }
 
-/* ---- checkpoints and records ------------------------------------------------------------------ */
+/* ---- checkpoints and records ------------------------------------------------------------------
+ */
 
 void ac_evread_cp_clear(struct ac_evread_cp *cp)
 {
@@ -86,8 +86,8 @@ enum ac_qs ac_evread_checkpoint(PGconn *c, uint64_t size, struct ac_evread_cp *c
     snprintf(s, sizeof s, "%" PRIu64, size);
     const char *v[] = {s};
     PGresult *r;
-    enum ac_qs qs = size ? ac_db_exec(c, "evr_cp_get", 1, v, &r)
-                         : ac_db_exec(c, "evr_cp_latest", 0, NULL, &r);
+    enum ac_qs qs =
+        size ? ac_db_exec(c, "evr_cp_get", 1, v, &r) : ac_db_exec(c, "evr_cp_latest", 0, NULL, &r);
     if (qs < 0) return qs;
     if (PQntuples(r) != 1) {
         PQclear(r);
@@ -98,8 +98,8 @@ enum ac_qs ac_evread_checkpoint(PGconn *c, uint64_t size, struct ac_evread_cp *c
     cp->log_key = strdup(PQgetvalue(r, 0, 3));
     snprintf(cp->key_id, sizeof cp->key_id, "%s", PQgetvalue(r, 0, 4));
     cp->created_us = strtoll(PQgetvalue(r, 0, 5), NULL, 10);
-    int bad = unhex(PQgetvalue(r, 0, 1), cp->root, AC_EV_HASH_LEN) != 0 || !cp->note ||
-              !cp->log_key;
+    int bad =
+        unhex(PQgetvalue(r, 0, 1), cp->root, AC_EV_HASH_LEN) != 0 || !cp->note || !cp->log_key;
     PQclear(r);
     if (bad) {
         ac_evread_cp_clear(cp);
@@ -204,7 +204,8 @@ enum ac_qs ac_evread_user_keys(PGconn *c, const char *user,
     return qs;
 }
 
-/* ---- the leaf cache ---------------------------------------------------------------------------- */
+/* ---- the leaf cache ----------------------------------------------------------------------------
+ */
 
 struct ac_evread {
     pthread_rwlock_t lock; /* the tree: readers compute proofs, a sync appends */
@@ -308,22 +309,19 @@ enum ac_evread_status ac_evread_inclusion(struct ac_evread *er, PGconn *c,
     enum ac_evread_status st = locked_at(er, c, cp);
     if (st != AC_EVREAD_OK) return st;
     st = ac_mtree_inclusion(&er->tree, seq, cp->size, proof, n) == 0 ? AC_EVREAD_OK
-                                                                       : AC_EVREAD_RANGE;
+                                                                     : AC_EVREAD_RANGE;
     pthread_rwlock_unlock(&er->lock);
     return st;
 }
 
-enum ac_evread_status ac_evread_consistency(struct ac_evread *er, PGconn *c,
-                                            const struct ac_evread_cp *cp, uint64_t from,
-                                            uint64_t to,
-                                            uint8_t proof[AC_MERKLE_MAX_PROOF][AC_EV_HASH_LEN],
-                                            size_t *n)
+enum ac_evread_status
+ac_evread_consistency(struct ac_evread *er, PGconn *c, const struct ac_evread_cp *cp, uint64_t from,
+                      uint64_t to, uint8_t proof[AC_MERKLE_MAX_PROOF][AC_EV_HASH_LEN], size_t *n)
 {
     if (from == 0 || from > to || to > cp->size) return AC_EVREAD_RANGE;
     enum ac_evread_status st = locked_at(er, c, cp);
     if (st != AC_EVREAD_OK) return st;
-    st = ac_mtree_consistency(&er->tree, from, to, proof, n) == 0 ? AC_EVREAD_OK
-                                                                   : AC_EVREAD_RANGE;
+    st = ac_mtree_consistency(&er->tree, from, to, proof, n) == 0 ? AC_EVREAD_OK : AC_EVREAD_RANGE;
     pthread_rwlock_unlock(&er->lock);
     return st;
 }

@@ -28,8 +28,8 @@ int ac_evread_register_statements(void);
 struct ac_evread_cp {
     uint64_t size;
     uint8_t root[AC_EV_HASH_LEN];
-    char *note;    /* the signed note (malloc'd) */
-    char *log_key; /* its note verifier key (malloc'd) */
+    char *note;                          /* the signed note (malloc'd) */
+    char *log_key;                       /* its note verifier key (malloc'd) */
     char key_id[AC_JWK_THUMBPRINT_SIZE]; /* the server key's kid */
     int64_t created_us;
 };
@@ -87,11 +87,9 @@ enum ac_evread_status ac_evread_inclusion(struct ac_evread *er, PGconn *c,
 
 /* Consistency proof between the trees of sizes from and to (0 < from <= to <= cp->size), cp being
  * a checkpoint whose root is checked first. */
-enum ac_evread_status ac_evread_consistency(struct ac_evread *er, PGconn *c,
-                                            const struct ac_evread_cp *cp, uint64_t from,
-                                            uint64_t to,
-                                            uint8_t proof[AC_MERKLE_MAX_PROOF][AC_EV_HASH_LEN],
-                                            size_t *n);
+enum ac_evread_status
+ac_evread_consistency(struct ac_evread *er, PGconn *c, const struct ac_evread_cp *cp, uint64_t from,
+                      uint64_t to, uint8_t proof[AC_MERKLE_MAX_PROOF][AC_EV_HASH_LEN], size_t *n);
 
 /* Root of the first size leaves (size <= committed records). */
 enum ac_evread_status ac_evread_root(struct ac_evread *er, PGconn *c, uint64_t size,

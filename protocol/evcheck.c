@@ -34,8 +34,8 @@ static uint64_t fnv(const void *p, size_t n)
 }
 
 /* Find: calls eq(ctx, idx) for candidates with the same hash; returns idx or SIZE_MAX. */
-static size_t tfind(const struct table *t, uint64_t h, int (*eq)(const void *, size_t, const void *),
-                    const void *ctx, const void *key)
+static size_t tfind(const struct table *t, uint64_t h,
+                    int (*eq)(const void *, size_t, const void *), const void *ctx, const void *key)
 {
     if (t->cap == 0) return SIZE_MAX;
     for (size_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
@@ -53,7 +53,8 @@ static int tput(struct table *t, uint64_t h, size_t idx)
         for (size_t i = 0; i < t->cap; i++) {
             if (t->s[i].idx == 0) continue;
             size_t j = t->s[i].h & (cap - 1);
-            while (s[j].idx) j = (j + 1) & (cap - 1);
+            while (s[j].idx)
+                j = (j + 1) & (cap - 1);
             s[j] = t->s[i];
         }
         free(t->s);
@@ -61,20 +62,22 @@ static int tput(struct table *t, uint64_t h, size_t idx)
         t->cap = cap;
     }
     size_t j = h & (t->cap - 1);
-    while (t->s[j].idx) j = (j + 1) & (t->cap - 1);
+    while (t->s[j].idx)
+        j = (j + 1) & (t->cap - 1);
     t->s[j].h = h;
     t->s[j].idx = idx + 1;
     t->n++;
     return 0;
 }
 
-/* ---- state ------------------------------------------------------------------------------------- */
+/* ---- state -------------------------------------------------------------------------------------
+ */
 
 struct doc {
     uint8_t hash[AC_EV_HASH_LEN];
     char *text;
     size_t len;
-    int checked;     /* 1 verified by `signer`, -1 failed (why kept) */
+    int checked; /* 1 verified by `signer`, -1 failed (why kept) */
     char signer[AC_JWK_THUMBPRINT_SIZE];
     char *why;
     /* bindings, once parsed */
@@ -123,7 +126,8 @@ static int grow(void **p, size_t *cap, size_t n, size_t size)
     return 0;
 }
 
-static int say(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int say(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int say(char *why, size_t whylen, const char *fmt, ...)
 {
     va_list ap;
@@ -180,7 +184,8 @@ const struct ac_evcheck_transfer *ac_evcheck_transfers(const struct ac_evcheck *
     return ck->xf;
 }
 
-/* ---- documents and keys ------------------------------------------------------------------------ */
+/* ---- documents and keys ------------------------------------------------------------------------
+ */
 
 static int doc_eq(const void *ctx, size_t i, const void *key)
 {
@@ -356,7 +361,8 @@ static struct doc *binding_doc(struct ac_evcheck *ck, const struct ac_ev_record 
     return doc;
 }
 
-/* ---- the request ------------------------------------------------------------------------------- */
+/* ---- the request -------------------------------------------------------------------------------
+ */
 
 static const char *base_line(const uint8_t *base, size_t len, const char *id, size_t *vlen)
 {
@@ -427,7 +433,8 @@ static int check_request(const struct ac_ev_request *q, EVP_PKEY *key, char *why
     return rc;
 }
 
-/* ---- balances ---------------------------------------------------------------------------------- */
+/* ---- balances ----------------------------------------------------------------------------------
+ */
 
 static int acc_eq(const void *ctx, size_t i, const void *key)
 {
@@ -504,8 +511,7 @@ static int apply_transfer(struct ac_evcheck *ck, uint64_t seq, const struct ac_e
         } else {
             struct hold *h = &ck->holds[hi];
             if (!h->open)
-                return say(why, whylen, "transfer %s resolves hold %s a second time", t->id,
-                           h->id);
+                return say(why, whylen, "transfer %s resolves hold %s a second time", t->id, h->id);
             if (h->debit != d || h->credit != c)
                 return say(why, whylen, "transfer %s resolves hold %s between other accounts",
                            t->id, h->id);
@@ -540,10 +546,10 @@ static int apply_transfer(struct ac_evcheck *ck, uint64_t seq, const struct ac_e
     return bad ? say(why, whylen, "transfer %s overflows a balance", t->id) : 0;
 }
 
-/* ---- one record -------------------------------------------------------------------------------- */
+/* ---- one record --------------------------------------------------------------------------------
+ */
 
-int ac_evcheck_record(struct ac_evcheck *ck, const struct ac_ev_record *r, char *why,
-                      size_t whylen)
+int ac_evcheck_record(struct ac_evcheck *ck, const struct ac_ev_record *r, char *why, size_t whylen)
 {
     const struct ac_ev_body *b = &r->body;
     struct doc *binding = NULL;
@@ -585,8 +591,9 @@ int ac_evcheck_record(struct ac_evcheck *ck, const struct ac_ev_record *r, char 
         int rc = check_request(&b->request, agent, why, whylen);
         if (rc < 0) return -1;
         if (rc == 1 && r->kind != AC_EV_PAYMENT_DENY)
-            return say(why, whylen, "its request signature does not verify with the agent key "
-                                    "of its binding");
+            return say(why, whylen,
+                       "its request signature does not verify with the agent key "
+                       "of its binding");
         if (rc == 1)
             ck->st.denials_unsigned++;
         else if (agent)

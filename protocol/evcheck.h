@@ -40,10 +40,10 @@ int ac_evcheck_record(struct ac_evcheck *ck, const struct ac_ev_record *r, char 
                       size_t whylen);
 
 struct ac_evcheck_stats {
-    uint64_t documents_verified; /* distinct JWS verified */
-    uint64_t requests_verified;  /* request signatures verified */
-    uint64_t requests_unverified;/* requests without a binding (no agent key) */
-    uint64_t denials_unsigned;   /* payment.deny records whose signature did not verify */
+    uint64_t documents_verified;  /* distinct JWS verified */
+    uint64_t requests_verified;   /* request signatures verified */
+    uint64_t requests_unverified; /* requests without a binding (no agent key) */
+    uint64_t denials_unsigned;    /* payment.deny records whose signature did not verify */
     uint64_t transfers;
 };
 void ac_evcheck_stats(const struct ac_evcheck *ck, struct ac_evcheck_stats *out);

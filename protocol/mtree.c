@@ -40,8 +40,7 @@ int ac_mtree_append(struct ac_mtree *t, const uint8_t leaf[AC_MERKLE_HASH_LEN])
     uint8_t node[64][AC_MERKLE_HASH_LEN];
     memcpy(node[0], leaf, AC_MERKLE_HASH_LEN);
     for (int k = 1; k < levels; k++)
-        if (ac_merkle_node_hash(t->lv[k - 1][t->len[k - 1] - 1], node[k - 1],
-                                node[k]) != 0)
+        if (ac_merkle_node_hash(t->lv[k - 1][t->len[k - 1] - 1], node[k - 1], node[k]) != 0)
             return -1;
     for (int k = 0; k < levels; k++)
         if (reserve(t, k) != 0) return -1;

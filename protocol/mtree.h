@@ -14,8 +14,8 @@
 #include "protocol/merkle.h"
 
 struct ac_mtree {
-    uint64_t n;                                /* leaves */
-    uint8_t (*lv[64])[AC_MERKLE_HASH_LEN];     /* lv[k][i]: subtree of leaves [i*2^k, (i+1)*2^k) */
+    uint64_t n;                            /* leaves */
+    uint8_t (*lv[64])[AC_MERKLE_HASH_LEN]; /* lv[k][i]: subtree of leaves [i*2^k, (i+1)*2^k) */
     size_t len[64], cap[64];
 };
 

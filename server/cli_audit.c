@@ -115,7 +115,8 @@ static int audit_bundle(int argc, char **argv)
     return rc == 0 ? 0 : 1;
 }
 
-/* ---- replay ------------------------------------------------------------------------------------- */
+/* ---- replay -------------------------------------------------------------------------------------
+ */
 
 struct rctx {
     struct ac_evcheck *ck;
@@ -194,7 +195,7 @@ static int compare_db(const char *url, const struct ac_evcheck *ck, char *why, s
     char err[512];
     PGconn *c = ac_db_connect(url, AC_DB_PLAIN, err, sizeof err);
     if (c == NULL || ac_db_prepare(c, compare_stmts, 2, err, sizeof err) != 0) {
-        snprintf(why, whylen, "cannot use the database: %s", err);
+        snprintf(why, whylen, "cannot use the database: %.300s", err);
         PQfinish(c);
         return -1;
     }
@@ -229,13 +230,18 @@ static int compare_db(const char *url, const struct ac_evcheck *ck, char *why, s
                 break;
             }
             const char *field = NULL;
-            if (strcmp(PQgetvalue(r, row, 1), t->debit) != 0) field = "debit account";
-            else if (strcmp(PQgetvalue(r, row, 2), t->credit) != 0) field = "credit account";
-            else if (strcmp(PQgetvalue(r, row, 3), t->asset) != 0) field = "asset";
-            else if (strtoll(PQgetvalue(r, row, 4), NULL, 10) != t->amount) field = "amount";
+            if (strcmp(PQgetvalue(r, row, 1), t->debit) != 0)
+                field = "debit account";
+            else if (strcmp(PQgetvalue(r, row, 2), t->credit) != 0)
+                field = "credit account";
+            else if (strcmp(PQgetvalue(r, row, 3), t->asset) != 0)
+                field = "asset";
+            else if (strtoll(PQgetvalue(r, row, 4), NULL, 10) != t->amount)
+                field = "amount";
             else if ((uint32_t)strtoul(PQgetvalue(r, row, 5), NULL, 10) != t->flags)
                 field = "flags";
-            else if (strcmp(PQgetvalue(r, row, 6), t->pending_id) != 0) field = "pending id";
+            else if (strcmp(PQgetvalue(r, row, 6), t->pending_id) != 0)
+                field = "pending id";
             if (field) {
                 snprintf(why, whylen,
                          "transfer %s of record #%" PRIu64 ": the ledger's %s differs from the "
@@ -278,7 +284,8 @@ static int compare_db(const char *url, const struct ac_evcheck *ck, char *why, s
                     cpo = strtoll(PQgetvalue(r, row, 4), NULL, 10);
             const char *field = NULL;
             int64_t want = 0, have = 0;
-            if (dpo != a->debits_posted) field = "debits_posted", want = a->debits_posted, have = dpo;
+            if (dpo != a->debits_posted)
+                field = "debits_posted", want = a->debits_posted, have = dpo;
             else if (cpo != a->credits_posted)
                 field = "credits_posted", want = a->credits_posted, have = cpo;
             else if (a->open_holds == 0 && dp != a->debits_pending)
@@ -376,12 +383,14 @@ static int audit_replay(int argc, char **argv)
            log_key ? "; log key pinned" : "; log key from the export", dt,
            dt > 0 ? (double)rp.records / dt : 0.0);
     printf("replay: documents: %" PRIu64 " user-signed JWS verified, every docref present\n"
-           "replay: requests: %" PRIu64 " signatures verified with the binding's agent key, %" PRIu64
+           "replay: requests: %" PRIu64
+           " signatures verified with the binding's agent key, %" PRIu64
            " without a binding (not re-verified), %" PRIu64 " denials whose signature fails\n"
            "replay: ledger: %" PRIu64 " transfers, %zu accounts recomputed\n",
-           cs.documents_verified, cs.requests_verified, cs.requests_unverified,
-           cs.denials_unsigned, cs.transfers, na);
+           cs.documents_verified, cs.requests_verified, cs.requests_unverified, cs.denials_unsigned,
+           cs.transfers, na);
     ac_replay_free(&rp);
+    fflush(stdout);
     if (db != NULL) {
         char why[400];
         size_t covered = 0, partial = 0;

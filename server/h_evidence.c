@@ -101,7 +101,8 @@ static enum MHD_Result proof_error(struct ac_req *r, PGconn *c, enum ac_evread_s
     }
 }
 
-/* ---- checkpoints -------------------------------------------------------------------------------- */
+/* ---- checkpoints --------------------------------------------------------------------------------
+ */
 
 enum MHD_Result ac_h_evidence_checkpoint(struct ac_req *r)
 {
@@ -153,7 +154,8 @@ enum MHD_Result ac_h_evidence_consistency(struct ac_req *r)
     return ac_reply_json(r, 200, j);
 }
 
-/* ---- one record ------------------------------------------------------------------------------- */
+/* ---- one record -------------------------------------------------------------------------------
+ */
 
 static json_t *docref_json(const struct ac_ev_docref *d)
 {
@@ -177,9 +179,9 @@ static json_t *record_view(const struct ac_ev_record *rec)
     ac_rfc3339(rec->time_us, ts);
     json_t *body = json_object();
     const struct ac_ev_body *b = &rec->body;
-    json_t *v = json_pack("{s:I, s:s, s:s, s:o, s:o}", "seq", (json_int_t)rec->seq, "time", ts,
-                          "kind", ac_ev_kind_name(rec->kind), "prev", hash_json(rec->prev),
-                          "body", body);
+    json_t *v =
+        json_pack("{s:I, s:s, s:s, s:o, s:o}", "seq", (json_int_t)rec->seq, "time", ts, "kind",
+                  ac_ev_kind_name(rec->kind), "prev", hash_json(rec->prev), "body", body);
     if (v == NULL) return NULL;
     const struct {
         const char *name, *val;
@@ -193,9 +195,9 @@ static json_t *record_view(const struct ac_ev_record *rec)
     const struct {
         const char *name;
         const struct ac_ev_docref *d;
-    } refs[] = {{"binding", &b->binding},           {"mandate", &b->mandate},
-                {"revocation", &b->revocation},     {"confirmation", &b->confirmation},
-                {"voucher", &b->voucher},           {"report", &b->report}};
+    } refs[] = {{"binding", &b->binding},       {"mandate", &b->mandate},
+                {"revocation", &b->revocation}, {"confirmation", &b->confirmation},
+                {"voucher", &b->voucher},       {"report", &b->report}};
     for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
         if (refs[i].d->present) json_object_set_new(body, refs[i].name, docref_json(refs[i].d));
     if (b->request.present) {
@@ -218,10 +220,10 @@ static json_t *record_view(const struct ac_ev_record *rec)
         for (size_t i = 0; a && i < b->ntransfers; i++) {
             const struct ac_ev_transfer *t = &b->transfers[i];
             char num[AC_AMOUNT_STR_MAX];
-            json_t *jt = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", t->id, "debit",
-                                   t->debit, "credit", t->credit, "amount",
-                                   ac_amount_format(t->amount, t->scale, num), "asset", t->asset,
-                                   "flags", (json_int_t)t->flags);
+            json_t *jt =
+                json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", t->id, "debit", t->debit,
+                          "credit", t->credit, "amount", ac_amount_format(t->amount, t->scale, num),
+                          "asset", t->asset, "flags", (json_int_t)t->flags);
             if (jt && t->pending_id) json_object_set_new(jt, "pending", json_string(t->pending_id));
             json_array_append_new(a, jt);
         }
@@ -261,11 +263,9 @@ enum MHD_Result ac_h_evidence_get(struct ac_req *r)
         ac_pool_put(r->app->pool, c, 0);
         free(bytes);
         ac_evread_cp_clear(&cp);
-        return ac_reply_problem(r, qs == AC_QS_NO_RESULTS ? AC_EC_CHECKPOINT_UNKNOWN
-                                                          : AC_EC_PARAMETER_INVALID,
-                                qs == AC_QS_NO_RESULTS ? NULL
-                                                       : "the record is not in a tree of that size",
-                                NULL);
+        return ac_reply_problem(
+            r, qs == AC_QS_NO_RESULTS ? AC_EC_CHECKPOINT_UNKNOWN : AC_EC_PARAMETER_INVALID,
+            qs == AC_QS_NO_RESULTS ? NULL : "the record is not in a tree of that size", NULL);
     }
     struct ac_ev_record rec;
     char err[200];
@@ -298,7 +298,8 @@ enum MHD_Result ac_h_evidence_get(struct ac_req *r)
     return ac_reply_json(r, 200, j);
 }
 
-/* ---- the dispute bundle ------------------------------------------------------------------------ */
+/* ---- the dispute bundle ------------------------------------------------------------------------
+ */
 
 struct bundle_ctx {
     struct ac_bundle_entry *e;
@@ -359,7 +360,8 @@ static int add_doc(void *ctx, const char *doc, size_t len)
     uint8_t h[AC_EV_HASH_LEN];
     if (ac_ev_doc_hash(doc, len, h) != 0) return -1;
     for (size_t i = 0; i < b->nwant; i++)
-        if (memcmp(b->want[i], h, AC_EV_HASH_LEN) == 0) return add_blob(&b->docs, &b->ndocs, doc, len);
+        if (memcmp(b->want[i], h, AC_EV_HASH_LEN) == 0)
+            return add_blob(&b->docs, &b->ndocs, doc, len);
     return 0; /* a candidate no record references */
 }
 

@@ -29,7 +29,6 @@ long ac_ind_b64(const char *s, size_t n, uint8_t *out, size_t cap)
     return len;
 }
 
-
 /* "name+hex8+base64(0x01||pub)" */
 int ac_ind_parse_vkey(const char *v, struct ac_ind_key *k)
 {
@@ -63,7 +62,8 @@ int ac_ind_parse_vkey(const char *v, struct ac_ind_key *k)
     return k->id == id ? 0 : -1;
 }
 
-static int ac_ind_ed25519_ok(const uint8_t pub[32], const uint8_t *msg, size_t n, const uint8_t *sig)
+static int ac_ind_ed25519_ok(const uint8_t pub[32], const uint8_t *msg, size_t n,
+                             const uint8_t *sig)
 {
     EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, 32);
     EVP_MD_CTX *c = EVP_MD_CTX_new();
@@ -101,8 +101,8 @@ int ac_ind_verify(const char *note, size_t n, const struct ac_ind_key *k, size_t
         uint8_t sig[128];
         long sl = ac_ind_b64(sp + 1, (size_t)(nl - sp - 1), sig, sizeof sig);
         if (sl < 5) return 0;
-        uint32_t id = (uint32_t)sig[0] << 24 | (uint32_t)sig[1] << 16 | (uint32_t)sig[2] << 8 |
-                      sig[3];
+        uint32_t id =
+            (uint32_t)sig[0] << 24 | (uint32_t)sig[1] << 16 | (uint32_t)sig[2] << 8 | sig[3];
         if ((size_t)(sp - name) == strlen(k->name) && memcmp(name, k->name, strlen(k->name)) == 0 &&
             id == k->id) {
             if (sl != 68 || !ac_ind_ed25519_ok(k->pub, (const uint8_t *)note, *text_len, sig + 4))
@@ -116,7 +116,7 @@ int ac_ind_verify(const char *note, size_t n, const struct ac_ind_key *k, size_t
 
 /* tlog-checkpoint body: origin, size without leading zeros, base64 root of 32 bytes */
 int ac_ind_checkpoint(const char *t, size_t n, char *origin, size_t ocap, uint64_t *size,
-                          uint8_t root[32])
+                      uint8_t root[32])
 {
     const char *l1 = memchr(t, '\n', n);
     if (l1 == NULL || l1 == t || (size_t)(l1 - t) >= ocap) return -1;
@@ -136,4 +136,3 @@ int ac_ind_checkpoint(const char *t, size_t n, char *origin, size_t ocap, uint64
     memcpy(root, r, 32);
     return 0;
 }
-
