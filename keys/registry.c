@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/sha.h>
+
 /* ---- a string-keyed hash map of pointers (open addressing, linear probing) ------------------- */
 
 struct map {
@@ -97,6 +99,7 @@ struct principal {
 
 struct binding {
     struct ac_binding_info info; /* what ac_registry_binding_get() copies out */
+    uint8_t jws_sha256[32];      /* SHA-256 of info.jws: evidence records refer to it */
     uint64_t gen;
     struct binding *prev; /* the binding of the same agent key this one replaced in the index */
 };
@@ -348,6 +351,39 @@ enum ac_ec ac_registry_binding_get(struct ac_registry *reg, const char *id,
     return ec;
 }
 
+enum ac_ec ac_registry_binding_state(struct ac_registry *reg, const char *id,
+                                     struct ac_binding_state *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_rwlock_rdlock(&reg->lock);
+    struct binding *b = map_get(&reg->d.bindings, id);
+    if (b) {
+        memcpy(out->user_id, b->info.user_id, sizeof out->user_id);
+        memcpy(out->user_kid, b->info.user_kid, sizeof out->user_kid);
+        memcpy(out->agent_id, b->info.agent_id, sizeof out->agent_id);
+        memcpy(out->jws_sha256, b->jws_sha256, sizeof out->jws_sha256);
+        out->max_autonomy = b->info.max_autonomy;
+        out->nbf = b->info.nbf;
+        out->exp = b->info.exp;
+        out->revoked = b->info.revoked;
+    }
+    pthread_rwlock_unlock(&reg->lock);
+    return b ? AC_EC_OK : AC_EC_BINDING_UNKNOWN;
+}
+
+enum ac_ec ac_registry_merchant_category(struct ac_registry *reg, const char *id,
+                                         char category[AC_ID_MAX + 1])
+{
+    category[0] = '\0';
+    pthread_rwlock_rdlock(&reg->lock);
+    struct data *d = &reg->d;
+    struct principal *p = map_get(&d->merchants, id);
+    int ok = p && visible(d, p->gen);
+    if (ok) memcpy(category, p->category, sizeof p->category);
+    pthread_rwlock_unlock(&reg->lock);
+    return ok ? AC_EC_OK : AC_EC_MERCHANT_UNKNOWN;
+}
+
 void ac_registry_counts(struct ac_registry *reg, struct ac_registry_counts *out)
 {
     memset(out, 0, sizeof *out);
@@ -544,6 +580,7 @@ enum ac_ec ac_registry_binding_add(struct ac_registry *reg, const struct ac_bind
         ec = AC_EC_INTERNAL;
     } else {
         b->info.agent_key = doc->agent_key;
+        SHA256((const unsigned char *)jws, strlen(jws), b->jws_sha256);
         memcpy(b->info.id, doc->id, sizeof b->info.id);
         memcpy(b->info.user_id, doc->user_id, sizeof b->info.user_id);
         memcpy(b->info.user_kid, doc->user_kid, sizeof b->info.user_kid);

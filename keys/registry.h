@@ -121,6 +121,29 @@ enum ac_ec ac_registry_binding_get(struct ac_registry *reg, const char *id,
                                    struct ac_binding_info *out);
 void ac_binding_info_clear(struct ac_binding_info *b);
 
+/* The facts of a binding that a payment decision needs, without allocating (the sequencer asks
+ * for them on every payment). */
+struct ac_binding_state {
+    char user_id[AC_ID_MAX + 1];
+    char user_kid[AC_JWK_THUMBPRINT_SIZE]; /* the user key that signed the binding */
+    char agent_id[AC_ID_MAX + 1];
+    uint8_t jws_sha256[32]; /* SHA-256 of the binding's JWS text (evidence docref) */
+    int max_autonomy;
+    int64_t nbf, exp; /* unix seconds */
+    int revoked;
+};
+
+/* The WRITER's view of a binding (sequencer thread): everything the writer added, committed or
+ * not, including a revocation applied earlier in the current batch. AC_EC_OK, or
+ * AC_EC_BINDING_UNKNOWN with *out zeroed. */
+enum ac_ec ac_registry_binding_state(struct ac_registry *reg, const char *id,
+                                     struct ac_binding_state *out);
+
+/* A committed merchant's registered category (immutable once registered). AC_EC_OK, or
+ * AC_EC_MERCHANT_UNKNOWN with category "". */
+enum ac_ec ac_registry_merchant_category(struct ac_registry *reg, const char *id,
+                                         char category[AC_ID_MAX + 1]);
+
 struct ac_registry_counts {
     size_t users, merchants, keys, bindings, revoked;
 };

@@ -5,10 +5,13 @@
 #include <stdio.h>
 
 #include "ledger/db_identity.h"
+#include "ledger/evlog.h"
+#include "ledger/payments.h"
 
 int ac_domain_register_statements(void)
 {
-    return ac_db_identity_register() == 0 && ac_evlog_register_statements() == 0 ? 0 : -1;
+    if (ac_db_identity_register() != 0 || ac_evlog_register_statements() != 0) return -1;
+    return ac_payments_register_statements();
 }
 
 static int domain_load(void *cls, PGconn *c)
@@ -22,32 +25,52 @@ static int domain_load(void *cls, PGconn *c)
             "identity: %zu users, %zu merchants, %zu keys, %zu bindings (%zu revoked) loaded\n",
             n.users, n.merchants, n.keys, n.bindings, n.revoked);
     if (d->evlog && ac_evlog_load(d->evlog, c) != 0) return -1;
+    if (d->payments) {
+        if (ac_payments_load(d->payments, c) != 0) return -1;
+        struct ac_payments_counts pc;
+        ac_payments_counts(d->payments, &pc);
+        fprintf(stderr, "payments: %zu mandates, %zu payments, %zu authorizations (%zu pending)\n",
+                pc.mandates, pc.payments, pc.authorizations, pc.pending);
+    }
     return 0;
 }
 
 static int domain_flush(void *cls, struct ac_apply *a)
 {
     struct ac_domain *d = cls;
-    return d->evlog ? ac_evlog_flush(d->evlog, a) : 0;
+    if (d->payments && ac_payments_flush(d->payments, a) != 0) return -1;
+    if (d->evlog && ac_evlog_flush(d->evlog, a) != 0) return -1;
+    return 0;
 }
 
 static void domain_end(void *cls, int committed)
 {
     struct ac_domain *d = cls;
     if (committed) ac_registry_commit(d->registry);
+    if (d->payments) ac_payments_end(d->payments, committed);
     if (d->evlog) ac_evlog_end(d->evlog, committed);
 }
 
 static int64_t domain_next_deadline(void *cls)
 {
     struct ac_domain *d = cls;
-    return d->evlog ? ac_evlog_next_deadline(d->evlog) : INT64_MAX;
+    int64_t t = INT64_MAX;
+    if (d->payments) t = ac_payments_next_deadline(d->payments);
+    if (d->evlog) {
+        int64_t e = ac_evlog_next_deadline(d->evlog);
+        if (e < t) t = e;
+    }
+    return t;
 }
 
+/* The evidence log's tick first: it starts the log's batch, so the records of the step-up
+ * expiries that follow join it. */
 static int domain_tick(void *cls, struct ac_apply *a)
 {
     struct ac_domain *d = cls;
-    return d->evlog ? ac_evlog_tick(d->evlog, a) : 0;
+    if (d->evlog && ac_evlog_tick(d->evlog, a) != 0) return -1;
+    if (d->payments && ac_payments_tick(d->payments, a) != 0) return -1;
+    return 0;
 }
 
 struct ac_seq_domain ac_domain_seq(struct ac_domain *d)

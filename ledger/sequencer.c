@@ -222,6 +222,11 @@ oom:
     return -1;
 }
 
+void ac_apply_abort(struct ac_apply *a)
+{
+    a->oom = 1;
+}
+
 static void apply_reset(struct ac_apply *a)
 {
     for (size_t i = 0; i < a->nx; i++)

@@ -42,6 +42,10 @@ void *ac_apply_domain(struct ac_apply *a);
  * copied (NULL is SQL NULL). Returns 0, or -1 when out of memory: the whole batch then fails
  * with AC_EC_INTERNAL and the state is reloaded. */
 int ac_apply_stmt(struct ac_apply *a, const char *name, int n, const char *const *vals);
+/* Fail the whole batch (as when out of memory): nothing of it commits, every command of it
+ * completes with AC_EC_INTERNAL, and the state is reloaded. For an op that changed the state and
+ * then cannot finish what must go with the change (e.g. its evidence record). */
+void ac_apply_abort(struct ac_apply *a);
 
 struct ac_cmd {
     enum ac_cmd_kind kind;

@@ -14,6 +14,7 @@
 struct ac_app;
 struct ac_registry;
 struct ac_domain;
+struct ac_payments;
 struct ac_evread;
 
 /* A small pool of reader connections for the HTTP workers. */
@@ -61,6 +62,7 @@ struct ac_app {
     struct ac_authn *authn;
     struct ac_registry *registry; /* identity: principals, keys, bindings (keys/registry.h) */
     struct ac_domain *domain;     /* the sequencer's state beyond the ledger (ledger/domain.h) */
+    struct ac_payments *payments; /* mandates, payments, step-up (ledger/payments.h) */
     struct ac_evread *evread;     /* evidence proofs' leaf cache (ledger/evread.h); NULL: none */
     struct ac_route_stats *route_stats; /* one per route, plus one for "unmatched" at the end */
     _Atomic uint64_t inflight;

@@ -16,6 +16,7 @@
 #include "ledger/domain.h"
 #include "ledger/evread.h"
 #include "ledger/migrations.h"
+#include "ledger/payments.h"
 #include "server/authn.h"
 #include "server/cli.h"
 #include "server/daemon.h"
@@ -83,7 +84,9 @@ int ac_cli_serve(int argc, char **argv)
                                   .checkpoint_every = app.cfg.checkpoint_every,
                                   .checkpoint_ms = (int64_t)app.cfg.checkpoint_ms};
     struct ac_evlog *evlog = ac_evlog_new(&evc);
-    struct ac_domain domain = {.registry = app.registry, .evlog = evlog};
+    struct ac_payments_config pc = {.stepup_ttl_s = app.cfg.stepup_ttl};
+    app.payments = ac_payments_new(&pc);
+    struct ac_domain domain = {.registry = app.registry, .evlog = evlog, .payments = app.payments};
     app.domain = &domain;
     if (evlog == NULL) {
         fprintf(stderr, "serve: evidence-origin '%s' is not a valid checkpoint origin\n",
@@ -99,7 +102,7 @@ int ac_cli_serve(int argc, char **argv)
     else
         fprintf(stderr, "serve: evidence log %s, checkpoint every %lu records or %lu ms\n",
                 app.cfg.evidence_origin, app.cfg.checkpoint_every, app.cfg.checkpoint_ms);
-    if (app.registry == NULL || ac_domain_register_statements() != 0 ||
+    if (app.registry == NULL || app.payments == NULL || ac_domain_register_statements() != 0 ||
         ac_evread_register_statements() != 0) {
         fprintf(stderr, "serve: out of memory\n");
         return 1;
@@ -148,6 +151,7 @@ int ac_cli_serve(int argc, char **argv)
     ac_pool_free(app.nonce_pool);
     ac_assets_free(app.assets);
     ac_registry_free(app.registry);
+    ac_payments_free(app.payments);
     ac_evlog_free(evlog);
     ac_evread_free(app.evread);
     ac_keyring_free(app.keyring);

@@ -61,6 +61,13 @@ static int set(struct ac_config *c, const char *key, const char *val, char *err,
             c->nonce_cache = v;
         else
             c->sig_max_age = (long)v;
+    } else if (strcmp(key, "stepup-ttl") == 0) {
+        unsigned long v = strtoul(val, &end, 10);
+        if (*end || *val == '\0' || *val == '-' || v < 1 || v > 86400) {
+            snprintf(err, errlen, "stepup-ttl must be an integer in 1..86400");
+            return -1;
+        }
+        c->stepup_ttl = (long)v;
     } else if (strcmp(key, "evidence-origin") == 0) {
         /* a C2SP note key name: printable ASCII here, no space, no '+' */
         size_t n = strlen(val);
@@ -126,6 +133,7 @@ int ac_config_load(struct ac_config *c, int argc, char **argv, char *err, size_t
     c->sig_skew = 60;
     c->sig_max_age = 300;
     c->nonce_cache = (size_t)1 << 20;
+    c->stepup_ttl = 600;
     c->checkpoint_every = 1024;
     c->checkpoint_ms = 1000;
     static const char *const keys[] = {"database-url", "listen",    "operator-token",
@@ -134,7 +142,7 @@ int ac_config_load(struct ac_config *c, int argc, char **argv, char *err, size_t
                                        "keys-dir",     "public-url", "sig-skew",
                                        "sig-max-age",  "nonce-cache",
                                        "evidence-origin", "checkpoint-every",
-                                       "checkpoint-ms"};
+                                       "checkpoint-ms", "stepup-ttl"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char env[64] = "AGENTCLEAR_";
         size_t n = strlen(env);

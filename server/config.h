@@ -22,6 +22,8 @@ struct ac_config {
     long sig_max_age;       /* AGENTCLEAR_SIG_MAX_AGE seconds a signature without expires lives,
                                default 300; 0: expires is required */
     size_t nonce_cache;     /* AGENTCLEAR_NONCE_CACHE nonces kept in memory, default 1048576 */
+    /* payments (ledger/payments.h) */
+    long stepup_ttl; /* AGENTCLEAR_STEPUP_TTL seconds a step-up challenge lives, default 600 */
     /* the evidence log (ledger/evlog.h, docs/evidence.md) */
     char evidence_origin[128]; /* AGENTCLEAR_EVIDENCE_ORIGIN checkpoint origin (a note key name:
                                   no spaces, no '+'), default "agentclear.local/<partition>" */

@@ -26,6 +26,15 @@ enum MHD_Result ac_h_merchant_keys_post(struct ac_req *r);
 enum MHD_Result ac_h_bindings_post(struct ac_req *r);
 enum MHD_Result ac_h_bindings_get(struct ac_req *r);
 enum MHD_Result ac_h_binding_revoke(struct ac_req *r);
+/* mandates, payments, step-up (server/h_mandates.c, h_payments.c, h_authorizations.c) */
+enum MHD_Result ac_h_mandates_post(struct ac_req *r);
+enum MHD_Result ac_h_mandates_get(struct ac_req *r);
+enum MHD_Result ac_h_mandate_revoke(struct ac_req *r);
+enum MHD_Result ac_h_payments_post(struct ac_req *r);
+enum MHD_Result ac_h_payments_get(struct ac_req *r);
+enum MHD_Result ac_h_authorizations_get(struct ac_req *r);
+enum MHD_Result ac_h_authorization_confirm(struct ac_req *r);
+enum MHD_Result ac_h_authorization_decline(struct ac_req *r);
 /* evidence (server/h_evidence.c) */
 enum MHD_Result ac_h_evidence_checkpoint(struct ac_req *r);
 enum MHD_Result ac_h_evidence_consistency(struct ac_req *r);

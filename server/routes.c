@@ -28,6 +28,17 @@ const struct ac_route ac_routes[] = {
     {"POST", "/v1/bindings",                    ac_h_bindings_post,     AC_AUTH_NONE,     96 * KIB},
     {"GET",  "/v1/bindings/{id}",               ac_h_bindings_get,      AC_AUTH_OPERATOR, 0},
     {"POST", "/v1/bindings/{id}/revoke",        ac_h_binding_revoke,    AC_AUTH_NONE,     96 * KIB},
+    /* mandates: the user's signature is the authority; reading one is the operator's */
+    {"POST", "/v1/mandates",                    ac_h_mandates_post,     AC_AUTH_NONE,     96 * KIB},
+    {"GET",  "/v1/mandates/{id}",               ac_h_mandates_get,      AC_AUTH_OPERATOR, 0},
+    {"POST", "/v1/mandates/{id}/revoke",        ac_h_mandate_revoke,    AC_AUTH_NONE,     96 * KIB},
+    /* payments: signed by the agent */
+    {"POST", "/v1/payments",                    ac_h_payments_post,     AC_AUTH_AGENT,    8 * KIB},
+    {"GET",  "/v1/payments/{id}",               ac_h_payments_get,      AC_AUTH_OPERATOR, 0},
+    /* step-up: the id (128 random bits) is the capability to read; the user's signature decides */
+    {"GET",  "/v1/authorizations/{id}",         ac_h_authorizations_get, AC_AUTH_NONE,    0},
+    {"POST", "/v1/authorizations/{id}/confirm", ac_h_authorization_confirm, AC_AUTH_NONE, 96 * KIB},
+    {"POST", "/v1/authorizations/{id}/decline", ac_h_authorization_decline, AC_AUTH_NONE, 96 * KIB},
     /* evidence: checkpoints and consistency proofs are public (hashes and a count); records and
      * dispute bundles hold personal data: operator only (docs/evidence.md, "Who may read") */
     {"GET",  "/v1/evidence/checkpoint",         ac_h_evidence_checkpoint, AC_AUTH_NONE,   0},
