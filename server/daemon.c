@@ -38,8 +38,7 @@ unsigned ac_slot_status(unsigned slot)
     return slot < AC_STATUS_SLOTS ? status_slots[slot] : 0;
 }
 
-/* ---- routing -----------------------------------------------------------------------------------
- */
+/* ---- routing --------------------------------------------------------------------------------- */
 
 /* Match path against pattern; {x} matches one segment that must be a valid id. */
 static int match(const char *pattern, const char *path, struct ac_req *r)
@@ -96,8 +95,7 @@ static int operator_ok(struct ac_req *r)
     return CRYPTO_memcmp(a, b, sizeof a) == 0;
 }
 
-/* ---- replies -----------------------------------------------------------------------------------
- */
+/* ---- replies --------------------------------------------------------------------------------- */
 
 /* The methods of every route whose pattern matches r->path, as an Allow value ("GET, POST"). */
 static void allowed_methods(struct ac_req *r, char *out, size_t cap)
@@ -271,8 +269,7 @@ void ac_rfc3339(int64_t us, char out[40])
     snprintf(out + n, 40 - n, ".%06dZ", (int)(us % 1000000));
 }
 
-/* ---- MHD callbacks
- * ------------------------------------------------------------------------------- */
+/* ---- MHD callbacks --------------------------------------------------------------------------- */
 
 /* A new request object. Counted in app->inflight until completed_cb. */
 static struct ac_req *req_new(struct ac_app *app, struct MHD_Connection *conn)
