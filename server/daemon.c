@@ -356,6 +356,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         const char *detail = NULL;
         enum ac_ec ec = ac_authn_request(r, &detail);
         if (ec != AC_EC_OK) return ac_reply_problem(r, ec, detail, NULL);
+        if (r->verified == NULL) return MHD_YES; /* suspended on the replay check */
     }
     return r->route->handler(r);
 }
@@ -374,6 +375,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     if (r->hctx_free) r->hctx_free(r->hctx);
     ac_verified_free(r->verified);
+    ac_authn_wait_free(r->authn_wait);
     free(r->target);
     ac_buf_free(&r->body);
     free(r);
@@ -386,9 +388,13 @@ static const double latency_bounds[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025
 
 struct MHD_Daemon *ac_daemon_start(struct ac_app *app)
 {
-    if (app->authn == NULL && (app->authn = ac_authn_new(&app->cfg)) == NULL) {
-        fprintf(stderr, "serve: cannot set up the request verifier (sig-skew, nonce-cache)\n");
-        return NULL;
+    if (app->authn == NULL) {
+        struct ac_pool *np = app->nonce_pool ? app->nonce_pool : app->pool;
+        if ((app->authn = ac_authn_new(&app->cfg)) == NULL ||
+            (np != NULL && ac_authn_start_writer(app->authn, np) != 0)) {
+            fprintf(stderr, "serve: cannot set up the request verifier (sig-skew, nonce-cache)\n");
+            return NULL;
+        }
     }
     app->route_stats = calloc(ac_n_routes + 1, sizeof *app->route_stats);
     if (app->route_stats == NULL) return NULL;
