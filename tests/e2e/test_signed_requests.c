@@ -22,6 +22,8 @@
  *   every request answers either 200 or binding_revoked.
  * - Merchant keys: GET and POST requests signed by a merchant's P-256 and Ed25519 keys answer the
  *   merchant's result.
+ * - SIGTERM while threads send signed requests (some suspended on the nonce batch writer): exit 0
+ *   without a sanitizer report; and once more when idle.
  *
  * The server runs with a public URL (AGENTCLEAR_PUBLIC_URL), so @target-uri does not depend on the
  * port, which changes when the server restarts. */
@@ -693,6 +695,52 @@ static void revocation_race(void **st)
             total, RACE_THREADS, before_ok, after);
 }
 
+/* SIGTERM while signed requests are in flight (some suspended on the nonce writer): the server
+ * answers or closes them and exits 0, without a sanitizer report. */
+static _Atomic int load_stop;
+static _Atomic unsigned load_ok;
+
+static void *load(void *arg)
+{
+    (void)arg;
+    struct ac_test_http c;
+    ac_test_http_init(&c, "127.0.0.1", srv.port, 20000);
+    c.retry_stale = 0;
+    while (!atomic_load(&load_stop)) {
+        char h[4096];
+        if (sign_req(agent_p, runtime_hdr, "GET", "/v1/whoami", NULL, h, sizeof h) != 0) break;
+        struct ac_test_http_resp r;
+        int st = ac_test_http_request(&c, "GET", "/v1/whoami", h, NULL, 0, &r);
+        ac_test_http_resp_free(&r);
+        if (st == 200) atomic_fetch_add(&load_ok, 1);
+        if (st == 0) break; /* the server went away */
+    }
+    ac_test_http_close(&c);
+    return NULL;
+}
+
+static void sigterm_under_load(void **st)
+{
+    (void)st;
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, load, NULL), 0);
+    double deadline = mono() + 60;
+    while (atomic_load(&load_ok) < 20 && mono() < deadline)
+        usleep(1000);
+    assert_true(atomic_load(&load_ok) >= 20);
+    int rc = ac_test_server_stop(&srv, 15000);
+    atomic_store(&load_stop, 1);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    if (rc != 0 || ac_test_server_log_has_sanitizer_report(&srv)) {
+        ac_test_server_dump_log(&srv, 20000);
+        fail_msg("SIGTERM under load: exit status %d (expected 0 and no sanitizer report)",
+                 srv.exit_status);
+    }
+    assert_int_equal(ac_test_server_restart(&srv, READY_MS), 0);
+}
+
 static void sigterm_stops_cleanly(void **st)
 {
     (void)st;
@@ -755,11 +803,11 @@ static int teardown(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(unsigned_and_unknown),  cmocka_unit_test(register_identity),
-        cmocka_unit_test(agent_requests),        cmocka_unit_test(replay_across_restart),
-        cmocka_unit_test(binding_times),         cmocka_unit_test(merchant_requests),
-        cmocka_unit_test(revoked_binding),       cmocka_unit_test(revocation_race),
-        cmocka_unit_test(sigterm_stops_cleanly),
+        cmocka_unit_test(unsigned_and_unknown), cmocka_unit_test(register_identity),
+        cmocka_unit_test(agent_requests),       cmocka_unit_test(replay_across_restart),
+        cmocka_unit_test(binding_times),        cmocka_unit_test(merchant_requests),
+        cmocka_unit_test(revoked_binding),      cmocka_unit_test(revocation_race),
+        cmocka_unit_test(sigterm_under_load),   cmocka_unit_test(sigterm_stops_cleanly),
     };
     return ac_test_e2e_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
