@@ -415,14 +415,19 @@ static long decide(struct ac_nonce_writer *w, PGconn *db, struct ac_nonce_ticket
             t[i]->res = AC_NONCE_DB_ERROR;
         return -1;
     }
+    /* Rows usually come back in the order sent: look from after the last match first. */
+    size_t from = 0;
     for (int row = 0; row < PQntuples(r); row++) {
         const char *k = PQgetvalue(r, row, 0), *v = PQgetvalue(r, row, 1);
-        for (size_t i = 0; i < n; i++)
+        for (size_t m = 0; m < n; m++) {
+            size_t i = (from + m) % n;
             if (t[i]->dup_of == NULL && strcmp(t[i]->nonce, v) == 0 &&
                 strcmp(t[i]->keyid, k) == 0) {
                 t[i]->res = AC_NONCE_NEW;
+                from = i + 1;
                 break;
             }
+        }
     }
     PQclear(r);
     for (size_t i = 0; i < n; i++)
