@@ -4,9 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+
+#include "protocol/buf.h"
 
 #define NIL UINT32_MAX
 /* Largest capacity: entries are indexed by uint32_t, and 2^26 entries are ~3 GiB already. */
@@ -176,6 +179,16 @@ static const struct {
      "where ac_nonces.expires_at <= $4::int8 returning 1",
      4},
     {"ac_nonce_purge", "delete from ac_nonces where expires_at <= $1::int8", 1},
+    /* The same for many nonces at once (the batch writer): the arrays are parallel, without
+     * duplicate (keyid, nonce) pairs (a row may be affected only once per statement); the rows
+     * returned are those this statement inserted or took over. $4 is the earliest `now` of the
+     * batch, so a row is taken over only when it had expired for every caller in it. */
+    {"ac_nonce_ins_batch",
+     "insert into ac_nonces (keyid, nonce, expires_at) "
+     "select k, n, e from unnest($1::text[], $2::text[], $3::int8[]) as t(k, n, e) "
+     "on conflict (keyid, nonce) do update set expires_at = excluded.expires_at "
+     "where ac_nonces.expires_at <= $4::int8 returning keyid, nonce",
+     4},
 };
 
 int ac_nonce_prepare(PGconn *db)
@@ -221,12 +234,22 @@ static int field_ok(const char *s)
     return n > 0;
 }
 
+/* SHA-256, fetched once (an implicit fetch per digest costs a provider lookup under a lock). */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 static int digest(const struct ac_nonce_cache *c, const char *keyid, const char *nonce,
                   uint8_t h[32])
 {
+    if (pthread_once(&sha256_once, sha256_fetch) != 0 || sha256_md == NULL) return -1;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned len = 0;
-    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, sha256_md, NULL) == 1 &&
              EVP_DigestUpdate(ctx, c->salt, sizeof c->salt) == 1 &&
              EVP_DigestUpdate(ctx, keyid, strlen(keyid) + 1) == 1 && /* with its NUL separator */
              EVP_DigestUpdate(ctx, nonce, strlen(nonce)) == 1 &&
@@ -235,33 +258,57 @@ static int digest(const struct ac_nonce_cache *c, const char *keyid, const char 
     return ok ? 0 : -1;
 }
 
-enum ac_nonce_result ac_nonce_seen_or_insert(struct ac_nonce_cache *c, PGconn *db,
-                                             const char *keyid, const char *nonce, int64_t created,
-                                             int64_t now)
+/* The checks before the database: bounds, window, memory. Returns the answer with *ask_db 0, or
+ * sets *ask_db (the database decides; h and *exp are set). With db_less, a nonce that memory
+ * does not know is recorded there and NEW. */
+static enum ac_nonce_result precheck(struct ac_nonce_cache *c, const char *keyid, const char *nonce,
+                                     int64_t created, int64_t now, int db_less, uint8_t h[32],
+                                     int64_t *exp, int *ask_db)
 {
+    *ask_db = 0;
     if (c == NULL || !field_ok(keyid) || !field_ok(nonce)) return AC_NONCE_INVALID;
     /* |now - created| <= window, computed without overflow */
     uint64_t w = (uint64_t)c->window;
     if ((created < now && (uint64_t)now - (uint64_t)created > w) ||
         (created > now && (uint64_t)created - (uint64_t)now > w) || created > INT64_MAX - c->window)
         return AC_NONCE_STALE;
-    int64_t exp = created + c->window;
-    uint8_t h[32];
+    *exp = created + c->window;
     if (digest(c, keyid, nonce, h) != 0) return AC_NONCE_FULL; /* out of memory: overloaded */
 
     pthread_mutex_lock(&c->mu);
     enum ac_nonce_result res = AC_NONCE_NEW;
-    int ask_db = 0;
     if (mem_seen(c, h, now)) {
         res = AC_NONCE_REPLAYED;
     } else if (!mem_room(c, now)) {
         res = AC_NONCE_FULL;
-    } else if (db == NULL) {
-        res = mem_put(c, h, exp, now) == 0 ? AC_NONCE_NEW : AC_NONCE_FULL;
+    } else if (db_less) {
+        res = mem_put(c, h, *exp, now) == 0 ? AC_NONCE_NEW : AC_NONCE_FULL;
     } else {
-        ask_db = 1; /* the database decides, asked without holding the lock */
+        *ask_db = 1; /* the database decides, asked without holding the lock */
     }
     pthread_mutex_unlock(&c->mu);
+    return res;
+}
+
+/* Remember a nonce the database has decided on, either way. No room any more (other threads
+ * filled it meanwhile) only costs a later round trip: the database already holds the nonce, so
+ * nothing is forgotten. */
+static void remember(struct ac_nonce_cache *c, const uint8_t h[32], int64_t exp, int64_t now)
+{
+    pthread_mutex_lock(&c->mu);
+    (void)mem_put(c, h, exp, now);
+    pthread_mutex_unlock(&c->mu);
+}
+
+enum ac_nonce_result ac_nonce_seen_or_insert(struct ac_nonce_cache *c, PGconn *db,
+                                             const char *keyid, const char *nonce, int64_t created,
+                                             int64_t now)
+{
+    uint8_t h[32];
+    int64_t exp = 0;
+    int ask_db;
+    enum ac_nonce_result res =
+        precheck(c, keyid, nonce, created, now, db == NULL, h, &exp, &ask_db);
     if (!ask_db) return res;
 
     char e[24], n[24];
@@ -272,11 +319,7 @@ enum ac_nonce_result ac_nonce_seen_or_insert(struct ac_nonce_cache *c, PGconn *d
     if (r == NULL) return AC_NONCE_DB_ERROR;
     res = PQntuples(r) == 1 ? AC_NONCE_NEW : AC_NONCE_REPLAYED;
     PQclear(r);
-    /* Remember it either way. No room any more (other threads filled it meanwhile) only costs a
-     * later round trip: the database already holds the nonce, so nothing is forgotten. */
-    pthread_mutex_lock(&c->mu);
-    (void)mem_put(c, h, exp, now);
-    pthread_mutex_unlock(&c->mu);
+    remember(c, h, exp, now);
     return res;
 }
 
@@ -296,4 +339,311 @@ long ac_nonce_purge(struct ac_nonce_cache *c, PGconn *db, int64_t now)
     long deleted = atol(PQcmdTuples(r));
     PQclear(r);
     return deleted;
+}
+
+/* ==== the batch writer =========================================================================
+ */
+
+struct ac_nonce_writer {
+    struct ac_nonce_cache *c;
+    ac_nonce_db_get_fn get;
+    ac_nonce_db_put_fn put;
+    void *cls;
+    pthread_mutex_t mu;
+    pthread_cond_t work;
+    struct ac_nonce_ticket *head, *tail; /* queued, oldest first */
+    int stop;                            /* closing: take nothing new, drain, end the thread */
+    int joined;
+    pthread_t th;
+    uint64_t batches, nonces; /* under mu */
+    struct ac_buf arr[3];     /* the batch's array parameters, reused (the thread's own) */
+};
+
+/* Append s to an array literal as a quoted element: keyids and nonces are printable ASCII
+ * (field_ok), so only '"' and '\' need a backslash. */
+static void arr_add(struct ac_buf *b, const char *s)
+{
+    ac_buf_adds(b, b->len > 1 ? ",\"" : "\"");
+    for (const char *p = s;; p++) {
+        size_t n = strcspn(p, "\"\\");
+        ac_buf_add(b, p, n);
+        p += n;
+        if (*p == '\0') break;
+        ac_buf_add(b, "\\", 1);
+        ac_buf_add(b, p, 1);
+    }
+    ac_buf_add(b, "\"", 1);
+}
+
+/* Decide the batch t[0..n) on db: sets every res (AC_NONCE_DB_ERROR for all on a database error
+ * or out of memory). Returns the number of nonces sent, or -1. */
+static long decide(struct ac_nonce_writer *w, PGconn *db, struct ac_nonce_ticket **t, size_t n)
+{
+    int64_t now = INT64_MAX;
+    long sent = 0;
+    for (int k = 0; k < 3; k++) {
+        ac_buf_reset(&w->arr[k]);
+        ac_buf_add(&w->arr[k], "{", 1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        t[i]->dup_of = NULL;
+        for (size_t j = 0; j < i && t[i]->dup_of == NULL; j++)
+            if (t[j]->dup_of == NULL && memcmp(t[j]->h, t[i]->h, 32) == 0)
+                t[i]->dup_of = t[j]; /* the same salted SHA-256: the same keyid and nonce */
+        if (t[i]->dup_of != NULL) continue;
+        char e[24];
+        snprintf(e, sizeof e, "%lld", (long long)t[i]->exp);
+        arr_add(&w->arr[0], t[i]->keyid);
+        arr_add(&w->arr[1], t[i]->nonce);
+        arr_add(&w->arr[2], e);
+        if (t[i]->now < now) now = t[i]->now;
+        t[i]->res = AC_NONCE_REPLAYED; /* unless the database returns its row */
+        sent++;
+    }
+    int bad = 0;
+    for (int k = 0; k < 3; k++) {
+        ac_buf_add(&w->arr[k], "}", 1);
+        bad |= w->arr[k].oom;
+    }
+    char nb[24];
+    snprintf(nb, sizeof nb, "%lld", (long long)now);
+    const char *vals[] = {ac_buf_str(&w->arr[0]), ac_buf_str(&w->arr[1]), ac_buf_str(&w->arr[2]),
+                          nb};
+    PGresult *r = bad ? NULL : exec_stmt(db, "ac_nonce_ins_batch", 4, vals);
+    if (r == NULL) {
+        for (size_t i = 0; i < n; i++)
+            t[i]->res = AC_NONCE_DB_ERROR;
+        return -1;
+    }
+    /* Rows usually come back in the order sent: look from after the last match first. */
+    size_t from = 0;
+    for (int row = 0; row < PQntuples(r); row++) {
+        const char *k = PQgetvalue(r, row, 0), *v = PQgetvalue(r, row, 1);
+        for (size_t m = 0; m < n; m++) {
+            size_t i = (from + m) % n;
+            if (t[i]->dup_of == NULL && strcmp(t[i]->nonce, v) == 0 &&
+                strcmp(t[i]->keyid, k) == 0) {
+                t[i]->res = AC_NONCE_NEW;
+                from = i + 1;
+                break;
+            }
+        }
+    }
+    PQclear(r);
+    for (size_t i = 0; i < n; i++)
+        if (t[i]->dup_of != NULL) t[i]->res = AC_NONCE_REPLAYED;
+    return sent;
+}
+
+static void *writer_main(void *arg)
+{
+    struct ac_nonce_writer *w = arg;
+    struct ac_nonce_ticket *batch[AC_NONCE_BATCH_MAX];
+    int64_t next_purge = (int64_t)time(NULL) + AC_NONCE_PURGE_EVERY;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->head == NULL && !w->stop) {
+            struct timespec until = {.tv_sec = (time_t)next_purge, .tv_nsec = 0};
+            if (pthread_cond_timedwait(&w->work, &w->mu, &until) != 0) break; /* purge is due */
+        }
+        if (w->head == NULL && w->stop) break;
+        size_t n = 0;
+        while (w->head != NULL && n < AC_NONCE_BATCH_MAX) {
+            batch[n++] = w->head;
+            w->head = w->head->next;
+        }
+        if (w->head == NULL) w->tail = NULL;
+        pthread_mutex_unlock(&w->mu);
+
+        int64_t now = (int64_t)time(NULL);
+        PGconn *db = n > 0 || now >= next_purge ? w->get(w->cls) : NULL;
+        long sent = -1;
+        if (n > 0) {
+            if (db != NULL)
+                sent = decide(w, db, batch, n);
+            else
+                for (size_t i = 0; i < n; i++)
+                    batch[i]->res = AC_NONCE_DB_ERROR;
+        }
+        int broken = n > 0 && sent < 0;
+        if (db != NULL && !broken && now >= next_purge) {
+            broken = ac_nonce_purge(w->c, db, now) < 0;
+            next_purge = now + AC_NONCE_PURGE_EVERY;
+        } else if (db == NULL && now >= next_purge) {
+            next_purge = now + AC_NONCE_PURGE_EVERY; /* try again later */
+        }
+        if (db != NULL) w->put(w->cls, db, broken || PQstatus(db) != CONNECTION_OK);
+
+        /* Wake the callers. An asynchronous caller may reuse its ticket as soon as its done()
+         * ran, so its callback is taken out first and called without touching the ticket. */
+        ac_nonce_done_fn fns[AC_NONCE_BATCH_MAX];
+        void *clss[AC_NONCE_BATCH_MAX];
+        size_t nf = 0;
+        pthread_mutex_lock(&w->mu);
+        if (sent >= 0) {
+            w->batches++;
+            w->nonces += (uint64_t)sent;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (batch[i]->done_fn != NULL) {
+                fns[nf] = batch[i]->done_fn;
+                clss[nf++] = batch[i]->done_cls;
+                batch[i]->done = 1;
+            } else {
+                batch[i]->done = 1;
+                pthread_cond_signal(batch[i]->cv);
+            }
+        }
+        if (nf > 0) {
+            pthread_mutex_unlock(&w->mu);
+            for (size_t i = 0; i < nf; i++)
+                fns[i](clss[i]);
+            pthread_mutex_lock(&w->mu);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+struct ac_nonce_writer *ac_nonce_writer_new(struct ac_nonce_cache *c, ac_nonce_db_get_fn get,
+                                            ac_nonce_db_put_fn put, void *cls)
+{
+    if (c == NULL || get == NULL || put == NULL) return NULL;
+    struct ac_nonce_writer *w = calloc(1, sizeof *w);
+    if (w == NULL) return NULL;
+    w->c = c;
+    w->get = get;
+    w->put = put;
+    w->cls = cls;
+    int ok = pthread_mutex_init(&w->mu, NULL) == 0;
+    /* the purge deadline is wall-clock time (time(NULL)): CLOCK_REALTIME, the default */
+    if (ok && pthread_cond_init(&w->work, NULL) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        ok = 0;
+    }
+    if (ok && pthread_create(&w->th, NULL, writer_main, w) != 0) {
+        pthread_cond_destroy(&w->work);
+        pthread_mutex_destroy(&w->mu);
+        ok = 0;
+    }
+    if (!ok) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void ac_nonce_writer_close(struct ac_nonce_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_signal(&w->work);
+    int join = !w->joined;
+    w->joined = 1;
+    pthread_mutex_unlock(&w->mu);
+    if (join) pthread_join(w->th, NULL);
+}
+
+void ac_nonce_writer_free(struct ac_nonce_writer *w)
+{
+    if (w == NULL) return;
+    ac_nonce_writer_close(w);
+    pthread_cond_destroy(&w->work);
+    pthread_mutex_destroy(&w->mu);
+    for (int k = 0; k < 3; k++)
+        ac_buf_free(&w->arr[k]);
+    free(w);
+}
+
+/* Queue t (its keyid, nonce, h, exp and now set). Returns 0, or -1 when the writer is closing.
+ * Called with w->mu held. */
+static int enqueue(struct ac_nonce_writer *w, struct ac_nonce_ticket *t)
+{
+    if (w->stop) return -1;
+    t->done = 0;
+    t->next = NULL;
+    if (w->tail)
+        w->tail->next = t;
+    else
+        w->head = t;
+    w->tail = t;
+    pthread_cond_signal(&w->work);
+    return 0;
+}
+
+/* precheck() for a ticket: copies keyid and nonce in. */
+static enum ac_nonce_result ticket_precheck(struct ac_nonce_writer *w, struct ac_nonce_ticket *t,
+                                            const char *keyid, const char *nonce, int64_t created,
+                                            int64_t now, int *ask_db)
+{
+    enum ac_nonce_result res = precheck(w->c, keyid, nonce, created, now, 0, t->h, &t->exp, ask_db);
+    if (*ask_db) { /* field_ok() bounded both */
+        memcpy(t->keyid, keyid, strlen(keyid) + 1);
+        memcpy(t->nonce, nonce, strlen(nonce) + 1);
+        t->now = now;
+    }
+    return res;
+}
+
+enum ac_nonce_result ac_nonce_writer_check(struct ac_nonce_writer *w, const char *keyid,
+                                           const char *nonce, int64_t created, int64_t now)
+{
+    struct ac_nonce_ticket t;
+    int ask_db;
+    enum ac_nonce_result res = ticket_precheck(w, &t, keyid, nonce, created, now, &ask_db);
+    if (!ask_db) return res;
+    pthread_cond_t cv;
+    if (pthread_cond_init(&cv, NULL) != 0) return AC_NONCE_FULL; /* no resources: overloaded */
+    t.cv = &cv;
+    t.done_fn = NULL;
+    pthread_mutex_lock(&w->mu);
+    if (enqueue(w, &t) != 0) {
+        t.res = AC_NONCE_DB_ERROR;
+    } else {
+        while (!t.done)
+            pthread_cond_wait(&cv, &w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    pthread_cond_destroy(&cv);
+    if (t.res == AC_NONCE_NEW || t.res == AC_NONCE_REPLAYED) remember(w->c, t.h, t.exp, now);
+    return t.res;
+}
+
+enum ac_nonce_result ac_nonce_writer_start(struct ac_nonce_writer *w, struct ac_nonce_ticket *t,
+                                           const char *keyid, const char *nonce, int64_t created,
+                                           int64_t now, ac_nonce_done_fn done, void *cls)
+{
+    int ask_db;
+    enum ac_nonce_result res = ticket_precheck(w, t, keyid, nonce, created, now, &ask_db);
+    if (!ask_db) return res;
+    t->done_fn = done;
+    t->done_cls = cls;
+    t->cv = NULL;
+    pthread_mutex_lock(&w->mu);
+    int rc = enqueue(w, t);
+    pthread_mutex_unlock(&w->mu);
+    return rc == 0 ? AC_NONCE_PENDING : AC_NONCE_DB_ERROR;
+}
+
+enum ac_nonce_result ac_nonce_writer_finish(struct ac_nonce_writer *w, struct ac_nonce_ticket *t)
+{
+    pthread_mutex_lock(&w->mu);
+    int done = t->done;
+    pthread_mutex_unlock(&w->mu);
+    if (!done) return AC_NONCE_DB_ERROR; /* a caller error: not answered yet */
+    if (t->res == AC_NONCE_NEW || t->res == AC_NONCE_REPLAYED) remember(w->c, t->h, t->exp, t->now);
+    return t->res;
+}
+
+void ac_nonce_writer_stats(struct ac_nonce_writer *w, uint64_t *batches, uint64_t *nonces,
+                           size_t *queued)
+{
+    pthread_mutex_lock(&w->mu);
+    *batches = w->batches;
+    *nonces = w->nonces;
+    size_t n = 0;
+    for (const struct ac_nonce_ticket *t = w->head; t != NULL; t = t->next)
+        n++;
+    *queued = n;
+    pthread_mutex_unlock(&w->mu);
 }

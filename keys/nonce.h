@@ -43,6 +43,7 @@ enum ac_nonce_result {
     AC_NONCE_STALE = -2,    /* created is outside the window around now */
     AC_NONCE_FULL = -3,     /* memory is full of unexpired entries: answer 503 overloaded */
     AC_NONCE_DB_ERROR = -4, /* the database did not answer: answer 503 db_unavailable */
+    AC_NONCE_PENDING = 2,   /* ac_nonce_writer_start() only: queued, `done` will be called */
 };
 
 struct ac_nonce_cache;
@@ -76,5 +77,77 @@ long ac_nonce_purge(struct ac_nonce_cache *c, PGconn *db, int64_t now);
 
 /* Number of entries currently in memory (expired ones included until evicted). */
 size_t ac_nonce_cache_size(struct ac_nonce_cache *c);
+
+/* ==== the batch writer ========================================================================
+ *
+ * A thread that decides many nonces with one statement: callers of ac_nonce_writer_check() that
+ * need the database queue their nonce and wait; the thread takes everything queued (at most
+ * AC_NONCE_BATCH_MAX), asks PostgreSQL once (one multi-row INSERT ... ON CONFLICT ... RETURNING
+ * over arrays, with the same semantics as ac_nonce_seen_or_insert's statement: exactly one caller
+ * among all server instances gets NEW for a (keyid, nonce)), and wakes each caller with its
+ * answer. While one batch is in flight the next one gathers, so under load a round trip serves
+ * many requests and when idle a request waits for one round trip only (no timer). The same
+ * (keyid, nonce) twice in one batch: the first is decided by the database, the second is
+ * REPLAYED. A database error answers AC_NONCE_DB_ERROR to the whole batch and records nothing.
+ * The thread also purges expired nonces (memory and table) every AC_NONCE_PURGE_EVERY seconds. */
+
+#define AC_NONCE_BATCH_MAX 512
+#define AC_NONCE_PURGE_EVERY 60
+
+struct ac_nonce_writer;
+
+/* Where the writer takes its connection for a batch (NULL: the database is unreachable) and gives
+ * it back (broken = 1 after a connection-level failure). */
+typedef PGconn *(*ac_nonce_db_get_fn)(void *cls);
+typedef void (*ac_nonce_db_put_fn)(void *cls, PGconn *db, int broken);
+
+/* Start a writer for cache c (which must outlive it). Returns NULL on allocation or thread
+ * failure. */
+struct ac_nonce_writer *ac_nonce_writer_new(struct ac_nonce_cache *c, ac_nonce_db_get_fn get,
+                                            ac_nonce_db_put_fn put, void *cls);
+
+/* Stop taking nonces (later checks answer AC_NONCE_DB_ERROR), answer everything queued (calling
+ * its `done`), and stop the thread. Idempotent; ac_nonce_writer_free() does it too. */
+void ac_nonce_writer_close(struct ac_nonce_writer *w);
+
+/* Close and free. Accepts NULL. */
+void ac_nonce_writer_free(struct ac_nonce_writer *w);
+
+/* ac_nonce_seen_or_insert() through the writer: the same checks, order and results; the database
+ * is asked in a batch. Blocks until answered. Thread-safe. */
+enum ac_nonce_result ac_nonce_writer_check(struct ac_nonce_writer *w, const char *keyid,
+                                           const char *nonce, int64_t created, int64_t now);
+
+/* The same without blocking, for a caller that suspends its work meanwhile (an HTTP worker that
+ * suspends its connection). The ticket is the caller's memory, untouched by the caller from
+ * start until `done` is called; its members are private. */
+typedef void (*ac_nonce_done_fn)(void *cls);
+struct ac_nonce_ticket {
+    char keyid[AC_NONCE_FIELD_MAX + 1], nonce[AC_NONCE_FIELD_MAX + 1];
+    uint8_t h[32];
+    int64_t exp, now;
+    enum ac_nonce_result res;
+    int done;
+    ac_nonce_done_fn done_fn; /* NULL: a blocking caller waiting on cv */
+    void *done_cls;
+    void *cv; /* pthread_cond_t of a blocking caller */
+    struct ac_nonce_ticket *next, *dup_of;
+};
+
+/* Check (keyid, nonce) as ac_nonce_writer_check() does. Returns the answer when it is known at
+ * once (everything but a nonce the database must decide), or AC_NONCE_PENDING: the nonce is
+ * queued, and done(cls) will be called once from the writer's thread; then (not before) call
+ * ac_nonce_writer_finish(). */
+enum ac_nonce_result ac_nonce_writer_start(struct ac_nonce_writer *w, struct ac_nonce_ticket *t,
+                                           const char *keyid, const char *nonce, int64_t created,
+                                           int64_t now, ac_nonce_done_fn done, void *cls);
+
+/* The answer of a pending ticket whose done() was called (remembering it in memory). */
+enum ac_nonce_result ac_nonce_writer_finish(struct ac_nonce_writer *w, struct ac_nonce_ticket *t);
+
+/* Batches and nonces the writer sent to the database so far, and the callers queued now (for
+ * tests and metrics). */
+void ac_nonce_writer_stats(struct ac_nonce_writer *w, uint64_t *batches, uint64_t *nonces,
+                           size_t *queued);
 
 #endif

@@ -21,7 +21,9 @@ struct ac_authn {
     char scheme[8];      /* from public-url, or "" for "http" + Host */
     char authority[256]; /* from public-url, or "" */
     struct ac_nonce_cache *nonces;
-    _Atomic int64_t next_purge; /* unix seconds */
+    _Atomic int64_t next_purge;     /* unix seconds */
+    struct ac_nonce_writer *writer; /* NULL: each replay check asks the database itself */
+    struct ac_pool *writer_pool;
 };
 
 /* ==== the result ===============================================================================
@@ -118,9 +120,33 @@ struct ac_authn *ac_authn_new(const struct ac_config *cfg)
     return a;
 }
 
+static PGconn *writer_get(void *cls)
+{
+    return ac_pool_get(cls);
+}
+
+static void writer_put(void *cls, PGconn *db, int broken)
+{
+    ac_pool_put(cls, db, broken || !ac_db_ok(db));
+}
+
+int ac_authn_start_writer(struct ac_authn *a, struct ac_pool *pool)
+{
+    if (a->writer != NULL || pool == NULL) return -1;
+    a->writer = ac_nonce_writer_new(a->nonces, writer_get, writer_put, pool);
+    a->writer_pool = pool;
+    return a->writer ? 0 : -1;
+}
+
+void ac_authn_close(struct ac_authn *a)
+{
+    if (a != NULL && a->writer != NULL) ac_nonce_writer_close(a->writer);
+}
+
 void ac_authn_free(struct ac_authn *a)
 {
     if (a == NULL) return;
+    ac_nonce_writer_free(a->writer);
     ac_nonce_cache_free(a->nonces);
     free(a);
 }
@@ -183,16 +209,9 @@ static enum ac_ec binding_state(const struct ac_resolved_key *k, int64_t now, co
     return AC_EC_OK;
 }
 
-static enum ac_ec replay_check(struct ac_authn *a, const struct ac_authn_call *call,
-                               const char *keyid, const char *nonce, int64_t created,
-                               const char **detail)
+/* The verifier's answer for a replay-cache result. */
+static enum ac_ec nonce_ec(enum ac_nonce_result res, const char **detail)
 {
-    PGconn *db = NULL;
-    if (call->pool != NULL && (db = ac_pool_get(call->pool)) == NULL) return AC_EC_DB_UNAVAILABLE;
-    enum ac_nonce_result res =
-        ac_nonce_seen_or_insert(a->nonces, db, keyid, nonce, created, call->now);
-    if (res == AC_NONCE_NEW) (void)ac_authn_purge(a, db, call->now); /* best effort */
-    if (db != NULL) ac_pool_put(call->pool, db, res == AC_NONCE_DB_ERROR || !ac_db_ok(db));
     switch (res) {
     case AC_NONCE_NEW:
         return AC_EC_OK;
@@ -206,10 +225,30 @@ static enum ac_ec replay_check(struct ac_authn *a, const struct ac_authn_call *c
     case AC_NONCE_FULL:
         *detail = "the replay cache is full";
         return AC_EC_OVERLOADED;
+    case AC_NONCE_PENDING: /* only from ac_nonce_writer_start(), handled by its caller */
     case AC_NONCE_DB_ERROR:
         break;
     }
     return AC_EC_DB_UNAVAILABLE;
+}
+
+/* The replay check, blocking. */
+static enum ac_ec replay_check(struct ac_authn *a, const struct ac_authn_call *call,
+                               const char *keyid, const char *nonce, int64_t created,
+                               const char **detail)
+{
+    enum ac_nonce_result res;
+    if (a->writer != NULL) { /* batched with the other threads' nonces; it purges, too */
+        res = ac_nonce_writer_check(a->writer, keyid, nonce, created, call->now);
+    } else {
+        PGconn *db = NULL;
+        if (call->pool != NULL && (db = ac_pool_get(call->pool)) == NULL)
+            return AC_EC_DB_UNAVAILABLE;
+        res = ac_nonce_seen_or_insert(a->nonces, db, keyid, nonce, created, call->now);
+        if (res == AC_NONCE_NEW) (void)ac_authn_purge(a, db, call->now); /* best effort */
+        if (db != NULL) ac_pool_put(call->pool, db, res == AC_NONCE_DB_ERROR || !ac_db_ok(db));
+    }
+    return nonce_ec(res, detail);
 }
 
 /* ---- the sequence ------------------------------------------------------------------------------
@@ -277,9 +316,11 @@ static int kind_allowed(enum ac_auth want, enum ac_principal_kind kind)
     }
 }
 
-enum ac_ec ac_authn_verify(struct ac_authn *a, const struct ac_authn_call *call,
-                           const struct ac_http_request *req, const uint8_t *body, size_t blen,
-                           struct ac_verified **out, const char **detail)
+/* Steps 1-7 of the verification (everything but the replay check); on success *out is the
+ * result. */
+static enum ac_ec verify_signature(struct ac_authn *a, const struct ac_authn_call *call,
+                                   const struct ac_http_request *req, const uint8_t *body,
+                                   size_t blen, struct ac_verified **out, const char **detail)
 {
     *out = NULL;
     *detail = NULL;
@@ -366,10 +407,7 @@ enum ac_ec ac_authn_verify(struct ac_authn *a, const struct ac_authn_call *call,
         }
     }
 
-    /* 8. replay, last: only authenticated requests reach the cache */
-    ec = replay_check(a, call, hs.keyid, hs.nonce, hs.created, detail);
-    if (ec != AC_EC_OK) goto out;
-
+    /* the result (the replay check, last, is the caller's) */
     if ((*out = result(&hs, &key, call->now)) == NULL) {
         *detail = "out of memory";
         ec = AC_EC_INTERNAL;
@@ -377,6 +415,21 @@ enum ac_ec ac_authn_verify(struct ac_authn *a, const struct ac_authn_call *call,
 out:
     ac_resolved_key_clear(&key);
     ac_httpsig_free(&hs);
+    return ec;
+}
+
+enum ac_ec ac_authn_verify(struct ac_authn *a, const struct ac_authn_call *call,
+                           const struct ac_http_request *req, const uint8_t *body, size_t blen,
+                           struct ac_verified **out, const char **detail)
+{
+    enum ac_ec ec = verify_signature(a, call, req, body, blen, out, detail);
+    if (ec != AC_EC_OK) return ec;
+    /* 8. replay, last: only authenticated requests reach the cache */
+    ec = replay_check(a, call, (*out)->keyid, (*out)->nonce, (*out)->created, detail);
+    if (ec != AC_EC_OK) {
+        ac_verified_free(*out);
+        *out = NULL;
+    }
     return ec;
 }
 
@@ -470,10 +523,72 @@ static void fields_free(struct fields *fs)
     fs->n = 0;
 }
 
+/* A request suspended while the batch writer decides its nonce. */
+struct ac_authn_wait {
+    struct ac_nonce_ticket t;
+    struct ac_verified *v; /* the result, handed over once the nonce is new */
+};
+
+void ac_authn_wait_free(struct ac_authn_wait *w)
+{
+    if (w == NULL) return;
+    ac_verified_free(w->v);
+    free(w);
+}
+
+static void resume_request(void *cls)
+{
+    ac_resume(cls);
+}
+
+/* The replay check of a verified request through the batch writer, without blocking the worker:
+ * the connection is suspended (before the nonce is queued, so that the writer cannot resume it
+ * first) and resumed by the writer; ac_authn_request() then finishes here. */
+static enum ac_ec replay_async(struct ac_req *r, struct ac_verified *v, int64_t now,
+                               const char **detail)
+{
+    struct ac_authn *a = r->app->authn;
+    struct ac_authn_wait *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        ac_verified_free(v);
+        *detail = "out of memory";
+        return AC_EC_INTERNAL;
+    }
+    w->v = v;
+    r->authn_wait = w;
+    ac_suspend(r);
+    enum ac_nonce_result res = ac_nonce_writer_start(a->writer, &w->t, v->keyid, v->nonce,
+                                                     v->created, now, resume_request, r);
+    if (res != AC_NONCE_PENDING) { /* answered at once: the same path as a later answer */
+        w->t.res = res;
+        w->t.done = 1;
+        w->t.done_fn = NULL; /* no ac_nonce_writer_finish: nothing to remember */
+        ac_resume(r);
+    }
+    return AC_EC_OK;
+}
+
+/* Resumed: the writer's answer. */
+static enum ac_ec replay_finish(struct ac_req *r, const char **detail)
+{
+    struct ac_authn_wait *w = r->authn_wait;
+    r->authn_wait = NULL;
+    enum ac_nonce_result res =
+        w->t.done_fn != NULL ? ac_nonce_writer_finish(r->app->authn->writer, &w->t) : w->t.res;
+    enum ac_ec ec = nonce_ec(res, detail);
+    if (ec == AC_EC_OK) {
+        r->verified = w->v;
+        w->v = NULL;
+    }
+    ac_authn_wait_free(w);
+    return ec;
+}
+
 enum ac_ec ac_authn_request(struct ac_req *r, const char **detail)
 {
     *detail = NULL;
     struct ac_app *app = r->app;
+    if (r->authn_wait != NULL) return replay_finish(r, detail);
     if (app->authn == NULL || r->target == NULL) {
         *detail = "verifier not ready";
         return AC_EC_INTERNAL;
@@ -514,9 +629,18 @@ enum ac_ec ac_authn_request(struct ac_req *r, const char **detail)
         .want = r->route->auth,
         .now = (int64_t)time(NULL),
     };
-    enum ac_ec ec = ac_authn_verify(app->authn, &call, &req, (const uint8_t *)r->body.p,
-                                    r->body.len, &r->verified, detail);
+    struct ac_verified *v = NULL;
+    enum ac_ec ec = verify_signature(app->authn, &call, &req, (const uint8_t *)r->body.p,
+                                     r->body.len, &v, detail);
     free(target);
     fields_free(&fs);
+    if (ec != AC_EC_OK) return ec;
+    /* 8. replay, last: only authenticated requests reach the cache */
+    if (app->authn->writer != NULL) return replay_async(r, v, call.now, detail);
+    ec = replay_check(app->authn, &call, v->keyid, v->nonce, v->created, detail);
+    if (ec == AC_EC_OK)
+        r->verified = v;
+    else
+        ac_verified_free(v);
     return ec;
 }

@@ -86,7 +86,19 @@ struct ac_authn;
  * allocation failure. */
 struct ac_authn *ac_authn_new(const struct ac_config *cfg);
 
-/* Free a verifier. Accepts NULL. */
+/* Decide nonces in batches from now on (keys/nonce.h, the batch writer): one thread takes the
+ * nonces of every request waiting on the database and inserts them with one statement, on
+ * connections from pool (which must outlive the verifier), and purges expired nonces. Without
+ * it, each replay check runs its own statement on a connection of ac_authn_call.pool. Returns 0,
+ * or -1 (already started, pool NULL, or no thread could be started). */
+int ac_authn_start_writer(struct ac_authn *a, struct ac_pool *pool);
+
+/* Stop the batch writer (if any) once it has answered (and resumed) every request waiting on it;
+ * later replay checks answer 503 db_unavailable. Call it before stopping the daemon: a
+ * connection suspended on the writer must be resumed first. Accepts NULL; idempotent. */
+void ac_authn_close(struct ac_authn *a);
+
+/* Free a verifier (stopping its batch writer first). Accepts NULL. */
 void ac_authn_free(struct ac_authn *a);
 
 /* Who may call a route, for ac_authn_verify(): AC_AUTH_AGENT, AC_AUTH_MERCHANT or
@@ -112,16 +124,25 @@ struct ac_authn_call {
  *   503: DB_UNAVAILABLE (the replay check could not reach PostgreSQL), OVERLOADED (the replay
  *        cache is full of live nonces);
  *   500: INTERNAL (out of memory).
- * Nothing is recorded unless the signature verified. Thread-safe. */
+ * Nothing is recorded unless the signature verified. Thread-safe. With a batch writer
+ * (ac_authn_start_writer) call->pool is not used. */
 enum ac_ec ac_authn_verify(struct ac_authn *a, const struct ac_authn_call *call,
                            const struct ac_http_request *req, const uint8_t *body, size_t blen,
                            struct ac_verified **out, const char **detail);
 
 /* The daemon's step for a route with a signed auth kind: gathers the request from MHD (headers
  * with lowercase names, repeated fields combined with ", "; the raw request target; the scheme and
- * authority as above) and verifies it with the app's resolver and reader pool, storing the result
- * in r->verified. Returns AC_EC_OK, or the code to answer (detail as ac_authn_verify). */
+ * authority as above) and verifies it with the app's resolver, storing the result in
+ * r->verified. Returns the code to answer (detail as ac_authn_verify), or AC_EC_OK: either
+ * r->verified is set, or (r->verified NULL) the connection was suspended while the batch writer
+ * decides the nonce -- the worker serves other connections meanwhile -- and the daemon calls this
+ * again after the resume, which then completes the verification. Without a batch writer the
+ * replay check runs on a connection of the app's nonce pool (or reader pool), blocking. */
 enum ac_ec ac_authn_request(struct ac_req *r, const char **detail);
+
+/* Free the state of a request suspended in ac_authn_request() (r->authn_wait). Accepts NULL. */
+struct ac_authn_wait;
+void ac_authn_wait_free(struct ac_authn_wait *w);
 
 /* Evict expired nonces from memory and delete expired rows (at most once per interval; the
  * verifier also calls it by itself every AC_AUTHN_PURGE_EVERY seconds from the request path).

@@ -145,8 +145,11 @@ int ac_cli_serve(int argc, char **argv)
      * and refuses later ones; then the daemon's connections can finish. */
     MHD_quiesce_daemon(d);
     ac_seq_stop(app.seq);
+    ac_authn_close(app.authn); /* resumes every request waiting on a nonce */
     ac_daemon_stop(d);
     ac_seq_free(app.seq);
+    ac_authn_free(app.authn); /* its batch writer uses the pools */
+    app.authn = NULL;
     ac_pool_free(app.pool);
     ac_pool_free(app.nonce_pool);
     ac_assets_free(app.assets);
@@ -155,7 +158,6 @@ int ac_cli_serve(int argc, char **argv)
     ac_evlog_free(evlog);
     ac_evread_free(app.evread);
     ac_keyring_free(app.keyring);
-    ac_authn_free(app.authn);
     free(app.route_stats);
     return 0;
 }

@@ -13,6 +13,8 @@
 #include "server/http.h"
 
 #define AC_URL_MAX 512
+/* bytes of an overlong path kept as the 414 problem's instance */
+#define AC_INSTANCE_TRUNCATE 64
 
 static double mono(void)
 {
@@ -36,7 +38,7 @@ unsigned ac_slot_status(unsigned slot)
     return slot < AC_STATUS_SLOTS ? status_slots[slot] : 0;
 }
 
-/* ---- routing ----------------------------------------------------------------------------------- */
+/* ---- routing --------------------------------------------------------------------------------- */
 
 /* Match path against pattern; {x} matches one segment that must be a valid id. */
 static int match(const char *pattern, const char *path, struct ac_req *r)
@@ -93,20 +95,67 @@ static int operator_ok(struct ac_req *r)
     return CRYPTO_memcmp(a, b, sizeof a) == 0;
 }
 
-/* ---- replies ----------------------------------------------------------------------------------- */
+/* ---- replies --------------------------------------------------------------------------------- */
 
-static enum MHD_Result queue(struct ac_req *r, unsigned status, const char *ctype, char *body,
-                             size_t len, int retry_after)
+/* The methods of every route whose pattern matches r->path, as an Allow value ("GET, POST"). */
+static void allowed_methods(struct ac_req *r, char *out, size_t cap)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    size_t n = 0;
+    out[0] = '\0';
+    struct ac_req probe; /* match() writes path parameters: keep r's own intact */
+    for (unsigned i = 0; i < ac_n_routes; i++) {
+        if (!match(ac_routes[i].pattern, r->path, &probe)) continue;
+        const char *m = ac_routes[i].method;
+        int dup = 0;
+        for (unsigned j = 0; j < i && !dup; j++)
+            dup =
+                strcmp(ac_routes[j].method, m) == 0 && match(ac_routes[j].pattern, r->path, &probe);
+        if (dup) continue;
+        int k = snprintf(out + n, cap - n, "%s%s", n ? ", " : "", m);
+        if (k < 0 || (size_t)k >= cap - n) break;
+        n += (size_t)k;
+    }
+}
+
+/* The challenge of a 401 (RFC 9110 section 11.6.1: a 401 must carry WWW-Authenticate): the
+ * operator's bearer token, or an RFC 9421 signature on the signed routes, with Accept-Signature
+ * (RFC 9421 section 5.1) naming the components and parameters this route's profile requires. */
+static void add_challenge(struct MHD_Response *resp, struct ac_req *r, enum ac_ec ec)
+{
+    if (ec == AC_EC_UNAUTHORIZED) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"agentclear\"");
+        return;
+    }
+    if (r->route == NULL || r->route->auth < AC_AUTH_AGENT) return;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                            "Signature realm=\"agentclear\"");
+    char accept[160];
+    snprintf(accept, sizeof accept,
+             "sig1=(\"@method\" \"@target-uri\"%s%s);created;expires;tag=\"agentclear\"",
+             r->body.len > 0 ? " \"content-digest\"" : "",
+             r->route->auth == AC_AUTH_AGENT ? " \"agent-runtime\"" : "");
+    MHD_add_response_header(resp, "Accept-Signature", accept);
+}
+
+/* ec: the problem's code (AC_EC_OK for other answers), for the headers a status calls for. */
+static enum MHD_Result queue(struct ac_req *r, unsigned status, const char *ctype, char *body,
+                             size_t len, enum ac_ec ec)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
         free(body);
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
-    if (retry_after) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == 401) add_challenge(resp, r, ec);
+    if (status == 405) {
+        char allow[128];
+        allowed_methods(r, allow, sizeof allow);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    }
     r->status = status;
     enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
@@ -118,16 +167,35 @@ enum MHD_Result ac_reply_json(struct ac_req *r, unsigned status, json_t *body)
     char *s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (s == NULL) return MHD_NO;
-    return queue(r, status, "application/json", s, strlen(s), 0);
+    return queue(r, status, "application/json", s, strlen(s), AC_EC_OK);
+}
+
+/* The problem's `instance`: the request path, with every byte outside printable ASCII
+ * percent-encoded (RFC 3986), so that the member is valid JSON text whatever the client sent. */
+static void instance_of(const struct ac_req *r, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)r->path; *p && n + 4 <= cap; p++) {
+        if (*p > 0x20 && *p < 0x7f) {
+            out[n++] = (char)*p;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[*p >> 4];
+            out[n++] = hex[*p & 15];
+        }
+    }
+    out[n] = '\0';
 }
 
 enum MHD_Result ac_reply_problem(struct ac_req *r, enum ac_ec ec, const char *detail, json_t *extra)
 {
     unsigned status = ac_ec_status(ec);
-    char type[96];
+    char type[96], instance[sizeof r->path * 3];
+    instance_of(r, instance, sizeof instance);
     snprintf(type, sizeof type, "urn:agentclear:error:%s", ac_ec_code(ec));
     json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", ac_ec_title(ec),
-                          "status", (int)status, "code", ac_ec_code(ec), "instance", r->path);
+                          "status", (int)status, "code", ac_ec_code(ec), "instance", instance);
     if (p == NULL) {
         json_decref(extra);
         return MHD_NO;
@@ -140,16 +208,16 @@ enum MHD_Result ac_reply_problem(struct ac_req *r, enum ac_ec ec, const char *de
     char *s = json_dumps(p, JSON_COMPACT);
     json_decref(p);
     if (s == NULL) return MHD_NO;
-    return queue(r, status, "application/problem+json", s, strlen(s), status == 503);
+    return queue(r, status, "application/problem+json", s, strlen(s), ec);
 }
 
-enum MHD_Result ac_reply_text(struct ac_req *r, unsigned status, const char *ctype, const char *text,
-                              size_t len)
+enum MHD_Result ac_reply_text(struct ac_req *r, unsigned status, const char *ctype,
+                              const char *text, size_t len)
 {
     char *copy = malloc(len + 1);
     if (copy == NULL) return MHD_NO;
     memcpy(copy, text, len);
-    return queue(r, status, ctype, copy, len, 0);
+    return queue(r, status, ctype, copy, len, AC_EC_OK);
 }
 
 enum MHD_Result ac_req_json(struct ac_req *r, json_t **out)
@@ -201,7 +269,7 @@ void ac_rfc3339(int64_t us, char out[40])
     snprintf(out + n, 40 - n, ".%06dZ", (int)(us % 1000000));
 }
 
-/* ---- MHD callbacks ------------------------------------------------------------------------------- */
+/* ---- MHD callbacks --------------------------------------------------------------------------- */
 
 /* A new request object. Counted in app->inflight until completed_cb. */
 static struct ac_req *req_new(struct ac_app *app, struct MHD_Connection *conn)
@@ -249,8 +317,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         r->started = 1;
         size_t ulen = strlen(url);
         if (ulen >= sizeof r->path || ulen > AC_URL_MAX) {
+            /* the problem's instance: the path, truncated (never routed) */
             r->early_error = AC_EC_URI_TOO_LONG;
-            snprintf(r->path, sizeof r->path, "/");
+            snprintf(r->path, sizeof r->path, "%.*s", AC_INSTANCE_TRUNCATE, url);
         } else {
             memcpy(r->path, url, ulen + 1);
         }
@@ -287,6 +356,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         const char *detail = NULL;
         enum ac_ec ec = ac_authn_request(r, &detail);
         if (ec != AC_EC_OK) return ac_reply_problem(r, ec, detail, NULL);
+        if (r->verified == NULL) return MHD_YES; /* suspended on the replay check */
     }
     return r->route->handler(r);
 }
@@ -305,6 +375,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     if (r->hctx_free) r->hctx_free(r->hctx);
     ac_verified_free(r->verified);
+    ac_authn_wait_free(r->authn_wait);
     free(r->target);
     ac_buf_free(&r->body);
     free(r);
@@ -317,9 +388,13 @@ static const double latency_bounds[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025
 
 struct MHD_Daemon *ac_daemon_start(struct ac_app *app)
 {
-    if (app->authn == NULL && (app->authn = ac_authn_new(&app->cfg)) == NULL) {
-        fprintf(stderr, "serve: cannot set up the request verifier (sig-skew, nonce-cache)\n");
-        return NULL;
+    if (app->authn == NULL) {
+        struct ac_pool *np = app->nonce_pool ? app->nonce_pool : app->pool;
+        if ((app->authn = ac_authn_new(&app->cfg)) == NULL ||
+            (np != NULL && ac_authn_start_writer(app->authn, np) != 0)) {
+            fprintf(stderr, "serve: cannot set up the request verifier (sig-skew, nonce-cache)\n");
+            return NULL;
+        }
     }
     app->route_stats = calloc(ac_n_routes + 1, sizeof *app->route_stats);
     if (app->route_stats == NULL) return NULL;
@@ -341,8 +416,8 @@ struct MHD_Daemon *ac_daemon_start(struct ac_app *app)
         MHD_OPTION_THREAD_POOL_SIZE, app->cfg.threads, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
         app, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_cb, app, MHD_OPTION_UNESCAPE_CALLBACK, unescape_none,
-        NULL, MHD_OPTION_END);
+        MHD_OPTION_URI_LOG_CALLBACK, uri_cb, app, MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL,
+        MHD_OPTION_END);
 }
 
 void ac_daemon_stop(struct MHD_Daemon *d)

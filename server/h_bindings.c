@@ -1,8 +1,8 @@
 /* Bindings (agent runtime identity), docs/identity.md.
  *
- * POST /v1/bindings              {"jws": "<compact binding>"}     201 | 200 (replay of the same
- * JWS) GET  /v1/bindings/{id}         (operator) POST /v1/bindings/{id}/revoke  {"jws": "<compact
- * revocation>"}  200 (also when already revoked)
+ * POST /v1/bindings              {"jws": "<compact binding>"}      201 | 200 (the same JWS again)
+ * GET  /v1/bindings/{id}         (operator)                        200
+ * POST /v1/bindings/{id}/revoke  {"jws": "<compact revocation>"}   200 (also when already revoked)
  *
  * The two POSTs need no operator token: the user's signature is the authority. Everything that
  * needs no shared state runs here, on the HTTP thread -- parse, look the signing key up in the
@@ -57,8 +57,8 @@ static json_t *binding_json(const struct ac_binding_info *b)
         "id", b->id, "user", b->user_id, "signed_by", b->user_kid, "agent", b->agent_id,
         "agent_keyid", b->agent_kid, "agent_jwk", ac_jwk_export_public(b->agent_key), "runtime",
         "software", b->software, "model", b->model, "environment", b->environment, "runtime_digest",
-        hdr, "max_autonomy", ac_autonomy_name((enum ac_autonomy)b->max_autonomy), "iat", (json_int_t)b->iat, "nbf",
-        (json_int_t)b->nbf, "exp", (json_int_t)b->exp, "status",
+        hdr, "max_autonomy", ac_autonomy_name((enum ac_autonomy)b->max_autonomy), "iat",
+        (json_int_t)b->iat, "nbf", (json_int_t)b->nbf, "exp", (json_int_t)b->exp, "status",
         status_name(b, (int64_t)time(NULL)), "created_at", ts, "jws", b->jws);
     if (j && b->revoked) {
         ac_rfc3339(b->revoked_us, ts);

@@ -14,6 +14,7 @@
 struct ac_app;
 struct ac_req;
 struct ac_verified;
+struct ac_authn_wait;
 
 /* A handler is called once the whole body is in (and again after a resume, if it suspended).
  * It must either queue a reply (return ac_reply_*()) or suspend (return ac_suspend()). */
@@ -57,6 +58,7 @@ struct ac_req {
     double t0;
     int started;                   /* the access handler has seen this request */
     struct ac_verified *verified;  /* signed routes: the verification result; else NULL */
+    struct ac_authn_wait *authn_wait; /* signed routes: suspended on the replay check */
     /* the handler's own state across suspend/resume */
     void *hctx;
     void (*hctx_free)(void *hctx);

@@ -1,20 +1,21 @@
 /* tests/bench/bench_verify.c -- signed requests verified per second through the full HTTP path.
  *
- * usage: bench_verify [-s seconds] [-w warmup_s] [-c connections] [-t server_threads]
- *                     [-n presigned] [-M] [database-url]
+ * usage: bench_verify -b agentclear [-s seconds] [-w warmup_s] [-c connections] [-t server_threads]
+ *                     [-n presigned] [database-url]
  *        bench_verify -u host:port -p server_pid -k agent_key.jwk -r 'sha-256=:...:'
  *                     [-s ..] [-w ..] [-c ..] [-n ..]
  *
- * Self-hosted (the first form): the program migrates the database (default
- * AGENTCLEAR_DATABASE_URL), makes an Ed25519 agent key, and forks a server process running the
- * real daemon (ac_daemon_start: libmicrohttpd, the route table, server/authn.c with its replay
- * cache in memory and in PostgreSQL, /v1/whoami) on a free port of 127.0.0.1. Its keyid resolver
- * is a one-entry table with that key (the identity registry is not part of this bench: a lookup
- * in memory either way). The second form drives an external `agentclear serve` whose registry
- * already knows the agent key's binding with that runtime.
- *
- * -M (diagnostic): the self-hosted server's replay cache stays in memory (no PostgreSQL round trip
- * per request), isolating the cost of HTTP + verification from the replay check's database write.
+ * Self-hosted (the first form): the program starts the real server, `agentclear serve` (the
+ * binary given with -b), on a free port of 127.0.0.1 against the database (default
+ * AGENTCLEAR_DATABASE_URL) with AGENTCLEAR_THREADS=server_threads and a random operator token,
+ * waits until /readyz answers, and registers its identity through the HTTP API like any
+ * deployment: the operator registers a user with a fresh Ed25519 key (POST /v1/users), the user
+ * signs a binding of a fresh Ed25519 agent key to a runtime (ac_jws_sign) and posts it
+ * (POST /v1/bindings). Every request is then verified by the server's own path: libmicrohttpd,
+ * the route table, server/authn.c, the identity registry as the resolver, the replay cache in
+ * memory and PostgreSQL (keys/nonce.h), GET /v1/whoami answering the verification result. The
+ * second form drives an external `agentclear serve` whose registry already knows the agent key's
+ * binding with that runtime.
  *
  * Every request needs a fresh nonce, so `presigned` GET /v1/whoami requests (each its own nonce)
  * are signed before the timed window, on all cores. Then `connections` client threads, each with
@@ -49,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -58,10 +60,8 @@
 #include "protocol/jose.h"
 #include "protocol/runtime.h"
 #include "protocol/sig.h"
-#include "server/authn.h"
-#include "server/cli.h"
-#include "server/daemon.h"
 #include "tests/support/httpc.h"
+#include "tests/support/server.h"
 
 struct opts {
     const char *url;    /* database (self-hosted) */
@@ -71,7 +71,7 @@ struct opts {
     double seconds, warmup;
     int connections, server_threads;
     size_t presigned;
-    int memory_only; /* -M: the replay cache without PostgreSQL (diagnostic, not the product) */
+    const char *binary; /* agentclear (self-hosted) */
 };
 
 static double now_s(void)
@@ -117,48 +117,68 @@ static double pg_cpu_seconds(void)
 
 /* ---- the self-hosted server ------------------------------------------------------------------ */
 
-static struct ac_resolved_key the_key;
+static struct ac_test_server srv;
 
-static enum ac_ec one_key(void *cls, const char *keyid, struct ac_resolved_key *out)
+/* POST json to path (operator token when token is not NULL); returns the status (0: transport
+ * error), the answer on stderr when it is not `want`. */
+static int api_post(const char *path, const char *json, const char *token, int want)
 {
-    (void)cls;
-    if (strcmp(keyid, the_key.keyid) != 0) return AC_EC_SIG_KEY_UNKNOWN;
-    *out = the_key;
-    EVP_PKEY_up_ref(out->key);
-    return AC_EC_OK;
+    struct ac_test_http c;
+    ac_test_http_init(&c, "127.0.0.1", srv.port, 20000);
+    struct ac_test_http_resp r;
+    int st = ac_test_http_api(&c, "POST", path, token, json, &r);
+    if (st != want) fprintf(stderr, "bench_verify: POST %s: %d %s\n", path, st, r.body);
+    ac_test_http_resp_free(&r);
+    ac_test_http_close(&c);
+    return st;
 }
 
-/* In the child: serve until the control pipe closes. Reports "ok" or "no" on ready_fd. */
-static int serve_child(const struct opts *o, unsigned port, int ready_fd, int ctl_fd)
+/* Start `agentclear serve` and register a user and a binding of agent (with this runtime)
+ * through the HTTP API. Returns 0, or -1 (with a message). */
+static int start_server(const struct opts *o, EVP_PKEY *agent, const char *software,
+                        const char *model, const char *environment)
 {
-    struct ac_app app;
-    memset(&app, 0, sizeof app);
-    char a_db[1100], a_listen[64], a_thr[32];
-    snprintf(a_db, sizeof a_db, "--database-url=%s", o->url);
-    snprintf(a_listen, sizeof a_listen, "--listen=127.0.0.1:%u", port);
-    snprintf(a_thr, sizeof a_thr, "--threads=%d", o->server_threads);
-    char *argv[] = {"serve", a_db, a_listen, a_thr, NULL};
-    char err[256];
-    struct MHD_Daemon *d = NULL;
-    if (ac_config_load(&app.cfg, 4, argv, err, sizeof err) == 0 &&
-        (app.pool = ac_pool_new(app.cfg.database_url, app.cfg.db_pool)) != NULL) {
-        app.resolve = one_key;
-        d = ac_daemon_start(&app);
-        if (o->memory_only) { /* the verifier then keeps nonces in memory only */
-            ac_pool_free(app.pool);
-            app.pool = NULL;
-        }
-    }
-    if (write(ready_fd, d ? "ok" : "no", 2) != 2 || d == NULL) return 1;
-    close(ready_fd);
-    char c;
-    while (read(ctl_fd, &c, 1) > 0) {
-    }
-    ac_daemon_stop(d);
-    ac_pool_free(app.pool);
-    ac_authn_free(app.authn);
-    free(app.route_stats);
-    return 0;
+    if (setenv("AC_BINARY", o->binary, 1) != 0) return -1;
+    uint8_t rnd[24];
+    char token[64], threads[64];
+    if (RAND_bytes(rnd, sizeof rnd) != 1) return -1;
+    ac_b64_encode(rnd, sizeof rnd, token, 1);
+    snprintf(threads, sizeof threads, "AGENTCLEAR_THREADS=%d", o->server_threads);
+    const char *env[] = {threads, NULL};
+    if (ac_test_server_start(&srv, "bench-verify", o->url, token, env, 60000) != 0) return -1;
+
+    EVP_PKEY *user = ac_sig_keygen(AC_SIG_ED25519);
+    char *ujwk = user ? ac_jwk_public_text(user) : NULL;
+    json_t *agent_jwk = ac_jwk_export_public(agent);
+    char kid[AC_JWK_THUMBPRINT_SIZE], body[2048];
+    int rc = -1;
+    if (ujwk == NULL || agent_jwk == NULL || ac_jwk_thumbprint(user, kid) != 0) goto out;
+    snprintf(body, sizeof body, "{\"id\":\"bench-user\",\"keys\":[%s]}", ujwk);
+    if (api_post("/v1/users", body, token, 201) != 201) goto out;
+    int64_t now = (int64_t)time(NULL);
+    json_t *p = json_pack("{s:i, s:s, s:s, s:s, s:{s:O}, s:{s:s, s:s, s:s}, s:s, s:I, s:I}", "ver",
+                          1, "id", "bench-binding", "iss", "bench-user", "sub", "bench-agent",
+                          "cnf", "jwk", agent_jwk, "runtime", "software", software, "model", model,
+                          "environment", environment, "max_autonomy", "L2", "iat",
+                          (json_int_t)(now - 5), "exp", (json_int_t)(now + 86400));
+    char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    char *jws =
+        text ? ac_jws_sign(user, kid, "agentclear-binding+jws", (const uint8_t *)text, strlen(text))
+             : NULL;
+    free(text);
+    json_t *b = jws ? json_pack("{s:s}", "jws", jws) : NULL;
+    char *btext = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    json_decref(b);
+    free(jws);
+    if (btext != NULL && api_post("/v1/bindings", btext, NULL, 201) == 201) rc = 0;
+    free(btext);
+out:
+    if (rc != 0) fprintf(stderr, "bench_verify: cannot register the bench identity\n");
+    json_decref(agent_jwk);
+    free(ujwk);
+    EVP_PKEY_free(user);
+    return rc;
 }
 
 /* ---- presigned requests -----------------------------------------------------------------------
@@ -327,7 +347,7 @@ static void *client(void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_verify [-s seconds] [-w warmup] [-c connections] "
+    fprintf(stderr, "usage: bench_verify -b agentclear [-s seconds] [-w warmup] [-c connections] "
                     "[-t server_threads] [-n presigned] [database-url]\n"
                     "       bench_verify -u host:port -p server_pid -k agent.jwk -r runtime "
                     "[-s ..] [-w ..] [-c ..] [-n ..]\n");
@@ -359,7 +379,7 @@ int main(int argc, char **argv)
     struct opts o = {
         .seconds = 10, .warmup = 2, .connections = 8, .server_threads = 2, .presigned = 200000};
     int c;
-    while ((c = getopt(argc, argv, "s:w:c:t:n:u:p:k:r:M")) != -1) {
+    while ((c = getopt(argc, argv, "s:w:c:t:n:u:p:k:r:b:")) != -1) {
         switch (c) {
         case 's':
             o.seconds = atof(optarg);
@@ -388,8 +408,8 @@ int main(int argc, char **argv)
         case 'r':
             o.runtime = optarg;
             break;
-        case 'M':
-            o.memory_only = 1;
+        case 'b':
+            o.binary = optarg;
             break;
         default:
             usage();
@@ -401,7 +421,7 @@ int main(int argc, char **argv)
         usage();
     int external = o.target != NULL;
     if (external && (o.server_pid <= 0 || o.keyfile == NULL || o.runtime == NULL)) usage();
-    if (!external && o.url == NULL) usage();
+    if (!external && (o.url == NULL || o.binary == NULL)) usage();
     signal(SIGPIPE, SIG_IGN);
 
     unsigned port;
@@ -421,62 +441,27 @@ int main(int argc, char **argv)
         }
         snprintf(runtime_hdr, sizeof runtime_hdr, "%s", o.runtime);
     } else {
-        if (ac_migrate_url(o.url) < 0) return 1;
+        static const char sw[] =
+            "sha-256:0000000000000000000000000000000000000000000000000000000000000000";
+        static const char env[] =
+            "sha-256:1111111111111111111111111111111111111111111111111111111111111111";
         agent_key = ac_sig_keygen(AC_SIG_ED25519);
         uint8_t d[AC_RUNTIME_DIGEST_LEN];
-        if (agent_key == NULL ||
-            ac_runtime_digest("sha-256:"
-                              "0000000000000000000000000000000000000000000000000000000000000000",
-                              "bench-model",
-                              "sha-256:"
-                              "1111111111111111111111111111111111111111111111111111111111111111",
-                              d) != AC_EC_OK ||
+        if (agent_key == NULL || ac_runtime_digest(sw, "bench-model", env, d) != AC_EC_OK ||
             ac_runtime_header(d, runtime_hdr, sizeof runtime_hdr) < 0)
             return 1;
-        /* the resolver's entry: the public key only, as a registry holds it */
-        char *pub = ac_jwk_public_text(agent_key);
-        const char *detail;
-        if (pub == NULL ||
-            ac_jwk_import_public_text(pub, strlen(pub), &the_key.key, &detail) != AC_EC_OK)
+        if (start_server(&o, agent_key, sw, "bench-model", env) != 0) {
+            ac_test_e2e_finish(1);
             return 1;
-        free(pub);
-        the_key.kind = AC_PRINCIPAL_AGENT;
-        snprintf(the_key.binding_id, sizeof the_key.binding_id, "bench-binding");
-        snprintf(the_key.user_id, sizeof the_key.user_id, "bench-user");
-        snprintf(the_key.agent_id, sizeof the_key.agent_id, "bench-agent");
-        memcpy(the_key.runtime_digest, d, sizeof d);
-        the_key.max_autonomy = 2;
-        ac_jwk_thumbprint(agent_key, the_key.keyid);
-        port = ac_test_free_port();
+        }
+        port = srv.port;
+        char err[256];
+        mon = ac_db_connect(o.url, AC_DB_PLAIN, err, sizeof err);
     }
     ac_jwk_thumbprint(agent_key, keyid);
     snprintf(authority, sizeof authority, "%s:%u", host, port);
 
-    /* the server */
-    pid_t server = o.server_pid;
-    int ctl[2] = {-1, -1};
-    if (!external) {
-        int ready[2];
-        if (pipe(ready) != 0 || pipe(ctl) != 0) return 1;
-        fflush(NULL);
-        server = fork();
-        if (server < 0) return 1;
-        if (server == 0) {
-            close(ready[0]);
-            close(ctl[1]);
-            _exit(serve_child(&o, port, ready[1], ctl[0]));
-        }
-        close(ready[1]);
-        close(ctl[0]);
-        char ans[2] = {0};
-        if (read(ready[0], ans, 2) != 2 || memcmp(ans, "ok", 2) != 0) {
-            fprintf(stderr, "bench_verify: the server did not start\n");
-            return 1;
-        }
-        close(ready[0]);
-        char err[256];
-        mon = ac_db_connect(o.url, AC_DB_PLAIN, err, sizeof err);
-    }
+    pid_t server = external ? o.server_pid : srv.pid;
     memset(&server_addr, 0, sizeof server_addr);
     server_addr.sin_family = AF_INET;
     server_addr.sin_port = htons((uint16_t)port);
@@ -551,13 +536,13 @@ int main(int argc, char **argv)
     printf("errors %llu\n", (unsigned long long)(err1 - err0));
     printf("connections %d\n", o.connections);
     printf("server_threads %d\n", o.server_threads);
-    printf("replay_cache %s\n", o.memory_only ? "memory-only" : "memory+postgresql");
+    printf("replay_cache memory+postgresql\n");
     fflush(stdout);
 
-    if (!external) {
-        close(ctl[1]); /* the server stops */
-        int status;
-        waitpid(server, &status, 0);
+    int failed = atomic_load(&err_count) != 0;
+    if (!external && ac_test_server_stop(&srv, 30000) != 0) {
+        fprintf(stderr, "bench_verify: the server did not stop cleanly\n");
+        failed = 1;
     }
     if (mon) PQfinish(mon);
     for (size_t i = 0; i < n_reqs; i++)
@@ -566,6 +551,6 @@ int main(int argc, char **argv)
     free(req_lens);
     free(cth);
     EVP_PKEY_free(agent_key);
-    ac_resolved_key_clear(&the_key);
-    return atomic_load(&err_count) == 0 ? 0 : 1;
+    if (!external) ac_test_e2e_finish(failed);
+    return failed;
 }

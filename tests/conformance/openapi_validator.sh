@@ -2,7 +2,7 @@
 # The response validator (tests/conformance/npm/validate-responses.mjs) passes correct responses
 # (including the router's own answers) and fails each kind of drift: an undocumented member,
 # status, content type or path, a missing required header, a wrong problem status, a money amount
-# as a JSON number, an unknown error code, a route not in the route table, and an empty log. Needs the npm clients (AC_NPM_DIR, ops/npm-clients.sh); skipped without them.
+# as a JSON number, an unknown error code, a 405 without Allow, a 401 without (or with the wrong) WWW-Authenticate, a route not in the route table, and an empty log. Needs the npm clients (AC_NPM_DIR, ops/npm-clients.sh); skipped without them.
 set -euo pipefail
 src=${AC_SOURCE_DIR:?}
 npm=${AC_NPM_DIR:-}
@@ -17,6 +17,9 @@ trap 'rm -rf "$tmp"' EXIT
 J='"content_type":"application/json","headers":{"cache-control":"no-store"}'
 P='"content_type":"application/problem+json","headers":{"cache-control":"no-store"}'
 P503='"content_type":"application/problem+json","headers":{"cache-control":"no-store","retry-after":"1"}'
+P405='"content_type":"application/problem+json","headers":{"cache-control":"no-store","allow":"POST"}'
+P401='"content_type":"application/problem+json","headers":{"cache-control":"no-store","www-authenticate":"Bearer realm=\"agentclear\""}'
+P401S='"content_type":"application/problem+json","headers":{"cache-control":"no-store","www-authenticate":"Signature realm=\"agentclear\"","accept-signature":"sig1=(\"@method\" \"@target-uri\");created;expires;tag=\"agentclear\""}'
 prob() { # code status instance
   printf '{\\"type\\":\\"urn:agentclear:error:%s\\",\\"title\\":\\"t\\",\\"status\\":%s,\\"code\\":\\"%s\\",\\"instance\\":\\"%s\\"}' "$1" "$2" "$1" "$3"
 }
@@ -32,12 +35,14 @@ acct='{\"id\":\"a\",\"asset\":\"CNY\",\"owner\":\"\",\"flags\":[],\"debits_pendi
   line POST /v1/ledger/transfers 200 "$J" '{\"results\":[{\"id\":\"t1\",\"status\":\"ok\",\"amount\":\"1.00\",\"created_at\":\"2026-01-31T12:00:00.000000Z\",\"replayed\":true}]}'
   line POST /v1/ledger/transfers 422 "$P" '{\"type\":\"urn:agentclear:error:exceeds_credits\",\"title\":\"t\",\"status\":422,\"code\":\"exceeds_credits\",\"instance\":\"/v1/ledger/transfers\",\"detail\":\"1 of 1 transfers failed\",\"results\":[{\"id\":\"t2\",\"status\":\"failed\",\"code\":\"exceeds_credits\"}]}'
   line POST /v1/ledger/transfer 404 "$P" "$(prob not_found 404 /v1/ledger/transfer)"
-  line PUT /v1/ledger/transfers 405 "$P" "$(prob method_not_allowed 405 /v1/ledger/transfers)"
-  line GET "/v1/ledger/transfers/$(printf 'x%.0s' {1..600})" 414 "$P" "$(prob uri_too_long 414 /)"
+  line PUT /v1/ledger/transfers 405 "$P405" "$(prob method_not_allowed 405 /v1/ledger/transfers)"
+  line GET "/v1/ledger/transfers/$(printf 'x%.0s' {1..600})" 414 "$P" "$(prob uri_too_long 414 /v1/ledger/transfers/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx)"
+  line GET /v1/ledger/accounts/a 401 "$P401" "$(prob unauthorized 401 /v1/ledger/accounts/a)"
+  line GET /v1/whoami 401 "$P401S" "$(prob sig_missing 401 /v1/whoami)"
 } >"$tmp/good.jsonl"
 
 out=$(node "$v" "$tmp/good.jsonl") || { echo "FAIL: correct responses were refused:"; echo "$out"; exit 1; }
-echo "$out" | grep -q "8 responses checked" || { echo "FAIL: expected 8 responses checked:"; echo "$out"; exit 1; }
+echo "$out" | grep -q "10 responses checked" || { echo "FAIL: expected 10 responses checked:"; echo "$out"; exit 1; }
 
 fails=0
 expect_fail() { # name expected-text line
@@ -73,15 +78,21 @@ expect_fail "router 404 on a literal path" "status 404 is not documented for GET
   "$(line GET /healthz 404 "$P" "$(prob not_found 404 /healthz)")"
 expect_fail "problem member not documented" "must NOT have unevaluated properties" \
   "$(line GET /readyz 503 "$P503" '{\"type\":\"urn:agentclear:error:not_leader\",\"title\":\"t\",\"status\":503,\"code\":\"not_leader\",\"instance\":\"/readyz\",\"results\":[]}')"
+expect_fail "405 without Allow" "header Allow is required" \
+  "$(line PUT /v1/ledger/transfers 405 "$P" "$(prob method_not_allowed 405 /v1/ledger/transfers)")"
+expect_fail "401 without WWW-Authenticate" "header WWW-Authenticate is required" \
+  "$(line GET /v1/ledger/accounts/a 401 "$P" "$(prob unauthorized 401 /v1/ledger/accounts/a)")"
+expect_fail "signature 401 with the bearer challenge" "header WWW-Authenticate: \"Bearer" \
+  "$(line GET /v1/whoami 401 "$P401" "$(prob sig_missing 401 /v1/whoami)")"
 expect_fail "empty log" "no responses logged" ""
 
 # a route of the server that the document lacks
-{ cat "$src/server/routes.c"; echo '    {"GET",  "/v1/whoami",  ac_h_whoami,  AC_AUTH_NONE, 0},'; } >"$tmp/routes.c"
+{ cat "$src/server/routes.c"; echo '    {"GET",  "/v1/undocumented",  ac_h_whoami,  AC_AUTH_NONE, 0},'; } >"$tmp/routes.c"
 rc=0
 got=$(node "$v" --routes "$tmp/routes.c" "$tmp/good.jsonl" 2>&1) || rc=$?
-if [ $rc -ne 1 ] || ! grep -qF "route GET /v1/whoami (server/routes.c) is not in the document" <<<"$got"; then
+if [ $rc -ne 1 ] || ! grep -qF "route GET /v1/undocumented (server/routes.c) is not in the document" <<<"$got"; then
   echo "FAIL: undocumented route: expected exit 1, got $rc:"; echo "$got"; fails=$((fails + 1))
 fi
 
 [ $fails -eq 0 ] || exit 1
-echo "openapi_validator: correct responses pass; 14 kinds of drift are caught"
+echo "openapi_validator: correct responses pass; 17 kinds of drift are caught"

@@ -169,8 +169,8 @@ static void inst_start(struct inst *in, const char *url, const char *public_url)
         in->app.resolve = test_resolve;
         in->d = ac_daemon_start(&in->app);
         if (in->d != NULL) return;
-        ac_pool_free(in->app.pool);
         ac_authn_free(in->app.authn);
+        ac_pool_free(in->app.pool);
         free(in->app.route_stats);
     }
     fail_msg("cannot start the daemon");
@@ -180,8 +180,8 @@ static void inst_stop(struct inst *in)
 {
     ac_daemon_stop(in->d);
     in->d = NULL;
+    ac_authn_free(in->app.authn); /* its batch writer uses the pool */
     ac_pool_free(in->app.pool);
-    ac_authn_free(in->app.authn);
     free(in->app.route_stats);
     memset(in, 0, sizeof *in);
 }

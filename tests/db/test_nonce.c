@@ -1,6 +1,10 @@
 /* The nonce replay cache against a real PostgreSQL: new then replayed; two caches on one database
  * (two servers) never both accept a nonce, including 8 threads racing on one nonce; a restart
- * (fresh cache) still remembers; expiry and purge; the window; bounds; memory full -> refused. */
+ * (fresh cache) still remembers; expiry and purge; the window; bounds; memory full -> refused.
+ * The batch writer: the same answers as the direct path (also for nonces that need quoting in an
+ * array literal), two writers on one database racing threads on one nonce accept it once, many
+ * distinct nonces from many threads are all accepted and stored, the same nonce twice in one
+ * batch is decided once, and a database that is down answers DB_ERROR and records nothing. */
 #include "tests/support/testutil.h"
 
 #include <pthread.h>
@@ -8,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "keys/nonce.h"
 #include "tests/support/sql.h"
@@ -279,6 +285,296 @@ static void db_down(void **s)
     PQfinish(db);
 }
 
+/* ==== the batch writer ======================================================================== */
+
+/* A connection source for a writer: one connection, a switch that makes the database "down", and
+ * a gate that holds the first get() until opened. */
+struct src {
+    PGconn *db;
+    int down;
+    int gated, in_gate;
+    int broken_puts;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static void src_init(struct src *s)
+{
+    memset(s, 0, sizeof *s);
+    s->db = ac_test_connect(url);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+}
+
+static void src_free(struct src *s)
+{
+    PQfinish(s->db);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+}
+
+static PGconn *src_get(void *cls)
+{
+    struct src *s = cls;
+    pthread_mutex_lock(&s->mu);
+    s->in_gate = s->gated;
+    pthread_cond_broadcast(&s->cv);
+    while (s->gated)
+        pthread_cond_wait(&s->cv, &s->mu);
+    s->in_gate = 0;
+    PGconn *db = s->down ? NULL : s->db;
+    pthread_mutex_unlock(&s->mu);
+    return db;
+}
+
+static void src_put(void *cls, PGconn *db, int broken)
+{
+    struct src *s = cls;
+    if (broken) {
+        s->broken_puts++;
+        PQreset(db);
+    }
+}
+
+static int64_t tnow(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static void writer_answers(void **st)
+{
+    (void)st;
+    struct src s;
+    src_init(&s);
+    wipe(s.db);
+    int64_t t = tnow();
+    struct ac_nonce_cache *c = ac_nonce_cache_new(64, 300);
+    struct ac_nonce_writer *w = ac_nonce_writer_new(c, src_get, src_put, &s);
+    assert_non_null(w);
+    assert_int_equal(ac_nonce_writer_check(w, "key-a", "n1", t, t), AC_NONCE_NEW);
+    assert_int_equal(ac_nonce_writer_check(w, "key-a", "n1", t, t + 1), AC_NONCE_REPLAYED);
+    assert_int_equal(ac_nonce_writer_check(w, "key-b", "n1", t, t), AC_NONCE_NEW);
+    /* characters an array literal must quote, stored verbatim */
+    const char *odd = "a\"b\\c,{d} e'NULL";
+    assert_int_equal(ac_nonce_writer_check(w, "key-a", odd, t, t), AC_NONCE_NEW);
+    assert_int_equal(ac_nonce_writer_check(w, "key-a", "NULL", t, t), AC_NONCE_NEW);
+    PGresult *r =
+        PQexecParams(s.db, "select count(*) from ac_nonces where keyid = 'key-a' and nonce = $1", 1,
+                     NULL, (const char *const[]){odd}, NULL, NULL, 0);
+    assert_string_equal(PQgetvalue(r, 0, 0), "1");
+    PQclear(r);
+    assert_int_equal(rows(s.db), 4);
+    /* the checks before the database */
+    assert_int_equal(ac_nonce_writer_check(w, "", "n", t, t), AC_NONCE_INVALID);
+    assert_int_equal(ac_nonce_writer_check(w, "k", "n\x01", t, t), AC_NONCE_INVALID);
+    assert_int_equal(ac_nonce_writer_check(w, "k", "n", t - 301, t), AC_NONCE_STALE);
+    uint64_t batches, nonces;
+    size_t queued;
+    ac_nonce_writer_stats(w, &batches, &nonces, &queued);
+    assert_int_equal(nonces, 4); /* the replay was answered from memory */
+    assert_int_equal(batches, 4);
+    assert_int_equal(queued, 0);
+    ac_nonce_writer_free(w);
+    ac_nonce_cache_free(c);
+    /* a restarted server (fresh memory) learns it from the database */
+    c = ac_nonce_cache_new(64, 300);
+    w = ac_nonce_writer_new(c, src_get, src_put, &s);
+    assert_int_equal(ac_nonce_writer_check(w, "key-a", odd, t, t + 2), AC_NONCE_REPLAYED);
+    assert_int_equal(ac_nonce_writer_check(w, "key-a", "n1", t, t + 2), AC_NONCE_REPLAYED);
+    assert_int_equal(ac_nonce_writer_check(w, "key-a", "n2", t, t + 2), AC_NONCE_NEW);
+    ac_nonce_writer_free(w);
+    ac_nonce_cache_free(c);
+    ac_nonce_writer_free(NULL);
+    src_free(&s);
+}
+
+#define WTHREADS 8
+#define WPER 150
+
+struct wracer {
+    struct ac_nonce_writer *w;
+    const char *nonce; /* NULL: WPER distinct nonces of this thread */
+    int id;
+    int fresh, replayed, other;
+};
+
+static void *wrace(void *arg)
+{
+    struct wracer *r = arg;
+    int64_t t = tnow();
+    pthread_barrier_wait(&barrier);
+    for (int i = 0; i < (r->nonce ? 1 : WPER); i++) {
+        char n[64];
+        snprintf(n, sizeof n, "t%d-%d", r->id, i);
+        enum ac_nonce_result res =
+            ac_nonce_writer_check(r->w, "agent", r->nonce ? r->nonce : n, t, t);
+        r->fresh += res == AC_NONCE_NEW;
+        r->replayed += res == AC_NONCE_REPLAYED;
+        r->other += res != AC_NONCE_NEW && res != AC_NONCE_REPLAYED;
+    }
+    return NULL;
+}
+
+static void writer_races(void **st)
+{
+    (void)st;
+    struct src s[2];
+    src_init(&s[0]);
+    src_init(&s[1]);
+    wipe(s[0].db);
+    /* two servers (caches and writers) on one database */
+    struct ac_nonce_cache *c[2] = {ac_nonce_cache_new(4096, 300), ac_nonce_cache_new(4096, 300)};
+    struct ac_nonce_writer *w[2] = {ac_nonce_writer_new(c[0], src_get, src_put, &s[0]),
+                                    ac_nonce_writer_new(c[1], src_get, src_put, &s[1])};
+    for (int round = 0; round < ROUNDS; round++) {
+        char n[32];
+        snprintf(n, sizeof n, "wrace-%d", round);
+        struct wracer rs[WTHREADS];
+        pthread_t th[WTHREADS];
+        assert_int_equal(pthread_barrier_init(&barrier, NULL, WTHREADS), 0);
+        for (int i = 0; i < WTHREADS; i++) {
+            rs[i] = (struct wracer){.w = w[i % 2], .nonce = n, .id = i};
+            assert_int_equal(pthread_create(&th[i], NULL, wrace, &rs[i]), 0);
+        }
+        int fresh = 0, replayed = 0;
+        for (int i = 0; i < WTHREADS; i++) {
+            pthread_join(th[i], NULL);
+            fresh += rs[i].fresh;
+            replayed += rs[i].replayed;
+        }
+        pthread_barrier_destroy(&barrier);
+        assert_int_equal(fresh, 1);
+        assert_int_equal(replayed, WTHREADS - 1);
+    }
+    assert_int_equal(rows(s[0].db), ROUNDS);
+    /* many distinct nonces from many threads through one writer: all new, all stored */
+    struct wracer rs[WTHREADS];
+    pthread_t th[WTHREADS];
+    assert_int_equal(pthread_barrier_init(&barrier, NULL, WTHREADS), 0);
+    for (int i = 0; i < WTHREADS; i++) {
+        rs[i] = (struct wracer){.w = w[0], .id = i};
+        assert_int_equal(pthread_create(&th[i], NULL, wrace, &rs[i]), 0);
+    }
+    for (int i = 0; i < WTHREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(rs[i].fresh, WPER);
+        assert_int_equal(rs[i].replayed + rs[i].other, 0);
+    }
+    pthread_barrier_destroy(&barrier);
+    assert_int_equal(rows(s[0].db), ROUNDS + WTHREADS * WPER);
+    uint64_t batches, nonces;
+    size_t queued;
+    ac_nonce_writer_stats(w[0], &batches, &nonces, &queued);
+    fprintf(stderr, "writer: %llu nonces in %llu batches\n", (unsigned long long)nonces,
+            (unsigned long long)batches);
+    assert_true(batches <= nonces);
+    for (int i = 0; i < 2; i++) {
+        ac_nonce_writer_free(w[i]);
+        ac_nonce_cache_free(c[i]);
+        src_free(&s[i]);
+    }
+}
+
+struct one {
+    struct ac_nonce_writer *w;
+    const char *nonce;
+    int64_t t;
+    enum ac_nonce_result res;
+};
+
+static void *one_check(void *arg)
+{
+    struct one *o = arg;
+    o->res = ac_nonce_writer_check(o->w, "agent", o->nonce, o->t, o->t);
+    return NULL;
+}
+
+/* Wait until the writer has `n` callers queued (bounded). */
+static void wait_queued(struct ac_nonce_writer *w, size_t n)
+{
+    for (int i = 0; i < 30000; i++) {
+        uint64_t b, k;
+        size_t q;
+        ac_nonce_writer_stats(w, &b, &k, &q);
+        if (q == n) return;
+        usleep(1000);
+    }
+    fail_msg("the writer never had %zu callers queued", n);
+}
+
+static void writer_dup_in_batch(void **st)
+{
+    (void)st;
+    struct src s;
+    src_init(&s);
+    wipe(s.db);
+    struct ac_nonce_cache *c = ac_nonce_cache_new(64, 300);
+    struct ac_nonce_writer *w = ac_nonce_writer_new(c, src_get, src_put, &s);
+    int64_t t = tnow();
+    /* the first batch waits at the gate, so the next two callers queue up behind it */
+    pthread_mutex_lock(&s.mu);
+    s.gated = 1;
+    pthread_mutex_unlock(&s.mu);
+    struct one a = {w, "first", t, 0}, b = {w, "dup", t, 0}, d = {w, "dup", t, 0};
+    pthread_t ta, tb, td;
+    assert_int_equal(pthread_create(&ta, NULL, one_check, &a), 0);
+    pthread_mutex_lock(&s.mu);
+    while (!s.in_gate)
+        pthread_cond_wait(&s.cv, &s.mu);
+    pthread_mutex_unlock(&s.mu);
+    assert_int_equal(pthread_create(&tb, NULL, one_check, &b), 0);
+    assert_int_equal(pthread_create(&td, NULL, one_check, &d), 0);
+    wait_queued(w, 2);
+    pthread_mutex_lock(&s.mu);
+    s.gated = 0;
+    pthread_cond_broadcast(&s.cv);
+    pthread_mutex_unlock(&s.mu);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_join(td, NULL);
+    assert_int_equal(a.res, AC_NONCE_NEW);
+    assert_int_equal((b.res == AC_NONCE_NEW) + (d.res == AC_NONCE_NEW), 1);
+    assert_int_equal((b.res == AC_NONCE_REPLAYED) + (d.res == AC_NONCE_REPLAYED), 1);
+    uint64_t batches, nonces;
+    size_t queued;
+    ac_nonce_writer_stats(w, &batches, &nonces, &queued);
+    assert_int_equal(batches, 2);
+    assert_int_equal(nonces, 2); /* "dup" was sent once */
+    assert_int_equal(rows(s.db), 2);
+    ac_nonce_writer_free(w);
+    ac_nonce_cache_free(c);
+    src_free(&s);
+}
+
+static void writer_db_down(void **st)
+{
+    (void)st;
+    struct src s;
+    src_init(&s);
+    wipe(s.db);
+    struct ac_nonce_cache *c = ac_nonce_cache_new(64, 300);
+    struct ac_nonce_writer *w = ac_nonce_writer_new(c, src_get, src_put, &s);
+    int64_t t = tnow();
+    s.down = 1; /* no connection */
+    assert_int_equal(ac_nonce_writer_check(w, "k", "x", t, t), AC_NONCE_DB_ERROR);
+    assert_int_equal(ac_nonce_cache_size(c), 0);
+    s.down = 0; /* a connection whose backend died */
+    PGconn *killer = ac_test_connect(url);
+    char q[96];
+    snprintf(q, sizeof q, "select pg_terminate_backend(%d)", PQbackendPID(s.db));
+    PQclear(PQexec(killer, q));
+    PQfinish(killer);
+    assert_int_equal(ac_nonce_writer_check(w, "k", "x", t, t), AC_NONCE_DB_ERROR);
+    assert_int_equal(ac_nonce_cache_size(c), 0);
+    assert_true(s.broken_puts >= 1);
+    /* back: the nonce was not burnt */
+    assert_int_equal(ac_nonce_writer_check(w, "k", "x", t, t), AC_NONCE_NEW);
+    assert_int_equal(ac_nonce_writer_check(w, "k", "x", t, t), AC_NONCE_REPLAYED);
+    ac_nonce_writer_free(w);
+    ac_nonce_cache_free(c);
+    src_free(&s);
+}
+
 int main(void)
 {
     url = ac_test_fresh_db("db_nonce");
@@ -286,7 +582,9 @@ int main(void)
         cmocka_unit_test(new_then_replayed), cmocka_unit_test(bounds_and_window),
         cmocka_unit_test(two_servers),       cmocka_unit_test(racing_threads),
         cmocka_unit_test(expiry_and_purge),  cmocka_unit_test(memory_bound),
-        cmocka_unit_test(db_down),
+        cmocka_unit_test(db_down),           cmocka_unit_test(writer_answers),
+        cmocka_unit_test(writer_races),      cmocka_unit_test(writer_dup_in_batch),
+        cmocka_unit_test(writer_db_down),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

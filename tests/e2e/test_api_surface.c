@@ -8,7 +8,10 @@
  *   request-level rejection (400 id_invalid with a pointer, nothing created), an owner;
  * - a sticky transfer failure reads back as status "failed" with its code;
  * - generic answers: 401 on a read without a token, 413 for a body on a GET, 414 for an overlong
- *   target (instance "/"), 415 for a non-JSON body; every answer carries Cache-Control: no-store.
+ *   target (instance: the path truncated), 415 for a non-JSON body; every answer carries
+ *   Cache-Control: no-store; a path with raw bytes answers 404 with them percent-encoded;
+ * - 405 carries Allow with the path's methods, a 401 WWW-Authenticate naming Bearer (operator
+ *   routes) or Signature (signed routes, with Accept-Signature).
  *
  * With AC_HTTP_LOG set (ops/test) these responses are also checked against docs/openapi.yaml by
  * tests/conformance/npm/validate-responses.mjs, so that every operation of the document is
@@ -239,8 +242,57 @@ static void generic_answers(void **state)
     path[620] = '\0';
     j = call("GET", path, NULL, 414);
     expect_problem(j, 414, "uri_too_long", "overlong target");
-    assert_string_equal(ac_test_jstr(j, "instance"), "/");
+    /* the instance is the path, truncated to its first 64 bytes */
+    assert_int_equal(strlen(ac_test_jstr(j, "instance")), 64);
+    assert_memory_equal(ac_test_jstr(j, "instance"), path, 64);
     json_decref(j);
+    /* bytes that are not printable ASCII reach the instance percent-encoded */
+    j = call_h("GET", "/v1/\xff\x01x", NULL, NULL, 404);
+    expect_problem(j, 404, "not_found", "a path with raw bytes");
+    assert_string_equal(ac_test_jstr(j, "instance"), "/v1/%FF%01x");
+    json_decref(j);
+}
+
+/* The header `name` of one answer to method path (no body), which must have status `want`. */
+static void header_of(const char *method, const char *path, const char *headers, int want,
+                      const char *name, char *out, size_t cap)
+{
+    struct ac_test_http_resp r;
+    int st = ac_test_http_request(&http, method, path, headers, NULL, 0, &r);
+    if (st != want) fail_msg("%s %s: expected %d, got %d %s", method, path, want, st, r.body);
+    if (!ac_test_http_header(&r, name, out, cap))
+        fail_msg("%s %s: no %s header", method, path, name);
+    ac_test_http_resp_free(&r);
+}
+
+/* 405 lists the route's methods in Allow; each 401 names its scheme in WWW-Authenticate. */
+static void allow_and_challenges(void **state)
+{
+    (void)state;
+    char v[256];
+    header_of("DELETE", "/v1/ledger/transfers", NULL, 405, "Allow", v, sizeof v);
+    assert_string_equal(v, "POST");
+    header_of("PUT", "/v1/whoami", NULL, 405, "Allow", v, sizeof v);
+    assert_string_equal(v, "GET, POST");
+    header_of("POST", "/v1/users/alice", "Authorization: Bearer " TOKEN "\r\n", 405, "Allow", v,
+              sizeof v);
+    assert_string_equal(v, "GET");
+    header_of("GET", "/v1/ledger/assets/USD", NULL, 401, "WWW-Authenticate", v, sizeof v);
+    assert_string_equal(v, "Bearer realm=\"agentclear\"");
+    header_of("GET", "/v1/users/alice", "Authorization: Bearer wrong\r\n", 401, "WWW-Authenticate",
+              v, sizeof v);
+    assert_string_equal(v, "Bearer realm=\"agentclear\"");
+    header_of("GET", "/v1/whoami", NULL, 401, "WWW-Authenticate", v, sizeof v);
+    assert_string_equal(v, "Signature realm=\"agentclear\"");
+    header_of("GET", "/v1/whoami", NULL, 401, "Accept-Signature", v, sizeof v);
+    assert_string_equal(v, "sig1=(\"@method\" \"@target-uri\");created;expires;tag=\"agentclear\"");
+    /* other statuses carry neither */
+    struct ac_test_http_resp r;
+    ac_test_http_request(&http, "GET", "/v1/nothing", NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 404);
+    assert_false(ac_test_http_header(&r, "Allow", v, sizeof v));
+    assert_false(ac_test_http_header(&r, "WWW-Authenticate", v, sizeof v));
+    ac_test_http_resp_free(&r);
 }
 
 /* ---- main ------------------------------------------------------------------------------------ */
@@ -281,6 +333,7 @@ int main(void)
         cmocka_unit_test(accounts_create_replay_conflict),
         cmocka_unit_test(sticky_failure_reads_back),
         cmocka_unit_test(generic_answers),
+        cmocka_unit_test(allow_and_challenges),
     };
     int failures = cmocka_run_group_tests(tests, NULL, NULL);
     ac_test_http_close(&http);
