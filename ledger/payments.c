@@ -1268,6 +1268,25 @@ static void apply_refund(struct ac_payments *p, struct ac_domain *d, struct ac_p
         op->result = AC_EC_REFUND_EXCEEDS_PAYMENT;
         return;
     }
+    /* The ledger's balance rules checked first: the ledger records an exceeds_credits /
+     * exceeds_debits failure against the transfer id for good (ledger/state.h), which would burn
+     * the refund id; refused here, the merchant can retry the same refund once funded. */
+    const struct ac_account *da = ac_state_account(ac_apply_ledger(a), q->debit),
+                            *ca = ac_state_account(ac_apply_ledger(a), q->credit);
+    if (da && (da->flags & AC_AF_DEBITS_MUST_NOT_EXCEED_CREDITS) &&
+        (da->debits_pending > da->credits_posted ||
+         da->debits_posted > da->credits_posted - da->debits_pending ||
+         q->amount > da->credits_posted - da->debits_pending - da->debits_posted)) {
+        op->result = AC_EC_EXCEEDS_CREDITS;
+        return;
+    }
+    if (ca && (ca->flags & AC_AF_CREDITS_MUST_NOT_EXCEED_DEBITS) &&
+        (ca->credits_pending > ca->debits_posted ||
+         ca->credits_posted > ca->debits_posted - ca->credits_pending ||
+         q->amount > ca->debits_posted - ca->credits_pending - ca->credits_posted)) {
+        op->result = AC_EC_EXCEEDS_DEBITS;
+        return;
+    }
     struct ac_transfer_req t;
     memset(&t, 0, sizeof t);
     memcpy(t.id, q->transfer_id, sizeof t.id);
