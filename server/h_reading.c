@@ -34,10 +34,9 @@ static const char *query(struct ac_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-static enum MHD_Result bad_param(struct ac_req *r, const char *name, const char *detail)
+static enum MHD_Result bad_param(struct ac_req *r, const char *detail)
 {
-    return ac_reply_problem(r, AC_EC_PARAMETER_INVALID, detail, json_pack("{s:s}", "parameter",
-                                                                          name));
+    return ac_reply_problem(r, AC_EC_PARAMETER_INVALID, detail, NULL);
 }
 
 /* Digits only, no leading zero, 1..INT64_MAX. 0 or -1. */
@@ -90,9 +89,9 @@ static enum MHD_Result list_payments(struct ac_req *r, int user)
     int64_t limit = LIST_LIMIT_DEFAULT, before = 0;
     const char *l = query(r, "limit"), *c = query(r, "cursor");
     if (l && parse_pos(l, strlen(l), LIST_LIMIT_MAX, &limit) != 0)
-        return bad_param(r, "limit", "limit must be an integer from 1 to 100");
+        return bad_param(r, "limit must be an integer from 1 to 100");
     if (c && cursor_decode(c, &before) != 0)
-        return bad_param(r, "cursor", "cursor is not one this server returned");
+        return bad_param(r, "cursor is not one this server returned");
     enum ac_ec ec = principal_known(r, user, id);
     if (ec != AC_EC_OK) return ac_reply_problem(r, ec, NULL, NULL);
     /* one more than the page: whether there is a next page */
