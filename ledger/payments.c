@@ -369,8 +369,12 @@ void ac_refund_transfer_id(const char *refund_id, char out[AC_ID_MAX + 1])
 void ac_refund_request_digest(struct ac_refund_request *q)
 {
     char amount[AC_AMOUNT_STR_MAX];
-    const char *f[] = {"agentclear/v1/refund-request", q->payment, q->merchant, q->asset,
-                       ac_amount_format(q->amount, q->scale, amount), q->reason};
+    const char *f[] = {"agentclear/v1/refund-request",
+                       q->payment,
+                       q->merchant,
+                       q->asset,
+                       ac_amount_format(q->amount, q->scale, amount),
+                       q->reason};
     hash_fields(f, sizeof f / sizeof *f, q->digest);
 }
 
@@ -1350,9 +1354,10 @@ static void apply_refund(struct ac_payments *p, struct ac_domain *d, struct ac_p
         snprintf(seq, sizeof seq, "%llu", (unsigned long long)op->ev_seq);
         hex(op->ev_leaf, 32, leaf);
     }
-    const char *v[] = {q->id,     dg,         q->payment,  q->merchant, q->user,
-                       amt,       q->asset,   q->reason,   q->transfer_id,
-                       q->sig.keyid ? q->sig.keyid : "", seq, leaf, t_us};
+    const char *v[] = {
+        q->id, dg,       q->payment, q->merchant,    q->user,
+        amt,   q->asset, q->reason,  q->transfer_id, q->sig.keyid ? q->sig.keyid : "",
+        seq,   leaf,     t_us};
     const char *vp[] = {q->payment, tot, t_us};
     if (ac_apply_stmt(a, "pay_refund_ins", 13, v) || ac_apply_stmt(a, "pay_refunded", 3, vp)) {
         op->result = AC_EC_INTERNAL;

@@ -152,11 +152,11 @@ struct ac_refund_request {
     char user[AC_ID_MAX + 1];     /* the payment's payer */
     char asset[AC_ASSET_MAX + 1];
     unsigned scale;
-    int64_t amount;                      /* > 0 */
-    char reason[AC_REFUND_REASON_SIZE];  /* "" when none */
-    char debit[AC_ID_MAX + 1];           /* the merchant's wallet */
-    char credit[AC_ID_MAX + 1];          /* the user's wallet */
-    char transfer_id[AC_ID_MAX + 1];     /* ac_refund_transfer_id(id) */
+    int64_t amount;                     /* > 0 */
+    char reason[AC_REFUND_REASON_SIZE]; /* "" when none */
+    char debit[AC_ID_MAX + 1];          /* the merchant's wallet */
+    char credit[AC_ID_MAX + 1];         /* the user's wallet */
+    char transfer_id[AC_ID_MAX + 1];    /* ac_refund_transfer_id(id) */
     struct ac_pay_signed sig;
 };
 
@@ -216,11 +216,12 @@ void ac_payments_cmd(struct ac_cmd *cmd, struct ac_payop *op);
  *     status SETTLED (confirmed), DECLINED (declined, or confirmed but denied: decision says why).
  *   REFUND (payee and currency are the HTTP thread's checks, against the committed payment):
  *     AC_EC_REFUND_EXISTS (same id, other request; same request is a replay),
- *     AC_EC_PAYMENT_UNKNOWN, AC_EC_PAYMENT_NOT_REFUNDABLE (not settled), AC_EC_REFUND_EXCEEDS_PAYMENT (the refunds would
- *     exceed the amount), or the ledger's refusal of the transfer (e.g. exceeds_credits: the
- *     merchant is short of funds); nothing is written then. A refund never gives the mandate's
- *     caps back: they limit what the agent spent, and the spend happened.
- *   AC_EC_INTERNAL: out of memory or an evidence failure; the batch then fails as a whole. */
+ *     AC_EC_PAYMENT_UNKNOWN, AC_EC_PAYMENT_NOT_REFUNDABLE (not settled),
+ * AC_EC_REFUND_EXCEEDS_PAYMENT (the refunds would exceed the amount), or the ledger's refusal of
+ * the transfer (e.g. exceeds_credits: the merchant is short of funds); nothing is written then. A
+ * refund never gives the mandate's caps back: they limit what the agent spent, and the spend
+ * happened. AC_EC_INTERNAL: out of memory or an evidence failure; the batch then fails as a whole.
+ */
 void ac_payments_apply(struct ac_payop *op, struct ac_apply *a);
 
 /* ==== the sequencer's hooks (ledger/domain.c calls these) ===================================== */

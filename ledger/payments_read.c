@@ -35,12 +35,15 @@ static const struct ac_db_stmt reader_stmts[] = {
      "from ac_mandates m join ac_assets a on a.code = m.asset "
      "left join ac_mandate_spend s on s.mandate_id = m.id where m.id = $1",
      1},
-    {"pay_payment_get",
-     PAY_SELECT "where p.id = $1", 1},
-    {"pay_list_user", PAY_SELECT "where p.user_id = $1 and p.seq < $2::int8 order by p.seq desc "
-     "limit $3::int4", 3},
-    {"pay_list_payee", PAY_SELECT "where p.payee = $1 and p.seq < $2::int8 order by p.seq desc "
-     "limit $3::int4", 3},
+    {"pay_payment_get", PAY_SELECT "where p.id = $1", 1},
+    {"pay_list_user",
+     PAY_SELECT "where p.user_id = $1 and p.seq < $2::int8 order by p.seq desc "
+                "limit $3::int4",
+     3},
+    {"pay_list_payee",
+     PAY_SELECT "where p.payee = $1 and p.seq < $2::int8 order by p.seq desc "
+                "limit $3::int4",
+     3},
     {"pay_refund_get", REFUND_SELECT "where r.id = $1", 1},
     {"pay_refund_list", REFUND_SELECT "where r.payment_id = $1 order by r.seq limit $2::int4", 2},
     {"pay_wallets",

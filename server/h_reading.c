@@ -150,8 +150,8 @@ static enum MHD_Result balances(struct ac_req *r, int user)
         json_array_append_new(
             a, json_pack("{s:s, s:s, s:o, s:o, s:o}", "account", w[i].id, "currency", w[i].asset,
                          "posted",
-                         ac_doc_amount_json(w[i].asset,
-                                            w[i].credits_posted - w[i].debits_posted, w[i].scale),
+                         ac_doc_amount_json(w[i].asset, w[i].credits_posted - w[i].debits_posted,
+                                            w[i].scale),
                          "pending_debits",
                          ac_doc_amount_json(w[i].asset, w[i].debits_pending, w[i].scale),
                          "pending_credits",

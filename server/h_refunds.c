@@ -38,8 +38,8 @@ static json_t *refund_json(const struct ac_refund_row *f)
 {
     char created[40];
     ac_rfc3339(f->created_us, created);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", f->id, "payment",
-                          f->payment, "payee", f->merchant, "user", f->user, "amount",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", f->id, "payment", f->payment,
+                          "payee", f->merchant, "user", f->user, "amount",
                           ac_doc_amount_json(f->asset, f->amount, f->scale), "transfer",
                           f->transfer_id, "created_at", created);
     if (o == NULL) return NULL;
@@ -62,7 +62,8 @@ static enum MHD_Result reply_stored(struct ac_req *r, const char *id, unsigned s
     enum ac_qs qs = ac_payments_read_refund(c, id, &f);
     ac_pool_put(r->app->pool, c, qs == AC_QS_SOFT_ERROR);
     if (qs < 0) return ac_reply_db_error(r, qs);
-    if (qs == AC_QS_NO_RESULTS) return ac_reply_problem(r, AC_EC_INTERNAL, "refund not found", NULL);
+    if (qs == AC_QS_NO_RESULTS)
+        return ac_reply_problem(r, AC_EC_INTERNAL, "refund not found", NULL);
     json_t *o = refund_json(&f);
     if (o == NULL) return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
     return ac_reply_json(r, status, o);

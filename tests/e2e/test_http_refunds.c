@@ -205,8 +205,8 @@ static json_t *pay(const char *id, const char *mandate, const char *payee, const
 
 static char *refund_body(const char *id, const char *cur, const char *value, const char *reason)
 {
-    json_t *o = json_pack("{s:s, s:{s:s, s:s}}", "id", id, "amount", "currency", cur, "value",
-                          value);
+    json_t *o =
+        json_pack("{s:s, s:{s:s, s:s}}", "id", id, "amount", "currency", cur, "value", value);
     if (reason) json_object_set_new(o, "reason", json_string(reason));
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
@@ -449,8 +449,10 @@ static void refused(void **st)
     refund_refused(shop1, "p3", "bad id!", "1.00", 400, "id_invalid");
     refund_refused(shop1, "nope", "r3", "1.00", 404, "payment_unknown");
     refund_problem(shop1, "p3", "{\"id\":\"r3\"}", 400, "json_schema");
-    refund_problem(shop1, "p3", "{\"id\":\"r3\",\"amount\":{\"currency\":\"CNY\",\"value\":\"1\"},"
-                   "\"extra\":1}", 400, "json_schema");
+    refund_problem(shop1, "p3",
+                   "{\"id\":\"r3\",\"amount\":{\"currency\":\"CNY\",\"value\":\"1\"},"
+                   "\"extra\":1}",
+                   400, "json_schema");
     /* a denied payment (over max_per_tx) and a step-up still pending */
     json_decref(pay("p4", "m1", "shop", "60.00", 422));
     refund_refused(shop1, "p4", "r4", "1.00", 409, "payment_not_refundable");
@@ -471,19 +473,21 @@ static void merchant_short_of_funds(void **st)
     (void)st;
     json_decref(pay("p6", "m1", "llm", "5.00", 201));
     /* the merchant pays its balance out */
-    json_decref(call("POST", "/v1/ledger/transfers",
-                     "{\"transfers\":[{\"id\":\"llm-payout\",\"debit_account\":\"merchant:llm:cny\","
-                     "\"credit_account\":\"bank:cny\",\"amount\":\"5.00\",\"asset\":\"CNY\"}]}",
-                     200));
+    json_decref(
+        call("POST", "/v1/ledger/transfers",
+             "{\"transfers\":[{\"id\":\"llm-payout\",\"debit_account\":\"merchant:llm:cny\","
+             "\"credit_account\":\"bank:cny\",\"amount\":\"5.00\",\"asset\":\"CNY\"}]}",
+             200));
     long long a0 = posted("user:alice:cny");
     refund_refused(llm1, "p6", "r6", "5.00", 422, "exceeds_credits");
     assert_int_equal(posted("user:alice:cny"), a0);
     assert_int_equal(refunded("p6"), 0);
     /* funded again, the same refund id goes through */
-    json_decref(call("POST", "/v1/ledger/transfers",
-                     "{\"transfers\":[{\"id\":\"llm-fund\",\"debit_account\":\"bank:cny\","
-                     "\"credit_account\":\"merchant:llm:cny\",\"amount\":\"5.00\",\"asset\":\"CNY\"}]}",
-                     200));
+    json_decref(
+        call("POST", "/v1/ledger/transfers",
+             "{\"transfers\":[{\"id\":\"llm-fund\",\"debit_account\":\"bank:cny\","
+             "\"credit_account\":\"merchant:llm:cny\",\"amount\":\"5.00\",\"asset\":\"CNY\"}]}",
+             200));
     json_t *j = refund(llm1, "p6", "r6", "5.00", 201);
     check_refund_evidence(j, "p6", "r6", 500, "llm");
     json_decref(j);
@@ -592,8 +596,9 @@ static void reading(void **st)
     char tampered[160], path[300];
     snprintf(tampered, sizeof tampered, "%s", good);
     tampered[0] = tampered[0] == 'A' ? 'B' : 'A'; /* "p1:" no longer */
-    const char *bad_cursors[] = {tampered, "%21%21%21", "cDE6", "cDE6MA", "cDE6LTE", "cDE6YWJj",
-                                 "eDE6NQ", "cDE6OTk5OTk5OTk5OTk5OTk5OTk5OTk5"};
+    const char *bad_cursors[] = {
+        tampered,  "%21%21%21", "cDE6",   "cDE6MA",
+        "cDE6LTE", "cDE6YWJj",  "eDE6NQ", "cDE6OTk5OTk5OTk5OTk5OTk5OTk5OTk5"};
     /* cDE6 "p1:", cDE6MA "p1:0", cDE6LTE "p1:-1", cDE6YWJj "p1:abc", eDE6NQ "x1:5", and a seq
      * beyond int64 */
     for (size_t i = 0; i < sizeof bad_cursors / sizeof *bad_cursors; i++) {
@@ -718,11 +723,11 @@ static int teardown(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(full_refund),           cmocka_unit_test(partial_refunds_and_replay),
-        cmocka_unit_test(refused),               cmocka_unit_test(merchant_short_of_funds),
-        cmocka_unit_test(caps_not_restored),     cmocka_unit_test(restart_keeps_refunds),
-        cmocka_unit_test(reading),               cmocka_unit_test(balances),
-        cmocka_unit_test(audit_replay),          cmocka_unit_test(sigterm_stops_cleanly),
+        cmocka_unit_test(full_refund),       cmocka_unit_test(partial_refunds_and_replay),
+        cmocka_unit_test(refused),           cmocka_unit_test(merchant_short_of_funds),
+        cmocka_unit_test(caps_not_restored), cmocka_unit_test(restart_keeps_refunds),
+        cmocka_unit_test(reading),           cmocka_unit_test(balances),
+        cmocka_unit_test(audit_replay),      cmocka_unit_test(sigterm_stops_cleanly),
     };
     return ac_test_e2e_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
