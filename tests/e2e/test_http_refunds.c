@@ -31,6 +31,7 @@
 #include "protocol/jose.h"
 #include "protocol/mandate.h"
 #include "protocol/sig.h"
+#include "protocol/stepup.h"
 #include "tests/support/agentsig.h"
 #include "tests/support/httpc.h"
 #include "tests/support/identity.h"
@@ -459,12 +460,25 @@ static void refused(void **st)
     register_mandate("ms", "50.00", NULL, "5.00");
     json_t *j = pay("p5", "ms", "shop", "20.00", 201);
     assert_string_equal(jstr(j, "status"), "pending_confirmation");
-    json_decref(j);
     refund_refused(shop1, "p5", "r5", "1.00", 409, "payment_not_refundable");
     /* nothing moved, nothing recorded */
     assert_int_equal(posted("user:alice:cny"), a0);
     assert_int_equal(posted("merchant:shop:cny"), s0);
-    assert_int_equal(sql_int("select count(*) from ac_refunds where id in ('r3', 'r4', 'r5')"), 0);
+    /* once alice confirms, the payment is settled and can be refunded */
+    json_t *az = json_object_get(j, "authorization");
+    char *conf =
+        signed_doc(alice1, AC_CONFIRMATION_TYP,
+                   ac_test_confirmation_payload(json_object_get(az, "challenge"), "confirm"));
+    char path[160];
+    snprintf(path, sizeof path, "/v1/authorizations/%s/confirm", jstr(az, "id"));
+    json_decref(call_tok("POST", path, conf, 200, NULL));
+    free(conf);
+    json_decref(j);
+    json_decref(refund(shop1, "p5", "r5", "20.00", 201));
+    assert_int_equal(refunded("p5"), 2000);
+    assert_int_equal(posted("user:alice:cny"), a0); /* paid 20.00, refunded 20.00 */
+    assert_int_equal(posted("merchant:shop:cny"), s0);
+    assert_int_equal(sql_int("select count(*) from ac_refunds where id in ('r3', 'r4')"), 0);
     assert_int_equal(refunded("p3"), 0);
 }
 
