@@ -112,6 +112,14 @@ struct mandate {
 struct payment {
     char id[AC_ID_MAX + 1];
     uint8_t digest[32];
+    int settled;      /* status settled (refundable) */
+    int64_t amount;   /* what was asked (and, when settled, paid) */
+    int64_t refunded; /* sum of its refunds */
+};
+
+struct refund {
+    char id[AC_ID_MAX + 1];
+    uint8_t digest[32];
 };
 
 enum authz_status { AZ_PENDING = 1, AZ_CONFIRMED, AZ_DECLINED, AZ_EXPIRED, AZ_DENIED };
@@ -173,6 +181,7 @@ struct ac_payments {
     struct map mandates;   /* struct mandate */
     struct map payments;   /* struct payment (sequencer only) */
     struct map authz;      /* struct authz (sequencer only) */
+    struct map refunds;    /* struct refund (sequencer only) */
     struct pend pending;   /* sentinel of the list of pending step-ups */
     size_t npending;
     int64_t next_exp;
@@ -191,6 +200,10 @@ static const char *mandate_key(const void *v)
 static const char *payment_key(const void *v)
 {
     return ((const struct payment *)v)->id;
+}
+static const char *refund_key(const void *v)
+{
+    return ((const struct refund *)v)->id;
 }
 static const char *authz_key(const void *v)
 {
@@ -216,6 +229,8 @@ static void init_maps(struct ac_payments *p)
     memset(&p->mandates, 0, sizeof p->mandates);
     memset(&p->payments, 0, sizeof p->payments);
     memset(&p->authz, 0, sizeof p->authz);
+    memset(&p->refunds, 0, sizeof p->refunds);
+    p->refunds.key = refund_key;
     p->mandates.key = mandate_key;
     p->payments.key = payment_key;
     p->authz.key = authz_key;
@@ -250,6 +265,7 @@ void ac_payments_free(struct ac_payments *p)
     map_free(&p->mandates, mandate_free);
     map_free(&p->payments, free);
     map_free(&p->authz, authz_free);
+    map_free(&p->refunds, free);
     for (int i = 0; i < PC__COUNT; i++)
         ac_buf_free(&p->cols[i]);
     for (int i = 0; i < SPEND_COLS; i++)
@@ -339,6 +355,27 @@ void ac_payment_transfer_id(const char *payment_id, const char *role, char out[A
     hash_fields(f, 3, d);
     memcpy(out, "pt.", 3);
     hex(d, 16, out + 3);
+}
+
+void ac_refund_transfer_id(const char *refund_id, char out[AC_ID_MAX + 1])
+{
+    const char *f[] = {"agentclear/v1/refund-transfer", refund_id};
+    uint8_t d[32];
+    hash_fields(f, 2, d);
+    memcpy(out, "rt.", 3);
+    hex(d, 16, out + 3);
+}
+
+void ac_refund_request_digest(struct ac_refund_request *q)
+{
+    char amount[AC_AMOUNT_STR_MAX];
+    const char *f[] = {"agentclear/v1/refund-request",
+                       q->payment,
+                       q->merchant,
+                       q->asset,
+                       ac_amount_format(q->amount, q->scale, amount),
+                       q->reason};
+    hash_fields(f, sizeof f / sizeof *f, q->digest);
 }
 
 void ac_pay_request_digest(struct ac_pay_request *q)
@@ -462,7 +499,17 @@ static const struct ac_db_stmt writer_stmts[] = {
      "join ac_assets a on a.code = m.asset left join ac_mandate_spend s on s.mandate_id = m.id "
      "order by m.seq",
      0},
-    {"pay_load_payments", "select id, encode(request_digest, 'hex') from ac_payments", 0},
+    {"pay_load_payments",
+     "select id, encode(request_digest, 'hex'), status, amount, refunded from ac_payments", 0},
+    {"pay_load_refunds", "select id, encode(request_digest, 'hex') from ac_refunds", 0},
+    {"pay_refund_ins",
+     "insert into ac_refunds (id, request_digest, payment_id, merchant_id, user_id, amount, asset, "
+     "reason, transfer_id, keyid, evidence_seq, evidence_leaf, created_us) values ($1, "
+     "decode($2, 'hex'), $3, $4, $5, $6::int8, $7, nullif($8, ''), $9, $10, nullif($11, '')::int8, "
+     "decode(nullif($12, ''), 'hex'), $13::int8)",
+     13},
+    {"pay_refunded",
+     "update ac_payments set refunded = $2::int8, updated_us = $3::int8 where id = $1", 3},
     {"pay_load_authz",
      "select z.id, z.status, z.challenge, z.hold_amount, z.hold_at_us, p.id, p.binding_id, "
      "coalesce(p.transfer_id, ''), p.user_id, p.payee, p.asset from ac_authorizations z "
@@ -903,6 +950,9 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
     }
     memcpy(pe->id, q->id, sizeof pe->id);
     memcpy(pe->digest, q->digest, sizeof pe->digest);
+    pe->settled = 0;
+    pe->amount = q->amount;
+    pe->refunded = 0;
     map_put(&p->payments, pe);
 
     /* the decision, at apply time, against the live spend */
@@ -950,6 +1000,7 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
             }
             mark_dirty(p, m);
             op->status = AC_PAY_SETTLED;
+            pe->settled = 1;
             kind = AC_EV_PAYMENT_SETTLE;
             transfer_id = q->transfer_id;
         } else {
@@ -1101,6 +1152,10 @@ static enum ac_ec finish(struct ac_payments *p, struct ac_domain *d, struct ac_a
         return AC_EC_INTERNAL;
     memcpy(op->payment_id, e->payment, sizeof op->payment_id);
     memcpy(op->transfer_id, voided ? t.id : "", voided ? sizeof t.id : 1);
+    if (ps == AC_PAY_SETTLED) {
+        struct payment *pe = map_get(&p->payments, e->payment);
+        if (pe) pe->settled = 1;
+    }
     op->status = ps;
     op->at_us = now;
     e->z->status = zs;
@@ -1188,6 +1243,131 @@ int ac_payments_tick(struct ac_payments *p, struct ac_apply *a)
     return 0;
 }
 
+/* ==== refunds ==================================================================================
+ */
+
+static void apply_refund(struct ac_payments *p, struct ac_domain *d, struct ac_payop *op,
+                         struct ac_apply *a)
+{
+    const struct ac_refund_request *q = op->refund;
+    int64_t now = ac_apply_now(a);
+    struct refund *old = map_get(&p->refunds, q->id);
+    if (old) {
+        if (memcmp(old->digest, q->digest, sizeof old->digest) == 0)
+            op->replayed = 1;
+        else
+            op->result = AC_EC_REFUND_EXISTS;
+        return;
+    }
+    struct payment *pe = map_get(&p->payments, q->payment);
+    if (pe == NULL) {
+        op->result = AC_EC_PAYMENT_UNKNOWN;
+        return;
+    }
+    if (!pe->settled) {
+        op->result = AC_EC_PAYMENT_NOT_REFUNDABLE;
+        return;
+    }
+    if (q->amount <= 0 || q->amount > pe->amount - pe->refunded) {
+        op->result = AC_EC_REFUND_EXCEEDS_PAYMENT;
+        return;
+    }
+    /* The ledger's balance rules checked first: the ledger records an exceeds_credits /
+     * exceeds_debits failure against the transfer id for good (ledger/state.h), which would burn
+     * the refund id; refused here, the merchant can retry the same refund once funded. */
+    const struct ac_account *da = ac_state_account(ac_apply_ledger(a), q->debit),
+                            *ca = ac_state_account(ac_apply_ledger(a), q->credit);
+    if (da && (da->flags & AC_AF_DEBITS_MUST_NOT_EXCEED_CREDITS) &&
+        (da->debits_pending > da->credits_posted ||
+         da->debits_posted > da->credits_posted - da->debits_pending ||
+         q->amount > da->credits_posted - da->debits_pending - da->debits_posted)) {
+        op->result = AC_EC_EXCEEDS_CREDITS;
+        return;
+    }
+    if (ca && (ca->flags & AC_AF_CREDITS_MUST_NOT_EXCEED_DEBITS) &&
+        (ca->credits_pending > ca->debits_posted ||
+         ca->credits_posted > ca->debits_posted - ca->credits_pending ||
+         q->amount > ca->debits_posted - ca->credits_pending - ca->credits_posted)) {
+        op->result = AC_EC_EXCEEDS_DEBITS;
+        return;
+    }
+    struct ac_transfer_req t;
+    memset(&t, 0, sizeof t);
+    memcpy(t.id, q->transfer_id, sizeof t.id);
+    memcpy(t.debit, q->debit, sizeof t.debit);
+    memcpy(t.credit, q->credit, sizeof t.credit);
+    memcpy(t.asset, q->asset, sizeof t.asset);
+    t.amount = q->amount;
+    struct ac_transfer_result res;
+    if (ac_state_create_transfers(ac_apply_ledger(a), &t, 1, now, &res) != AC_EC_OK) {
+        ac_apply_abort(a);
+        op->result = AC_EC_INTERNAL;
+        return;
+    }
+    if (res.ec == AC_EC_OK && res.replayed) res.ec = AC_EC_TRANSFER_EXISTS_DIFFERENT;
+    if (res.ec != AC_EC_OK) { /* e.g. exceeds_credits: the merchant is short; nothing moved */
+        op->result = res.ec;
+        return;
+    }
+    struct refund *rf = malloc(sizeof *rf);
+    if (rf == NULL || map_reserve(&p->refunds, 1)) {
+        free(rf);
+        ac_apply_abort(a); /* the transfer is in the ledger's state: the batch must fail */
+        op->result = AC_EC_INTERNAL;
+        return;
+    }
+    memcpy(rf->id, q->id, sizeof rf->id);
+    memcpy(rf->digest, q->digest, sizeof rf->digest);
+    map_put(&p->refunds, rf);
+    pe->refunded += q->amount;
+    op->refunded = pe->refunded;
+    /* the mandate's spend is left as it is: caps limit what the agent spent (docs) */
+
+    struct ac_ev_transfer evt = {.id = q->transfer_id,
+                                 .debit = q->debit,
+                                 .credit = q->credit,
+                                 .amount = q->amount,
+                                 .asset = q->asset,
+                                 .scale = q->scale};
+    struct ac_ev_record r = {0};
+    r.kind = AC_EV_REFUND;
+    r.body.payment = q->payment;
+    r.body.user = q->user;
+    r.body.payee = q->merchant;
+    r.body.ref = q->id;
+    r.body.amount = (struct ac_ev_amount){1, q->amount, q->asset, q->scale};
+    r.body.request = (struct ac_ev_request){1,          q->sig.base,    q->sig.base_len,
+                                            q->sig.sig, q->sig.sig_len, q->sig.keyid,
+                                            1,          q->sig.body,    q->sig.body_len};
+    r.body.transfers = &evt;
+    r.body.ntransfers = 1;
+    if (evidence(d, a, &r, op)) {
+        op->result = AC_EC_INTERNAL;
+        return;
+    }
+    char dg[65], amt[24], t_us[24], seq[24] = "", leaf[65] = "", tot[24];
+    hex(q->digest, 32, dg);
+    snprintf(amt, sizeof amt, "%lld", (long long)q->amount);
+    snprintf(t_us, sizeof t_us, "%lld", (long long)now);
+    snprintf(tot, sizeof tot, "%lld", (long long)pe->refunded);
+    if (op->has_evidence) {
+        snprintf(seq, sizeof seq, "%llu", (unsigned long long)op->ev_seq);
+        hex(op->ev_leaf, 32, leaf);
+    }
+    const char *v[] = {
+        q->id, dg,       q->payment, q->merchant,    q->user,
+        amt,   q->asset, q->reason,  q->transfer_id, q->sig.keyid ? q->sig.keyid : "",
+        seq,   leaf,     t_us};
+    const char *vp[] = {q->payment, tot, t_us};
+    if (ac_apply_stmt(a, "pay_refund_ins", 13, v) || ac_apply_stmt(a, "pay_refunded", 3, vp)) {
+        op->result = AC_EC_INTERNAL;
+        return;
+    }
+    memcpy(op->payment_id, q->payment, sizeof op->payment_id);
+    memcpy(op->transfer_id, q->transfer_id, sizeof op->transfer_id);
+    op->at_us = now;
+}
+
 /* ==== the op ===================================================================================
  */
 
@@ -1228,6 +1408,12 @@ void ac_payments_apply(struct ac_payop *op, struct ac_apply *a)
     case AC_PAYOP_ANSWER:
         if (op->conf && op->jws)
             apply_answer(p, d, op, a);
+        else
+            op->result = AC_EC_INTERNAL;
+        break;
+    case AC_PAYOP_REFUND:
+        if (op->refund)
+            apply_refund(p, d, op, a);
         else
             op->result = AC_EC_INTERNAL;
         break;
@@ -1333,7 +1519,31 @@ static int load_payment(struct ac_payments *f, const PGresult *r)
         free(pe);
         return -1;
     }
+    pe->settled = strcmp(PQgetvalue(r, 0, 2), "settled") == 0;
+    pe->amount = col64(r, 3);
+    pe->refunded = col64(r, 4);
     map_put(&f->payments, pe);
+    return 0;
+}
+
+static int load_refund(struct ac_payments *f, const PGresult *r)
+{
+    struct refund *rf = malloc(sizeof *rf);
+    const char *id = PQgetvalue(r, 0, 0), *dg = PQgetvalue(r, 0, 1);
+    if (rf == NULL || map_reserve(&f->refunds, 1) || strlen(id) > AC_ID_MAX || strlen(dg) != 64) {
+        free(rf);
+        return -1;
+    }
+    memcpy(rf->id, id, strlen(id) + 1);
+    for (size_t n = 0; n < 32; n++) {
+        unsigned v;
+        if (sscanf(dg + 2 * n, "%2x", &v) != 1) {
+            free(rf);
+            return -1;
+        }
+        rf->digest[n] = (uint8_t)v;
+    }
+    map_put(&f->refunds, rf);
     return 0;
 }
 
@@ -1392,6 +1602,7 @@ int ac_payments_load(struct ac_payments *p, PGconn *c)
     if (qs > 0) qs = stream(c, "pay_load_mandates", f, load_mandate);
     if (qs > 0) qs = stream(c, "pay_load_payments", f, load_payment);
     if (qs > 0) qs = stream(c, "pay_load_authz", f, load_authz);
+    if (qs > 0) qs = stream(c, "pay_load_refunds", f, load_refund);
     r = PQexec(c, qs > 0 ? "commit" : "rollback");
     PQclear(r);
     if (qs <= 0) {
@@ -1400,10 +1611,11 @@ int ac_payments_load(struct ac_payments *p, PGconn *c)
     }
     /* swap the content in; readers see the new mandates at once */
     pthread_rwlock_wrlock(&p->lock);
-    struct map om = p->mandates, op = p->payments, oz = p->authz;
+    struct map om = p->mandates, op = p->payments, oz = p->authz, orf = p->refunds;
     p->mandates = f->mandates;
     p->payments = f->payments;
     p->authz = f->authz;
+    p->refunds = f->refunds;
     pthread_rwlock_unlock(&p->lock);
     /* the pending list: re-link its ends to p's sentinel */
     if (f->npending) {
@@ -1423,6 +1635,7 @@ int ac_payments_load(struct ac_payments *p, PGconn *c)
     f->mandates = om;
     f->payments = op;
     f->authz = oz;
+    f->refunds = orf;
     ac_payments_free(f);
     return 0;
 }

@@ -88,6 +88,7 @@ enum ac_payop_kind {
     AC_PAYOP_MANDATE_REVOKE, /* revoke a mandate */
     AC_PAYOP_PAY,            /* decide (and settle / hold) a payment request */
     AC_PAYOP_ANSWER,         /* the user's confirmation or decline of a step-up */
+    AC_PAYOP_REFUND,         /* the payee merchant refunds (part of) a settled payment */
 };
 
 /* What a payment ends as. */
@@ -140,6 +141,31 @@ struct ac_pay_request {
  * order digest). */
 void ac_pay_request_digest(struct ac_pay_request *q);
 
+/* A refund (docs/merchant-api.md): built on the HTTP thread from the merchant's verified request
+ * and the committed payment (payee, payer, asset never change once written). */
+#define AC_REFUND_REASON_SIZE 256
+struct ac_refund_request {
+    char id[AC_ID_MAX + 1];
+    uint8_t digest[32]; /* ac_refund_request_digest() */
+    char payment[AC_ID_MAX + 1];
+    char merchant[AC_ID_MAX + 1]; /* the verified signer, the payment's payee */
+    char user[AC_ID_MAX + 1];     /* the payment's payer */
+    char asset[AC_ASSET_MAX + 1];
+    unsigned scale;
+    int64_t amount;                     /* > 0 */
+    char reason[AC_REFUND_REASON_SIZE]; /* "" when none */
+    char debit[AC_ID_MAX + 1];          /* the merchant's wallet */
+    char credit[AC_ID_MAX + 1];         /* the user's wallet */
+    char transfer_id[AC_ID_MAX + 1];    /* ac_refund_transfer_id(id) */
+    struct ac_pay_signed sig;
+};
+
+/* SHA-256 over a purpose tag, the payment, the merchant, the asset, the amount and the reason: the
+ * digest a refund id is bound to (same id, same digest: a replay). */
+void ac_refund_request_digest(struct ac_refund_request *q);
+/* "rt." + 32 hex digits of SHA-256 over a purpose tag and the refund id. */
+void ac_refund_transfer_id(const char *refund_id, char out[AC_ID_MAX + 1]);
+
 struct ac_payop {
     enum ac_payop_kind kind;
 
@@ -154,6 +180,8 @@ struct ac_payop {
     const struct ac_pay_request *pay;
     /* AC_PAYOP_ANSWER: the verified, parsed confirmation and the authorization it answers */
     const struct ac_stepup_confirmation *conf;
+    /* AC_PAYOP_REFUND */
+    const struct ac_refund_request *refund;
 
     /* ---- outputs (valid when the command's status is AC_EC_OK) ---- */
     enum ac_ec result; /* AC_EC_OK: done (see below); otherwise the refusal, nothing changed */
@@ -168,6 +196,7 @@ struct ac_payop {
     char payment_id[AC_ID_MAX + 1];       /* ANSWER: the payment */
     char transfer_id[AC_ID_MAX + 1];      /* PAY: settle/hold; ANSWER: post/void */
     struct ac_stepup_challenge challenge; /* PAY with status PENDING */
+    int64_t refunded;                     /* REFUND: the payment's refunded total afterwards */
 };
 
 /* Prepare cmd to run op (AC_CMD_OP, n 1). The caller sets done/cls or uses ac_seq_run(). */
@@ -185,7 +214,14 @@ void ac_payments_cmd(struct ac_cmd *cmd, struct ac_payop *op);
  *   ANSWER: AC_EC_AUTHORIZATION_UNKNOWN, AC_EC_AUTHORIZATION_MISMATCH (nonce or payment digest),
  *     AC_EC_AUTHORIZATION_EXPIRED, AC_EC_AUTHORIZATION_ALREADY_DECIDED; otherwise AC_EC_OK with
  *     status SETTLED (confirmed), DECLINED (declined, or confirmed but denied: decision says why).
- *   AC_EC_INTERNAL: out of memory or an evidence failure; the batch then fails as a whole. */
+ *   REFUND (payee and currency are the HTTP thread's checks, against the committed payment):
+ *     AC_EC_REFUND_EXISTS (same id, other request; same request is a replay),
+ *     AC_EC_PAYMENT_UNKNOWN, AC_EC_PAYMENT_NOT_REFUNDABLE (not settled),
+ * AC_EC_REFUND_EXCEEDS_PAYMENT (the refunds would exceed the amount), or the ledger's refusal of
+ * the transfer (e.g. exceeds_credits: the merchant is short of funds); nothing is written then. A
+ * refund never gives the mandate's caps back: they limit what the agent spent, and the spend
+ * happened. AC_EC_INTERNAL: out of memory or an evidence failure; the batch then fails as a whole.
+ */
 void ac_payments_apply(struct ac_payop *op, struct ac_apply *a);
 
 /* ==== the sequencer's hooks (ledger/domain.c calls these) ===================================== */
@@ -237,6 +273,8 @@ struct ac_payment_row {
     uint8_t ev_leaf[AC_EV_HASH_LEN];
     int64_t created_us, updated_us;
     uint8_t request_digest[32];
+    int64_t seq;      /* commit order (the pagination cursor) */
+    int64_t refunded; /* sum of the payment's refunds */
     /* the step-up, when authorization_id is set */
     char *challenge; /* malloc'd canonical text, or NULL */
     int64_t challenge_exp;
@@ -260,6 +298,43 @@ struct ac_authz_row {
 };
 enum ac_qs ac_payments_read_authz(PGconn *c, const char *id, struct ac_authz_row *out);
 void ac_authz_row_clear(struct ac_authz_row *r);
+
+/* A principal's payments, newest first: those with seq < before (0: from the newest), at most
+ * limit (1..100) of them into out[] (capacity limit). ONE_RESULT with *n rows (0 when none; clear
+ * each), or an error. payee: 1 the merchant's payments (payee), 0 the user's (payer). */
+enum ac_qs ac_payments_list(PGconn *c, int payee, const char *principal, int64_t before,
+                            unsigned limit, struct ac_payment_row *out, size_t *n);
+
+struct ac_refund_row {
+    char id[AC_ID_MAX + 1], payment[AC_ID_MAX + 1], merchant[AC_ID_MAX + 1], user[AC_ID_MAX + 1];
+    int64_t amount;
+    char asset[AC_ASSET_MAX + 1];
+    unsigned scale;
+    char reason[AC_REFUND_REASON_SIZE];
+    char transfer_id[AC_ID_MAX + 1];
+    char keyid[AC_ID_MAX + 1];
+    int has_evidence;
+    uint64_t ev_seq;
+    uint8_t ev_leaf[AC_EV_HASH_LEN];
+    int64_t created_us;
+};
+/* One refund: ONE_RESULT, NO_RESULTS or an error. */
+enum ac_qs ac_payments_read_refund(PGconn *c, const char *id, struct ac_refund_row *out);
+/* The refunds of a payment, oldest first, at most cap: ONE_RESULT with *n (maybe 0), or error. */
+enum ac_qs ac_payments_list_refunds(PGconn *c, const char *payment, struct ac_refund_row *out,
+                                    size_t cap, size_t *n);
+
+/* A principal's wallet: a ledger account named by ac_wallet_account(), with its asset's scale. */
+struct ac_wallet_row {
+    char id[AC_ID_MAX + 1];
+    char asset[AC_ASSET_MAX + 1];
+    unsigned scale;
+    int64_t debits_pending, debits_posted, credits_pending, credits_posted;
+};
+/* Every wallet of user (user 1) or merchant `id`, by account id, at most cap: ONE_RESULT with *n
+ * (maybe 0), or an error. */
+enum ac_qs ac_payments_list_wallets(PGconn *c, int user, const char *id, struct ac_wallet_row *out,
+                                    size_t cap, size_t *n);
 
 /* Counts for logs and tests. */
 struct ac_payments_counts {

@@ -1,10 +1,28 @@
 /* Reads of committed mandates, payments and authorizations for the HTTP threads (payments.h). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ledger/db.h"
 #include "ledger/payments.h"
+
+#define PAY_SELECT                                                                                 \
+    "select p.id, p.mandate_id, p.binding_id, p.user_id, p.agent_id, p.payee, p.op, p.amount, "    \
+    "p.asset, a.scale, coalesce(p.purpose, ''), coalesce(p.order_digest, ''), p.status, "          \
+    "p.verdict, p.autonomy, p.reasons, coalesce(p.error, ''), coalesce(p.transfer_id, ''), "       \
+    "coalesce(p.authorization_id, ''), coalesce(p.evidence_seq, -1), "                             \
+    "coalesce(encode(p.evidence_leaf, 'hex'), ''), p.created_us, p.updated_us, "                   \
+    "encode(p.request_digest, 'hex'), z.challenge, coalesce(z.exp, 0), coalesce(z.status, ''), "   \
+    "p.seq, p.refunded "                                                                           \
+    "from ac_payments p join ac_assets a on a.code = p.asset "                                     \
+    "left join ac_authorizations z on z.id = p.authorization_id "
+
+#define REFUND_SELECT                                                                              \
+    "select r.id, r.payment_id, r.merchant_id, r.user_id, r.amount, r.asset, a.scale, "            \
+    "coalesce(r.reason, ''), r.transfer_id, r.keyid, coalesce(r.evidence_seq, -1), "               \
+    "coalesce(encode(r.evidence_leaf, 'hex'), ''), r.created_us "                                  \
+    "from ac_refunds r join ac_assets a on a.code = r.asset "
 
 static const struct ac_db_stmt reader_stmts[] = {
     {"pay_mandate_get",
@@ -17,16 +35,23 @@ static const struct ac_db_stmt reader_stmts[] = {
      "from ac_mandates m join ac_assets a on a.code = m.asset "
      "left join ac_mandate_spend s on s.mandate_id = m.id where m.id = $1",
      1},
-    {"pay_payment_get",
-     "select p.id, p.mandate_id, p.binding_id, p.user_id, p.agent_id, p.payee, p.op, p.amount, "
-     "p.asset, a.scale, coalesce(p.purpose, ''), coalesce(p.order_digest, ''), p.status, "
-     "p.verdict, p.autonomy, p.reasons, coalesce(p.error, ''), coalesce(p.transfer_id, ''), "
-     "coalesce(p.authorization_id, ''), coalesce(p.evidence_seq, -1), "
-     "coalesce(encode(p.evidence_leaf, 'hex'), ''), p.created_us, p.updated_us, "
-     "encode(p.request_digest, 'hex'), z.challenge, coalesce(z.exp, 0), coalesce(z.status, '') "
-     "from ac_payments p join ac_assets a on a.code = p.asset "
-     "left join ac_authorizations z on z.id = p.authorization_id where p.id = $1",
-     1},
+    {"pay_payment_get", PAY_SELECT "where p.id = $1", 1},
+    {"pay_list_user",
+     PAY_SELECT "where p.user_id = $1 and p.seq < $2::int8 order by p.seq desc "
+                "limit $3::int4",
+     3},
+    {"pay_list_payee",
+     PAY_SELECT "where p.payee = $1 and p.seq < $2::int8 order by p.seq desc "
+                "limit $3::int4",
+     3},
+    {"pay_refund_get", REFUND_SELECT "where r.id = $1", 1},
+    {"pay_refund_list", REFUND_SELECT "where r.payment_id = $1 order by r.seq limit $2::int4", 2},
+    {"pay_wallets",
+     "select c.id, c.asset, a.scale, c.debits_pending, c.debits_posted, c.credits_pending, "
+     "c.credits_posted from ac_accounts c join ac_assets a on a.code = c.asset "
+     "where starts_with(c.id, $1) and c.id > $1 and strpos(substr(c.id, length($1) + 1), ':') = 0 "
+     "order by c.id limit $2::int4",
+     2},
     {"pay_authz_get",
      "select z.id, z.payment_id, z.user_id, z.challenge, z.iat, z.exp, z.status, z.created_us, "
      "coalesce(z.decided_us, 0), coalesce(z.transfer_id, ''), coalesce(z.confirmation_kid, ''), "
@@ -119,47 +144,163 @@ void ac_payment_row_clear(struct ac_payment_row *p)
     memset(p, 0, sizeof *p);
 }
 
+#define V(col) PQgetvalue(r, row, col)
+#define CPY(dst, col) snprintf(dst, sizeof dst, "%s", V(col))
+#define I64(col) strtoll(V(col), NULL, 10)
+
+/* Row `row` of a PAY_SELECT result into *out. 0, or -1 (nothing to clear). */
+static int payment_from(const PGresult *r, int row, struct ac_payment_row *out)
+{
+    memset(out, 0, sizeof *out);
+    CPY(out->id, 0);
+    CPY(out->mandate, 1);
+    CPY(out->binding, 2);
+    CPY(out->user, 3);
+    CPY(out->agent, 4);
+    CPY(out->payee, 5);
+    out->op = ac_op_from_name(V(6));
+    out->amount = I64(7);
+    CPY(out->asset, 8);
+    out->scale = (unsigned)I64(9);
+    CPY(out->purpose, 10);
+    CPY(out->order_digest, 11);
+    out->status = ac_pay_status_from_name(V(12));
+    CPY(out->verdict, 13);
+    out->autonomy = (int)I64(14);
+    CPY(out->reasons, 15);
+    CPY(out->error, 16);
+    CPY(out->transfer_id, 17);
+    CPY(out->authorization_id, 18);
+    int64_t seq = I64(19);
+    out->has_evidence = seq >= 0 && unhex(V(20), out->ev_leaf, 32) == 0;
+    out->ev_seq = seq >= 0 ? (uint64_t)seq : 0;
+    out->created_us = I64(21);
+    out->updated_us = I64(22);
+    int bad = unhex(V(23), out->request_digest, 32) != 0;
+    if (!PQgetisnull(r, row, 24) && (out->challenge = strdup(V(24))) == NULL) bad = 1;
+    out->challenge_exp = I64(25);
+    CPY(out->authorization_status, 26);
+    out->seq = I64(27);
+    out->refunded = I64(28);
+    if (bad || out->status == 0) {
+        ac_payment_row_clear(out);
+        return -1;
+    }
+    return 0;
+}
+
 enum ac_qs ac_payments_read_payment(PGconn *c, const char *id, struct ac_payment_row *out)
 {
     memset(out, 0, sizeof *out);
     PGresult *r;
     enum ac_qs qs = read1(c, "pay_payment_get", id, &r);
     if (qs <= 0) return qs;
-    cpy(out->id, sizeof out->id, r, 0);
-    cpy(out->mandate, sizeof out->mandate, r, 1);
-    cpy(out->binding, sizeof out->binding, r, 2);
-    cpy(out->user, sizeof out->user, r, 3);
-    cpy(out->agent, sizeof out->agent, r, 4);
-    cpy(out->payee, sizeof out->payee, r, 5);
-    out->op = ac_op_from_name(PQgetvalue(r, 0, 6));
-    out->amount = i64(r, 7);
-    cpy(out->asset, sizeof out->asset, r, 8);
-    out->scale = (unsigned)i64(r, 9);
-    cpy(out->purpose, sizeof out->purpose, r, 10);
-    cpy(out->order_digest, sizeof out->order_digest, r, 11);
-    out->status = ac_pay_status_from_name(PQgetvalue(r, 0, 12));
-    cpy(out->verdict, sizeof out->verdict, r, 13);
-    out->autonomy = (int)i64(r, 14);
-    cpy(out->reasons, sizeof out->reasons, r, 15);
-    cpy(out->error, sizeof out->error, r, 16);
-    cpy(out->transfer_id, sizeof out->transfer_id, r, 17);
-    cpy(out->authorization_id, sizeof out->authorization_id, r, 18);
-    int64_t seq = i64(r, 19);
-    out->has_evidence = seq >= 0 && unhex(PQgetvalue(r, 0, 20), out->ev_leaf, 32) == 0;
-    out->ev_seq = seq >= 0 ? (uint64_t)seq : 0;
-    out->created_us = i64(r, 21);
-    out->updated_us = i64(r, 22);
-    int bad = unhex(PQgetvalue(r, 0, 23), out->request_digest, 32) != 0;
-    if (!PQgetisnull(r, 0, 24) && (out->challenge = strdup(PQgetvalue(r, 0, 24))) == NULL) bad = 1;
-    out->challenge_exp = i64(r, 25);
-    cpy(out->authorization_status, sizeof out->authorization_status, r, 26);
+    int rc = payment_from(r, 0, out);
     PQclear(r);
-    if (bad || out->status == 0) {
-        ac_payment_row_clear(out);
-        return AC_QS_HARD_ERROR;
+    return rc == 0 ? AC_QS_ONE_RESULT : AC_QS_HARD_ERROR;
+}
+
+enum ac_qs ac_payments_list(PGconn *c, int payee, const char *principal, int64_t before,
+                            unsigned limit, struct ac_payment_row *out, size_t *n)
+{
+    *n = 0;
+    char b[24], l[16];
+    snprintf(b, sizeof b, "%lld", (long long)(before > 0 ? before : INT64_MAX));
+    snprintf(l, sizeof l, "%u", limit);
+    const char *v[] = {principal, b, l};
+    PGresult *r;
+    enum ac_qs qs = ac_db_exec(c, payee ? "pay_list_payee" : "pay_list_user", 3, v, &r);
+    if (qs < 0) return qs;
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows && (size_t)i < limit; i++) {
+        if (payment_from(r, i, &out[*n]) != 0) {
+            for (size_t k = 0; k < *n; k++)
+                ac_payment_row_clear(&out[k]);
+            *n = 0;
+            PQclear(r);
+            return AC_QS_HARD_ERROR;
+        }
+        (*n)++;
     }
+    PQclear(r);
     return AC_QS_ONE_RESULT;
 }
+
+static void refund_from(const PGresult *r, int row, struct ac_refund_row *out)
+{
+    memset(out, 0, sizeof *out);
+    CPY(out->id, 0);
+    CPY(out->payment, 1);
+    CPY(out->merchant, 2);
+    CPY(out->user, 3);
+    out->amount = I64(4);
+    CPY(out->asset, 5);
+    out->scale = (unsigned)I64(6);
+    CPY(out->reason, 7);
+    CPY(out->transfer_id, 8);
+    CPY(out->keyid, 9);
+    int64_t seq = I64(10);
+    out->has_evidence = seq >= 0 && unhex(V(11), out->ev_leaf, 32) == 0;
+    out->ev_seq = seq >= 0 ? (uint64_t)seq : 0;
+    out->created_us = I64(12);
+}
+
+enum ac_qs ac_payments_read_refund(PGconn *c, const char *id, struct ac_refund_row *out)
+{
+    memset(out, 0, sizeof *out);
+    PGresult *r;
+    enum ac_qs qs = read1(c, "pay_refund_get", id, &r);
+    if (qs <= 0) return qs;
+    refund_from(r, 0, out);
+    PQclear(r);
+    return AC_QS_ONE_RESULT;
+}
+
+enum ac_qs ac_payments_list_refunds(PGconn *c, const char *payment, struct ac_refund_row *out,
+                                    size_t cap, size_t *n)
+{
+    *n = 0;
+    char l[24];
+    snprintf(l, sizeof l, "%zu", cap);
+    const char *v[] = {payment, l};
+    PGresult *r;
+    enum ac_qs qs = ac_db_exec(c, "pay_refund_list", 2, v, &r);
+    if (qs < 0) return qs;
+    for (int i = 0; i < PQntuples(r) && (size_t)i < cap; i++)
+        refund_from(r, i, &out[(*n)++]);
+    PQclear(r);
+    return AC_QS_ONE_RESULT;
+}
+
+enum ac_qs ac_payments_list_wallets(PGconn *c, int user, const char *id, struct ac_wallet_row *out,
+                                    size_t cap, size_t *n)
+{
+    *n = 0;
+    char prefix[2 * AC_ID_MAX], l[24];
+    snprintf(prefix, sizeof prefix, "%s:%s:", user ? "user" : "merchant", id);
+    snprintf(l, sizeof l, "%zu", cap);
+    const char *v[] = {prefix, l};
+    PGresult *r;
+    enum ac_qs qs = ac_db_exec(c, "pay_wallets", 2, v, &r);
+    if (qs < 0) return qs;
+    for (int row = 0; row < PQntuples(r) && (size_t)row < cap; row++) {
+        struct ac_wallet_row *w = &out[(*n)++];
+        memset(w, 0, sizeof *w);
+        CPY(w->id, 0);
+        CPY(w->asset, 1);
+        w->scale = (unsigned)I64(2);
+        w->debits_pending = I64(3);
+        w->debits_posted = I64(4);
+        w->credits_pending = I64(5);
+        w->credits_posted = I64(6);
+    }
+    PQclear(r);
+    return AC_QS_ONE_RESULT;
+}
+
+#undef V
+#undef CPY
+#undef I64
 
 void ac_authz_row_clear(struct ac_authz_row *z)
 {

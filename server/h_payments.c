@@ -74,6 +74,7 @@ json_t *ac_payment_json(const struct ac_payment_row *p)
     if (o == NULL) return NULL;
     if (p->purpose[0]) json_object_set_new(o, "purpose", json_string(p->purpose));
     if (p->order_digest[0]) json_object_set_new(o, "order_digest", json_string(p->order_digest));
+    json_object_set_new(o, "refunded", ac_doc_amount_json(p->asset, p->refunded, p->scale));
     if (p->transfer_id[0]) json_object_set_new(o, "transfer", json_string(p->transfer_id));
     if (p->error[0]) json_object_set_new(o, "error", json_string(p->error));
     if (p->has_evidence)

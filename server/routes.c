@@ -35,6 +35,14 @@ const struct ac_route ac_routes[] = {
     /* payments: signed by the agent */
     {"POST", "/v1/payments",                    ac_h_payments_post,     AC_AUTH_AGENT,    8 * KIB},
     {"GET",  "/v1/payments/{id}",               ac_h_payments_get,      AC_AUTH_OPERATOR, 0},
+    /* refunds: signed by the payment's payee merchant; listing them is the operator's */
+    {"POST", "/v1/payments/{id}/refunds",       ac_h_refunds_post,      AC_AUTH_MERCHANT, 8 * KIB},
+    {"GET",  "/v1/payments/{id}/refunds",       ac_h_refunds_get,       AC_AUTH_OPERATOR, 0},
+    /* reading a principal's payments and balances (operator) */
+    {"GET",  "/v1/users/{id}/payments",         ac_h_user_payments,     AC_AUTH_OPERATOR, 0},
+    {"GET",  "/v1/merchants/{id}/payments",     ac_h_merchant_payments, AC_AUTH_OPERATOR, 0},
+    {"GET",  "/v1/users/{id}/balances",         ac_h_user_balances,     AC_AUTH_OPERATOR, 0},
+    {"GET",  "/v1/merchants/{id}/balances",     ac_h_merchant_balances, AC_AUTH_OPERATOR, 0},
     /* step-up: the id (128 random bits) is the capability to read; the user's signature decides */
     {"GET",  "/v1/authorizations/{id}",         ac_h_authorizations_get, AC_AUTH_NONE,    0},
     {"POST", "/v1/authorizations/{id}/confirm", ac_h_authorization_confirm, AC_AUTH_NONE, 96 * KIB},
