@@ -26,7 +26,8 @@
  *
  * Output, one figure a line (ops/bench reads it): e2e_pps, p50_ms, p99_ms, server_cores,
  * postgres_cores, window_s, payments, errors, settled_rows (the database's count of settled
- * payments after the run), evidence on|off, agents, connections, server_threads.
+ * payments after the run), batches, avg_batch_items, avg_commit_ms (the sequencer's /metrics over
+ * the run, warm-up included), evidence on|off, agents, connections, server_threads.
  * Exit status 0, or 1 when setup failed or an answer was not 201. */
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +51,7 @@
 #include "protocol/sig.h"
 #include "tests/bench/benchutil.h"
 #include "tests/support/agentsig.h"
+#include "tests/support/httpc.h"
 #include "tests/support/identity.h"
 #include "tests/support/server.h"
 
@@ -208,6 +210,37 @@ static int sign_one(size_t i, void *ctx)
     return 0;
 }
 
+/* ---- the sequencer's own figures (GET /metrics) ----------------------------------------------- */
+
+struct seqfig {
+    double batch_sum, batch_count, commit_sum, commit_count;
+};
+
+static double metric(const char *text, const char *name)
+{
+    const char *p = strstr(text, name);
+    if (p == NULL) return -1;
+    p = strchr(p, ' ');
+    return p ? atof(p + 1) : -1;
+}
+
+static struct seqfig seq_figures(void)
+{
+    struct seqfig f = {-1, -1, -1, -1};
+    struct ac_test_http c;
+    ac_test_http_init(&c, "127.0.0.1", srv.port, 20000);
+    struct ac_test_http_resp r;
+    if (ac_test_http_api(&c, "GET", "/metrics", token, NULL, &r) == 200 && r.body) {
+        f.batch_sum = metric(r.body, "agentclear_batch_items_sum{");
+        f.batch_count = metric(r.body, "agentclear_batch_items_count{");
+        f.commit_sum = metric(r.body, "agentclear_commit_seconds_sum{");
+        f.commit_count = metric(r.body, "agentclear_commit_seconds_count{");
+    }
+    ac_test_http_resp_free(&r);
+    ac_test_http_close(&c);
+    return f;
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 static void usage(void)
@@ -320,7 +353,10 @@ int main(int argc, char **argv)
                               .mon = mon,
                               .who = "bench_e2e"};
     struct ac_bench_result res;
+    struct seqfig f0 = seq_figures();
     if (ac_bench_run(&l, &res) != 0) return 1;
+    struct seqfig f1 = seq_figures();
+    double nb = f1.batch_count - f0.batch_count, nc = f1.commit_count - f0.commit_count;
     if (mon) PQfinish(mon);
     long long settled = sql_count(url, "select count(*) from ac_payments where status = 'settled'");
     printf("e2e_pps %.1f\n", res.rps);
@@ -332,6 +368,10 @@ int main(int argc, char **argv)
     printf("payments %llu\n", (unsigned long long)res.ok);
     printf("errors %llu\n", (unsigned long long)res.errors);
     printf("settled_rows %lld\n", settled);
+    /* the sequencer over the whole run (warm-up included): batches, items a batch, commit time */
+    printf("batches %.0f\n", nb);
+    printf("avg_batch_items %.1f\n", nb > 0 ? (f1.batch_sum - f0.batch_sum) / nb : -1.0);
+    printf("avg_commit_ms %.2f\n", nc > 0 ? 1000 * (f1.commit_sum - f0.commit_sum) / nc : -1.0);
     printf("evidence %s\n", evidence ? "on" : "off");
     printf("agents %d\n", n_agents);
     printf("connections %d\n", connections);
