@@ -70,7 +70,7 @@ static int n_agents;
 /* POST with the operator token (or none) expecting want; -1 otherwise. */
 static int post(const char *path, const char *json, int operator, int want)
 {
-    return ac_bench_post(srv.port, path, json, operator ? token : NULL, want) == want ? 0 : -1;
+    return ac_bench_post(srv.port, path, json, operator? token : NULL, want) == want ? 0 : -1;
 }
 
 /* POST a document signed by key (payload stolen) as {"jws": ...}. */
@@ -129,14 +129,18 @@ static int setup_world(void)
                  "\"asset\":\"CNY\"}]}",
                  user, user);
         if (rc == 0) rc = post("/v1/ledger/transfers", body, 1, 200);
-        json_t *bp = ac_test_binding_payload(binding, user, agent, agents[i].key, now - 10,
-                                             now + 30 * DAY);
+        json_t *bp =
+            ac_test_binding_payload(binding, user, agent, agents[i].key, now - 10, now + 30 * DAY);
         json_object_set_new(bp, "max_autonomy", json_string("L5"));
-        if (rc == 0) rc = post_doc("/v1/bindings", uk, AC_BINDING_TYP, bp);
-        else json_decref(bp);
+        if (rc == 0)
+            rc = post_doc("/v1/bindings", uk, AC_BINDING_TYP, bp);
+        else
+            json_decref(bp);
         json_t *mp = ac_test_mandate_payload(mandate, user, agent, "hot", "CNY", "100.00", "L5");
-        if (rc == 0) rc = post_doc("/v1/mandates", uk, AC_MANDATE_TYP, mp);
-        else json_decref(mp);
+        if (rc == 0)
+            rc = post_doc("/v1/mandates", uk, AC_MANDATE_TYP, mp);
+        else
+            json_decref(mp);
         EVP_PKEY_free(uk);
         if (rc != 0) return -1;
     }
@@ -167,8 +171,8 @@ static const char *sign_header(void *ctx, const char *lname)
 static int sign_one(size_t i, void *ctx)
 {
     (void)ctx;
-    static const char *const comps[] = {"@method", "@target-uri", "agent-runtime",
-                                        "content-digest", NULL};
+    static const char *const comps[] = {"@method", "@target-uri", "agent-runtime", "content-digest",
+                                        NULL};
     const struct agent *ag = &agents[i % (size_t)n_agents];
     char body[256], digest[128], nonce[32], si[1024], sig[256];
     int blen = snprintf(body, sizeof body,
@@ -210,7 +214,8 @@ static int sign_one(size_t i, void *ctx)
     return 0;
 }
 
-/* ---- the sequencer's own figures (GET /metrics) ----------------------------------------------- */
+/* ---- the sequencer's own figures (GET /metrics) -----------------------------------------------
+ */
 
 struct seqfig {
     double batch_sum, batch_count, commit_sum, commit_count;
@@ -272,18 +277,33 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt(argc, argv, "s:w:c:t:a:n:e:b:")) != -1) {
         switch (c) {
-        case 's': seconds = atof(optarg); break;
-        case 'w': warmup = atof(optarg); break;
-        case 'c': connections = atoi(optarg); break;
-        case 't': threads = atoi(optarg); break;
-        case 'a': n_agents = atoi(optarg); break;
-        case 'n': presigned = strtoul(optarg, NULL, 10); break;
+        case 's':
+            seconds = atof(optarg);
+            break;
+        case 'w':
+            warmup = atof(optarg);
+            break;
+        case 'c':
+            connections = atoi(optarg);
+            break;
+        case 't':
+            threads = atoi(optarg);
+            break;
+        case 'a':
+            n_agents = atoi(optarg);
+            break;
+        case 'n':
+            presigned = strtoul(optarg, NULL, 10);
+            break;
         case 'e':
             if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) usage();
             evidence = strcmp(optarg, "on") == 0;
             break;
-        case 'b': binary = optarg; break;
-        default: usage();
+        case 'b':
+            binary = optarg;
+            break;
+        default:
+            usage();
         }
     }
     const char *url = optind < argc ? argv[optind] : NULL;
@@ -308,8 +328,8 @@ int main(int argc, char **argv)
     agents = calloc((size_t)n_agents, sizeof *agents);
     if (agents == NULL) return 1;
     double t_setup = ac_bench_now();
-    if (ac_bench_server_start(&srv, "bench-e2e", binary, url, threads,
-                              evidence ? env_on : env_off, token) != 0 ||
+    if (ac_bench_server_start(&srv, "bench-e2e", binary, url, threads, evidence ? env_on : env_off,
+                              token) != 0 ||
         setup_world() != 0) {
         fprintf(stderr, "bench_e2e: setup failed\n");
         ac_test_e2e_finish(1);
@@ -333,8 +353,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_e2e: signing failed\n");
         return 1;
     }
-    fprintf(stderr, "bench_e2e: %zu payments presigned in %.1f s; %d connections, server pid %d "
-                    "(%d threads), evidence %s\n",
+    fprintf(stderr,
+            "bench_e2e: %zu payments presigned in %.1f s; %d connections, server pid %d "
+            "(%d threads), evidence %s\n",
             n_reqs, ac_bench_now() - t_sign, connections, (int)srv.pid, threads,
             evidence ? "on" : "off");
 

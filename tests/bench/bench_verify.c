@@ -30,6 +30,7 @@
  *   verify_rps 12345.6            200 answers per second of wall time
  *   server_cores 1.93             server process CPU seconds per second of wall time
  *   verify_per_core 6400.1        verify_rps / server_cores
+ *   p50_ms, p99_ms                latency of the window's 200 answers (tests/bench/benchutil.h)
  *   postgres_cores 0.41           PostgreSQL's processes, same window (-1: not measurable)
  *   window_s 10.00, requests N, errors N
  * Exit status: 0, or 1 when setup failed or any answer was not 200. */

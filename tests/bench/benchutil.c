@@ -90,7 +90,8 @@ int ac_bench_post(unsigned port, const char *path, const char *json, const char 
     return st;
 }
 
-/* ---- on every core ---------------------------------------------------------------------------- */
+/* ---- on every core ----------------------------------------------------------------------------
+ */
 
 struct par_job {
     size_t from, to;
@@ -128,7 +129,8 @@ int ac_bench_parallel(size_t n, int (*fn)(size_t i, void *ctx), void *ctx)
     return failed ? -1 : 0;
 }
 
-/* ---- the closed loop -------------------------------------------------------------------------- */
+/* ---- the closed loop --------------------------------------------------------------------------
+ */
 
 struct run {
     const struct ac_bench_load *l;
@@ -137,8 +139,8 @@ struct run {
     _Atomic int stop;
     _Atomic uint64_t errors;
     _Atomic int printed;
-    double *done;  /* per request: when its answer was complete (0: not answered) */
-    float *lat_ms; /* per request: send to full answer */
+    double *done;        /* per request: when its answer was complete (0: not answered) */
+    float *lat_ms;       /* per request: send to full answer */
     unsigned char *good; /* per request: the answer was `want` */
 };
 

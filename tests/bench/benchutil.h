@@ -48,16 +48,16 @@ struct ac_bench_load {
     int connections;
     int want;
     double seconds, warmup;
-    pid_t server;  /* its CPU time is read over the window */
-    PGconn *mon;   /* PostgreSQL's CPU over the window; NULL: not measured */
+    pid_t server;    /* its CPU time is read over the window */
+    PGconn *mon;     /* PostgreSQL's CPU over the window; NULL: not measured */
     const char *who; /* prefix of messages */
 };
 
 struct ac_bench_result {
     double window_s;
-    double rps;          /* answers `want` in the window per second */
-    double server_cores; /* server CPU seconds per second of window (-1: unknown) */
-    double pg_cores;     /* PostgreSQL's, same (-1: unknown) */
+    double rps;            /* answers `want` in the window per second */
+    double server_cores;   /* server CPU seconds per second of window (-1: unknown) */
+    double pg_cores;       /* PostgreSQL's, same (-1: unknown) */
     double p50_ms, p99_ms; /* latency of the window's `want` answers, send to full answer */
     uint64_t ok, errors;   /* in the window; errors: any other answer or a transport error */
     uint64_t errors_total; /* over the whole run, warm-up included */
