@@ -86,13 +86,19 @@ int ac_cli_serve(int argc, char **argv)
     struct ac_evlog *evlog = ac_evlog_new(&evc);
     struct ac_payments_config pc = {.stepup_ttl_s = app.cfg.stepup_ttl};
     app.payments = ac_payments_new(&pc);
-    struct ac_domain domain = {.registry = app.registry, .evlog = evlog, .payments = app.payments};
+    /* evidence=off (benchmark-only, refused otherwise by ac_config_load): the domain gets no log */
+    struct ac_domain domain = {.registry = app.registry,
+                               .evlog = app.cfg.evidence_off ? NULL : evlog,
+                               .payments = app.payments};
     app.domain = &domain;
     if (evlog == NULL) {
         fprintf(stderr, "serve: evidence-origin '%s' is not a valid checkpoint origin\n",
                 app.cfg.evidence_origin);
         return 1;
     }
+    if (app.cfg.evidence_off)
+        fprintf(stderr, "serve: WARNING: evidence=off (benchmark-only): NO evidence records are "
+                        "written; never run a production server like this\n");
     const struct ac_server_key *ck =
         app.keyring ? ac_keyring_current(app.keyring, (int64_t)time(NULL)) : NULL;
     if (ck == NULL || ck->alg != AC_SIG_ED25519)

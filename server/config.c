@@ -92,6 +92,18 @@ static int set(struct ac_config *c, const char *key, const char *val, char *err,
             c->checkpoint_every = v;
         else
             c->checkpoint_ms = v;
+    } else if (strcmp(key, "evidence") == 0) {
+        if (strcmp(val, "on") != 0 && strcmp(val, "off") != 0) {
+            snprintf(err, errlen, "evidence must be on or off");
+            return -1;
+        }
+        c->evidence_off = strcmp(val, "off") == 0;
+    } else if (strcmp(key, "benchmark-only") == 0) {
+        if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0) {
+            snprintf(err, errlen, "benchmark-only must be yes or no");
+            return -1;
+        }
+        c->benchmark_only = strcmp(val, "yes") == 0;
     } else if (strcmp(key, "operator-token") == 0) {
         snprintf(c->operator_token, sizeof c->operator_token, "%s", val);
     } else if (strcmp(key, "operator-token-file") == 0) {
@@ -142,7 +154,8 @@ int ac_config_load(struct ac_config *c, int argc, char **argv, char *err, size_t
                                        "keys-dir",     "public-url", "sig-skew",
                                        "sig-max-age",  "nonce-cache",
                                        "evidence-origin", "checkpoint-every",
-                                       "checkpoint-ms", "stepup-ttl"};
+                                       "checkpoint-ms", "stepup-ttl",
+                                       "evidence",     "benchmark-only"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char env[64] = "AGENTCLEAR_";
         size_t n = strlen(env);
@@ -175,6 +188,11 @@ int ac_config_load(struct ac_config *c, int argc, char **argv, char *err, size_t
     if (c->evidence_origin[0] == '\0')
         snprintf(c->evidence_origin, sizeof c->evidence_origin, "agentclear.local/%d",
                  c->partition);
+    if (c->evidence_off && !c->benchmark_only) {
+        snprintf(err, errlen, "evidence=off is for benchmarks only and needs benchmark-only=yes; "
+                              "never run a production server without its evidence log");
+        return -1;
+    }
     if (c->database_url[0] == '\0') {
         snprintf(err, errlen, "no database: set AGENTCLEAR_DATABASE_URL or --database-url");
         return -1;

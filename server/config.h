@@ -29,6 +29,11 @@ struct ac_config {
                                   no spaces, no '+'), default "agentclear.local/<partition>" */
     unsigned long checkpoint_every; /* AGENTCLEAR_CHECKPOINT_EVERY records, default 1024 */
     unsigned long checkpoint_ms;    /* AGENTCLEAR_CHECKPOINT_MS milliseconds, default 1000 */
+    /* AGENTCLEAR_EVIDENCE "on" (default) or "off": off writes no evidence records at all. For
+     * measuring the evidence log's cost only (ops/bench e2e), NEVER in production: it is refused
+     * unless AGENTCLEAR_BENCHMARK_ONLY=yes is also given. */
+    int evidence_off;
+    int benchmark_only; /* AGENTCLEAR_BENCHMARK_ONLY "yes": allow benchmark-only settings */
 };
 
 /* Fill cfg from the environment, then from "--key=value" arguments (same names, lowercase,

@@ -1,0 +1,320 @@
+/* tests/bench/benchutil.c -- see benchutil.h. */
+#include "tests/bench/benchutil.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "protocol/b64.h"
+#include "tests/support/httpc.h"
+
+double ac_bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double ac_bench_proc_cpu(const char *pid)
+{
+    char fn[128], buf[1024];
+    snprintf(fn, sizeof fn, "/proc/%s/stat", pid);
+    FILE *f = fopen(fn, "r");
+    if (f == NULL) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    if (p == NULL) return -1;
+    unsigned long long ut = 0, st = 0;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+double ac_bench_pg_cpu(PGconn *mon)
+{
+    if (mon == NULL) return -1;
+    PGresult *r = PQexec(mon, "select pid from pg_stat_activity");
+    double sum = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        for (int i = 0; i < PQntuples(r); i++) {
+            double v = ac_bench_proc_cpu(PQgetvalue(r, i, 0));
+            if (v >= 0) sum = (sum < 0 ? 0 : sum) + v;
+        }
+    PQclear(r);
+    return sum;
+}
+
+int ac_bench_server_start(struct ac_test_server *srv, const char *name, const char *binary,
+                          const char *url, int threads, const char *const *extra, char *token)
+{
+    if (setenv("AC_BINARY", binary, 1) != 0) return -1;
+    uint8_t rnd[24];
+    if (RAND_bytes(rnd, sizeof rnd) != 1) return -1;
+    ac_b64_encode(rnd, sizeof rnd, token, 1);
+    char th[64];
+    snprintf(th, sizeof th, "AGENTCLEAR_THREADS=%d", threads);
+    const char *env[AC_TEST_MAX_ENV + 1] = {th};
+    size_t n = 1;
+    for (size_t i = 0; extra && extra[i] && n < AC_TEST_MAX_ENV; i++)
+        env[n++] = extra[i];
+    env[n] = NULL;
+    if (ac_test_server_start(srv, name, url, token, env, 60000) != 0) {
+        fprintf(stderr, "%s: the server did not start\n", name);
+        return -1;
+    }
+    return 0;
+}
+
+int ac_bench_post(unsigned port, const char *path, const char *json, const char *token, int want)
+{
+    struct ac_test_http c;
+    ac_test_http_init(&c, "127.0.0.1", port, 20000);
+    struct ac_test_http_resp r;
+    int st = ac_test_http_api(&c, "POST", path, token, json, &r);
+    if (st != want) fprintf(stderr, "bench: POST %s: %d %.500s\n", path, st, r.body);
+    ac_test_http_resp_free(&r);
+    ac_test_http_close(&c);
+    return st;
+}
+
+/* ---- on every core ----------------------------------------------------------------------------
+ */
+
+struct par_job {
+    size_t from, to;
+    int (*fn)(size_t, void *);
+    void *ctx;
+    int failed;
+};
+
+static void *par_range(void *arg)
+{
+    struct par_job *j = arg;
+    for (size_t i = j->from; i < j->to && !j->failed; i++)
+        if (j->fn(i, j->ctx) != 0) j->failed = 1;
+    return NULL;
+}
+
+int ac_bench_parallel(size_t n, int (*fn)(size_t i, void *ctx), void *ctx)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = ncpu > 0 && ncpu < 64 ? (int)ncpu : 2;
+    pthread_t th[64];
+    struct par_job jobs[64];
+    for (int i = 0; i < nt; i++) {
+        jobs[i] = (struct par_job){.from = n * (size_t)i / (size_t)nt,
+                                   .to = n * (size_t)(i + 1) / (size_t)nt,
+                                   .fn = fn,
+                                   .ctx = ctx};
+        pthread_create(&th[i], NULL, par_range, &jobs[i]);
+    }
+    int failed = 0;
+    for (int i = 0; i < nt; i++) {
+        pthread_join(th[i], NULL);
+        failed |= jobs[i].failed;
+    }
+    return failed ? -1 : 0;
+}
+
+/* ---- the closed loop --------------------------------------------------------------------------
+ */
+
+struct run {
+    const struct ac_bench_load *l;
+    struct sockaddr_in addr;
+    _Atomic size_t next;
+    _Atomic int stop;
+    _Atomic uint64_t errors;
+    _Atomic int printed;
+    double *done;        /* per request: when its answer was complete (0: not answered) */
+    float *lat_ms;       /* per request: send to full answer */
+    unsigned char *good; /* per request: the answer was `want` */
+};
+
+static int connect_to(const struct sockaddr_in *a)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (const struct sockaddr *)a, sizeof *a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Read one response; returns its status, or -1 on a transport error. The server always sends a
+ * Content-Length (responses from buffers). */
+static int read_response(int fd, char *buf, size_t cap)
+{
+    size_t have = 0;
+    char *end = NULL;
+    while (end == NULL) {
+        ssize_t k = recv(fd, buf + have, cap - 1 - have, 0);
+        if (k <= 0) return -1;
+        have += (size_t)k;
+        buf[have] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+        if (end == NULL && have + 1 >= cap) return -1;
+    }
+    int status = 0;
+    if (sscanf(buf, "HTTP/1.%*c %d", &status) != 1) return -1;
+    size_t clen = 0;
+    for (char *p = buf; p != NULL && p < end;) {
+        if (strncasecmp(p, "Content-Length:", 15) == 0) clen = strtoul(p + 15, NULL, 10);
+        char *nl = strstr(p, "\r\n");
+        p = nl ? nl + 2 : NULL;
+    }
+    size_t body_have = have - (size_t)(end + 4 - buf);
+    while (body_have < clen) {
+        char tmp[8192];
+        size_t want = clen - body_have < sizeof tmp ? clen - body_have : sizeof tmp;
+        ssize_t k = recv(fd, tmp, want, 0);
+        if (k <= 0) return -1;
+        body_have += (size_t)k;
+    }
+    if (body_have > clen) return -1; /* one request in flight: nothing may follow */
+    return status;
+}
+
+static void *client(void *arg)
+{
+    struct run *r = arg;
+    const struct ac_bench_load *l = r->l;
+    int fd = connect_to(&r->addr);
+    char buf[16384];
+    while (!atomic_load(&r->stop)) {
+        size_t i = atomic_fetch_add(&r->next, 1);
+        if (i >= l->n) break;
+        if (fd < 0 && (fd = connect_to(&r->addr)) < 0) {
+            atomic_fetch_add(&r->errors, 1);
+            continue;
+        }
+        double t = ac_bench_now();
+        size_t off = 0;
+        while (off < l->lens[i]) {
+            ssize_t k = send(fd, l->reqs[i] + off, l->lens[i] - off, MSG_NOSIGNAL);
+            if (k <= 0) break;
+            off += (size_t)k;
+        }
+        int st = off == l->lens[i] ? read_response(fd, buf, sizeof buf) : -1;
+        double e = ac_bench_now();
+        r->lat_ms[i] = (float)((e - t) * 1000.0);
+        r->good[i] = st == l->want;
+        r->done[i] = e;
+        if (st != l->want) {
+            atomic_fetch_add(&r->errors, 1);
+            if (atomic_fetch_add(&r->printed, 1) < 3) {
+                const char *body = st > 0 ? strstr(buf, "\r\n\r\n") : NULL;
+                fprintf(stderr, "%s: answer %d: %.300s\n", l->who, st,
+                        body ? body + 4 : "(transport error)");
+            }
+            if (st < 0) {
+                close(fd);
+                fd = -1;
+            }
+        }
+    }
+    if (fd >= 0) close(fd);
+    return NULL;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+int ac_bench_run(const struct ac_bench_load *l, struct ac_bench_result *out)
+{
+    memset(out, 0, sizeof *out);
+    struct run *r = calloc(1, sizeof *r);
+    pthread_t *th = calloc((size_t)l->connections, sizeof *th);
+    if (r == NULL || th == NULL) goto oom;
+    r->l = l;
+    r->done = calloc(l->n, sizeof *r->done);
+    r->lat_ms = calloc(l->n, sizeof *r->lat_ms);
+    r->good = calloc(l->n, 1);
+    if (r->done == NULL || r->lat_ms == NULL || r->good == NULL) goto oom;
+    r->addr.sin_family = AF_INET;
+    r->addr.sin_port = htons((uint16_t)l->port);
+    if (inet_pton(AF_INET, l->host, &r->addr.sin_addr) != 1) {
+        fprintf(stderr, "%s: bad address %s\n", l->who, l->host);
+        free(r->done);
+        free(r->lat_ms);
+        free(r->good);
+        free(r);
+        free(th);
+        return -1;
+    }
+    for (int i = 0; i < l->connections; i++)
+        pthread_create(&th[i], NULL, client, r);
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d", (int)l->server);
+    struct timespec ws = {.tv_sec = (time_t)l->warmup,
+                          .tv_nsec = (long)((l->warmup - (double)(time_t)l->warmup) * 1e9)};
+    nanosleep(&ws, NULL);
+    double t0 = ac_bench_now(), cpu0 = ac_bench_proc_cpu(pid), pg0 = ac_bench_pg_cpu(l->mon);
+    while (ac_bench_now() - t0 < l->seconds && atomic_load(&r->next) < l->n) {
+        struct timespec tick = {0, 20 * 1000 * 1000};
+        nanosleep(&tick, NULL);
+    }
+    double t1 = ac_bench_now(), cpu1 = ac_bench_proc_cpu(pid), pg1 = ac_bench_pg_cpu(l->mon);
+    atomic_store(&r->stop, 1);
+    for (int i = 0; i < l->connections; i++)
+        pthread_join(th[i], NULL);
+    out->ran_out = atomic_load(&r->next) >= l->n;
+    if (out->ran_out)
+        fprintf(stderr, "%s: the presigned requests ran out; the window was %.1f s\n", l->who,
+                t1 - t0);
+    float *lat = malloc(l->n * sizeof *lat);
+    if (lat == NULL) goto oom;
+    size_t nl = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (r->done[i] < t0 || r->done[i] > t1) continue;
+        if (r->good[i])
+            lat[nl++] = r->lat_ms[i];
+        else
+            out->errors++;
+    }
+    qsort(lat, nl, sizeof *lat, cmp_float);
+    out->window_s = t1 - t0;
+    out->ok = nl;
+    out->rps = (double)nl / out->window_s;
+    out->server_cores = cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) / out->window_s : -1;
+    out->pg_cores = pg0 >= 0 && pg1 >= 0 ? (pg1 - pg0) / out->window_s : -1;
+    out->p50_ms = nl ? lat[nl / 2] : -1;
+    out->p99_ms = nl ? lat[nl * 99 / 100] : -1;
+    out->errors_total = atomic_load(&r->errors);
+    free(lat);
+    free(r->done);
+    free(r->lat_ms);
+    free(r->good);
+    free(r);
+    free(th);
+    return 0;
+oom:
+    fprintf(stderr, "%s: out of memory\n", l->who);
+    if (r) {
+        free(r->done);
+        free(r->lat_ms);
+        free(r->good);
+    }
+    free(r);
+    free(th);
+    return -1;
+}
