@@ -68,22 +68,10 @@ static json_t *call(const char *method, const char *path, const char *json, int 
     return call_tok(method, path, json, want, TOKEN);
 }
 
-/* Check a problem+json answer: status and code. Returns the parsed body. */
-static json_t *expect_problem(struct ac_test_http_resp *r, int status, const char *code,
-                              const char *what)
-{
-    return ac_test_api_problem(r, status, code, what);
-}
-
 static void problem_tok(const char *method, const char *path, const char *json, int status,
                         const char *code, const char *token)
 {
-    struct ac_test_http_resp r;
-    ac_test_http_api(&http, method, path, token, json, &r);
-    char what[256];
-    snprintf(what, sizeof what, "%s %s", method, path);
-    json_decref(expect_problem(&r, status, code, what));
-    ac_test_http_resp_free(&r);
+    ac_test_api_refused(&http, method, path, token, json, status, code);
 }
 
 static long long sql_int(const char *q)
@@ -177,7 +165,7 @@ static void pay_denied(EVP_PKEY *agent, const char *id, const char *mandate, con
     char *body = ac_test_pay_body(id, mandate, payee, cur, value, NULL);
     struct ac_test_http_resp r;
     pay_raw(NULL, agent, body, &r);
-    json_t *j = expect_problem(&r, 422, "payment_denied", id);
+    json_t *j = ac_test_api_problem(&r, 422, "payment_denied", id);
     json_t *rs = json_object_get(j, "reasons");
     int found = 0;
     for (size_t i = 0; i < json_array_size(rs); i++)
@@ -195,7 +183,7 @@ static void pay_problem(EVP_PKEY *agent, const char *body, int status, const cha
 {
     struct ac_test_http_resp r;
     pay_raw(NULL, agent, body, &r);
-    json_decref(expect_problem(&r, status, code, body));
+    json_decref(ac_test_api_problem(&r, status, code, body));
     ac_test_http_resp_free(&r);
 }
 
@@ -515,10 +503,10 @@ static void stepup(void **st)
     /* a confirmation signed by someone else's key, and one posted to the wrong endpoint */
     struct ac_test_http_resp r =
         answer(az1, "confirm", bob1, ac_test_confirmation_payload(ch, "confirm"));
-    json_decref(expect_problem(&r, 401, "jws_key_unknown", "bob's confirmation"));
+    json_decref(ac_test_api_problem(&r, 401, "jws_key_unknown", "bob's confirmation"));
     ac_test_http_resp_free(&r);
     r = answer(az1, "decline", alice1, ac_test_confirmation_payload(ch, "confirm"));
-    json_decref(expect_problem(&r, 400, "confirmation_invalid", "confirm sent to decline"));
+    json_decref(ac_test_api_problem(&r, 400, "confirmation_invalid", "confirm sent to decline"));
     ac_test_http_resp_free(&r);
     same_balance("user:alice:cny", a1, "refused confirmations");
 
@@ -541,7 +529,8 @@ static void stepup(void **st)
     assert_int_equal(held, 0);
     /* replayed: already decided, settles nothing more */
     r = answer(az1, "confirm", alice1, json_incref(conf1));
-    json_decref(expect_problem(&r, 409, "authorization_already_decided", "replayed confirmation"));
+    json_decref(
+        ac_test_api_problem(&r, 409, "authorization_already_decided", "replayed confirmation"));
     ac_test_http_resp_free(&r);
     same_balance("user:alice:cny", a2, "replayed confirmation");
 
@@ -553,13 +542,13 @@ static void stepup(void **st)
     struct bal a3 = balance("user:alice:cny");
     r = answer(az2, "confirm", alice1, json_incref(conf1));
     json_decref(
-        expect_problem(&r, 422, "authorization_mismatch", "confirmation for another payment"));
+        ac_test_api_problem(&r, 422, "authorization_mismatch", "confirmation for another payment"));
     ac_test_http_resp_free(&r);
     /* its own id but the other payment's nonce and digest */
     json_t *forged = json_incref(conf1);
     json_object_set_new(forged, "authorization", json_string(az2));
     r = answer(az2, "confirm", alice1, forged);
-    json_decref(expect_problem(&r, 422, "authorization_mismatch", "other payment's nonce"));
+    json_decref(ac_test_api_problem(&r, 422, "authorization_mismatch", "other payment's nonce"));
     ac_test_http_resp_free(&r);
     same_balance("user:alice:cny", a3, "mismatched confirmations");
     /* decline: the hold is voided, the spend released */
@@ -587,7 +576,8 @@ static void stepup(void **st)
     /* the declined one cannot be confirmed afterwards */
     r = answer(az2, "confirm", alice1,
                ac_test_confirmation_payload(json_object_get(az2o, "challenge"), "confirm"));
-    json_decref(expect_problem(&r, 409, "authorization_already_decided", "confirm after decline"));
+    json_decref(
+        ac_test_api_problem(&r, 409, "authorization_already_decided", "confirm after decline"));
     ac_test_http_resp_free(&r);
     same_balance("user:alice:cny", a2, "confirm after decline");
     problem_tok("GET", "/v1/authorizations/az_nope", NULL, 404, "authorization_unknown", NULL);
@@ -683,7 +673,7 @@ static void bad_input(void **st)
     struct ac_test_http_resp r;
     ac_test_http_request(&http, "POST", "/v1/payments", "Content-Type: application/json\r\n", body,
                          strlen(body), &r);
-    json_decref(expect_problem(&r, 401, "sig_missing", "unsigned payment"));
+    json_decref(ac_test_api_problem(&r, 401, "sig_missing", "unsigned payment"));
     ac_test_http_resp_free(&r);
     /* an unbound key */
     pay_problem(agent3, body, 401, "sig_key_unknown");
@@ -902,7 +892,7 @@ static void expiry(void **st)
     mandate_spent("ms", NULL, &held);
     assert_int_equal(held, 0);
     struct ac_test_http_resp r = answer(ac_test_jstr(az, "id"), "confirm", alice1, conf);
-    json_decref(expect_problem(&r, 410, "authorization_expired", "confirm after expiry"));
+    json_decref(ac_test_api_problem(&r, 410, "authorization_expired", "confirm after expiry"));
     ac_test_http_resp_free(&r);
     same_balance("user:alice:cny", a0, "confirm after expiry");
     json_decref(j);

@@ -63,21 +63,10 @@ static json_t *call(const char *method, const char *path, const char *json, int 
     return call_tok(method, path, json, want, TOKEN);
 }
 
-static json_t *expect_problem(struct ac_test_http_resp *r, int status, const char *code,
-                              const char *what)
-{
-    return ac_test_api_problem(r, status, code, what);
-}
-
 static void problem_tok(const char *method, const char *path, const char *json, int status,
                         const char *code, const char *token)
 {
-    struct ac_test_http_resp r;
-    ac_test_http_api(&http, method, path, token, json, &r);
-    char what[300];
-    snprintf(what, sizeof what, "%s %s", method, path);
-    json_decref(expect_problem(&r, status, code, what));
-    ac_test_http_resp_free(&r);
+    ac_test_api_refused(&http, method, path, token, json, status, code);
 }
 
 static long long sql_int(const char *q)
@@ -154,7 +143,7 @@ static void refund_problem(EVP_PKEY *key, const char *payment, const char *body,
     snprintf(path, sizeof path, "/v1/payments/%s/refunds", payment);
     struct ac_test_http_resp r;
     signed_post(key, path, body, &r);
-    json_decref(expect_problem(&r, status, code, body));
+    json_decref(ac_test_api_problem(&r, status, code, body));
     ac_test_http_resp_free(&r);
 }
 
