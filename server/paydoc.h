@@ -26,6 +26,11 @@ json_t *ac_paydoc_evidence_json(uint64_t seq, const uint8_t leaf[32]);
 /* A problem for a document refused with err (detail and, when set, "pointer"). */
 enum MHD_Result ac_paydoc_problem(struct ac_req *r, enum ac_ec ec, const struct ac_doc_err *err);
 
+struct ac_pay_signed;
+/* The verified RFC 9421 request r rests on (r->verified) and r's body, as a payment or a refund
+ * keeps it for its evidence record (borrowed from r). */
+void ac_paydoc_signed(const struct ac_req *r, struct ac_pay_signed *out);
+
 struct ac_payment_row;
 /* The payment object of the API (server/h_payments.c). New reference or NULL. */
 json_t *ac_payment_json(const struct ac_payment_row *p);
