@@ -36,6 +36,19 @@ enum MHD_Result ac_paydoc_body_jws(struct ac_req *r, char **out)
     return MHD_YES;
 }
 
+int ac_paydoc_jws(struct ac_req *r, char **text, struct ac_jws *j, enum MHD_Result *rc)
+{
+    *rc = ac_paydoc_body_jws(r, text);
+    if (*text == NULL) return 0;
+    const char *detail = NULL;
+    enum ac_ec ec = ac_jws_parse(*text, strlen(*text), j, &detail);
+    if (ec != AC_EC_OK) {
+        *rc = ac_reply_problem(r, ec, detail, NULL);
+        return 0;
+    }
+    return 1;
+}
+
 enum ac_ec ac_paydoc_verify_user(struct ac_req *r, const struct ac_jws *jws, const char *user,
                                  const char *kid)
 {
