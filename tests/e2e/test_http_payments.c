@@ -952,16 +952,7 @@ static void audit_replay(void **st)
     assert_int_equal(sql_int("select count(*) from ac_payments p where not exists (select 1 from "
                              "ac_evidence e where e.seq = p.evidence_seq and e.payment_id = p.id)"),
                      0);
-    char out[1200], dbarg[1100];
-    snprintf(out, sizeof out, "--out=%s/export.bin", ac_test_tmpdir());
-    snprintf(dbarg, sizeof dbarg, "--database-url=%s", db_url);
-    char *exp[] = {(char *)ac_test_binary(), "evidence", "export", dbarg, out, NULL};
-    assert_int_equal(ac_test_run("evidence_export", exp, 120000), 0);
-    char file[1100], live[1100];
-    snprintf(file, sizeof file, "%s/export.bin", ac_test_tmpdir());
-    snprintf(live, sizeof live, "--db=%s", db_url);
-    char *rep[] = {(char *)ac_test_binary(), "audit", "replay", file, live, NULL};
-    assert_int_equal(ac_test_run("audit_replay", rep, 300000), 0);
+    ac_test_payflow_export_replay(db_url);
 }
 
 static void sigterm_stops_cleanly(void **st)

@@ -552,16 +552,7 @@ static void audit_replay(void **st)
                              "ac_evidence e where e.seq = r.evidence_seq and e.payment_id = "
                              "r.payment_id)"),
                      0);
-    char out[1200], dbarg[1100];
-    snprintf(out, sizeof out, "--out=%s/export.bin", ac_test_tmpdir());
-    snprintf(dbarg, sizeof dbarg, "--database-url=%s", db_url);
-    char *exp[] = {(char *)ac_test_binary(), "evidence", "export", dbarg, out, NULL};
-    assert_int_equal(ac_test_run("evidence_export", exp, 120000), 0);
-    char file[1100], live[1100];
-    snprintf(file, sizeof file, "%s/export.bin", ac_test_tmpdir());
-    snprintf(live, sizeof live, "--db=%s", db_url);
-    char *rep[] = {(char *)ac_test_binary(), "audit", "replay", file, live, NULL};
-    assert_int_equal(ac_test_run("audit_replay", rep, 300000), 0);
+    ac_test_payflow_export_replay(db_url);
 }
 
 static void sigterm_stops_cleanly(void **st)

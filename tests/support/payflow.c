@@ -11,6 +11,7 @@
 #include "tests/support/agentsig.h"
 #include "tests/support/api.h"
 #include "tests/support/identity.h"
+#include "tests/support/server.h"
 #include "tests/support/sql.h"
 
 #define DAY 86400LL
@@ -136,4 +137,18 @@ void ac_test_payflow_evidence(const char *db_url, const json_t *ev, struct ac_ev
     assert_int_equal((long long)r->seq, seq);
     free(rec);
     free(hex);
+}
+
+void ac_test_payflow_export_replay(const char *db_url)
+{
+    char out[1200], dbarg[1100];
+    snprintf(out, sizeof out, "--out=%s/export.bin", ac_test_tmpdir());
+    snprintf(dbarg, sizeof dbarg, "--database-url=%s", db_url);
+    char *exp[] = {(char *)ac_test_binary(), "evidence", "export", dbarg, out, NULL};
+    assert_int_equal(ac_test_run("evidence_export", exp, 120000), 0);
+    char file[1100], live[1100];
+    snprintf(file, sizeof file, "%s/export.bin", ac_test_tmpdir());
+    snprintf(live, sizeof live, "--db=%s", db_url);
+    char *rep[] = {(char *)ac_test_binary(), "audit", "replay", file, live, NULL};
+    assert_int_equal(ac_test_run("audit_replay", rep, 300000), 0);
 }

@@ -50,4 +50,9 @@ void ac_test_payflow_binding(struct ac_test_http *c, const char *id, EVP_PKEY *u
  * decodes with that seq. r receives the record (the caller ac_ev_record_clear()s it). */
 void ac_test_payflow_evidence(const char *db_url, const json_t *ev, struct ac_ev_record *r);
 
+/* `agentclear evidence export` of the database at db_url to <tmpdir>/export.bin, then
+ * `agentclear audit replay` of that file against the live database (--db); fails the test unless
+ * both exit 0. */
+void ac_test_payflow_export_replay(const char *db_url);
+
 #endif
