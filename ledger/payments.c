@@ -1386,40 +1386,33 @@ void ac_payments_apply(struct ac_payop *op, struct ac_apply *a)
         return;
     }
     struct ac_payments *p = d->payments;
+    /* each kind with the members it cannot do without */
+    void (*apply)(struct ac_payments *, struct ac_domain *, struct ac_payop *, struct ac_apply *) =
+        NULL;
+    int complete = 0;
     switch (op->kind) {
     case AC_PAYOP_MANDATE:
-        if (op->mandate && op->jws)
-            apply_mandate(p, d, op, a);
-        else
-            op->result = AC_EC_INTERNAL;
+        apply = apply_mandate, complete = op->mandate && op->jws;
         break;
     case AC_PAYOP_MANDATE_REVOKE:
-        if (op->jws)
-            apply_mandate_revoke(p, d, op, a);
-        else
-            op->result = AC_EC_INTERNAL;
+        apply = apply_mandate_revoke, complete = op->jws != NULL;
         break;
     case AC_PAYOP_PAY:
-        if (op->pay)
-            apply_pay(p, d, op, a);
-        else
-            op->result = AC_EC_INTERNAL;
+        apply = apply_pay, complete = op->pay != NULL;
         break;
     case AC_PAYOP_ANSWER:
-        if (op->conf && op->jws)
-            apply_answer(p, d, op, a);
-        else
-            op->result = AC_EC_INTERNAL;
+        apply = apply_answer, complete = op->conf && op->jws;
         break;
     case AC_PAYOP_REFUND:
-        if (op->refund)
-            apply_refund(p, d, op, a);
-        else
-            op->result = AC_EC_INTERNAL;
+        apply = apply_refund, complete = op->refund != NULL;
         break;
     default:
-        op->result = AC_EC_INTERNAL;
+        break;
     }
+    if (apply != NULL && complete)
+        apply(p, d, op, a);
+    else
+        op->result = AC_EC_INTERNAL;
 }
 
 static void payments_op(struct ac_cmd *c, struct ac_apply *a)

@@ -16,6 +16,7 @@
 #include "protocol/dcbor.h"
 #include "protocol/digest.h"
 #include "protocol/httpsig.h"
+#include "protocol/sigbase.h"
 #include "protocol/jose.h"
 #include "protocol/merkle.h"
 
@@ -314,24 +315,6 @@ static void add_clipped(struct ac_buf *a, const char *s, size_t n, size_t max)
     if (n > max) ac_buf_adds(a, "...");
 }
 
-/* Value of the signature base line for component id (e.g. "\"@method\""), or NULL. */
-static const char *base_line(const uint8_t *base, size_t len, const char *id, size_t *vlen)
-{
-    size_t idn = strlen(id);
-    const char *p = (const char *)base, *end = p + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        if ((size_t)(le - p) >= idn + 2 && memcmp(p, id, idn) == 0 && p[idn] == ':' &&
-            p[idn + 1] == ' ') {
-            *vlen = (size_t)(le - p) - idn - 2;
-            return p + idn + 2;
-        }
-        p = nl ? nl + 1 : end;
-    }
-    return NULL;
-}
-
 struct doc {
     struct ac_jws jws;
     int parsed;
@@ -426,10 +409,10 @@ static int check_request(struct vstate *s, const char *item, const struct ac_ev_
     const struct ac_ev_request *q = &r->body.request;
     struct ac_buf *a = &s->recs;
     size_t mlen = 0, tlen = 0, plen = 0;
-    const char *method = base_line(q->base, q->base_len, "\"@method\"", &mlen);
-    const char *target = base_line(q->base, q->base_len, "\"@target-uri\"", &tlen);
-    if (target == NULL) target = base_line(q->base, q->base_len, "\"@path\"", &tlen);
-    const char *params = base_line(q->base, q->base_len, "\"@signature-params\"", &plen);
+    const char *method = ac_sigbase_line(q->base, q->base_len, "\"@method\"", &mlen);
+    const char *target = ac_sigbase_line(q->base, q->base_len, "\"@target-uri\"", &tlen);
+    if (target == NULL) target = ac_sigbase_line(q->base, q->base_len, "\"@path\"", &tlen);
+    const char *params = ac_sigbase_line(q->base, q->base_len, "\"@signature-params\"", &plen);
     ac_buf_adds(a, "      request: ");
     add_clipped(a, method ? method : "?", method ? mlen : 1, 16);
     ac_buf_adds(a, " ");
@@ -438,22 +421,8 @@ static int check_request(struct vstate *s, const char *item, const struct ac_ev_
     if (params == NULL) return vfail(s, item, "its signature base has no @signature-params line");
 
     /* the signature parameters, parsed by the same RFC 9421 code the server verifies with */
-    struct ac_buf si = {0}, sv = {0};
-    ac_buf_adds(&si, "sig=");
-    ac_buf_add(&si, params, plen);
-    char *b64 = malloc(ac_b64_enc_len(q->sig_len));
-    if (b64 != NULL) {
-        ac_b64_encode(q->sig, q->sig_len, b64, 0);
-        ac_buf_printf(&sv, "sig=:%s:", b64);
-    }
-    free(b64);
     struct ac_httpsig hs;
-    memset(&hs, 0, sizeof hs);
-    enum ac_ec ec = (si.oom || sv.oom || b64 == NULL)
-                        ? AC_EC_INTERNAL
-                        : ac_httpsig_parse(&hs, ac_buf_str(&si), ac_buf_str(&sv), NULL);
-    ac_buf_free(&si);
-    ac_buf_free(&sv);
+    enum ac_ec ec = ac_sigbase_parse(&hs, params, plen, q->sig, q->sig_len);
     int rc = 0;
     if (ec != AC_EC_OK) {
         rc = vfail(s, item, "its @signature-params do not parse (%s)", ac_ec_code(ec));
@@ -474,7 +443,7 @@ static int check_request(struct vstate *s, const char *item, const struct ac_ev_
     /* the request body against the base's content-digest */
     if (q->has_body) {
         size_t dlen = 0;
-        const char *dg = base_line(q->base, q->base_len, "\"content-digest\"", &dlen);
+        const char *dg = ac_sigbase_line(q->base, q->base_len, "\"content-digest\"", &dlen);
         if (dg == NULL) {
             rc = vfail(s, item,
                        "it keeps a request body but the signature base covers no "

@@ -11,6 +11,7 @@
 #include "protocol/buf.h"
 #include "protocol/digest.h"
 #include "protocol/httpsig.h"
+#include "protocol/sigbase.h"
 #include "protocol/jose.h"
 
 /* ---- a small string/hash-keyed table (open addressing, grows at 1/2 load) -------------------- */
@@ -364,55 +365,24 @@ static struct doc *binding_doc(struct ac_evcheck *ck, const struct ac_ev_record 
 /* ---- the request -------------------------------------------------------------------------------
  */
 
-static const char *base_line(const uint8_t *base, size_t len, const char *id, size_t *vlen)
-{
-    size_t idn = strlen(id);
-    const char *p = (const char *)base, *end = p + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        if ((size_t)(le - p) >= idn + 2 && memcmp(p, id, idn) == 0 && p[idn] == ':' &&
-            p[idn + 1] == ' ') {
-            *vlen = (size_t)(le - p) - idn - 2;
-            return p + idn + 2;
-        }
-        p = nl ? nl + 1 : end;
-    }
-    return NULL;
-}
-
 /* Verify the recorded request with the agent key (NULL: structure only). Returns 0 (verified or
  * no key), 1 (signature does not verify) or -1 with why (structure). */
 static int check_request(const struct ac_ev_request *q, EVP_PKEY *key, char *why, size_t whylen)
 {
     size_t plen = 0;
-    const char *params = base_line(q->base, q->base_len, "\"@signature-params\"", &plen);
+    const char *params = ac_sigbase_line(q->base, q->base_len, "\"@signature-params\"", &plen);
     if (params == NULL) return say(why, whylen, "its signature base has no @signature-params");
     if (q->has_body) {
         size_t dlen = 0;
-        const char *dg = base_line(q->base, q->base_len, "\"content-digest\"", &dlen);
+        const char *dg = ac_sigbase_line(q->base, q->base_len, "\"content-digest\"", &dlen);
         if (dg == NULL)
             return say(why, whylen, "it keeps a request body but the base covers no digest");
         enum ac_ec ec = ac_digest_verify(dg, dlen, q->body, q->body_len);
         if (ec != AC_EC_OK)
             return say(why, whylen, "its request body does not match the signed content-digest");
     }
-    struct ac_buf si = {0}, sv = {0};
-    ac_buf_adds(&si, "sig=");
-    ac_buf_add(&si, params, plen);
-    char *b64 = malloc(ac_b64_enc_len(q->sig_len));
-    if (b64) {
-        ac_b64_encode(q->sig, q->sig_len, b64, 0);
-        ac_buf_printf(&sv, "sig=:%s:", b64);
-    }
-    free(b64);
     struct ac_httpsig hs;
-    memset(&hs, 0, sizeof hs);
-    enum ac_ec ec = (si.oom || sv.oom || b64 == NULL)
-                        ? AC_EC_INTERNAL
-                        : ac_httpsig_parse(&hs, ac_buf_str(&si), ac_buf_str(&sv), NULL);
-    ac_buf_free(&si);
-    ac_buf_free(&sv);
+    enum ac_ec ec = ac_sigbase_parse(&hs, params, plen, q->sig, q->sig_len);
     int rc = 0;
     if (ec != AC_EC_OK) {
         rc = say(why, whylen, "its @signature-params do not parse (%s)", ac_ec_code(ec));

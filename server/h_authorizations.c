@@ -122,15 +122,13 @@ static enum MHD_Result answer(struct ac_req *r, enum ac_stepup_decision want)
         return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
     r->hctx = x;
     r->hctx_free = actx_free;
-    enum MHD_Result rc = ac_paydoc_body_jws(r, &x->jws);
-    if (x->jws == NULL) return rc;
     /* the document */
-    const char *detail = NULL;
     struct ac_jws j;
-    enum ac_ec ec = ac_jws_parse(x->jws, strlen(x->jws), &j, &detail);
-    if (ec != AC_EC_OK) return ac_reply_problem(r, ec, detail, NULL);
+    enum MHD_Result rc;
+    if (!ac_paydoc_jws(r, &x->jws, &j, &rc)) return rc;
+    const char *detail = NULL;
     struct ac_doc_err err = {0};
-    ec = ac_stepup_confirmation_jws_check(&j, &detail);
+    enum ac_ec ec = ac_stepup_confirmation_jws_check(&j, &detail);
     if (ec == AC_EC_OK) {
         detail = NULL;
         ec = ac_stepup_confirmation_parse(j.payload_json, &x->conf, &err);

@@ -19,6 +19,7 @@
 #include "protocol/binding.h"
 #include "protocol/mandate.h"
 #include "server/handlers.h"
+#include "server/paydoc.h"
 #include "server/seqcall.h"
 
 struct bctx {
@@ -86,32 +87,6 @@ static enum MHD_Result leader_only(struct ac_req *r)
     return ac_reply_problem(r, AC_EC_NOT_LEADER, "identity is served by the writer node", NULL);
 }
 
-/* The body {"jws": "..."}: copies the text to x->jws. On failure queues a problem and leaves
- * x->jws NULL. */
-static enum MHD_Result body_jws(struct ac_req *r, struct bctx *x)
-{
-    json_t *body;
-    enum MHD_Result rc = ac_req_json(r, &body);
-    if (body == NULL) return rc;
-    json_t *s;
-    json_error_t e;
-    if (json_unpack_ex(body, &e, JSON_STRICT, "{s:o}", "jws", &s) || !json_is_string(s)) {
-        json_decref(body);
-        return ac_reply_problem(r, AC_EC_JSON_SCHEMA, "expected {\"jws\": \"<compact jws>\"}",
-                                NULL);
-    }
-    size_t len = json_string_length(s);
-    const char *v = json_string_value(s);
-    if (len > AC_JWS_MAX_LEN || memchr(v, '\0', len) != NULL) {
-        json_decref(body);
-        return ac_reply_problem(r, AC_EC_JWS_MALFORMED, "jws too long or not text", NULL);
-    }
-    x->jws = strdup(v);
-    json_decref(body);
-    if (x->jws == NULL) return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
-    return MHD_YES;
-}
-
 static struct bctx *new_ctx(struct ac_req *r)
 {
     struct bctx *x = calloc(1, sizeof *x);
@@ -149,7 +124,7 @@ enum MHD_Result ac_h_bindings_post(struct ac_req *r)
     }
     if (!ac_seq_is_leader(r->app->seq)) return leader_only(r);
     if ((x = new_ctx(r)) == NULL) return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
-    enum MHD_Result rc = body_jws(r, x);
+    enum MHD_Result rc = ac_paydoc_body_jws(r, &x->jws);
     if (x->jws == NULL) return rc;
     const char *detail = NULL;
     enum ac_ec ec = ac_binding_parse(x->jws, strlen(x->jws), &x->doc, &detail);
@@ -185,7 +160,7 @@ enum MHD_Result ac_h_binding_revoke(struct ac_req *r)
     }
     if (!ac_seq_is_leader(r->app->seq)) return leader_only(r);
     if ((x = new_ctx(r)) == NULL) return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
-    enum MHD_Result rc = body_jws(r, x);
+    enum MHD_Result rc = ac_paydoc_body_jws(r, &x->jws);
     if (x->jws == NULL) return rc;
     const char *detail = NULL;
     enum ac_ec ec = ac_revocation_parse(x->jws, strlen(x->jws), &x->rev, &detail);

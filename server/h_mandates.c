@@ -138,13 +138,11 @@ enum MHD_Result ac_h_mandates_post(struct ac_req *r)
     if (x != NULL) return resumed(r, x, x->m.id, 201);
     if (!ac_seq_is_leader(r->app->seq)) return ac_paydoc_leader_only(r);
     if ((x = new_ctx(r)) == NULL) return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
-    enum MHD_Result rc = ac_paydoc_body_jws(r, &x->jws);
-    if (x->jws == NULL) return rc;
-    const char *detail = NULL;
     struct ac_jws j;
-    enum ac_ec ec = ac_jws_parse(x->jws, strlen(x->jws), &j, &detail);
-    if (ec != AC_EC_OK) return ac_reply_problem(r, ec, detail, NULL);
-    ec = ac_mandate_jws_check(&j, &detail);
+    enum MHD_Result rc;
+    if (!ac_paydoc_jws(r, &x->jws, &j, &rc)) return rc;
+    const char *detail = NULL;
+    enum ac_ec ec = ac_mandate_jws_check(&j, &detail);
     const char *asset = ec == AC_EC_OK ? ac_mandate_peek_asset(j.payload_json) : NULL;
     if (ec == AC_EC_OK && asset == NULL) {
         ec = AC_EC_MANDATE_INVALID;
@@ -190,13 +188,11 @@ enum MHD_Result ac_h_mandate_revoke(struct ac_req *r)
     if (x != NULL) return resumed(r, x, r->params[0], 200);
     if (!ac_seq_is_leader(r->app->seq)) return ac_paydoc_leader_only(r);
     if ((x = new_ctx(r)) == NULL) return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
-    enum MHD_Result rc = ac_paydoc_body_jws(r, &x->jws);
-    if (x->jws == NULL) return rc;
-    const char *detail = NULL;
     struct ac_jws j;
-    enum ac_ec ec = ac_jws_parse(x->jws, strlen(x->jws), &j, &detail);
-    if (ec != AC_EC_OK) return ac_reply_problem(r, ec, detail, NULL);
-    ec = ac_mandate_revocation_jws_check(&j, &detail);
+    enum MHD_Result rc;
+    if (!ac_paydoc_jws(r, &x->jws, &j, &rc)) return rc;
+    const char *detail = NULL;
+    enum ac_ec ec = ac_mandate_revocation_jws_check(&j, &detail);
     struct ac_mandate_revocation rv;
     struct ac_doc_err err = {0};
     if (ec == AC_EC_OK) {

@@ -283,13 +283,7 @@ enum MHD_Result ac_h_payments_post(struct ac_req *r)
     ac_wallet_account(0, q->payee, q->asset, q->credit);
     ac_payment_transfer_id(q->id, "pay", q->transfer_id);
     ac_pay_request_digest(q);
-    q->sig = (struct ac_pay_signed){.keyid = v->keyid,
-                                    .base = v->base,
-                                    .base_len = v->base_len,
-                                    .sig = v->sig,
-                                    .sig_len = v->siglen,
-                                    .body = (const uint8_t *)ac_buf_str(&r->body),
-                                    .body_len = r->body.len};
+    ac_paydoc_signed(r, &q->sig);
     /* DECIDE + SETTLE on the sequencer */
     x->op.kind = AC_PAYOP_PAY;
     x->op.pay = q;

@@ -181,13 +181,7 @@ enum MHD_Result ac_h_refunds_post(struct ac_req *r)
         return ac_reply_problem(r, AC_EC_ACCOUNT_UNKNOWN, "no wallet account id", NULL);
     ac_refund_transfer_id(q->id, q->transfer_id);
     ac_refund_request_digest(q);
-    q->sig = (struct ac_pay_signed){.keyid = v->keyid,
-                                    .base = v->base,
-                                    .base_len = v->base_len,
-                                    .sig = v->sig,
-                                    .sig_len = v->siglen,
-                                    .body = (const uint8_t *)ac_buf_str(&r->body),
-                                    .body_len = r->body.len};
+    ac_paydoc_signed(r, &q->sig);
     x->op.kind = AC_PAYOP_REFUND;
     x->op.refund = q;
     ac_payments_cmd(&x->cmd, &x->op);

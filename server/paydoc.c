@@ -1,12 +1,15 @@
-/* Shared by server/h_mandates.c, h_payments.c and h_authorizations.c (see paydoc.h). */
+/* Shared by server/h_mandates.c, h_payments.c, h_refunds.c, h_bindings.c and h_authorizations.c
+ * (see paydoc.h). */
 #include "server/paydoc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "keys/registry.h"
+#include "ledger/payments.h"
 #include "protocol/b64.h"
 #include "server/app.h"
+#include "server/authn.h"
 
 enum MHD_Result ac_paydoc_body_jws(struct ac_req *r, char **out)
 {
@@ -31,6 +34,19 @@ enum MHD_Result ac_paydoc_body_jws(struct ac_req *r, char **out)
     json_decref(body);
     if (*out == NULL) return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
     return MHD_YES;
+}
+
+int ac_paydoc_jws(struct ac_req *r, char **text, struct ac_jws *j, enum MHD_Result *rc)
+{
+    *rc = ac_paydoc_body_jws(r, text);
+    if (*text == NULL) return 0;
+    const char *detail = NULL;
+    enum ac_ec ec = ac_jws_parse(*text, strlen(*text), j, &detail);
+    if (ec != AC_EC_OK) {
+        *rc = ac_reply_problem(r, ec, detail, NULL);
+        return 0;
+    }
+    return 1;
 }
 
 enum ac_ec ac_paydoc_verify_user(struct ac_req *r, const struct ac_jws *jws, const char *user,
@@ -61,4 +77,16 @@ enum MHD_Result ac_paydoc_problem(struct ac_req *r, enum ac_ec ec, const struct 
 enum MHD_Result ac_paydoc_leader_only(struct ac_req *r)
 {
     return ac_reply_problem(r, AC_EC_NOT_LEADER, "payments are served by the writer node", NULL);
+}
+
+void ac_paydoc_signed(const struct ac_req *r, struct ac_pay_signed *out)
+{
+    const struct ac_verified *v = r->verified;
+    *out = (struct ac_pay_signed){.keyid = v->keyid,
+                                  .base = v->base,
+                                  .base_len = v->base_len,
+                                  .sig = v->sig,
+                                  .sig_len = v->siglen,
+                                  .body = (const uint8_t *)ac_buf_str(&r->body),
+                                  .body_len = r->body.len};
 }

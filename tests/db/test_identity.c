@@ -22,6 +22,7 @@
 #include "ledger/sequencer.h"
 #include "protocol/buf.h"
 #include "tests/support/identity.h"
+#include "tests/support/seqnode.h"
 #include "tests/support/sql.h"
 
 #define NOW_S 1780000000LL
@@ -39,7 +40,6 @@ static int64_t fake_clock(void *cls)
 struct node {
     struct ac_registry *reg;
     struct ac_domain dom;
-    struct ac_seq_domain sd;
     struct ac_sequencer *seq;
 };
 
@@ -49,12 +49,7 @@ static void node_start(struct node *n)
     n->reg = ac_registry_new();
     assert_non_null(n->reg);
     n->dom.registry = n->reg;
-    n->sd = ac_domain_seq(&n->dom);
-    struct ac_seq_config cfg = {
-        .db_url = url, .max_batch_items = 1024, .clock_us = fake_clock, .domain = &n->sd};
-    n->seq = ac_seq_start(&cfg);
-    assert_non_null(n->seq);
-    assert_true(ac_seq_wait_leader(n->seq, 15000));
+    n->seq = ac_test_seq_start(url, &n->dom, fake_clock);
 }
 
 static void node_stop(struct node *n)
@@ -68,12 +63,9 @@ static void node_stop(struct node *n)
  * idempotent replay. */
 static enum ac_ec run(struct node *n, struct ac_identity_op *op, int *replayed)
 {
-    struct ac_cmd c;
-    memset(&c, 0, sizeof c);
-    ac_identity_cmd(&c, op);
-    enum ac_ec ec = ac_seq_run(n->seq, &c);
+    enum ac_ec ec = ac_test_seq_identity(n->seq, op);
     if (replayed) *replayed = op->replayed;
-    return ec != AC_EC_OK ? ec : op->result;
+    return ec;
 }
 
 static enum ac_ec principal(struct node *n, enum ac_principal_role role, const char *id,

@@ -28,6 +28,7 @@
 #include "protocol/sig.h"
 #include "tests/support/agentsig.h"
 #include "tests/support/identity.h"
+#include "tests/support/seqnode.h"
 
 /* 2025-03-05T15:59:00Z = Wednesday 23:59 at +08:00 */
 #define T0 1741190340LL
@@ -67,7 +68,6 @@ struct node {
     struct ac_payments *pay;
     struct ac_evlog *ev;
     struct ac_domain dom;
-    struct ac_seq_domain sd;
     struct ac_sequencer *seq;
 };
 
@@ -85,12 +85,7 @@ static void node_start(struct node *n)
     assert_non_null(n->pay);
     assert_non_null(n->ev);
     n->dom = (struct ac_domain){.registry = n->reg, .evlog = n->ev, .payments = n->pay};
-    n->sd = ac_domain_seq(&n->dom);
-    struct ac_seq_config cfg = {
-        .db_url = url, .max_batch_items = 1024, .clock_us = fake_clock, .domain = &n->sd};
-    n->seq = ac_seq_start(&cfg);
-    assert_non_null(n->seq);
-    assert_true(ac_seq_wait_leader(n->seq, 15000));
+    n->seq = ac_test_seq_start(url, &n->dom, fake_clock);
 }
 
 static void node_stop(struct node *n)
@@ -104,20 +99,12 @@ static void node_stop(struct node *n)
 
 static enum ac_ec run_op(struct ac_payop *op)
 {
-    struct ac_cmd c;
-    memset(&c, 0, sizeof c);
-    ac_payments_cmd(&c, op);
-    enum ac_ec ec = ac_seq_run(N.seq, &c);
-    return ec != AC_EC_OK ? ec : op->result;
+    return ac_test_seq_payments(N.seq, op);
 }
 
 static enum ac_ec run_id(struct ac_identity_op *op)
 {
-    struct ac_cmd c;
-    memset(&c, 0, sizeof c);
-    ac_identity_cmd(&c, op);
-    enum ac_ec ec = ac_seq_run(N.seq, &c);
-    return ec != AC_EC_OK ? ec : op->result;
+    return ac_test_seq_identity(N.seq, op);
 }
 
 /* ---- the world ------------------------------------------------------------------------------- */

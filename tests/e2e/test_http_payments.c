@@ -38,9 +38,12 @@
 #include "protocol/sig.h"
 #include "protocol/stepup.h"
 #include "tests/support/agentsig.h"
+#include "tests/support/api.h"
 #include "tests/support/httpc.h"
 #include "tests/support/identity.h"
+#include "tests/support/payflow.h"
 #include "tests/support/server.h"
+#include "tests/support/sql.h"
 
 #define TOKEN "e2e-http-payments-operator-token"
 #define READY_MS 30000
@@ -54,25 +57,10 @@ static EVP_PKEY *alice1, *bob1, *shop1, *llm1, *agent1, *agent2, *agent3;
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-static const char *jstr(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
-
-/* method path [json] with the operator token (or none); fails unless the status is `want`. */
 static json_t *call_tok(const char *method, const char *path, const char *json, int want,
                         const char *token)
 {
-    struct ac_test_http_resp r;
-    int st = ac_test_http_api(&http, method, path, token, json, &r);
-    if (st != want)
-        fail_msg("%s %s: expected %d, got %d (%s) %s\nrequest: %.400s", method, path, want, st,
-                 r.err, r.body, json ? json : "");
-    json_t *j = ac_test_http_json(&r);
-    if (j == NULL) fail_msg("%s %s: body is not json: %s", method, path, r.body);
-    ac_test_http_resp_free(&r);
-    return j;
+    return ac_test_api_call(&http, method, path, token, json, want);
 }
 
 static json_t *call(const char *method, const char *path, const char *json, int want)
@@ -80,56 +68,15 @@ static json_t *call(const char *method, const char *path, const char *json, int 
     return call_tok(method, path, json, want, TOKEN);
 }
 
-/* Check a problem+json answer: status and code. Returns the parsed body. */
-static json_t *expect_problem(struct ac_test_http_resp *r, int status, const char *code,
-                              const char *what)
-{
-    if (r->status != status)
-        fail_msg("%s: expected %d %s, got %d (%s): %s", what, status, code, r->status, r->err,
-                 r->body);
-    char ct[128];
-    ac_test_http_header(r, "Content-Type", ct, sizeof ct);
-    if (strncmp(ct, "application/problem+json", 24) != 0)
-        fail_msg("%s: content type '%s'", what, ct);
-    json_t *j = ac_test_http_json(r);
-    if (j == NULL || strcmp(jstr(j, "code"), code) != 0)
-        fail_msg("%s: expected code %s, got %s", what, code, r->body);
-    return j;
-}
-
 static void problem_tok(const char *method, const char *path, const char *json, int status,
                         const char *code, const char *token)
 {
-    struct ac_test_http_resp r;
-    ac_test_http_api(&http, method, path, token, json, &r);
-    char what[256];
-    snprintf(what, sizeof what, "%s %s", method, path);
-    json_decref(expect_problem(&r, status, code, what));
-    ac_test_http_resp_free(&r);
+    ac_test_api_refused(&http, method, path, token, json, status, code);
 }
 
 static long long sql_int(const char *q)
 {
-    PGconn *c = PQconnectdb(db_url);
-    PGresult *r = PQexec(c, q);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) fail_msg("%s: %s", q, PQerrorMessage(c));
-    long long v = atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
-/* The first column of the first row of q as a malloc'd string. */
-static char *sql_text(const char *q)
-{
-    PGconn *c = PQconnectdb(db_url);
-    PGresult *r = PQexec(c, q);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-        fail_msg("%s: %s", q, PQerrorMessage(c));
-    char *v = strdup(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    PQfinish(c);
-    return v;
+    return ac_test_sql_int(db_url, q);
 }
 
 /* The answer's "evidence" {seq, leaf_hash} names the stored record of this kind about this
@@ -138,24 +85,9 @@ static void check_evidence(const json_t *ev, const char *kind, const char *payme
                            long long amount, const char *mandate_jws)
 {
     if (!json_is_object(ev)) fail_msg("no evidence for %s", payment);
-    long long seq = json_integer_value(json_object_get(ev, "seq"));
-    char q[256];
-    snprintf(q, sizeof q, "select encode(leaf, 'base64') from ac_evidence where seq = %lld", seq);
-    char *leaf = sql_text(q);
-    assert_string_equal(jstr(ev, "leaf_hash"), leaf);
-    free(leaf);
-    snprintf(q, sizeof q, "select encode(record, 'hex') from ac_evidence where seq = %lld", seq);
-    char *hex = sql_text(q);
-    size_t cap = strlen(hex) / 2 + 1;
-    uint8_t *rec = malloc(cap);
-    long n = ac_test_unhex(hex, rec, cap);
-    assert_true(n > 0);
     struct ac_ev_record r;
-    char err[200];
-    if (ac_ev_record_decode(rec, (size_t)n, &r, err, sizeof err) != 0)
-        fail_msg("record %lld does not decode: %s", seq, err);
+    ac_test_payflow_evidence(db_url, ev, &r);
     assert_string_equal(ac_ev_kind_name(r.kind), kind);
-    assert_int_equal((long long)r.seq, seq);
     assert_string_equal(r.body.payment, payment);
     if (amount >= 0) {
         assert_true(r.body.amount.present);
@@ -173,23 +105,6 @@ static void check_evidence(const json_t *ev, const char *kind, const char *payme
         assert_int_equal(r.body.ntransfers, 1);
     }
     ac_ev_record_clear(&r);
-    free(rec);
-    free(hex);
-}
-
-static int64_t now_s(void)
-{
-    return (int64_t)time(NULL);
-}
-
-/* The JWS body of a document signed by key over p (reference stolen). */
-static char *signed_doc(EVP_PKEY *key, const char *typ, json_t *p)
-{
-    char *jws = ac_test_sign_doc(key, typ, p, NULL);
-    json_decref(p);
-    char *body = ac_test_jws_body(jws);
-    free(jws);
-    return body;
 }
 
 /* Balances of an account in base units (scale 2 strings converted). */
@@ -197,28 +112,15 @@ struct bal {
     long long dp, dpo, cp, cpo;
 };
 
-static long long cents(const char *s)
-{
-    long long whole = 0, frac = 0;
-    int nfrac = 0;
-    const char *p = s;
-    for (; *p && *p != '.'; p++)
-        whole = whole * 10 + (*p - '0');
-    if (*p == '.')
-        for (p++; *p; p++, nfrac++)
-            frac = frac * 10 + (*p - '0');
-    while (nfrac++ < 2)
-        frac *= 10;
-    return whole * 100 + frac;
-}
-
 static struct bal balance(const char *account)
 {
     char path[160];
     snprintf(path, sizeof path, "/v1/ledger/accounts/%s", account);
     json_t *j = call("GET", path, NULL, 200);
-    struct bal b = {cents(jstr(j, "debits_pending")), cents(jstr(j, "debits_posted")),
-                    cents(jstr(j, "credits_pending")), cents(jstr(j, "credits_posted"))};
+    struct bal b = {ac_test_cents(ac_test_jstr(j, "debits_pending")),
+                    ac_test_cents(ac_test_jstr(j, "debits_posted")),
+                    ac_test_cents(ac_test_jstr(j, "credits_pending")),
+                    ac_test_cents(ac_test_jstr(j, "credits_posted"))};
     json_decref(j);
     return b;
 }
@@ -234,32 +136,18 @@ static void same_balance(const char *account, struct bal want, const char *what)
 /* ---- signed payment requests ------------------------------------------------------------------
  */
 
-/* The body of a payment request. */
-static char *pay_body(const char *id, const char *mandate, const char *payee, const char *cur,
-                      const char *value, const char *op)
-{
-    json_t *o = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "id", id, "mandate", mandate, "payee",
-                          payee, "amount", "currency", cur, "value", value);
-    if (op) json_object_set_new(o, "op", json_string(op));
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return s;
-}
-
 /* Send body as POST /v1/payments signed by agent on connection c (NULL: the shared one). */
 static int pay_raw(struct ac_test_http *c, EVP_PKEY *agent, const char *body,
                    struct ac_test_http_resp *r)
 {
-    static _Thread_local char hdrs[16384];
-    ac_test_agent_headers(agent, srv.port, "POST", "/v1/payments", body, hdrs, sizeof hdrs);
-    return ac_test_http_request(c ? c : &http, "POST", "/v1/payments", hdrs, body, strlen(body), r);
+    return ac_test_signed_post(c ? c : &http, srv.port, agent, "/v1/payments", body, r);
 }
 
 /* A payment that must answer `want`; returns the JSON body. */
 static json_t *pay(EVP_PKEY *agent, const char *id, const char *mandate, const char *payee,
                    const char *value, int want)
 {
-    char *body = pay_body(id, mandate, payee, "CNY", value, NULL);
+    char *body = ac_test_pay_body(id, mandate, payee, "CNY", value, NULL);
     struct ac_test_http_resp r;
     int st = pay_raw(NULL, agent, body, &r);
     if (st != want) fail_msg("payment %s: expected %d, got %d: %s", id, want, st, r.body);
@@ -274,16 +162,16 @@ static json_t *pay(EVP_PKEY *agent, const char *id, const char *mandate, const c
 static void pay_denied(EVP_PKEY *agent, const char *id, const char *mandate, const char *payee,
                        const char *cur, const char *value, const char *reason)
 {
-    char *body = pay_body(id, mandate, payee, cur, value, NULL);
+    char *body = ac_test_pay_body(id, mandate, payee, cur, value, NULL);
     struct ac_test_http_resp r;
     pay_raw(NULL, agent, body, &r);
-    json_t *j = expect_problem(&r, 422, "payment_denied", id);
+    json_t *j = ac_test_api_problem(&r, 422, "payment_denied", id);
     json_t *rs = json_object_get(j, "reasons");
     int found = 0;
     for (size_t i = 0; i < json_array_size(rs); i++)
         if (strcmp(json_string_value(json_array_get(rs, i)), reason) == 0) found = 1;
     if (!found) fail_msg("payment %s: reason %s missing: %s", id, reason, r.body);
-    assert_string_equal(jstr(json_object_get(j, "payment"), "status"), "denied");
+    assert_string_equal(ac_test_jstr(json_object_get(j, "payment"), "status"), "denied");
     check_evidence(json_object_get(json_object_get(j, "payment"), "evidence"), "payment.deny", id,
                    -1, NULL);
     json_decref(j);
@@ -295,14 +183,14 @@ static void pay_problem(EVP_PKEY *agent, const char *body, int status, const cha
 {
     struct ac_test_http_resp r;
     pay_raw(NULL, agent, body, &r);
-    json_decref(expect_problem(&r, status, code, body));
+    json_decref(ac_test_api_problem(&r, status, code, body));
     ac_test_http_resp_free(&r);
 }
 
 /* Register a mandate document (reference stolen), expecting `want`. */
 static json_t *register_mandate(EVP_PKEY *key, json_t *payload, int want)
 {
-    char *body = signed_doc(key, AC_MANDATE_TYP, payload);
+    char *body = ac_test_signed_body(key, AC_MANDATE_TYP, payload);
     json_t *j = call_tok("POST", "/v1/mandates", body, want, NULL);
     free(body);
     return j;
@@ -320,8 +208,8 @@ static long long mandate_spent(const char *id, long long *uses, long long *held)
 {
     json_t *j = mandate_get(id);
     json_t *total = json_object_get(json_object_get(j, "spend"), "total");
-    long long v = cents(jstr(json_object_get(total, "spent"), "value"));
-    if (held) *held = cents(jstr(json_object_get(total, "held"), "value"));
+    long long v = ac_test_cents(ac_test_jstr(json_object_get(total, "spent"), "value"));
+    if (held) *held = ac_test_cents(ac_test_jstr(json_object_get(total, "held"), "value"));
     if (uses) *uses = json_integer_value(json_object_get(json_object_get(j, "spend"), "uses"));
     json_decref(j);
     return v;
@@ -330,8 +218,8 @@ static long long mandate_spent(const char *id, long long *uses, long long *held)
 static void revoke_mandate(const char *id, EVP_PKEY *key, const char *user, int want)
 {
     json_t *p = json_pack("{s:i, s:s, s:s, s:I}", "ver", 1, "mandate", id, "iss", user, "iat",
-                          (json_int_t)now_s());
-    char *body = signed_doc(key, AC_MANDATE_REVOCATION_TYP, p);
+                          (json_int_t)ac_test_now_s());
+    char *body = ac_test_signed_body(key, AC_MANDATE_REVOCATION_TYP, p);
     char path[128];
     snprintf(path, sizeof path, "/v1/mandates/%s/revoke", id);
     json_decref(call_tok("POST", path, body, want, NULL));
@@ -343,31 +231,12 @@ static void revoke_mandate(const char *id, EVP_PKEY *key, const char *user, int 
 
 static void register_binding(const char *id, EVP_PKEY *agent, const char *agent_id)
 {
-    json_t *p =
-        ac_test_binding_payload(id, "alice", agent_id, agent, now_s() - 10, now_s() + 30 * DAY);
-    json_object_set_new(p, "max_autonomy", json_string("L5"));
-    char *body = signed_doc(alice1, AC_BINDING_TYP, p);
-    json_decref(call_tok("POST", "/v1/bindings", body, 201, NULL));
-    free(body);
+    ac_test_payflow_binding(&http, id, alice1, "alice", agent, agent_id);
 }
 
 static void world(void)
 {
-    char *a1 = ac_test_jwk_text(alice1), *b1 = ac_test_jwk_text(bob1),
-         *s1 = ac_test_jwk_text(shop1), *l1 = ac_test_jwk_text(llm1);
-    char body[8192];
-    json_decref(call("POST", "/v1/ledger/assets", "{\"code\":\"CNY\",\"scale\":2}", 201));
-    json_decref(call("POST", "/v1/ledger/assets", "{\"code\":\"USD\",\"scale\":2}", 201));
-    snprintf(body, sizeof body, "{\"id\":\"alice\",\"keys\":[%s]}", a1);
-    json_decref(call("POST", "/v1/users", body, 201));
-    snprintf(body, sizeof body, "{\"id\":\"bob\",\"keys\":[%s]}", b1);
-    json_decref(call("POST", "/v1/users", body, 201));
-    snprintf(body, sizeof body,
-             "{\"id\":\"shop\",\"name\":\"Book Shop\",\"category\":\"books\",\"keys\":[%s]}", s1);
-    json_decref(call("POST", "/v1/merchants", body, 201));
-    snprintf(body, sizeof body,
-             "{\"id\":\"llm\",\"name\":\"LLM\",\"category\":\"llm-inference\",\"keys\":[%s]}", l1);
-    json_decref(call("POST", "/v1/merchants", body, 201));
+    ac_test_payflow_parties(&http, TOKEN, alice1, bob1, shop1, llm1);
     json_decref(call("POST", "/v1/ledger/accounts",
                      "{\"accounts\":[{\"id\":\"bank:cny\",\"asset\":\"CNY\"},"
                      "{\"id\":\"user:alice:cny\",\"asset\":\"CNY\",\"owner\":\"alice\","
@@ -381,10 +250,6 @@ static void world(void)
                      "\"asset\":\"CNY\"}]}",
                      200));
     register_binding("b1", agent1, "agent-a");
-    free(a1);
-    free(b1);
-    free(s1);
-    free(l1);
 }
 
 /* ---- mandates ----------------------------------------------------------------------------------
@@ -395,23 +260,23 @@ static void mandates(void **st)
     (void)st;
     json_t *p = ac_test_mandate_payload("m1", "alice", "agent-a", "shop", "CNY", "50.00", "L5");
     json_object_set_new(p, "caps", json_pack("{s:s, s:s}", "day", "300.00", "total", "1000.00"));
-    char *body = signed_doc(alice1, AC_MANDATE_TYP, json_incref(p));
+    char *body = ac_test_signed_body(alice1, AC_MANDATE_TYP, json_incref(p));
     json_t *j = call_tok("POST", "/v1/mandates", body, 201, NULL);
-    assert_string_equal(jstr(j, "id"), "m1");
-    assert_string_equal(jstr(j, "user"), "alice");
-    assert_string_equal(jstr(j, "status"), "active");
-    assert_string_equal(jstr(j, "signed_by"), ac_test_kid(alice1));
-    assert_string_equal(jstr(json_object_get(j, "mandate"), "max_per_tx"), "50.00");
+    assert_string_equal(ac_test_jstr(j, "id"), "m1");
+    assert_string_equal(ac_test_jstr(j, "user"), "alice");
+    assert_string_equal(ac_test_jstr(j, "status"), "active");
+    assert_string_equal(ac_test_jstr(j, "signed_by"), ac_test_kid(alice1));
+    assert_string_equal(ac_test_jstr(json_object_get(j, "mandate"), "max_per_tx"), "50.00");
     json_t *head = json_object_get(j, "headroom");
-    assert_string_equal(jstr(json_object_get(head, "day"), "value"), "300.00");
-    assert_string_equal(jstr(json_object_get(head, "total"), "value"), "1000.00");
+    assert_string_equal(ac_test_jstr(json_object_get(head, "day"), "value"), "300.00");
+    assert_string_equal(ac_test_jstr(json_object_get(head, "total"), "value"), "1000.00");
     assert_null(json_object_get(head, "week"));
     json_decref(j);
     /* the same document again: 200; another document under the id: 409 */
     json_decref(call_tok("POST", "/v1/mandates", body, 200, NULL));
     free(body);
     json_object_set_new(p, "max_per_tx", json_string("60.00"));
-    body = signed_doc(alice1, AC_MANDATE_TYP, p);
+    body = ac_test_signed_body(alice1, AC_MANDATE_TYP, p);
     problem_tok("POST", "/v1/mandates", body, 409, "mandate_exists", NULL);
     free(body);
     assert_int_equal(sql_int("select count(*) from ac_mandates"), 1);
@@ -427,19 +292,19 @@ static void payments(void **st)
     (void)st;
     struct bal a0 = balance("user:alice:cny"), s0 = balance("merchant:shop:cny");
     json_t *j = pay(agent1, "p1", "m1", "shop", "12.34", 201);
-    assert_string_equal(jstr(j, "status"), "settled");
+    assert_string_equal(ac_test_jstr(j, "status"), "settled");
     json_t *dec = json_object_get(j, "decision");
-    assert_string_equal(jstr(dec, "verdict"), "allow");
-    assert_string_equal(jstr(dec, "autonomy"), "L5");
+    assert_string_equal(ac_test_jstr(dec, "verdict"), "allow");
+    assert_string_equal(ac_test_jstr(dec, "autonomy"), "L5");
     assert_int_equal(json_array_size(json_object_get(dec, "reasons")), 0);
-    assert_string_equal(jstr(json_object_get(j, "amount"), "value"), "12.34");
-    assert_string_equal(jstr(j, "payee"), "shop");
-    assert_string_equal(jstr(j, "mandate"), "m1");
+    assert_string_equal(ac_test_jstr(json_object_get(j, "amount"), "value"), "12.34");
+    assert_string_equal(ac_test_jstr(j, "payee"), "shop");
+    assert_string_equal(ac_test_jstr(j, "mandate"), "m1");
     char transfer[80];
-    snprintf(transfer, sizeof transfer, "%s", jstr(j, "transfer"));
+    snprintf(transfer, sizeof transfer, "%s", ac_test_jstr(j, "transfer"));
     assert_true(strlen(transfer) > 3);
     json_t *mj = mandate_get("m1");
-    char *m1_jws = strdup(jstr(mj, "jws"));
+    char *m1_jws = strdup(ac_test_jstr(mj, "jws"));
     json_decref(mj);
     check_evidence(json_object_get(j, "evidence"), "payment.settle", "p1", 1234, m1_jws);
     json_decref(j);
@@ -450,28 +315,28 @@ static void payments(void **st)
     char path[160];
     snprintf(path, sizeof path, "/v1/ledger/transfers/%s", transfer);
     j = call("GET", path, NULL, 200);
-    assert_string_equal(jstr(j, "debit_account"), "user:alice:cny");
-    assert_string_equal(jstr(j, "credit_account"), "merchant:shop:cny");
+    assert_string_equal(ac_test_jstr(j, "debit_account"), "user:alice:cny");
+    assert_string_equal(ac_test_jstr(j, "credit_account"), "merchant:shop:cny");
     json_decref(j);
     /* the same request again: the original answer, nothing moves */
     j = pay(agent1, "p1", "m1", "shop", "12.34", 200);
-    assert_string_equal(jstr(j, "status"), "settled");
-    assert_string_equal(jstr(j, "transfer"), transfer);
+    assert_string_equal(ac_test_jstr(j, "status"), "settled");
+    assert_string_equal(ac_test_jstr(j, "transfer"), transfer);
     check_evidence(json_object_get(j, "evidence"), "payment.settle", "p1", 1234, m1_jws);
     free(m1_jws);
     json_decref(j);
     same_balance("user:alice:cny", a1, "replay");
     /* another request under the same id */
-    char *body = pay_body("p1", "m1", "shop", "CNY", "12.35", NULL);
+    char *body = ac_test_pay_body("p1", "m1", "shop", "CNY", "12.35", NULL);
     pay_problem(agent1, body, 409, "payment_exists");
     free(body);
     same_balance("user:alice:cny", a1, "payment_exists");
     /* GET (operator) */
     j = call("GET", "/v1/payments/p1", NULL, 200);
-    assert_string_equal(jstr(j, "status"), "settled");
-    assert_string_equal(jstr(j, "user"), "alice");
-    assert_string_equal(jstr(j, "agent"), "agent-a");
-    assert_string_equal(jstr(j, "binding"), "b1");
+    assert_string_equal(ac_test_jstr(j, "status"), "settled");
+    assert_string_equal(ac_test_jstr(j, "user"), "alice");
+    assert_string_equal(ac_test_jstr(j, "agent"), "agent-a");
+    assert_string_equal(ac_test_jstr(j, "binding"), "b1");
     json_decref(j);
     problem_tok("GET", "/v1/payments/nope", NULL, 404, "payment_unknown", TOKEN);
     /* the mandate's spend */
@@ -499,7 +364,7 @@ static void *conc_thread(void *arg)
     struct conc *c = arg;
     char id[64];
     snprintf(id, sizeof id, "c%d-%d", c->run, c->i);
-    char *body = pay_body(id, c->mandate, "shop", "CNY", "3.00", NULL);
+    char *body = ac_test_pay_body(id, c->mandate, "shop", "CNY", "3.00", NULL);
     struct ac_test_http conn;
     ac_test_http_init(&conn, "127.0.0.1", srv.port, 60000);
     static _Thread_local char hdrs[16384];
@@ -508,7 +373,8 @@ static void *conc_thread(void *arg)
     struct ac_test_http_resp r;
     c->status = ac_test_http_request(&conn, "POST", "/v1/payments", hdrs, body, strlen(body), &r);
     json_t *j = ac_test_http_json(&r);
-    snprintf(c->code, sizeof c->code, "%s", j ? jstr(j, c->status == 201 ? "status" : "code") : "");
+    snprintf(c->code, sizeof c->code, "%s",
+             j ? ac_test_jstr(j, c->status == 201 ? "status" : "code") : "");
     json_decref(j);
     ac_test_http_resp_free(&r);
     ac_test_http_close(&conn);
@@ -577,12 +443,12 @@ static void concurrency(void **st)
 static json_t *stepup_payment(const char *id, const char *mid, const char *value)
 {
     json_t *j = pay(agent1, id, mid, "shop", value, 201);
-    assert_string_equal(jstr(j, "status"), "pending_confirmation");
-    assert_string_equal(jstr(json_object_get(j, "decision"), "verdict"), "step_up");
+    assert_string_equal(ac_test_jstr(j, "status"), "pending_confirmation");
+    assert_string_equal(ac_test_jstr(json_object_get(j, "decision"), "verdict"), "step_up");
     json_t *az = json_object_get(j, "authorization");
     if (az == NULL) fail_msg("no authorization in %s", id);
-    assert_string_equal(jstr(az, "status"), "pending");
-    assert_int_equal(strlen(jstr(az, "id")), 25); /* az_ + 22 base64url (128 bits) */
+    assert_string_equal(ac_test_jstr(az, "status"), "pending");
+    assert_int_equal(strlen(ac_test_jstr(az, "id")), 25); /* az_ + 22 base64url (128 bits) */
     check_evidence(json_object_get(j, "evidence"), "payment.step_up", id, -1, NULL);
     return j;
 }
@@ -590,7 +456,7 @@ static json_t *stepup_payment(const char *id, const char *mid, const char *value
 /* POST /v1/authorizations/{az}/{action} with the confirmation signed by key over p. */
 static struct ac_test_http_resp answer(const char *az, const char *action, EVP_PKEY *key, json_t *p)
 {
-    char *body = signed_doc(key, AC_CONFIRMATION_TYP, p);
+    char *body = ac_test_signed_body(key, AC_CONFIRMATION_TYP, p);
     char path[160];
     snprintf(path, sizeof path, "/v1/authorizations/%s/%s", az, action);
     struct ac_test_http_resp r;
@@ -614,11 +480,11 @@ static void stepup(void **st)
     json_t *az = json_object_get(j, "authorization");
     json_t *ch = json_object_get(az, "challenge");
     char az1[64];
-    snprintf(az1, sizeof az1, "%s", jstr(az, "id"));
-    assert_string_equal(jstr(ch, "authorization"), az1);
-    assert_string_equal(jstr(json_object_get(ch, "payment"), "payer"), "alice");
-    assert_string_equal(jstr(json_object_get(json_object_get(ch, "payment"), "amount"), "value"),
-                        "8.00");
+    snprintf(az1, sizeof az1, "%s", ac_test_jstr(az, "id"));
+    assert_string_equal(ac_test_jstr(ch, "authorization"), az1);
+    assert_string_equal(ac_test_jstr(json_object_get(ch, "payment"), "payer"), "alice");
+    assert_string_equal(
+        ac_test_jstr(json_object_get(json_object_get(ch, "payment"), "amount"), "value"), "8.00");
     assert_int_equal(json_array_size(json_object_get(json_object_get(j, "decision"), "reasons")),
                      1);
     struct bal a1 = balance("user:alice:cny");
@@ -630,17 +496,17 @@ static void stepup(void **st)
     char path[160];
     snprintf(path, sizeof path, "/v1/authorizations/%s", az1);
     json_t *g = call_tok("GET", path, NULL, 200, NULL);
-    assert_string_equal(jstr(g, "status"), "pending");
-    assert_string_equal(jstr(g, "payment"), "s1");
+    assert_string_equal(ac_test_jstr(g, "status"), "pending");
+    assert_string_equal(ac_test_jstr(g, "payment"), "s1");
     json_decref(g);
 
     /* a confirmation signed by someone else's key, and one posted to the wrong endpoint */
     struct ac_test_http_resp r =
         answer(az1, "confirm", bob1, ac_test_confirmation_payload(ch, "confirm"));
-    json_decref(expect_problem(&r, 401, "jws_key_unknown", "bob's confirmation"));
+    json_decref(ac_test_api_problem(&r, 401, "jws_key_unknown", "bob's confirmation"));
     ac_test_http_resp_free(&r);
     r = answer(az1, "decline", alice1, ac_test_confirmation_payload(ch, "confirm"));
-    json_decref(expect_problem(&r, 400, "confirmation_invalid", "confirm sent to decline"));
+    json_decref(ac_test_api_problem(&r, 400, "confirmation_invalid", "confirm sent to decline"));
     ac_test_http_resp_free(&r);
     same_balance("user:alice:cny", a1, "refused confirmations");
 
@@ -649,8 +515,8 @@ static void stepup(void **st)
     r = answer(az1, "confirm", alice1, json_incref(conf1));
     if (r.status != 200) fail_msg("confirm: %d %s", r.status, r.body);
     json_t *c = ac_test_http_json(&r);
-    assert_string_equal(jstr(json_object_get(c, "payment"), "status"), "settled");
-    assert_string_equal(jstr(json_object_get(c, "authorization"), "status"), "confirmed");
+    assert_string_equal(ac_test_jstr(json_object_get(c, "payment"), "status"), "settled");
+    assert_string_equal(ac_test_jstr(json_object_get(c, "authorization"), "status"), "confirmed");
     check_evidence(json_object_get(json_object_get(c, "authorization"), "evidence"),
                    "payment.confirm", "s1", 800, NULL);
     json_decref(c);
@@ -663,7 +529,8 @@ static void stepup(void **st)
     assert_int_equal(held, 0);
     /* replayed: already decided, settles nothing more */
     r = answer(az1, "confirm", alice1, json_incref(conf1));
-    json_decref(expect_problem(&r, 409, "authorization_already_decided", "replayed confirmation"));
+    json_decref(
+        ac_test_api_problem(&r, 409, "authorization_already_decided", "replayed confirmation"));
     ac_test_http_resp_free(&r);
     same_balance("user:alice:cny", a2, "replayed confirmation");
 
@@ -671,17 +538,17 @@ static void stepup(void **st)
     json_t *j2 = stepup_payment("s2", "ms", "9.00");
     json_t *az2o = json_object_get(j2, "authorization");
     char az2[64];
-    snprintf(az2, sizeof az2, "%s", jstr(az2o, "id"));
+    snprintf(az2, sizeof az2, "%s", ac_test_jstr(az2o, "id"));
     struct bal a3 = balance("user:alice:cny");
     r = answer(az2, "confirm", alice1, json_incref(conf1));
     json_decref(
-        expect_problem(&r, 422, "authorization_mismatch", "confirmation for another payment"));
+        ac_test_api_problem(&r, 422, "authorization_mismatch", "confirmation for another payment"));
     ac_test_http_resp_free(&r);
     /* its own id but the other payment's nonce and digest */
     json_t *forged = json_incref(conf1);
     json_object_set_new(forged, "authorization", json_string(az2));
     r = answer(az2, "confirm", alice1, forged);
-    json_decref(expect_problem(&r, 422, "authorization_mismatch", "other payment's nonce"));
+    json_decref(ac_test_api_problem(&r, 422, "authorization_mismatch", "other payment's nonce"));
     ac_test_http_resp_free(&r);
     same_balance("user:alice:cny", a3, "mismatched confirmations");
     /* decline: the hold is voided, the spend released */
@@ -689,8 +556,8 @@ static void stepup(void **st)
                ac_test_confirmation_payload(json_object_get(az2o, "challenge"), "decline"));
     if (r.status != 200) fail_msg("decline: %d %s", r.status, r.body);
     c = ac_test_http_json(&r);
-    assert_string_equal(jstr(json_object_get(c, "payment"), "status"), "declined");
-    assert_string_equal(jstr(json_object_get(c, "authorization"), "status"), "declined");
+    assert_string_equal(ac_test_jstr(json_object_get(c, "payment"), "status"), "declined");
+    assert_string_equal(ac_test_jstr(json_object_get(c, "authorization"), "status"), "declined");
     check_evidence(json_object_get(json_object_get(c, "authorization"), "evidence"),
                    "payment.decline", "s2", 900, NULL);
     json_decref(c);
@@ -700,16 +567,17 @@ static void stepup(void **st)
     assert_int_equal(spent, 1300);
     assert_int_equal(held, 0);
     json_t *pg = call("GET", "/v1/payments/s2", NULL, 200);
-    assert_string_equal(jstr(pg, "status"), "declined");
+    assert_string_equal(ac_test_jstr(pg, "status"), "declined");
     json_decref(pg);
     pg = pay(agent1, "s2", "ms", "shop", "9.00", 200); /* the agent's view: as it stands now */
-    assert_string_equal(jstr(pg, "status"), "declined");
-    assert_string_equal(jstr(json_object_get(pg, "authorization"), "status"), "declined");
+    assert_string_equal(ac_test_jstr(pg, "status"), "declined");
+    assert_string_equal(ac_test_jstr(json_object_get(pg, "authorization"), "status"), "declined");
     json_decref(pg);
     /* the declined one cannot be confirmed afterwards */
     r = answer(az2, "confirm", alice1,
                ac_test_confirmation_payload(json_object_get(az2o, "challenge"), "confirm"));
-    json_decref(expect_problem(&r, 409, "authorization_already_decided", "confirm after decline"));
+    json_decref(
+        ac_test_api_problem(&r, 409, "authorization_already_decided", "confirm after decline"));
     ac_test_http_resp_free(&r);
     same_balance("user:alice:cny", a2, "confirm after decline");
     problem_tok("GET", "/v1/authorizations/az_nope", NULL, 404, "authorization_unknown", NULL);
@@ -738,26 +606,27 @@ static void bad_input(void **st)
     problem_tok("POST", "/v1/mandates", body, 401, "jws_bad_signature", NULL);
     free(body);
     free(jws);
-    body = signed_doc(bob1, AC_MANDATE_TYP, json_incref(p)); /* iss alice, bob's key */
+    body = ac_test_signed_body(bob1, AC_MANDATE_TYP, json_incref(p)); /* iss alice, bob's key */
     problem_tok("POST", "/v1/mandates", body, 401, "jws_key_unknown", NULL);
     free(body);
     json_t *q = json_deep_copy(p);
     json_object_set_new(q, "surprise", json_true());
-    body = signed_doc(alice1, AC_MANDATE_TYP, q);
+    body = ac_test_signed_body(alice1, AC_MANDATE_TYP, q);
     problem_tok("POST", "/v1/mandates", body, 400, "mandate_invalid", NULL);
     free(body);
     q = json_deep_copy(p);
     json_object_set_new(q, "asset", json_string("XYZ"));
-    body = signed_doc(alice1, AC_MANDATE_TYP, q);
+    body = ac_test_signed_body(alice1, AC_MANDATE_TYP, q);
     problem_tok("POST", "/v1/mandates", body, 404, "asset_unknown", NULL);
     free(body);
     q = json_deep_copy(p);
-    json_object_set_new(q, "nbf", json_integer(now_s() - 100));
-    json_object_set_new(q, "exp", json_integer(now_s() - 10));
-    body = signed_doc(alice1, AC_MANDATE_TYP, q);
+    json_object_set_new(q, "nbf", json_integer(ac_test_now_s() - 100));
+    json_object_set_new(q, "exp", json_integer(ac_test_now_s() - 10));
+    body = ac_test_signed_body(alice1, AC_MANDATE_TYP, q);
     problem_tok("POST", "/v1/mandates", body, 422, "mandate_expired", NULL);
     free(body);
-    body = signed_doc(alice1, AC_BINDING_TYP, json_incref(p)); /* a mandate signed as a binding */
+    body = ac_test_signed_body(alice1, AC_BINDING_TYP,
+                               json_incref(p)); /* a mandate signed as a binding */
     problem_tok("POST", "/v1/mandates", body, 400, "mandate_invalid", NULL);
     free(body);
     json_decref(p);
@@ -794,17 +663,17 @@ static void bad_input(void **st)
                 "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{"
                 "\"currency\":\"EUR\",\"value\":\"1\"}}",
                 404, "asset_unknown");
-    body = pay_body("x1", "nope", "shop", "CNY", "1.00", NULL);
+    body = ac_test_pay_body("x1", "nope", "shop", "CNY", "1.00", NULL);
     pay_problem(agent1, body, 404, "mandate_unknown");
     free(body);
-    body = pay_body("x1", "m1", "nobody", "CNY", "1.00", NULL);
+    body = ac_test_pay_body("x1", "m1", "nobody", "CNY", "1.00", NULL);
     pay_problem(agent1, body, 404, "merchant_unknown");
     free(body);
-    body = pay_body("x1", "m1", "shop", "CNY", "1.00", NULL);
+    body = ac_test_pay_body("x1", "m1", "shop", "CNY", "1.00", NULL);
     struct ac_test_http_resp r;
     ac_test_http_request(&http, "POST", "/v1/payments", "Content-Type: application/json\r\n", body,
                          strlen(body), &r);
-    json_decref(expect_problem(&r, 401, "sig_missing", "unsigned payment"));
+    json_decref(ac_test_api_problem(&r, 401, "sig_missing", "unsigned payment"));
     ac_test_http_resp_free(&r);
     /* an unbound key */
     pay_problem(agent3, body, 401, "sig_key_unknown");
@@ -824,7 +693,7 @@ static void bad_input(void **st)
         day += 5000;
     }
     json_t *mj = mandate_get("m1");
-    long long day_spent = cents(jstr(
+    long long day_spent = ac_test_cents(ac_test_jstr(
         json_object_get(json_object_get(json_object_get(mj, "spend"), "day"), "spent"), "value"));
     json_decref(mj);
     char left[32];
@@ -847,15 +716,15 @@ static void bad_input(void **st)
     revoke_mandate("mr", alice1, "alice", 200);
     revoke_mandate("mr", alice1, "alice", 200); /* idempotent */
     json_t *mg = mandate_get("mr");
-    assert_string_equal(jstr(mg, "status"), "revoked");
+    assert_string_equal(ac_test_jstr(mg, "status"), "revoked");
     json_decref(mg);
     pay_denied(agent1, "x8", "mr", "shop", "CNY", "1.00", "mandate_revoked");
     /* use after expiry */
     json_t *ep = ac_test_mandate_payload("me", "alice", "agent-a", "shop", "CNY", "5.00", "L5");
-    int64_t exp = now_s() + 2;
+    int64_t exp = ac_test_now_s() + 2;
     json_object_set_new(ep, "exp", json_integer(exp));
     json_decref(register_mandate(alice1, ep, 201));
-    while (now_s() < exp + 1)
+    while (ac_test_now_s() < exp + 1)
         usleep(200000);
     pay_denied(agent1, "x9", "me", "shop", "CNY", "1.00", "mandate_expired");
     same_balance("user:alice:cny", a1, "denied payments");
@@ -899,17 +768,17 @@ static void *racer_thread(void *arg)
     for (int i = 0; !atomic_load(&race_stop) && i < 2000; i++) {
         char id[64];
         snprintf(id, sizeof id, "%s-%d", x->prefix, i);
-        char *body = pay_body(id, x->mandate, "shop", "CNY", "0.01", NULL);
+        char *body = ac_test_pay_body(id, x->mandate, "shop", "CNY", "0.01", NULL);
         struct ac_test_http_resp r;
         long long acked_before = atomic_load(&ack_ns);
         int st = pay_raw(&conn, x->agent, body, &r);
         json_t *j = ac_test_http_json(&r);
-        if (st == 201 && strcmp(jstr(j, "status"), "settled") == 0) {
+        if (st == 201 && strcmp(ac_test_jstr(j, "status"), "settled") == 0) {
             x->settled++;
             x->settled_cents += 1;
             if (acked_before) x->settled_after_ack++;
-        } else if (!(st == 422 && strcmp(jstr(j, "code"), "payment_denied") == 0) &&
-                   !(st == 401 && strcmp(jstr(j, "code"), "binding_revoked") == 0)) {
+        } else if (!(st == 422 && strcmp(ac_test_jstr(j, "code"), "payment_denied") == 0) &&
+                   !(st == 401 && strcmp(ac_test_jstr(j, "code"), "binding_revoked") == 0)) {
             x->other++;
             snprintf(x->other_what, sizeof x->other_what, "%d %s", st, r.body);
         }
@@ -959,8 +828,8 @@ static void race(EVP_PKEY *agent, const char *mid, const char *prefix, void (*re
 
 static void revoke_b2(void)
 {
-    json_t *p = ac_test_revocation_payload("b2", "alice", now_s());
-    char *body = signed_doc(alice1, AC_REVOCATION_TYP, p);
+    json_t *p = ac_test_revocation_payload("b2", "alice", ac_test_now_s());
+    char *body = ac_test_signed_body(alice1, AC_REVOCATION_TYP, p);
     json_decref(call_tok("POST", "/v1/bindings/b2/revoke", body, 200, NULL));
     free(body);
 }
@@ -1001,19 +870,19 @@ static void expiry(void **st)
     json_t *j = stepup_payment("e1", "ms", "7.00");
     json_t *az = json_object_get(j, "authorization");
     char path[160];
-    snprintf(path, sizeof path, "/v1/authorizations/%s", jstr(az, "id"));
+    snprintf(path, sizeof path, "/v1/authorizations/%s", ac_test_jstr(az, "id"));
     json_t *conf = ac_test_confirmation_payload(json_object_get(az, "challenge"), "confirm");
     /* nobody confirms: the server voids the hold by itself */
     int expired = 0;
     for (int i = 0; i < 300 && !expired; i++) {
         json_t *g = call_tok("GET", path, NULL, 200, NULL);
-        expired = strcmp(jstr(g, "status"), "expired") == 0;
+        expired = strcmp(ac_test_jstr(g, "status"), "expired") == 0;
         json_decref(g);
         if (!expired) usleep(100000);
     }
     assert_true(expired);
     json_t *pg = call("GET", "/v1/payments/e1", NULL, 200);
-    assert_string_equal(jstr(pg, "status"), "expired");
+    assert_string_equal(ac_test_jstr(pg, "status"), "expired");
     json_decref(pg);
     json_t *ag = call_tok("GET", path, NULL, 200, NULL);
     check_evidence(json_object_get(ag, "evidence"), "payment.expire", "e1", 700, NULL);
@@ -1022,8 +891,8 @@ static void expiry(void **st)
     long long held;
     mandate_spent("ms", NULL, &held);
     assert_int_equal(held, 0);
-    struct ac_test_http_resp r = answer(jstr(az, "id"), "confirm", alice1, conf);
-    json_decref(expect_problem(&r, 410, "authorization_expired", "confirm after expiry"));
+    struct ac_test_http_resp r = answer(ac_test_jstr(az, "id"), "confirm", alice1, conf);
+    json_decref(ac_test_api_problem(&r, 410, "authorization_expired", "confirm after expiry"));
     ac_test_http_resp_free(&r);
     same_balance("user:alice:cny", a0, "confirm after expiry");
     json_decref(j);
@@ -1049,9 +918,9 @@ static void restart_keeps_everything(void **st)
     ac_test_http_init(&http, "127.0.0.1", srv.port, 20000);
     assert_int_equal(mandate_spent("m1", NULL, NULL), spent);
     json_t *j = pay(agent1, "p1", "m1", "shop", "12.34", 200); /* the original answer */
-    assert_string_equal(jstr(j, "status"), "settled");
+    assert_string_equal(ac_test_jstr(j, "status"), "settled");
     json_decref(j);
-    char *body = pay_body("p1", "m1", "shop", "CNY", "1.00", NULL);
+    char *body = ac_test_pay_body("p1", "m1", "shop", "CNY", "1.00", NULL);
     pay_problem(agent1, body, 409, "payment_exists");
     free(body);
     pay_denied(agent1, "x8", "mr", "shop", "CNY", "1.00", "mandate_revoked");
@@ -1083,16 +952,7 @@ static void audit_replay(void **st)
     assert_int_equal(sql_int("select count(*) from ac_payments p where not exists (select 1 from "
                              "ac_evidence e where e.seq = p.evidence_seq and e.payment_id = p.id)"),
                      0);
-    char out[1200], dbarg[1100];
-    snprintf(out, sizeof out, "--out=%s/export.bin", ac_test_tmpdir());
-    snprintf(dbarg, sizeof dbarg, "--database-url=%s", db_url);
-    char *exp[] = {(char *)ac_test_binary(), "evidence", "export", dbarg, out, NULL};
-    assert_int_equal(ac_test_run("evidence_export", exp, 120000), 0);
-    char file[1100], live[1100];
-    snprintf(file, sizeof file, "%s/export.bin", ac_test_tmpdir());
-    snprintf(live, sizeof live, "--db=%s", db_url);
-    char *rep[] = {(char *)ac_test_binary(), "audit", "replay", file, live, NULL};
-    assert_int_equal(ac_test_run("audit_replay", rep, 300000), 0);
+    ac_test_payflow_export_replay(db_url);
 }
 
 static void sigterm_stops_cleanly(void **st)

@@ -33,9 +33,12 @@
 #include "protocol/sig.h"
 #include "protocol/stepup.h"
 #include "tests/support/agentsig.h"
+#include "tests/support/api.h"
 #include "tests/support/httpc.h"
 #include "tests/support/identity.h"
+#include "tests/support/payflow.h"
 #include "tests/support/server.h"
+#include "tests/support/sql.h"
 
 #define TOKEN "e2e-http-refunds-operator-token"
 #define READY_MS 30000
@@ -49,24 +52,10 @@ static EVP_PKEY *alice1, *shop1, *llm1, *agent1;
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-static const char *jstr(const json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
-
 static json_t *call_tok(const char *method, const char *path, const char *json, int want,
                         const char *token)
 {
-    struct ac_test_http_resp r;
-    int st = ac_test_http_api(&http, method, path, token, json, &r);
-    if (st != want)
-        fail_msg("%s %s: expected %d, got %d (%s) %s\nrequest: %.400s", method, path, want, st,
-                 r.err, r.body, json ? json : "");
-    json_t *j = ac_test_http_json(&r);
-    if (j == NULL) fail_msg("%s %s: body is not json: %s", method, path, r.body);
-    ac_test_http_resp_free(&r);
-    return j;
+    return ac_test_api_call(&http, method, path, token, json, want);
 }
 
 static json_t *call(const char *method, const char *path, const char *json, int want)
@@ -74,86 +63,15 @@ static json_t *call(const char *method, const char *path, const char *json, int 
     return call_tok(method, path, json, want, TOKEN);
 }
 
-static json_t *expect_problem(struct ac_test_http_resp *r, int status, const char *code,
-                              const char *what)
-{
-    if (r->status != status)
-        fail_msg("%s: expected %d %s, got %d (%s): %s", what, status, code, r->status, r->err,
-                 r->body);
-    char ct[128];
-    ac_test_http_header(r, "Content-Type", ct, sizeof ct);
-    if (strncmp(ct, "application/problem+json", 24) != 0)
-        fail_msg("%s: content type '%s'", what, ct);
-    json_t *j = ac_test_http_json(r);
-    if (j == NULL || strcmp(jstr(j, "code"), code) != 0)
-        fail_msg("%s: expected code %s, got %s", what, code, r->body);
-    return j;
-}
-
 static void problem_tok(const char *method, const char *path, const char *json, int status,
                         const char *code, const char *token)
 {
-    struct ac_test_http_resp r;
-    ac_test_http_api(&http, method, path, token, json, &r);
-    char what[300];
-    snprintf(what, sizeof what, "%s %s", method, path);
-    json_decref(expect_problem(&r, status, code, what));
-    ac_test_http_resp_free(&r);
+    ac_test_api_refused(&http, method, path, token, json, status, code);
 }
 
 static long long sql_int(const char *q)
 {
-    PGconn *c = PQconnectdb(db_url);
-    PGresult *r = PQexec(c, q);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) fail_msg("%s: %s", q, PQerrorMessage(c));
-    long long v = atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
-static char *sql_text(const char *q)
-{
-    PGconn *c = PQconnectdb(db_url);
-    PGresult *r = PQexec(c, q);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-        fail_msg("%s: %s", q, PQerrorMessage(c));
-    char *v = strdup(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
-static int64_t now_s(void)
-{
-    return (int64_t)time(NULL);
-}
-
-static char *signed_doc(EVP_PKEY *key, const char *typ, json_t *p)
-{
-    char *jws = ac_test_sign_doc(key, typ, p, NULL);
-    json_decref(p);
-    char *body = ac_test_jws_body(jws);
-    free(jws);
-    return body;
-}
-
-/* "12.34" -> 1234 (scale 2; a leading '-' allowed). */
-static long long cents(const char *s)
-{
-    int neg = *s == '-';
-    if (neg) s++;
-    long long whole = 0, frac = 0;
-    int nfrac = 0;
-    const char *p = s;
-    for (; *p && *p != '.'; p++)
-        whole = whole * 10 + (*p - '0');
-    if (*p == '.')
-        for (p++; *p; p++, nfrac++)
-            frac = frac * 10 + (*p - '0');
-    while (nfrac++ < 2)
-        frac *= 10;
-    return (neg ? -1 : 1) * (whole * 100 + frac);
+    return ac_test_sql_int(db_url, q);
 }
 
 /* credits_posted - debits_posted of a ledger account, in base units (the ledger API). */
@@ -162,38 +80,25 @@ static long long posted(const char *account)
     char path[160];
     snprintf(path, sizeof path, "/v1/ledger/accounts/%s", account);
     json_t *j = call("GET", path, NULL, 200);
-    long long v = cents(jstr(j, "credits_posted")) - cents(jstr(j, "debits_posted"));
+    long long v = ac_test_cents(ac_test_jstr(j, "credits_posted")) -
+                  ac_test_cents(ac_test_jstr(j, "debits_posted"));
     json_decref(j);
     return v;
 }
 
 /* ---- signed requests ------------------------------------------------------------------------- */
 
-static char *pay_body(const char *id, const char *mandate, const char *payee, const char *value)
-{
-    json_t *o = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}}", "id", id, "mandate", mandate, "payee",
-                          payee, "amount", "currency", "CNY", "value", value);
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return s;
-}
-
 /* POST path with body signed by key (NULL: unsigned). Returns the status. */
 static int signed_post(EVP_PKEY *key, const char *path, const char *body,
                        struct ac_test_http_resp *r)
 {
-    static char hdrs[16384];
-    if (key)
-        ac_test_agent_headers(key, srv.port, "POST", path, body, hdrs, sizeof hdrs);
-    else
-        snprintf(hdrs, sizeof hdrs, "Content-Type: application/json\r\n");
-    return ac_test_http_request(&http, "POST", path, hdrs, body, strlen(body), r);
+    return ac_test_signed_post(&http, srv.port, key, path, body, r);
 }
 
 static json_t *pay(const char *id, const char *mandate, const char *payee, const char *value,
                    int want)
 {
-    char *body = pay_body(id, mandate, payee, value);
+    char *body = ac_test_pay_body(id, mandate, payee, "CNY", value, NULL);
     struct ac_test_http_resp r;
     int st = signed_post(agent1, "/v1/payments", body, &r);
     if (st != want) fail_msg("payment %s: expected %d, got %d: %s", id, want, st, r.body);
@@ -238,7 +143,7 @@ static void refund_problem(EVP_PKEY *key, const char *payment, const char *body,
     snprintf(path, sizeof path, "/v1/payments/%s/refunds", payment);
     struct ac_test_http_resp r;
     signed_post(key, path, body, &r);
-    json_decref(expect_problem(&r, status, code, body));
+    json_decref(ac_test_api_problem(&r, status, code, body));
     ac_test_http_resp_free(&r);
 }
 
@@ -256,7 +161,7 @@ static long long refunded(const char *payment)
     char path[160];
     snprintf(path, sizeof path, "/v1/payments/%s", payment);
     json_t *j = call("GET", path, NULL, 200);
-    long long v = cents(jstr(json_object_get(j, "refunded"), "value"));
+    long long v = ac_test_cents(ac_test_jstr(json_object_get(j, "refunded"), "value"));
     json_decref(j);
     return v;
 }
@@ -268,22 +173,8 @@ static void check_refund_evidence(const json_t *o, const char *payment, const ch
 {
     const json_t *ev = json_object_get(o, "evidence");
     if (!json_is_object(ev)) fail_msg("no evidence for refund %s", refund_id);
-    long long seq = json_integer_value(json_object_get(ev, "seq"));
-    char q[256];
-    snprintf(q, sizeof q, "select encode(leaf, 'base64') from ac_evidence where seq = %lld", seq);
-    char *leaf = sql_text(q);
-    assert_string_equal(jstr(ev, "leaf_hash"), leaf);
-    free(leaf);
-    snprintf(q, sizeof q, "select encode(record, 'hex') from ac_evidence where seq = %lld", seq);
-    char *hex = sql_text(q);
-    size_t cap = strlen(hex) / 2 + 1;
-    uint8_t *rec = malloc(cap);
-    long n = ac_test_unhex(hex, rec, cap);
-    assert_true(n > 0);
     struct ac_ev_record r;
-    char err[200];
-    if (ac_ev_record_decode(rec, (size_t)n, &r, err, sizeof err) != 0)
-        fail_msg("record %lld does not decode: %s", seq, err);
+    ac_test_payflow_evidence(db_url, ev, &r);
     assert_string_equal(ac_ev_kind_name(r.kind), "refund");
     assert_string_equal(r.body.payment, payment);
     assert_string_equal(r.body.ref, refund_id);
@@ -300,8 +191,6 @@ static void check_refund_evidence(const json_t *o, const char *payment, const ch
     assert_string_equal(r.body.transfers[0].debit, debit);
     assert_string_equal(r.body.transfers[0].credit, "user:alice:cny");
     ac_ev_record_clear(&r);
-    free(rec);
-    free(hex);
 }
 
 /* ---- the world ------------------------------------------------------------------------------- */
@@ -314,26 +203,14 @@ static void register_mandate(const char *id, const char *max_per_tx, const char 
     json_object_set_new(p, "payees", json_pack("{s:[s, s]}", "merchants", "shop", "llm"));
     if (total_cap) json_object_set_new(p, "caps", json_pack("{s:s}", "total", total_cap));
     if (step_up_above) json_object_set_new(p, "step_up_above", json_string(step_up_above));
-    char *body = signed_doc(alice1, AC_MANDATE_TYP, p);
+    char *body = ac_test_signed_body(alice1, AC_MANDATE_TYP, p);
     json_decref(call_tok("POST", "/v1/mandates", body, 201, NULL));
     free(body);
 }
 
 static void world(void)
 {
-    char *a1 = ac_test_jwk_text(alice1), *s1 = ac_test_jwk_text(shop1),
-         *l1 = ac_test_jwk_text(llm1);
-    char body[8192];
-    json_decref(call("POST", "/v1/ledger/assets", "{\"code\":\"CNY\",\"scale\":2}", 201));
-    json_decref(call("POST", "/v1/ledger/assets", "{\"code\":\"USD\",\"scale\":2}", 201));
-    snprintf(body, sizeof body, "{\"id\":\"alice\",\"keys\":[%s]}", a1);
-    json_decref(call("POST", "/v1/users", body, 201));
-    snprintf(body, sizeof body,
-             "{\"id\":\"shop\",\"name\":\"Book Shop\",\"category\":\"books\",\"keys\":[%s]}", s1);
-    json_decref(call("POST", "/v1/merchants", body, 201));
-    snprintf(body, sizeof body,
-             "{\"id\":\"llm\",\"name\":\"LLM\",\"category\":\"llm-inference\",\"keys\":[%s]}", l1);
-    json_decref(call("POST", "/v1/merchants", body, 201));
+    ac_test_payflow_parties(&http, TOKEN, alice1, NULL, shop1, llm1);
     json_decref(call("POST", "/v1/ledger/accounts",
                      "{\"accounts\":[{\"id\":\"bank:cny\",\"asset\":\"CNY\"},"
                      "{\"id\":\"user:alice:cny\",\"asset\":\"CNY\",\"owner\":\"alice\","
@@ -349,16 +226,8 @@ static void world(void)
                      "\"credit_account\":\"user:alice:cny\",\"amount\":\"1000.00\","
                      "\"asset\":\"CNY\"}]}",
                      200));
-    json_t *p =
-        ac_test_binding_payload("b1", "alice", "agent-a", agent1, now_s() - 10, now_s() + 30 * DAY);
-    json_object_set_new(p, "max_autonomy", json_string("L5"));
-    char *bb = signed_doc(alice1, AC_BINDING_TYP, p);
-    json_decref(call_tok("POST", "/v1/bindings", bb, 201, NULL));
-    free(bb);
+    ac_test_payflow_binding(&http, "b1", alice1, "alice", agent1, "agent-a");
     register_mandate("m1", "50.00", NULL, NULL);
-    free(a1);
-    free(s1);
-    free(l1);
 }
 
 /* ---- refunds --------------------------------------------------------------------------------- */
@@ -369,19 +238,19 @@ static void full_refund(void **st)
     json_decref(pay("p1", "m1", "shop", "10.00", 201));
     long long a0 = posted("user:alice:cny"), s0 = posted("merchant:shop:cny");
     json_t *j = refund(shop1, "p1", "r1", "10.00", 201);
-    assert_string_equal(jstr(j, "id"), "r1");
-    assert_string_equal(jstr(j, "payment"), "p1");
-    assert_string_equal(jstr(j, "payee"), "shop");
-    assert_string_equal(jstr(j, "user"), "alice");
-    assert_string_equal(jstr(j, "reason"), "returned");
-    assert_string_equal(jstr(json_object_get(j, "amount"), "value"), "10.00");
+    assert_string_equal(ac_test_jstr(j, "id"), "r1");
+    assert_string_equal(ac_test_jstr(j, "payment"), "p1");
+    assert_string_equal(ac_test_jstr(j, "payee"), "shop");
+    assert_string_equal(ac_test_jstr(j, "user"), "alice");
+    assert_string_equal(ac_test_jstr(j, "reason"), "returned");
+    assert_string_equal(ac_test_jstr(json_object_get(j, "amount"), "value"), "10.00");
     check_refund_evidence(j, "p1", "r1", 1000, "shop");
     /* the transfer is in the ledger, merchant -> user */
     char path[160];
-    snprintf(path, sizeof path, "/v1/ledger/transfers/%s", jstr(j, "transfer"));
+    snprintf(path, sizeof path, "/v1/ledger/transfers/%s", ac_test_jstr(j, "transfer"));
     json_t *t = call("GET", path, NULL, 200);
-    assert_string_equal(jstr(t, "debit_account"), "merchant:shop:cny");
-    assert_string_equal(jstr(t, "credit_account"), "user:alice:cny");
+    assert_string_equal(ac_test_jstr(t, "debit_account"), "merchant:shop:cny");
+    assert_string_equal(ac_test_jstr(t, "credit_account"), "user:alice:cny");
     json_decref(t);
     json_decref(j);
     assert_int_equal(posted("user:alice:cny") - a0, 1000);
@@ -416,8 +285,8 @@ static void partial_refunds_and_replay(void **st)
     json_t *l = call("GET", "/v1/payments/p2/refunds", NULL, 200);
     json_t *rs = json_object_get(l, "refunds");
     assert_int_equal(json_array_size(rs), 2);
-    assert_string_equal(jstr(json_array_get(rs, 0), "id"), "r2a");
-    assert_string_equal(jstr(json_array_get(rs, 1), "id"), "r2b");
+    assert_string_equal(ac_test_jstr(json_array_get(rs, 0), "id"), "r2a");
+    assert_string_equal(ac_test_jstr(json_array_get(rs, 1), "id"), "r2b");
     json_decref(l);
     problem_tok("GET", "/v1/payments/p2/refunds", NULL, 401, "unauthorized", NULL);
     problem_tok("GET", "/v1/payments/nope/refunds", NULL, 404, "payment_unknown", TOKEN);
@@ -459,18 +328,18 @@ static void refused(void **st)
     refund_refused(shop1, "p4", "r4", "1.00", 409, "payment_not_refundable");
     register_mandate("ms", "50.00", NULL, "5.00");
     json_t *j = pay("p5", "ms", "shop", "20.00", 201);
-    assert_string_equal(jstr(j, "status"), "pending_confirmation");
+    assert_string_equal(ac_test_jstr(j, "status"), "pending_confirmation");
     refund_refused(shop1, "p5", "r5", "1.00", 409, "payment_not_refundable");
     /* nothing moved, nothing recorded */
     assert_int_equal(posted("user:alice:cny"), a0);
     assert_int_equal(posted("merchant:shop:cny"), s0);
     /* once alice confirms, the payment is settled and can be refunded */
     json_t *az = json_object_get(j, "authorization");
-    char *conf =
-        signed_doc(alice1, AC_CONFIRMATION_TYP,
-                   ac_test_confirmation_payload(json_object_get(az, "challenge"), "confirm"));
+    char *conf = ac_test_signed_body(
+        alice1, AC_CONFIRMATION_TYP,
+        ac_test_confirmation_payload(json_object_get(az, "challenge"), "confirm"));
     char path[160];
-    snprintf(path, sizeof path, "/v1/authorizations/%s/confirm", jstr(az, "id"));
+    snprintf(path, sizeof path, "/v1/authorizations/%s/confirm", ac_test_jstr(az, "id"));
     json_decref(call_tok("POST", path, conf, 200, NULL));
     free(conf);
     json_decref(j);
@@ -518,10 +387,10 @@ static void caps_not_restored(void **st)
     json_decref(refund(shop1, "pc1", "rc1", "20.00", 201));
     json_t *m = call("GET", "/v1/mandates/mc", NULL, 200);
     json_t *total = json_object_get(json_object_get(m, "spend"), "total");
-    assert_int_equal(cents(jstr(json_object_get(total, "spent"), "value")), 2000);
+    assert_int_equal(ac_test_cents(ac_test_jstr(json_object_get(total, "spent"), "value")), 2000);
     json_decref(m);
     json_t *j = pay("pc2", "mc", "shop", "0.01", 422);
-    assert_string_equal(jstr(j, "code"), "payment_denied");
+    assert_string_equal(ac_test_jstr(j, "code"), "payment_denied");
     json_decref(j);
 }
 
@@ -564,7 +433,8 @@ static void walk_pages(const char *base, int limit, const char *sql)
         pages++;
         for (size_t i = 0; i < json_array_size(data); i++, seen++) {
             if (seen >= nwant) fail_msg("%s: more payments than the database holds", base);
-            assert_string_equal(jstr(json_array_get(data, i), "id"), PQgetvalue(want, seen, 0));
+            assert_string_equal(ac_test_jstr(json_array_get(data, i), "id"),
+                                PQgetvalue(want, seen, 0));
         }
         json_t *next = json_object_get(j, "next_cursor");
         if (next == NULL) {
@@ -604,7 +474,7 @@ static void reading(void **st)
     /* tampered cursors and bad limits */
     j = call("GET", "/v1/users/alice/payments?limit=1", NULL, 200);
     char good[128];
-    snprintf(good, sizeof good, "%s", jstr(j, "next_cursor"));
+    snprintf(good, sizeof good, "%s", ac_test_jstr(j, "next_cursor"));
     json_decref(j);
     assert_true(good[0] != '\0');
     char tampered[160], path[300];
@@ -640,9 +510,10 @@ static void balances(void **st)
     json_t *j = call("GET", "/v1/users/alice/balances", NULL, 200);
     json_t *bs = json_object_get(j, "balances");
     assert_int_equal(json_array_size(bs), 2); /* cny and usd; not bank:cny, not merchants */
-    assert_string_equal(jstr(json_array_get(bs, 0), "account"), "user:alice:cny");
-    assert_string_equal(jstr(json_array_get(bs, 1), "account"), "user:alice:usd");
-    long long cny = cents(jstr(json_object_get(json_array_get(bs, 0), "posted"), "value"));
+    assert_string_equal(ac_test_jstr(json_array_get(bs, 0), "account"), "user:alice:cny");
+    assert_string_equal(ac_test_jstr(json_array_get(bs, 1), "account"), "user:alice:usd");
+    long long cny =
+        ac_test_cents(ac_test_jstr(json_object_get(json_array_get(bs, 0), "posted"), "value"));
     assert_int_equal(cny, posted("user:alice:cny"));
     /* exact: funded 1000.00, minus every settled payment, plus every refund */
     long long want = 100000 -
@@ -650,12 +521,14 @@ static void balances(void **st)
                              "user_id = 'alice' and status = 'settled'") +
                      sql_int("select coalesce(sum(amount), 0) from ac_refunds");
     assert_int_equal(cny, want);
-    assert_string_equal(jstr(json_object_get(json_array_get(bs, 0), "posted"), "currency"), "CNY");
+    assert_string_equal(ac_test_jstr(json_object_get(json_array_get(bs, 0), "posted"), "currency"),
+                        "CNY");
     json_decref(j);
     j = call("GET", "/v1/merchants/shop/balances", NULL, 200);
     bs = json_object_get(j, "balances");
     assert_int_equal(json_array_size(bs), 1);
-    long long shop = cents(jstr(json_object_get(json_array_get(bs, 0), "posted"), "value"));
+    long long shop =
+        ac_test_cents(ac_test_jstr(json_object_get(json_array_get(bs, 0), "posted"), "value"));
     assert_int_equal(shop, sql_int("select coalesce(sum(amount), 0) from ac_payments where payee = "
                                    "'shop' and status = 'settled'") -
                                sql_int("select coalesce(sum(amount), 0) from ac_refunds where "
@@ -679,16 +552,7 @@ static void audit_replay(void **st)
                              "ac_evidence e where e.seq = r.evidence_seq and e.payment_id = "
                              "r.payment_id)"),
                      0);
-    char out[1200], dbarg[1100];
-    snprintf(out, sizeof out, "--out=%s/export.bin", ac_test_tmpdir());
-    snprintf(dbarg, sizeof dbarg, "--database-url=%s", db_url);
-    char *exp[] = {(char *)ac_test_binary(), "evidence", "export", dbarg, out, NULL};
-    assert_int_equal(ac_test_run("evidence_export", exp, 120000), 0);
-    char file[1100], live[1100];
-    snprintf(file, sizeof file, "%s/export.bin", ac_test_tmpdir());
-    snprintf(live, sizeof live, "--db=%s", db_url);
-    char *rep[] = {(char *)ac_test_binary(), "audit", "replay", file, live, NULL};
-    assert_int_equal(ac_test_run("audit_replay", rep, 300000), 0);
+    ac_test_payflow_export_replay(db_url);
 }
 
 static void sigterm_stops_cleanly(void **st)

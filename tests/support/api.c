@@ -1,5 +1,6 @@
 #include "tests/support/api.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "tests/support/testutil.h"
@@ -43,4 +44,15 @@ json_t *ac_test_api_problem(const struct ac_test_http_resp *r, int status, const
     if (strcmp(ac_test_jstr(j, "type"), "") == 0 || strcmp(ac_test_jstr(j, "title"), "") == 0)
         fail_msg("%s: problem without type or title: %s", what, r->body);
     return j;
+}
+
+void ac_test_api_refused(struct ac_test_http *c, const char *method, const char *path,
+                         const char *token, const char *json, int status, const char *code)
+{
+    struct ac_test_http_resp r;
+    ac_test_http_api(c, method, path, token, json, &r);
+    char what[300];
+    snprintf(what, sizeof what, "%s %s", method, path);
+    json_decref(ac_test_api_problem(&r, status, code, what));
+    ac_test_http_resp_free(&r);
 }

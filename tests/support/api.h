@@ -22,4 +22,9 @@ json_t *ac_test_api_call(struct ac_test_http *c, const char *method, const char 
 json_t *ac_test_api_problem(const struct ac_test_http_resp *r, int status, const char *code,
                             const char *what);
 
+/* method path [json] sent as ac_test_api_call() sends it; fails the test unless the answer is the
+ * problem `status`/`code` as ac_test_api_problem() checks it ("METHOD path" names the failure). */
+void ac_test_api_refused(struct ac_test_http *c, const char *method, const char *path,
+                         const char *token, const char *json, int status, const char *code);
+
 #endif
