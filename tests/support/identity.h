@@ -24,7 +24,8 @@ json_t *ac_test_revocation_payload(const char *binding, const char *user, int64_
  * NULL) and typ. Returns a malloc'd compact JWS. Fails the test on error. */
 char *ac_test_sign_doc(EVP_PKEY *key, const char *typ, const json_t *payload, const char *kid);
 
-/* The key's RFC 7638 thumbprint in a static buffer (overwritten by the next call). */
+/* The key's RFC 7638 thumbprint in a per-thread buffer (overwritten by the next call on that
+ * thread). */
 const char *ac_test_kid(EVP_PKEY *key);
 
 /* The public JWK text of a key (malloc'd). */
