@@ -1093,6 +1093,32 @@ static void audit_replay(void **st)
     snprintf(live, sizeof live, "--db=%s", db_url);
     char *rep[] = {(char *)ac_test_binary(), "audit", "replay", file, live, NULL};
     assert_int_equal(ac_test_run("audit_replay", rep, 300000), 0);
+
+    /* every decision recomputed with the risk engine: each payment decided by risk or refused by
+     * the ledger, each step-up answer (confirm, decline with or without reasons) is accounted
+     * for, and none of these mandates scopes by category, so all recompute */
+    char logf[1100];
+    snprintf(logf, sizeof logf, "%s/audit_replay.log", ac_test_tmpdir());
+    char *log = ac_test_read_file(logf, NULL);
+    assert_non_null(log);
+    const char *line = strstr(log, "replay: decisions: ");
+    assert_non_null(line);
+    unsigned long long rec = 0, led = 0, usr = 0, nrc = 0;
+    assert_int_equal(sscanf(line,
+                            "replay: decisions: %llu recomputed with the risk engine and equal, "
+                            "%llu ledger refusals (risk let them through), %llu declined by the "
+                            "user, %llu not recomputable",
+                            &rec, &led, &usr, &nrc),
+                     4);
+    long long decided = sql_int("select count(*) from ac_evidence where kind in ('payment.settle', "
+                                "'payment.step_up', 'payment.deny', 'payment.confirm', "
+                                "'payment.decline')");
+    assert_true(rec > 0);
+    assert_int_equal(nrc, 0);
+    assert_int_equal((long long)(rec + led + usr), decided);
+    assert_int_equal((long long)led, sql_int("select count(*) from ac_payments where status = "
+                                             "'failed'"));
+    free(log);
 }
 
 static void sigterm_stops_cleanly(void **st)
