@@ -90,6 +90,7 @@ struct mnd {
 struct pend {
     struct mnd *mandate;
     struct ac_spend_hold hold;
+    uint8_t binding[AC_EV_HASH_LEN]; /* the step-up's binding document */
     enum ac_op op;
     char payee[AC_ID_MAX + 1];
     char asset[AC_ASSET_MAX + 1];
@@ -246,12 +247,10 @@ static int request_facts(const struct ac_ev_record *r, struct ac_risk_request *q
 }
 
 /* The binding facts for r. 0 or -1. */
-static int binding_facts(struct ac_redecide *rd, const struct ac_evcheck *ck,
-                         const struct ac_ev_record *r, struct ac_risk_binding *b, char *why,
-                         size_t whylen)
+static int binding_facts(struct ac_redecide *rd, const struct ac_evcheck *ck, const uint8_t *hash,
+                         struct ac_risk_binding *b, char *why, size_t whylen)
 {
-    const struct ac_binding_doc *bd =
-        r->body.binding.present ? ac_evcheck_binding(ck, r->body.binding.hash) : NULL;
+    const struct ac_binding_doc *bd = hash ? ac_evcheck_binding(ck, hash) : NULL;
     if (bd == NULL) return say(why, whylen, "its binding document is not available");
     memset(b, 0, sizeof *b);
     b->binding_id = bd->id;
@@ -273,13 +272,21 @@ static int needs_category(const struct ac_mandate *m, const char *payee)
 static int payment(struct ac_redecide *rd, const struct ac_evcheck *ck,
                    const struct ac_ev_record *r, char *why, size_t whylen)
 {
+    const struct ac_ev_body *bd = &r->body;
+    if (r->kind == AC_EV_PAYMENT_DENY &&
+        (!bd->mandate.present || !bd->binding.present || !bd->request.present ||
+         !bd->request.has_body || !bd->amount.present)) {
+        rd->st.not_recomputable++;
+        rd->st.nr_missing++;
+        return 0;
+    }
     struct mnd *m = mandate_of(rd, ck, r, why, whylen);
     if (m == NULL) return -1;
     char payee[AC_ID_MAX + 1], asset[AC_ASSET_MAX + 1];
     struct ac_risk_input in;
     memset(&in, 0, sizeof in);
     if (request_facts(r, &in.req, payee, asset, why, whylen) != 0 ||
-        binding_facts(rd, ck, r, &in.binding, why, whylen) != 0)
+        binding_facts(rd, ck, r->body.binding.hash, &in.binding, why, whylen) != 0)
         return -1;
     const char *nr = NULL;
     if (m->parsed != 1)
@@ -327,6 +334,7 @@ static int payment(struct ac_redecide *rd, const struct ac_evcheck *ck,
             return say(why, whylen, "its amount overflows the mandate's spend");
         }
         p->mandate = m;
+        memcpy(p->binding, r->body.binding.hash, sizeof p->binding);
         p->op = in.req.op;
         memcpy(p->payee, payee, sizeof p->payee);
         memcpy(p->asset, asset, sizeof p->asset);
@@ -345,12 +353,15 @@ static int answer(struct ac_redecide *rd, const struct ac_evcheck *ck, const str
                   char *why, size_t whylen)
 {
     struct pend *p = iget(&rd->pending, r->body.payment);
+    if (p == NULL && r->kind == AC_EV_PAYMENT_EXPIRE && !r->body.mandate.present) return 0;
     if (p == NULL)
         return say(why, whylen, "payment %s has no outstanding step-up earlier in the log",
                    r->body.payment ? r->body.payment : "(none)");
-    struct mnd *m = mandate_of(rd, ck, r, why, whylen);
-    if (m == NULL) return -1;
-    if (m != p->mandate) return say(why, whylen, "it names another mandate than its step-up");
+    struct mnd *m = p->mandate;
+    if (r->body.mandate.present) {
+        if ((m = mandate_of(rd, ck, r, why, whylen)) == NULL) return -1;
+        if (m != p->mandate) return say(why, whylen, "it names another mandate than its step-up");
+    }
     int decided = r->kind == AC_EV_PAYMENT_CONFIRM ||
                   (r->kind == AC_EV_PAYMENT_DECLINE && r->body.nreasons > 0);
     if (r->kind == AC_EV_PAYMENT_DECLINE && !decided) rd->st.user_declines++;
@@ -363,7 +374,8 @@ static int answer(struct ac_redecide *rd, const struct ac_evcheck *ck, const str
     } else if (decided) {
         struct ac_risk_input in;
         memset(&in, 0, sizeof in);
-        if (binding_facts(rd, ck, r, &in.binding, why, whylen) != 0) return -1;
+        const uint8_t *bh = r->body.binding.present ? r->body.binding.hash : p->binding;
+        if (binding_facts(rd, ck, bh, &in.binding, why, whylen) != 0) return -1;
         in.req = (struct ac_risk_request){p->op, p->payee, NULL, p->asset, p->amount};
         in.mandate = &m->m;
         in.mandate_revoked = m->revoked;
@@ -430,6 +442,13 @@ int ac_redecide_record(struct ac_redecide *rd, const struct ac_evcheck *ck,
     case AC_EV_PAYMENT_DECLINE:
     case AC_EV_PAYMENT_EXPIRE:
         return answer(rd, ck, r, why, whylen);
+    case AC_EV_TOPUP:
+    case AC_EV_TAB_OPEN:
+        if (r->body.decision != AC_EV_DECISION_NONE) {
+            rd->st.not_recomputable++;
+            rd->st.nr_kind++;
+        }
+        return 0;
     default:
         return 0;
     }

@@ -19,8 +19,11 @@
  *
  * Not recomputable (counted, never passed silently): a decision whose mandate admits payees by
  * category while the payee is not listed by name -- the payee's registered category is not in
- * the evidence; a mandate whose asset scale no record shows. Their spend effect is applied as
- * recorded, so later decisions still recompute.
+ * the evidence; a mandate whose asset scale no record shows; a payment.deny that holds no mandate,
+ * binding or request body (the format allows it); topup and tab.open decisions (the server does
+ * not write them yet). Their spend effect is applied as recorded, so later decisions still
+ * recompute. An answer (confirm, decline, expire) to a step-up the log does not have fails,
+ * except a payment.expire that names no mandate (nothing to recompute or release).
  *
  * Call ac_redecide_record after ac_evcheck_record accepted the record (documents verified). */
 #ifndef AC_RISK_REDECIDE_H
@@ -49,6 +52,8 @@ struct ac_redecide_stats {
     uint64_t not_recomputable;
     uint64_t nr_category; /* of which: the payee's category is not in the evidence */
     uint64_t nr_scale;    /* of which: the mandate's asset scale is not in the evidence */
+    uint64_t nr_missing;  /* of which: a payment.deny without mandate, binding or request body */
+    uint64_t nr_kind;     /* of which: topup / tab.open decisions (not modelled yet) */
 };
 void ac_redecide_stats(const struct ac_redecide *rd, struct ac_redecide_stats *out);
 

@@ -398,9 +398,11 @@ static int audit_replay(int argc, char **argv)
     printf("replay: decisions: %" PRIu64 " recomputed with the risk engine and equal, %" PRIu64
            " ledger refusals (risk let them through), %" PRIu64 " declined by the user, %" PRIu64
            " not recomputable (%" PRIu64 " payee category not in the evidence, %" PRIu64
-           " mandate asset scale not in the evidence)\n",
+           " mandate asset scale not in the evidence, %" PRIu64
+           " denials without mandate, binding or request, %" PRIu64
+           " topup/tab.open decisions not modelled)\n",
            ds.recomputed, ds.ledger_refusals, ds.user_declines, ds.not_recomputable, ds.nr_category,
-           ds.nr_scale);
+           ds.nr_scale, ds.nr_missing, ds.nr_kind);
     ac_replay_free(&rp);
     fflush(stdout);
     if (db != NULL) {
