@@ -207,6 +207,22 @@ static struct doc *find_doc(struct ac_evcheck *ck, const uint8_t h[AC_EV_HASH_LE
     return i == SIZE_MAX ? NULL : &ck->docs[i];
 }
 
+const char *ac_evcheck_doc(const struct ac_evcheck *ck, const uint8_t hash[AC_EV_HASH_LEN],
+                           size_t *len)
+{
+    struct doc *d = find_doc((struct ac_evcheck *)ck, hash);
+    if (d == NULL) return NULL;
+    *len = d->len;
+    return d->text;
+}
+
+const struct ac_binding_doc *ac_evcheck_binding(const struct ac_evcheck *ck,
+                                                const uint8_t hash[AC_EV_HASH_LEN])
+{
+    struct doc *d = find_doc((struct ac_evcheck *)ck, hash);
+    return d && d->checked == 1 ? d->binding : NULL;
+}
+
 int ac_evcheck_document(struct ac_evcheck *ck, const uint8_t *doc, size_t len, char *why,
                         size_t whylen)
 {

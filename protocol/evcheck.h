@@ -39,6 +39,17 @@ int ac_evcheck_user_key(struct ac_evcheck *ck, const char *user, const char *jwk
 int ac_evcheck_record(struct ac_evcheck *ck, const struct ac_ev_record *r, char *why,
                       size_t whylen);
 
+/* A document of the export by its SHA-256 (docref hash): its text (NUL-terminated, *len bytes),
+ * or NULL when the export does not have it. Borrowed from ck. */
+const char *ac_evcheck_doc(const struct ac_evcheck *ck, const uint8_t hash[AC_EV_HASH_LEN],
+                           size_t *len);
+
+struct ac_binding_doc;
+/* The parsed binding document a record's binding docref names, once ac_evcheck_record accepted
+ * that record (NULL before, or when the record has no binding). Borrowed from ck. */
+const struct ac_binding_doc *ac_evcheck_binding(const struct ac_evcheck *ck,
+                                                const uint8_t hash[AC_EV_HASH_LEN]);
+
 struct ac_evcheck_stats {
     uint64_t documents_verified;  /* distinct JWS verified */
     uint64_t requests_verified;   /* request signatures verified */

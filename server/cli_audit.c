@@ -28,6 +28,7 @@
 #include "ledger/db.h"
 #include "protocol/bundle.h"
 #include "protocol/evcheck.h"
+#include "risk/redecide.h"
 #include "protocol/replay.h"
 #include "server/cli.h"
 
@@ -121,6 +122,7 @@ static int audit_bundle(int argc, char **argv)
 struct rctx {
     struct ac_evcheck *ck;
     double t0;
+    struct ac_redecide *rd;
 };
 
 static double mono(void)
@@ -145,7 +147,9 @@ static int on_record(void *ctx, const struct ac_ev_record *r, const uint8_t *byt
 {
     (void)bytes;
     (void)len;
-    return ac_evcheck_record(((struct rctx *)ctx)->ck, r, why, whylen);
+    struct rctx *x = ctx;
+    if (ac_evcheck_record(x->ck, r, why, whylen) != 0) return -1;
+    return ac_redecide_record(x->rd, x->ck, r, why, whylen);
 }
 
 static int on_document(void *ctx, const uint8_t *doc, size_t len, char *why, size_t whylen)
@@ -311,9 +315,9 @@ static int compare_db(const char *url, const struct ac_evcheck *ck, char *why, s
 static int audit_replay(int argc, char **argv)
 {
     const char *file = NULL, *log_key = NULL, *origin = NULL, *db = NULL;
-    struct rctx x = {ac_evcheck_new(), mono()};
+    struct rctx x = {ac_evcheck_new(), mono(), ac_redecide_new()};
     struct ac_replay_hooks hooks = {on_record, progress, 100000, &x, on_document, on_user_key};
-    if (x.ck == NULL) {
+    if (x.ck == NULL || x.rd == NULL) {
         fprintf(stderr, "audit: out of memory\n");
         return 2;
     }
@@ -389,6 +393,16 @@ static int audit_replay(int argc, char **argv)
            "replay: ledger: %" PRIu64 " transfers, %zu accounts recomputed\n",
            cs.documents_verified, cs.requests_verified, cs.requests_unverified, cs.denials_unsigned,
            cs.transfers, na);
+    struct ac_redecide_stats ds;
+    ac_redecide_stats(x.rd, &ds);
+    printf("replay: decisions: %" PRIu64 " recomputed with the risk engine and equal, %" PRIu64
+           " ledger refusals (risk let them through), %" PRIu64 " declined by the user, %" PRIu64
+           " not recomputable (%" PRIu64 " payee category not in the evidence, %" PRIu64
+           " mandate asset scale not in the evidence, %" PRIu64
+           " denials without mandate, binding or request, %" PRIu64
+           " topup/tab.open decisions not modelled)\n",
+           ds.recomputed, ds.ledger_refusals, ds.user_declines, ds.not_recomputable, ds.nr_category,
+           ds.nr_scale, ds.nr_missing, ds.nr_kind);
     ac_replay_free(&rp);
     fflush(stdout);
     if (db != NULL) {
@@ -404,10 +418,10 @@ static int audit_replay(int argc, char **argv)
                "transfers (no evidence), not compared\n",
                covered, partial);
     }
-    printf("replay: NOT CHECKED: decisions (recomputation with the risk engine)\n");
     rc = 0;
 out:
     ac_evcheck_free(x.ck);
+    ac_redecide_free(x.rd);
     return rc;
 }
 

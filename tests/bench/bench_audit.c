@@ -142,8 +142,12 @@ int main(int argc, char **argv)
             "sha-256:0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c",
             "max_autonomy", "L3", "iat", (json_int_t)now, "exp", (json_int_t)(now + 86400 * 300));
         u[i].binding_jws = sign_doc(u[i].key, u[i].kid, AC_BINDING_TYP, b);
-        json_t *m = json_pack("{s:i, s:s, s:s, s:s, s:s}", "ver", 1, "id", u[i].mandate, "iss",
-                              u[i].id, "asset", "CNY", "max_per_tx", "500.00");
+        /* a mandate under which every payment below is allowed: the replay recomputes each one */
+        json_t *m = json_pack("{s:i, s:s, s:s, s:[s], s:[s], s:{s:[s]}, s:s, s:s, s:I, s:I, s:s}",
+                              "ver", 1, "id", u[i].mandate, "iss", u[i].id, "agents", u[i].agent,
+                              "ops", "purchase", "payees", "merchants", "shop", "asset", "CNY",
+                              "max_per_tx", "500.00", "nbf", (json_int_t)(now - 60), "exp",
+                              (json_int_t)(now + 86400 * 300), "autonomy", "L5");
         u[i].mandate_jws = sign_doc(u[i].key, u[i].kid, AC_MANDATE_TYP, m);
         ac_ev_doc_hash(u[i].binding_jws, strlen(u[i].binding_jws), u[i].bh);
         ac_ev_doc_hash(u[i].mandate_jws, strlen(u[i].mandate_jws), u[i].mh);

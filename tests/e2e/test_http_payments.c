@@ -31,10 +31,15 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include <cbor.h>
+
 #include "protocol/binding.h"
+#include "protocol/buf.h"
 #include "protocol/evidence.h"
 #include "protocol/jose.h"
 #include "protocol/mandate.h"
+#include "protocol/replay.h"
+#include "risk/reasons.h"
 #include "protocol/sig.h"
 #include "protocol/stepup.h"
 #include "tests/support/agentsig.h"
@@ -929,6 +934,70 @@ static void restart_keeps_everything(void **st)
     json_decref(pay(agent1, "after-restart", "m1", "llm", "1.00", 422));
 }
 
+/* Rewrite an export: the first payment.deny whose reason is a risk reason gets another risk
+ * reason, re-encoded validly, and every later record re-chained (prev recomputed); documents,
+ * keys and checkpoints are copied as they are. *seq: the tampered record. 0 or -1. */
+static int tamper_decision(const uint8_t *in, size_t n, struct ac_buf *out, uint64_t *seq)
+{
+    size_t off = 0;
+    int done = 0;
+    uint8_t prev[32];
+    while (off < n) {
+        struct cbor_load_result res;
+        cbor_item_t *it = cbor_load(in + off, n - off, &res);
+        if (it == NULL) return -1;
+        size_t used = res.read;
+        struct cbor_pair *pr =
+            cbor_isa_map(it) && cbor_map_size(it) == 1 ? cbor_map_handle(it) : NULL;
+        int is_rec = pr && cbor_isa_string(pr[0].key) && cbor_string_length(pr[0].key) == 6 &&
+                     memcmp(cbor_string_handle(pr[0].key), "record", 6) == 0 &&
+                     cbor_isa_bytestring(pr[0].value);
+        struct ac_ev_record r;
+        char err[200];
+        if (!is_rec ||
+            ac_ev_record_decode(cbor_bytestring_handle(pr[0].value),
+                                cbor_bytestring_length(pr[0].value), &r, err, sizeof err) != 0) {
+            if (is_rec) {
+                cbor_decref(&it);
+                return -1;
+            }
+            ac_buf_add(out, in + off, used);
+        } else {
+            const char *swapped[1];
+            int touch = done;
+            if (!done && r.kind == AC_EV_PAYMENT_DENY && r.body.nreasons == 1 &&
+                ac_reason_from_code(r.body.reasons[0]) != AC_RR__COUNT) {
+                swapped[0] = strcmp(r.body.reasons[0], "cap_day_exceeded") == 0
+                                 ? "payee_not_allowed"
+                                 : "cap_day_exceeded";
+                r.body.reasons = swapped;
+                *seq = r.seq;
+                done = touch = 1;
+            } else if (done) {
+                memcpy(r.prev, prev, 32);
+            }
+            if (touch) {
+                uint8_t *enc;
+                size_t len;
+                if (ac_ev_record_encode(&r, &enc, &len, err, sizeof err) != 0) {
+                    ac_ev_record_clear(&r);
+                    cbor_decref(&it);
+                    return -1;
+                }
+                ac_ev_record_hash(enc, len, prev);
+                ac_replay_export_record(out, enc, len);
+                free(enc);
+            } else {
+                ac_buf_add(out, in + off, used);
+            }
+            ac_ev_record_clear(&r);
+        }
+        cbor_decref(&it);
+        off += used;
+    }
+    return done && !out->oom ? 0 : -1;
+}
+
 /* Everything the tests decided is in the evidence log, and an auditor's offline replay of the
  * export verifies it: chain, checkpoints, every user-signed document, every agent request
  * signature against its binding's key, and the transfers against the live ledger. */
@@ -952,7 +1021,63 @@ static void audit_replay(void **st)
     assert_int_equal(sql_int("select count(*) from ac_payments p where not exists (select 1 from "
                              "ac_evidence e where e.seq = p.evidence_seq and e.payment_id = p.id)"),
                      0);
-    ac_test_payflow_export_replay(db_url);
+    ac_test_payflow_export_replay(db_url); /* writes export.bin and audit_replay.log */
+    char file[1100];
+    snprintf(file, sizeof file, "%s/export.bin", ac_test_tmpdir());
+
+    /* every decision recomputed with the risk engine: each payment decided by risk or refused by
+     * the ledger, each step-up answer (confirm, decline with or without reasons) is accounted
+     * for, and none of these mandates scopes by category, so all recompute */
+    char logf[1100];
+    snprintf(logf, sizeof logf, "%s/audit_replay.log", ac_test_tmpdir());
+    char *log = ac_test_read_file(logf, NULL);
+    assert_non_null(log);
+    const char *line = strstr(log, "replay: decisions: ");
+    assert_non_null(line);
+    unsigned long long rec = 0, led = 0, usr = 0, nrc = 0;
+    assert_int_equal(sscanf(line,
+                            "replay: decisions: %llu recomputed with the risk engine and equal, "
+                            "%llu ledger refusals (risk let them through), %llu declined by the "
+                            "user, %llu not recomputable",
+                            &rec, &led, &usr, &nrc),
+                     4);
+    long long decided = sql_int("select count(*) from ac_evidence where kind in ('payment.settle', "
+                                "'payment.step_up', 'payment.deny', 'payment.confirm', "
+                                "'payment.decline')");
+    assert_true(rec > 0);
+    assert_int_equal(nrc, 0);
+    assert_int_equal((long long)(rec + led + usr), decided);
+    assert_int_equal((long long)led, sql_int("select count(*) from ac_payments where status = "
+                                             "'failed'"));
+    free(log);
+
+    /* a denial's reason changed and the rest of the chain re-linked: the recomputed decision
+     * differs, and the replay fails at that record, before the checkpoint that covers it */
+    size_t n = 0;
+    uint8_t *buf = (uint8_t *)ac_test_read_file(file, &n);
+    assert_non_null(buf);
+    struct ac_buf t = {0};
+    uint64_t seq = 0;
+    assert_int_equal(tamper_decision(buf, n, &t, &seq), 0);
+    char bad[1100];
+    snprintf(bad, sizeof bad, "%s/export-tampered.bin", ac_test_tmpdir());
+    FILE *f = fopen(bad, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(t.p, 1, t.len, f), t.len);
+    fclose(f);
+    ac_buf_free(&t);
+    free(buf);
+    char *rep2[] = {(char *)ac_test_binary(), "audit", "replay", bad, NULL};
+    assert_int_equal(ac_test_run("audit_replay_tampered", rep2, 300000), 1);
+    snprintf(logf, sizeof logf, "%s/audit_replay_tampered.log", ac_test_tmpdir());
+    log = ac_test_read_file(logf, NULL);
+    assert_non_null(log);
+    char want[200];
+    snprintf(want, sizeof want, "FAILED at record #%llu: decision mismatch: recorded deny [",
+             (unsigned long long)seq);
+    if (strstr(log, want) == NULL) fail_msg("tampered replay: want \"%s\" in:\n%s", want, log);
+    assert_non_null(strstr(log, "], recomputed deny ["));
+    free(log);
 }
 
 static void sigterm_stops_cleanly(void **st)

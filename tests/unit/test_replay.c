@@ -279,6 +279,12 @@ static void command(void **s)
     assert_non_null(strstr(out, "replay: 20 records, 1 checkpoints verified"));
     assert_non_null(strstr(out, "replay: 40 records, 3 checkpoints verified"));
     assert_non_null(strstr(out, "replay: VERIFIED 40 records and 3 checkpoints"));
+    /* the 20 bare denials (no mandate, binding or request) cannot be recomputed: counted */
+    assert_non_null(strstr(out, "replay: decisions: 0 recomputed with the risk engine and equal, "
+                                "0 ledger refusals (risk let them through), 0 declined by the "
+                                "user, 20 not recomputable (0 payee category not in the "
+                                "evidence, 0 mandate asset scale not in the evidence, 20 "
+                                "denials without mandate"));
     assert_int_equal(ac_test_cli(out, sizeof out, "audit replay '%s'", bad), 1);
     assert_non_null(strstr(out, "audit: FAILED at record #3: the record says seq 4"));
     assert_int_equal(ac_test_cli(out, sizeof out, "audit replay '%s.missing'", path), 2);

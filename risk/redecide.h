@@ -1,0 +1,60 @@
+/* risk/redecide.h -- the auditor's recomputation of every payment decision of an evidence log
+ * with the risk engine (risk/decide.h), record by record in log order, from what the records and
+ * the export's documents hold:
+ *   - mandates from their mandate.register documents (the JWS payload, parsed at the asset scale
+ *     of the first payment record in the mandate's asset), revoked by mandate.revoke records;
+ *   - bindings from their documents (protocol/evcheck.h parses them), revoked by binding.revoke;
+ *   - each mandate's spend state (risk/spend.h) rebuilt from the decisions: payment.settle
+ *     charges, payment.step_up holds, payment.confirm settles the hold, payment.decline and
+ *     payment.expire release it (refunds leave spend alone, as the server does);
+ *   - the request facts (op, payee, amount) from the verbatim signed request body, which must
+ *     agree with the record's payee and amount;
+ *   - the clock = the record's time.
+ * Then: payment.settle must recompute to allow, payment.step_up to step_up with the recorded
+ * reasons, payment.deny to deny with the recorded reasons -- or, when the recorded reason is not
+ * a risk reason (a ledger refusal such as insufficient_funds), to a verdict that let the payment
+ * reach the ledger; payment.confirm to allow (decided again with the hold and the confirmation);
+ * payment.decline with reasons to deny with those reasons (a decline without reasons is the
+ * user's answer: no risk decision). Any difference fails, naming both decisions.
+ *
+ * Not recomputable (counted, never passed silently): a decision whose mandate admits payees by
+ * category while the payee is not listed by name -- the payee's registered category is not in
+ * the evidence; a mandate whose asset scale no record shows; a payment.deny that holds no mandate,
+ * binding or request body (the format allows it); topup and tab.open decisions (the server does
+ * not write them yet). Their spend effect is applied as recorded, so later decisions still
+ * recompute. An answer (confirm, decline, expire) to a step-up the log does not have fails,
+ * except a payment.expire that names no mandate (nothing to recompute or release).
+ *
+ * Call ac_redecide_record after ac_evcheck_record accepted the record (documents verified). */
+#ifndef AC_RISK_REDECIDE_H
+#define AC_RISK_REDECIDE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/evcheck.h"
+#include "protocol/evidence.h"
+
+struct ac_redecide;
+
+struct ac_redecide *ac_redecide_new(void);
+void ac_redecide_free(struct ac_redecide *rd);
+
+/* Follow one record. Returns 0, or -1 with the failure in why (a decision that recomputes
+ * differently, a record inconsistent with the log so far, out of memory). */
+int ac_redecide_record(struct ac_redecide *rd, const struct ac_evcheck *ck,
+                       const struct ac_ev_record *r, char *why, size_t whylen);
+
+struct ac_redecide_stats {
+    uint64_t recomputed;      /* decisions recomputed and equal to the recorded ones */
+    uint64_t ledger_refusals; /* payment.deny by the ledger: risk recomputed to a non-deny */
+    uint64_t user_declines;   /* payment.decline without reasons: the user's answer */
+    uint64_t not_recomputable;
+    uint64_t nr_category; /* of which: the payee's category is not in the evidence */
+    uint64_t nr_scale;    /* of which: the mandate's asset scale is not in the evidence */
+    uint64_t nr_missing;  /* of which: a payment.deny without mandate, binding or request body */
+    uint64_t nr_kind;     /* of which: topup / tab.open decisions (not modelled yet) */
+};
+void ac_redecide_stats(const struct ac_redecide *rd, struct ac_redecide_stats *out);
+
+#endif
