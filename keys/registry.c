@@ -10,68 +10,7 @@
 
 #include <openssl/sha.h>
 
-/* ---- a string-keyed hash map of pointers (open addressing, linear probing) ------------------- */
-
-struct map {
-    void **slots;
-    size_t cap; /* 0 or a power of two */
-    size_t n;
-    const char *(*key)(const void *);
-};
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-static void *map_get(const struct map *m, const char *k)
-{
-    if (m->cap == 0 || k == NULL) return NULL;
-    for (size_t i = hash_str(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        void *v = m->slots[i];
-        if (v == NULL) return NULL;
-        if (strcmp(m->key(v), k) == 0) return v;
-    }
-}
-
-/* Insert v, or replace the entry with the same key. The map must have room (map_reserve). */
-static void map_put(struct map *m, void *v)
-{
-    const char *k = m->key(v);
-    for (size_t i = hash_str(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (m->slots[i] == NULL) {
-            m->slots[i] = v;
-            m->n++;
-            return;
-        }
-        if (strcmp(m->key(m->slots[i]), k) == 0) {
-            m->slots[i] = v;
-            return;
-        }
-    }
-}
-
-/* Make room for `extra` more entries at a load factor of at most 1/2. Returns 0 or -1. */
-static int map_reserve(struct map *m, size_t extra)
-{
-    size_t need = m->n + extra;
-    if (need * 2 <= m->cap) return 0;
-    size_t cap = m->cap ? m->cap : 16;
-    while (need * 2 > cap)
-        cap *= 2;
-    struct map g = {calloc(cap, sizeof(void *)), cap, 0, m->key};
-    if (g.slots == NULL) return -1;
-    for (size_t i = 0; i < m->cap; i++)
-        if (m->slots[i]) map_put(&g, m->slots[i]);
-    free(m->slots);
-    *m = g;
-    return 0;
-}
+#include "protocol/strmap.h"
 
 /* ---- entries --------------------------------------------------------------------------------- */
 
@@ -124,7 +63,7 @@ static const char *agent_key(const void *v)
 /* Everything the registry holds. Readers see an entry when gen <= visible; the writer stamps new
  * entries with cur (= visible + 1) and ac_registry_commit() advances both. */
 struct data {
-    struct map users, merchants, keys, bindings, agents;
+    struct ac_strmap users, merchants, keys, bindings, agents;
     uint64_t visible, cur;
 };
 
@@ -209,7 +148,7 @@ int ac_merchant_name_valid(const char *s)
 
 /* ---- readers --------------------------------------------------------------------------------- */
 
-static struct map *principals(struct data *d, enum ac_principal_role role)
+static struct ac_strmap *principals(struct data *d, enum ac_principal_role role)
 {
     return role == AC_ROLE_USER ? &d->users : &d->merchants;
 }
@@ -227,10 +166,10 @@ enum ac_ec ac_registry_resolve(void *cls, const char *keyid, struct ac_resolved_
     enum ac_ec ec = AC_EC_SIG_KEY_UNKNOWN;
     pthread_rwlock_rdlock(&reg->lock);
     struct data *d = &reg->d;
-    struct binding *b = map_get(&d->agents, keyid);
+    struct binding *b = ac_strmap_get(&d->agents, keyid);
     while (b && !visible(d, b->gen))
         b = b->prev;
-    struct pkey *k = b ? NULL : map_get(&d->keys, keyid);
+    struct pkey *k = b ? NULL : ac_strmap_get(&d->keys, keyid);
     if (b && EVP_PKEY_up_ref(b->info.agent_key) == 1) {
         out->kind = AC_PRINCIPAL_AGENT;
         out->key = b->info.agent_key;
@@ -262,8 +201,8 @@ enum ac_ec ac_registry_user_key(struct ac_registry *reg, const char *user_id, co
     *out = NULL;
     pthread_rwlock_rdlock(&reg->lock);
     struct data *d = &reg->d;
-    struct principal *u = map_get(&d->users, user_id);
-    struct pkey *k = kid ? map_get(&d->keys, kid) : NULL;
+    struct principal *u = ac_strmap_get(&d->users, user_id);
+    struct pkey *k = kid ? ac_strmap_get(&d->keys, kid) : NULL;
     enum ac_ec ec;
     if (u == NULL || !visible(d, u->gen))
         ec = AC_EC_USER_UNKNOWN;
@@ -293,7 +232,7 @@ enum ac_ec ac_registry_principal_get(struct ac_registry *reg, enum ac_principal_
     memset(out, 0, sizeof *out);
     pthread_rwlock_rdlock(&reg->lock);
     struct data *d = &reg->d;
-    struct principal *p = map_get(principals(d, role), id);
+    struct principal *p = ac_strmap_get(principals(d, role), id);
     enum ac_ec ec = AC_EC_OK;
     if (p == NULL || !visible(d, p->gen)) {
         ec = role == AC_ROLE_USER ? AC_EC_USER_UNKNOWN : AC_EC_MERCHANT_UNKNOWN;
@@ -332,7 +271,7 @@ enum ac_ec ac_registry_binding_get(struct ac_registry *reg, const char *id,
     memset(out, 0, sizeof *out);
     pthread_rwlock_rdlock(&reg->lock);
     struct data *d = &reg->d;
-    struct binding *b = map_get(&d->bindings, id);
+    struct binding *b = ac_strmap_get(&d->bindings, id);
     enum ac_ec ec = AC_EC_OK;
     if (b == NULL || !visible(d, b->gen)) {
         ec = AC_EC_BINDING_UNKNOWN;
@@ -356,7 +295,7 @@ enum ac_ec ac_registry_binding_state(struct ac_registry *reg, const char *id,
 {
     memset(out, 0, sizeof *out);
     pthread_rwlock_rdlock(&reg->lock);
-    struct binding *b = map_get(&reg->d.bindings, id);
+    struct binding *b = ac_strmap_get(&reg->d.bindings, id);
     if (b) {
         memcpy(out->user_id, b->info.user_id, sizeof out->user_id);
         memcpy(out->user_kid, b->info.user_kid, sizeof out->user_kid);
@@ -377,7 +316,7 @@ enum ac_ec ac_registry_merchant_category(struct ac_registry *reg, const char *id
     category[0] = '\0';
     pthread_rwlock_rdlock(&reg->lock);
     struct data *d = &reg->d;
-    struct principal *p = map_get(&d->merchants, id);
+    struct principal *p = ac_strmap_get(&d->merchants, id);
     int ok = p && visible(d, p->gen);
     if (ok) memcpy(category, p->category, sizeof p->category);
     pthread_rwlock_unlock(&reg->lock);
@@ -422,7 +361,7 @@ static int has_key(const struct principal *p, const char *kid)
 /* A key that may join a principal: not another principal's, not an agent key. */
 static enum ac_ec key_free(struct data *d, const char *kid)
 {
-    if (map_get(&d->keys, kid) || map_get(&d->agents, kid)) return AC_EC_KEY_EXISTS;
+    if (ac_strmap_get(&d->keys, kid) || ac_strmap_get(&d->agents, kid)) return AC_EC_KEY_EXISTS;
     return AC_EC_OK;
 }
 
@@ -471,8 +410,8 @@ enum ac_ec ac_registry_principal_create(struct ac_registry *reg, enum ac_princip
     }
     pthread_rwlock_wrlock(&reg->lock);
     struct data *d = &reg->d;
-    struct map *m = principals(d, role);
-    struct principal *p = map_get(m, id);
+    struct ac_strmap *m = principals(d, role);
+    struct principal *p = ac_strmap_get(m, id);
     struct pkey *nk[AC_REGISTRY_MAX_KEYS] = {0};
     enum ac_ec ec = AC_EC_OK;
     if (p) {
@@ -489,7 +428,7 @@ enum ac_ec ac_registry_principal_create(struct ac_registry *reg, enum ac_princip
         ec = key_free(d, kids[i]);
     if (ec != AC_EC_OK) goto out;
     ec = AC_EC_INTERNAL;
-    if (map_reserve(m, 1) || map_reserve(&d->keys, n)) goto out;
+    if (ac_strmap_reserve(m, 1) || ac_strmap_reserve(&d->keys, n)) goto out;
     p = calloc(1, sizeof *p);
     if (p == NULL) goto out;
     for (size_t i = 0; i < n; i++) {
@@ -509,9 +448,9 @@ enum ac_ec ac_registry_principal_create(struct ac_registry *reg, enum ac_princip
     p->gen = d->cur;
     for (size_t i = 0; i < n; i++) {
         p->keys[p->nkeys++] = nk[i];
-        map_put(&d->keys, nk[i]);
+        ac_strmap_put(&d->keys, nk[i]);
     }
-    map_put(m, p);
+    ac_strmap_put(m, p);
     ec = AC_EC_OK;
 out:
     pthread_rwlock_unlock(&reg->lock);
@@ -526,7 +465,7 @@ enum ac_ec ac_registry_key_add(struct ac_registry *reg, enum ac_principal_role r
     if (ac_jwk_thumbprint(key, kid) != 0) return AC_EC_JWK_INVALID;
     pthread_rwlock_wrlock(&reg->lock);
     struct data *d = &reg->d;
-    struct principal *p = map_get(principals(d, role), id);
+    struct principal *p = ac_strmap_get(principals(d, role), id);
     enum ac_ec ec = AC_EC_OK;
     struct pkey *k = NULL;
     if (p == NULL) {
@@ -537,11 +476,11 @@ enum ac_ec ac_registry_key_add(struct ac_registry *reg, enum ac_principal_role r
         ec = AC_EC_KEY_EXISTS;
     } else if (p->nkeys == AC_REGISTRY_MAX_KEYS) {
         ec = AC_EC_KEYS_LIMIT;
-    } else if (map_reserve(&d->keys, 1) || (k = pkey_new(key, kid, p, now_us, d->cur)) == NULL) {
+    } else if (ac_strmap_reserve(&d->keys, 1) || (k = pkey_new(key, kid, p, now_us, d->cur)) == NULL) {
         ec = AC_EC_INTERNAL;
     } else {
         p->keys[p->nkeys++] = k;
-        map_put(&d->keys, k);
+        ac_strmap_put(&d->keys, k);
     }
     pthread_rwlock_unlock(&reg->lock);
     return ec;
@@ -554,10 +493,10 @@ enum ac_ec ac_registry_binding_add(struct ac_registry *reg, const struct ac_bind
     pthread_rwlock_wrlock(&reg->lock);
     struct data *d = &reg->d;
     enum ac_ec ec = AC_EC_OK;
-    struct binding *old = map_get(&d->bindings, doc->id);
-    struct principal *u = map_get(&d->users, doc->user_id);
-    struct pkey *uk = map_get(&d->keys, doc->user_kid);
-    struct binding *cur = map_get(&d->agents, doc->agent_kid);
+    struct binding *old = ac_strmap_get(&d->bindings, doc->id);
+    struct principal *u = ac_strmap_get(&d->users, doc->user_id);
+    struct pkey *uk = ac_strmap_get(&d->keys, doc->user_kid);
+    struct binding *cur = ac_strmap_get(&d->agents, doc->agent_kid);
     struct binding *b = NULL;
     if (old) {
         if (strcmp(old->info.jws, jws) == 0)
@@ -568,11 +507,11 @@ enum ac_ec ac_registry_binding_add(struct ac_registry *reg, const struct ac_bind
         ec = AC_EC_USER_UNKNOWN;
     } else if (uk == NULL || uk->owner != u) {
         ec = AC_EC_JWS_KEY_UNKNOWN;
-    } else if (map_get(&d->keys, doc->agent_kid)) {
+    } else if (ac_strmap_get(&d->keys, doc->agent_kid)) {
         ec = AC_EC_KEY_EXISTS;
     } else if (cur && !cur->info.revoked && cur->info.exp > now_us / 1000000) {
         ec = AC_EC_AGENT_KEY_BOUND;
-    } else if (map_reserve(&d->bindings, 1) || map_reserve(&d->agents, 1) ||
+    } else if (ac_strmap_reserve(&d->bindings, 1) || ac_strmap_reserve(&d->agents, 1) ||
                (b = calloc(1, sizeof *b)) == NULL || (b->info.jws = strdup(jws)) == NULL ||
                EVP_PKEY_up_ref(doc->agent_key) != 1) {
         if (b) free(b->info.jws);
@@ -597,8 +536,8 @@ enum ac_ec ac_registry_binding_add(struct ac_registry *reg, const struct ac_bind
         b->info.created_us = now_us;
         b->gen = d->cur;
         b->prev = cur;
-        map_put(&d->bindings, b);
-        map_put(&d->agents, b);
+        ac_strmap_put(&d->bindings, b);
+        ac_strmap_put(&d->agents, b);
     }
     pthread_rwlock_unlock(&reg->lock);
     return ec;
@@ -612,8 +551,8 @@ enum ac_ec ac_registry_binding_revoke(struct ac_registry *reg, const char *bindi
     pthread_rwlock_wrlock(&reg->lock);
     struct data *d = &reg->d;
     enum ac_ec ec = AC_EC_OK;
-    struct binding *b = map_get(&d->bindings, binding_id);
-    struct pkey *k = map_get(&d->keys, user_kid);
+    struct binding *b = ac_strmap_get(&d->bindings, binding_id);
+    struct pkey *k = ac_strmap_get(&d->keys, user_kid);
     char *copy = NULL;
     if (b == NULL)
         ec = AC_EC_BINDING_UNKNOWN;

@@ -259,8 +259,8 @@ static void failure_from_row(const PGresult *r, int i, struct ac_transfer_row *t
 
 /* Stream a prepared query's rows one at a time (single-row mode), so a large ledger does not
  * need a second full copy in memory while loading. */
-static enum ac_qs stream(PGconn *c, const char *name, struct ac_state *st,
-                         int (*each)(struct ac_state *, const PGresult *))
+enum ac_qs ac_db_stream(PGconn *c, const char *name, int (*each)(void *cls, const PGresult *r),
+                        void *cls)
 {
     if (PQsendQueryPrepared(c, name, 0, NULL, NULL, NULL, 0) != 1) return AC_QS_SOFT_ERROR;
     PQsetSingleRowMode(c);
@@ -269,7 +269,7 @@ static enum ac_qs stream(PGconn *c, const char *name, struct ac_state *st,
     while ((r = PQgetResult(c)) != NULL) {
         ExecStatusType s = PQresultStatus(r);
         if (s == PGRES_SINGLE_TUPLE) {
-            if (qs == AC_QS_ONE_RESULT && each(st, r) != 0) qs = AC_QS_HARD_ERROR;
+            if (qs == AC_QS_ONE_RESULT && each(cls, r) != 0) qs = AC_QS_HARD_ERROR;
         } else if (s != PGRES_TUPLES_OK) {
             qs = ac_db_classify(c, r);
         }
@@ -278,22 +278,25 @@ static enum ac_qs stream(PGconn *c, const char *name, struct ac_state *st,
     return qs;
 }
 
-static int load_one_account(struct ac_state *st, const PGresult *r)
+static int load_one_account(void *cls, const PGresult *r)
 {
+    struct ac_state *st = cls;
     struct ac_account a;
     account_from_row(r, 0, &a);
     return ac_state_load_account(st, &a);
 }
 
-static int load_one_transfer(struct ac_state *st, const PGresult *r)
+static int load_one_transfer(void *cls, const PGresult *r)
 {
+    struct ac_state *st = cls;
     struct ac_transfer_row t;
     transfer_from_row(r, 0, &t);
     return ac_state_load_transfer(st, &t);
 }
 
-static int load_one_failure(struct ac_state *st, const PGresult *r)
+static int load_one_failure(void *cls, const PGresult *r)
 {
+    struct ac_state *st = cls;
     struct ac_transfer_row t;
     failure_from_row(r, 0, &t);
     return ac_state_load_transfer(st, &t);
@@ -306,9 +309,9 @@ enum ac_qs ac_db_load_state(PGconn *c, struct ac_state *st)
     enum ac_qs qs = ok ? AC_QS_ONE_RESULT : ac_db_classify(c, r);
     PQclear(r);
     if (!ok) return qs;
-    qs = stream(c, "load_accounts", st, load_one_account);
-    if (qs > 0) qs = stream(c, "load_transfers", st, load_one_transfer);
-    if (qs > 0) qs = stream(c, "load_failures", st, load_one_failure);
+    qs = ac_db_stream(c, "load_accounts", load_one_account, st);
+    if (qs > 0) qs = ac_db_stream(c, "load_transfers", load_one_transfer, st);
+    if (qs > 0) qs = ac_db_stream(c, "load_failures", load_one_failure, st);
     r = PQexec(c, qs > 0 ? "commit" : "rollback");
     PQclear(r);
     return qs;

@@ -40,6 +40,12 @@ int ac_db_prepare(PGconn *c, const struct ac_db_stmt *s, size_t n, char *err, si
  * success (whether or not it returned rows), or an error and *out NULL. */
 enum ac_qs ac_db_exec(PGconn *c, const char *name, int n, const char *const *vals, PGresult **out);
 
+/* Run a prepared statement without parameters in single-row mode, calling each(cls, row) for every
+ * row (the row is at index 0 of r). ONE_RESULT when every row was taken; HARD_ERROR when each
+ * returned non-zero (the remaining rows are drained); otherwise the statement's error. */
+enum ac_qs ac_db_stream(PGconn *c, const char *name, int (*each)(void *cls, const PGresult *r),
+                        void *cls);
+
 /* True when the connection is usable. */
 int ac_db_ok(PGconn *c);
 

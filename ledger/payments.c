@@ -17,76 +17,8 @@
 #include "ledger/evlog.h"
 #include "protocol/b64.h"
 #include "protocol/buf.h"
+#include "protocol/strmap.h"
 #include "risk/spend.h"
-
-/* ==== a string-keyed hash map of pointers (open addressing, linear probing) =================== */
-
-struct map {
-    void **slots;
-    size_t cap; /* 0 or a power of two */
-    size_t n;
-    const char *(*key)(const void *);
-};
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h ^ (h >> 29);
-}
-
-static void *map_get(const struct map *m, const char *k)
-{
-    if (m->cap == 0) return NULL;
-    for (size_t i = hash_str(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        void *v = m->slots[i];
-        if (v == NULL) return NULL;
-        if (strcmp(m->key(v), k) == 0) return v;
-    }
-}
-
-static void map_put_slot(void **slots, size_t cap, const char *(*key)(const void *), void *v)
-{
-    size_t i = hash_str(key(v)) & (cap - 1);
-    while (slots[i])
-        i = (i + 1) & (cap - 1);
-    slots[i] = v;
-}
-
-/* Room for `extra` more entries at a load of at most 1/2. 0, or -1 (unchanged) when out of memory.
- */
-static int map_reserve(struct map *m, size_t extra)
-{
-    if ((m->n + extra) * 2 <= m->cap) return 0;
-    size_t cap = m->cap ? m->cap : 64;
-    while ((m->n + extra) * 2 > cap)
-        cap *= 2;
-    void **slots = calloc(cap, sizeof *slots);
-    if (slots == NULL) return -1;
-    for (size_t i = 0; i < m->cap; i++)
-        if (m->slots[i]) map_put_slot(slots, cap, m->key, m->slots[i]);
-    free(m->slots);
-    m->slots = slots;
-    m->cap = cap;
-    return 0;
-}
-
-/* Insert v (its key not present; room reserved). */
-static void map_put(struct map *m, void *v)
-{
-    map_put_slot(m->slots, m->cap, m->key, v);
-    m->n++;
-}
-
-static void map_free(struct map *m, void (*free_fn)(void *))
-{
-    for (size_t i = 0; i < m->cap; i++)
-        if (m->slots[i]) free_fn(m->slots[i]);
-    free(m->slots);
-    m->slots = NULL;
-    m->cap = m->n = 0;
-}
 
 /* ==== the state ================================================================================
  */
@@ -178,10 +110,10 @@ enum {
 struct ac_payments {
     struct ac_payments_config cfg;
     pthread_rwlock_t lock; /* the mandates map and its readers' fields */
-    struct map mandates;   /* struct mandate */
-    struct map payments;   /* struct payment (sequencer only) */
-    struct map authz;      /* struct authz (sequencer only) */
-    struct map refunds;    /* struct refund (sequencer only) */
+    struct ac_strmap mandates;   /* struct mandate */
+    struct ac_strmap payments;   /* struct payment (sequencer only) */
+    struct ac_strmap authz;      /* struct authz (sequencer only) */
+    struct ac_strmap refunds;    /* struct refund (sequencer only) */
     struct pend pending;   /* sentinel of the list of pending step-ups */
     size_t npending;
     int64_t next_exp;
@@ -262,10 +194,10 @@ struct ac_payments *ac_payments_new(const struct ac_payments_config *cfg)
 void ac_payments_free(struct ac_payments *p)
 {
     if (p == NULL) return;
-    map_free(&p->mandates, mandate_free);
-    map_free(&p->payments, free);
-    map_free(&p->authz, authz_free);
-    map_free(&p->refunds, free);
+    ac_strmap_free(&p->mandates, mandate_free);
+    ac_strmap_free(&p->payments, free);
+    ac_strmap_free(&p->authz, authz_free);
+    ac_strmap_free(&p->refunds, free);
     for (int i = 0; i < PC__COUNT; i++)
         ac_buf_free(&p->cols[i]);
     for (int i = 0; i < SPEND_COLS; i++)
@@ -534,7 +466,7 @@ enum ac_ec ac_payments_mandate_brief(struct ac_payments *p, const char *id,
 {
     memset(out, 0, sizeof *out);
     pthread_rwlock_rdlock(&p->lock);
-    struct mandate *m = map_get(&p->mandates, id);
+    struct mandate *m = ac_strmap_get(&p->mandates, id);
     int ok = m && m->visible;
     if (ok) {
         memcpy(out->iss, m->m.iss, sizeof out->iss);
@@ -680,7 +612,7 @@ static void apply_mandate(struct ac_payments *p, struct ac_domain *d, struct ac_
 {
     const struct ac_mandate *md = op->mandate;
     int64_t now = ac_apply_now(a);
-    struct mandate *old = map_get(&p->mandates, md->id);
+    struct mandate *old = ac_strmap_get(&p->mandates, md->id);
     if (old) {
         if (strcmp(old->jws, op->jws) == 0)
             op->replayed = 1;
@@ -707,8 +639,8 @@ static void apply_mandate(struct ac_payments *p, struct ac_domain *d, struct ac_
     m->created_us = now;
     ac_spend_init(&m->spend);
     pthread_rwlock_wrlock(&p->lock);
-    int full = map_reserve(&p->mandates, 1);
-    if (!full) map_put(&p->mandates, m);
+    int full = ac_strmap_reserve(&p->mandates, 1);
+    if (!full) ac_strmap_put(&p->mandates, m);
     pthread_rwlock_unlock(&p->lock);
     if (full) {
         mandate_free(m);
@@ -740,7 +672,7 @@ static void apply_mandate(struct ac_payments *p, struct ac_domain *d, struct ac_
 static void apply_mandate_revoke(struct ac_payments *p, struct ac_domain *d, struct ac_payop *op,
                                  struct ac_apply *a)
 {
-    struct mandate *m = map_get(&p->mandates, op->mandate_id);
+    struct mandate *m = ac_strmap_get(&p->mandates, op->mandate_id);
     if (m == NULL) {
         op->result = AC_EC_MANDATE_UNKNOWN;
         return;
@@ -887,7 +819,7 @@ static int take_authorization(struct ac_payments *p, struct ac_payop *op,
     struct authz *z = calloc(1, sizeof *z);
     struct pend *e = calloc(1, sizeof *e);
     char *text = NULL;
-    if (z == NULL || e == NULL || map_reserve(&p->authz, 1) ||
+    if (z == NULL || e == NULL || ac_strmap_reserve(&p->authz, 1) ||
         ac_stepup_payment_digest(ch, e->payment_digest) != 0 ||
         (text = ac_stepup_challenge_render(ch)) == NULL) {
         free(z);
@@ -906,7 +838,7 @@ static int take_authorization(struct ac_payments *p, struct ac_payop *op,
     e->ch = *ch;
     e->hold = *hold;
     e->exp_us = ch->exp * 1000000;
-    map_put(&p->authz, z);
+    ac_strmap_put(&p->authz, z);
     pending_add(p, e);
     char iat[24], exp[24], amt[24], at[24];
     snprintf(iat, sizeof iat, "%lld", (long long)ch->iat);
@@ -924,7 +856,7 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
 {
     const struct ac_pay_request *q = op->pay;
     int64_t now = ac_apply_now(a);
-    struct payment *old = map_get(&p->payments, q->id);
+    struct payment *old = ac_strmap_get(&p->payments, q->id);
     if (old) {
         if (memcmp(old->digest, q->digest, sizeof old->digest) == 0)
             op->replayed = 1;
@@ -932,7 +864,7 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
             op->result = AC_EC_PAYMENT_EXISTS;
         return;
     }
-    struct mandate *m = map_get(&p->mandates, q->mandate);
+    struct mandate *m = ac_strmap_get(&p->mandates, q->mandate);
     if (m == NULL) {
         op->result = AC_EC_MANDATE_UNKNOWN;
         return;
@@ -943,7 +875,7 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
         return;
     }
     struct payment *pe = malloc(sizeof *pe);
-    if (pe == NULL || map_reserve(&p->payments, 1)) {
+    if (pe == NULL || ac_strmap_reserve(&p->payments, 1)) {
         free(pe);
         op->result = AC_EC_INTERNAL;
         return;
@@ -953,7 +885,7 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
     pe->settled = 0;
     pe->amount = q->amount;
     pe->refunded = 0;
-    map_put(&p->payments, pe);
+    ac_strmap_put(&p->payments, pe);
 
     /* the decision, at apply time, against the live spend */
     struct ac_risk_input in;
@@ -1073,7 +1005,7 @@ static enum ac_ec finish(struct ac_payments *p, struct ac_domain *d, struct ac_a
 {
     int64_t now = ac_apply_now(a);
     int post = kind == AC_EV_PAYMENT_CONFIRM;
-    struct mandate *m = map_get(&p->mandates, e->ch.mandate);
+    struct mandate *m = ac_strmap_get(&p->mandates, e->ch.mandate);
     if (m == NULL) return AC_EC_INTERNAL;
     struct ac_transfer_req t;
     memset(&t, 0, sizeof t);
@@ -1153,7 +1085,7 @@ static enum ac_ec finish(struct ac_payments *p, struct ac_domain *d, struct ac_a
     memcpy(op->payment_id, e->payment, sizeof op->payment_id);
     memcpy(op->transfer_id, voided ? t.id : "", voided ? sizeof t.id : 1);
     if (ps == AC_PAY_SETTLED) {
-        struct payment *pe = map_get(&p->payments, e->payment);
+        struct payment *pe = ac_strmap_get(&p->payments, e->payment);
         if (pe) pe->settled = 1;
     }
     op->status = ps;
@@ -1169,7 +1101,7 @@ static void apply_answer(struct ac_payments *p, struct ac_domain *d, struct ac_p
                          struct ac_apply *a)
 {
     const struct ac_stepup_confirmation *c = op->conf;
-    struct authz *z = map_get(&p->authz, c->authorization);
+    struct authz *z = ac_strmap_get(&p->authz, c->authorization);
     if (z == NULL) {
         op->result = AC_EC_AUTHORIZATION_UNKNOWN;
         return;
@@ -1197,7 +1129,7 @@ static void apply_answer(struct ac_payments *p, struct ac_domain *d, struct ac_p
     }
     /* a confirmation is decided once more: the binding or the mandate may have been revoked or
      * have expired since the hold was taken (caps and uses are already reserved by the hold) */
-    struct mandate *m = map_get(&p->mandates, e->ch.mandate);
+    struct mandate *m = ac_strmap_get(&p->mandates, e->ch.mandate);
     struct ac_binding_state b;
     if (m == NULL || ac_registry_binding_state(d->registry, e->binding, &b) != AC_EC_OK) {
         op->result = AC_EC_INTERNAL;
@@ -1251,7 +1183,7 @@ static void apply_refund(struct ac_payments *p, struct ac_domain *d, struct ac_p
 {
     const struct ac_refund_request *q = op->refund;
     int64_t now = ac_apply_now(a);
-    struct refund *old = map_get(&p->refunds, q->id);
+    struct refund *old = ac_strmap_get(&p->refunds, q->id);
     if (old) {
         if (memcmp(old->digest, q->digest, sizeof old->digest) == 0)
             op->replayed = 1;
@@ -1259,7 +1191,7 @@ static void apply_refund(struct ac_payments *p, struct ac_domain *d, struct ac_p
             op->result = AC_EC_REFUND_EXISTS;
         return;
     }
-    struct payment *pe = map_get(&p->payments, q->payment);
+    struct payment *pe = ac_strmap_get(&p->payments, q->payment);
     if (pe == NULL) {
         op->result = AC_EC_PAYMENT_UNKNOWN;
         return;
@@ -1310,7 +1242,7 @@ static void apply_refund(struct ac_payments *p, struct ac_domain *d, struct ac_p
         return;
     }
     struct refund *rf = malloc(sizeof *rf);
-    if (rf == NULL || map_reserve(&p->refunds, 1)) {
+    if (rf == NULL || ac_strmap_reserve(&p->refunds, 1)) {
         free(rf);
         ac_apply_abort(a); /* the transfer is in the ledger's state: the batch must fail */
         op->result = AC_EC_INTERNAL;
@@ -1318,7 +1250,7 @@ static void apply_refund(struct ac_payments *p, struct ac_domain *d, struct ac_p
     }
     memcpy(rf->id, q->id, sizeof rf->id);
     memcpy(rf->digest, q->digest, sizeof rf->digest);
-    map_put(&p->refunds, rf);
+    ac_strmap_put(&p->refunds, rf);
     pe->refunded += q->amount;
     op->refunded = pe->refunded;
     /* the mandate's spend is left as it is: caps limit what the agent spent (docs) */
@@ -1431,39 +1363,19 @@ void ac_payments_cmd(struct ac_cmd *cmd, struct ac_payop *op)
 /* ==== load =====================================================================================
  */
 
-typedef int (*row_fn)(struct ac_payments *fresh, const PGresult *r);
-
-/* Run a prepared statement in single-row mode, calling fn for each row. */
-static enum ac_qs stream(PGconn *c, const char *name, struct ac_payments *fresh, row_fn fn)
-{
-    if (PQsendQueryPrepared(c, name, 0, NULL, NULL, NULL, 0) != 1) return AC_QS_SOFT_ERROR;
-    PQsetSingleRowMode(c);
-    enum ac_qs qs = AC_QS_ONE_RESULT;
-    PGresult *r;
-    while ((r = PQgetResult(c)) != NULL) {
-        ExecStatusType s = PQresultStatus(r);
-        if (s == PGRES_SINGLE_TUPLE && qs == AC_QS_ONE_RESULT) {
-            if (fn(fresh, r) != 0) qs = AC_QS_HARD_ERROR;
-        } else if (s != PGRES_SINGLE_TUPLE && s != PGRES_TUPLES_OK) {
-            qs = ac_db_classify(c, r);
-        }
-        PQclear(r);
-    }
-    return qs;
-}
-
 static int64_t col64(const PGresult *r, int i)
 {
     return strtoll(PQgetvalue(r, 0, i), NULL, 10);
 }
 
-static int load_mandate(struct ac_payments *f, const PGresult *r)
+static int load_mandate(void *cls, const PGresult *r)
 {
+    struct ac_payments *f = cls;
     const char *id = PQgetvalue(r, 0, 0), *jws = PQgetvalue(r, 0, 1);
     struct ac_jws j;
     const char *detail = NULL;
     struct mandate *m = calloc(1, sizeof *m);
-    if (m == NULL || map_reserve(&f->mandates, 1)) {
+    if (m == NULL || ac_strmap_reserve(&f->mandates, 1)) {
         free(m);
         return -1;
     }
@@ -1489,16 +1401,17 @@ static int load_mandate(struct ac_payments *f, const PGresult *r)
     for (int i = 0; i < 13; i++)
         *v[i] = col64(r, 6 + i);
     m->visible = 1;
-    map_put(&f->mandates, m);
+    ac_strmap_put(&f->mandates, m);
     return 0;
 }
 
-static int load_payment(struct ac_payments *f, const PGresult *r)
+static int load_payment(void *cls, const PGresult *r)
 {
+    struct ac_payments *f = cls;
     struct payment *pe = malloc(sizeof *pe);
     const char *id = PQgetvalue(r, 0, 0), *dg = PQgetvalue(r, 0, 1);
     size_t n = 0;
-    if (pe == NULL || map_reserve(&f->payments, 1) || strlen(id) > AC_ID_MAX || strlen(dg) != 64) {
+    if (pe == NULL || ac_strmap_reserve(&f->payments, 1) || strlen(id) > AC_ID_MAX || strlen(dg) != 64) {
         free(pe);
         return -1;
     }
@@ -1515,15 +1428,16 @@ static int load_payment(struct ac_payments *f, const PGresult *r)
     pe->settled = strcmp(PQgetvalue(r, 0, 2), "settled") == 0;
     pe->amount = col64(r, 3);
     pe->refunded = col64(r, 4);
-    map_put(&f->payments, pe);
+    ac_strmap_put(&f->payments, pe);
     return 0;
 }
 
-static int load_refund(struct ac_payments *f, const PGresult *r)
+static int load_refund(void *cls, const PGresult *r)
 {
+    struct ac_payments *f = cls;
     struct refund *rf = malloc(sizeof *rf);
     const char *id = PQgetvalue(r, 0, 0), *dg = PQgetvalue(r, 0, 1);
-    if (rf == NULL || map_reserve(&f->refunds, 1) || strlen(id) > AC_ID_MAX || strlen(dg) != 64) {
+    if (rf == NULL || ac_strmap_reserve(&f->refunds, 1) || strlen(id) > AC_ID_MAX || strlen(dg) != 64) {
         free(rf);
         return -1;
     }
@@ -1536,15 +1450,16 @@ static int load_refund(struct ac_payments *f, const PGresult *r)
         }
         rf->digest[n] = (uint8_t)v;
     }
-    map_put(&f->refunds, rf);
+    ac_strmap_put(&f->refunds, rf);
     return 0;
 }
 
-static int load_authz(struct ac_payments *f, const PGresult *r)
+static int load_authz(void *cls, const PGresult *r)
 {
+    struct ac_payments *f = cls;
     const char *id = PQgetvalue(r, 0, 0), *status = PQgetvalue(r, 0, 1);
     struct authz *z = calloc(1, sizeof *z);
-    if (z == NULL || map_reserve(&f->authz, 1) || strlen(id) > AC_ID_MAX) {
+    if (z == NULL || ac_strmap_reserve(&f->authz, 1) || strlen(id) > AC_ID_MAX) {
         free(z);
         return -1;
     }
@@ -1580,7 +1495,7 @@ static int load_authz(struct ac_payments *f, const PGresult *r)
         free(z);
         return -1;
     }
-    map_put(&f->authz, z);
+    ac_strmap_put(&f->authz, z);
     return 0;
 }
 
@@ -1592,10 +1507,10 @@ int ac_payments_load(struct ac_payments *p, PGconn *c)
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
     enum ac_qs qs = ok ? AC_QS_ONE_RESULT : AC_QS_SOFT_ERROR;
-    if (qs > 0) qs = stream(c, "pay_load_mandates", f, load_mandate);
-    if (qs > 0) qs = stream(c, "pay_load_payments", f, load_payment);
-    if (qs > 0) qs = stream(c, "pay_load_authz", f, load_authz);
-    if (qs > 0) qs = stream(c, "pay_load_refunds", f, load_refund);
+    if (qs > 0) qs = ac_db_stream(c, "pay_load_mandates", load_mandate, f);
+    if (qs > 0) qs = ac_db_stream(c, "pay_load_payments", load_payment, f);
+    if (qs > 0) qs = ac_db_stream(c, "pay_load_authz", load_authz, f);
+    if (qs > 0) qs = ac_db_stream(c, "pay_load_refunds", load_refund, f);
     r = PQexec(c, qs > 0 ? "commit" : "rollback");
     PQclear(r);
     if (qs <= 0) {
@@ -1604,7 +1519,7 @@ int ac_payments_load(struct ac_payments *p, PGconn *c)
     }
     /* swap the content in; readers see the new mandates at once */
     pthread_rwlock_wrlock(&p->lock);
-    struct map om = p->mandates, op = p->payments, oz = p->authz, orf = p->refunds;
+    struct ac_strmap om = p->mandates, op = p->payments, oz = p->authz, orf = p->refunds;
     p->mandates = f->mandates;
     p->payments = f->payments;
     p->authz = f->authz;

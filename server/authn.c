@@ -38,16 +38,6 @@ void ac_verified_free(struct ac_verified *v)
     free(v);
 }
 
-static json_t *b64_json(const uint8_t *p, size_t n)
-{
-    char *s = malloc(ac_b64_enc_len(n));
-    if (s == NULL) return NULL;
-    ac_b64_encode(p, n, s, 0);
-    json_t *j = json_string(s);
-    free(s);
-    return j;
-}
-
 /* Set key to a new value; a NULL value (allocation failure) marks the object bad. */
 static void put(json_t *o, const char *key, json_t *val, int *bad)
 {
@@ -67,7 +57,7 @@ json_t *ac_verified_json(const struct ac_verified *v)
         put(o, "user_id", json_string(v->user_id), &bad);
         put(o, "agent_id", json_string(v->agent_id), &bad);
         put(o, "max_autonomy", json_integer(v->max_autonomy), &bad);
-        put(o, "runtime_digest", b64_json(v->runtime_digest, sizeof v->runtime_digest), &bad);
+        put(o, "runtime_digest", ac_json_b64(v->runtime_digest, sizeof v->runtime_digest), &bad);
     } else {
         put(o, "merchant_id", json_string(v->merchant_id), &bad);
     }
@@ -77,8 +67,8 @@ json_t *ac_verified_json(const struct ac_verified *v)
     put(o, "nonce", json_string(v->nonce), &bad);
     put(o, "label", json_string(v->label ? v->label : ""), &bad);
     put(o, "signature_input", json_string(v->signature_input ? v->signature_input : ""), &bad);
-    put(o, "signature_base", b64_json(v->base, v->base_len), &bad);
-    put(o, "signature", b64_json(v->sig, v->siglen), &bad);
+    put(o, "signature_base", ac_json_b64(v->base, v->base_len), &bad);
+    put(o, "signature", ac_json_b64(v->sig, v->siglen), &bad);
     put(o, "verified_at", json_integer(v->verified_at), &bad);
     if (bad) {
         json_decref(o);

@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "protocol/b64.h"
 #include "server/authn.h"
 #include "server/http.h"
 
@@ -160,6 +161,16 @@ static enum MHD_Result queue(struct ac_req *r, unsigned status, const char *ctyp
     enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     return rc;
+}
+
+json_t *ac_json_b64(const uint8_t *p, size_t n)
+{
+    char *s = malloc(ac_b64_enc_len(n));
+    if (s == NULL) return NULL;
+    ac_b64_encode(p, n, s, 0);
+    json_t *j = json_string(s);
+    free(s);
+    return j;
 }
 
 enum MHD_Result ac_reply_json(struct ac_req *r, unsigned status, json_t *body)

@@ -68,16 +68,6 @@ static json_t *proof_json(const uint8_t (*p)[AC_EV_HASH_LEN], size_t n)
     return a;
 }
 
-static json_t *b64_json(const uint8_t *p, size_t n)
-{
-    char *s = malloc(ac_b64_enc_len(n));
-    if (s == NULL) return NULL;
-    ac_b64_encode(p, n, s, 0);
-    json_t *j = json_string(s);
-    free(s);
-    return j;
-}
-
 static enum MHD_Result db_error(struct ac_req *r, PGconn *c, int qs)
 {
     ac_pool_put(r->app->pool, c, qs == AC_QS_SOFT_ERROR);
@@ -203,8 +193,8 @@ static json_t *record_view(const struct ac_ev_record *rec)
     if (b->request.present) {
         const struct ac_ev_request *q = &b->request;
         json_t *jq = json_pack("{s:s%, s:o, s:s}", "base", (const char *)q->base, q->base_len,
-                               "sig", b64_json(q->sig, q->sig_len), "keyid", q->keyid);
-        if (jq && q->has_body) json_object_set_new(jq, "body", b64_json(q->body, q->body_len));
+                               "sig", ac_json_b64(q->sig, q->sig_len), "keyid", q->keyid);
+        if (jq && q->has_body) json_object_set_new(jq, "body", ac_json_b64(q->body, q->body_len));
         if (jq) json_object_set_new(body, "request", jq);
     }
     if (b->decision != AC_EV_DECISION_NONE)
@@ -276,7 +266,7 @@ enum MHD_Result ac_h_evidence_get(struct ac_req *r)
         return ac_reply_problem(r, AC_EC_EVIDENCE_INCONSISTENT, err, NULL);
     }
     json_t *j = json_pack("{s:I, s:o, s:o, s:o}", "seq", (json_int_t)seq, "leaf", hash_json(leaf),
-                          "record", b64_json(bytes, len), "view", record_view(&rec));
+                          "record", ac_json_b64(bytes, len), "view", record_view(&rec));
     ac_ev_record_clear(&rec);
     free(bytes);
     if (j && qs == AC_QS_ONE_RESULT && seq < cp.size) {
