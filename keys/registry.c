@@ -153,9 +153,17 @@ static struct ac_strmap *principals(struct data *d, enum ac_principal_role role)
     return role == AC_ROLE_USER ? &d->users : &d->merchants;
 }
 
+/* This thread reads the writer's view (ac_registry_writer_view). */
+static _Thread_local int writer_view;
+
+void ac_registry_writer_view(int on)
+{
+    writer_view = on;
+}
+
 static int visible(const struct data *d, uint64_t gen)
 {
-    return gen <= d->visible;
+    return writer_view || gen <= d->visible;
 }
 
 enum ac_ec ac_registry_resolve(void *cls, const char *keyid, struct ac_resolved_key *out)

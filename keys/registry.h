@@ -189,6 +189,11 @@ enum ac_ec ac_registry_binding_revoke(struct ac_registry *reg, const char *bindi
                                       const char *user_id, const char *user_kid, const char *jws,
                                       int64_t now_us, int *replayed);
 
+/* For the calling thread only (which must be the writer's, the sequencer's): while on, the
+ * readers above also see what the writer added and has not committed yet. The idempotency layer
+ * renders an answer before its batch commits this way (server/idem.h). */
+void ac_registry_writer_view(int on);
+
 /* Make everything added since the last commit visible to readers. */
 void ac_registry_commit(struct ac_registry *reg);
 

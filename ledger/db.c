@@ -411,13 +411,20 @@ static void end_arrays(int n)
         arr_end(&scratch[i]);
 }
 
-enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch, const struct ac_db_extra *x,
-                             size_t nx)
+/* The batch write: BEGIN (when begin), the ledger's change set (when ch), the extras, COMMIT (when
+ * commit), one sync. On any error the transaction is rolled back. */
+static enum ac_qs write_pipeline(PGconn *c, const struct ac_changes *ch,
+                                 const struct ac_db_extra *x, size_t nx, int begin, int commit)
 {
+    static const struct ac_changes none;
+    if (ch == NULL) ch = &none;
     int sent = 0; /* statements queued, each yields one result */
     if (PQenterPipelineMode(c) != 1) return AC_QS_SOFT_ERROR;
-    int fail = PQsendQueryPrepared(c, "begin", 0, NULL, NULL, NULL, 0) != 1;
-    sent++;
+    int fail = 0;
+    if (begin) {
+        fail = PQsendQueryPrepared(c, "begin", 0, NULL, NULL, NULL, 0) != 1;
+        sent++;
+    }
 
     if (!fail && ch->n_new_accounts) {
         start_arrays(4);
@@ -504,7 +511,7 @@ enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch, const struc
         fail = PQsendQueryPrepared(c, x[i].name, x[i].n, x[i].vals, NULL, NULL, 0) != 1;
         sent++;
     }
-    if (!fail) {
+    if (!fail && commit) {
         fail = PQsendQueryPrepared(c, "commit", 0, NULL, NULL, NULL, 0) != 1;
         sent++;
     }
@@ -548,6 +555,23 @@ enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch, const struc
         qs = AC_QS_SOFT_ERROR;
     }
     return qs;
+}
+
+enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch, const struct ac_db_extra *x,
+                             size_t nx)
+{
+    return write_pipeline(c, ch, x, nx, 1, 1);
+}
+
+enum ac_qs ac_db_write_open(PGconn *c, const struct ac_changes *ch, const struct ac_db_extra *x,
+                            size_t nx)
+{
+    return write_pipeline(c, ch, x, nx, 1, 0);
+}
+
+enum ac_qs ac_db_write_finish(PGconn *c, const struct ac_db_extra *x, size_t nx)
+{
+    return write_pipeline(c, NULL, x, nx, 0, 1);
 }
 
 /* ---- assets and reads ------------------------------------------------------------------------ */

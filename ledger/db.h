@@ -81,6 +81,14 @@ struct ac_db_extra {
 };
 enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch, const struct ac_db_extra *x,
                              size_t nx);
+/* The same batch in two steps, for a batch whose commands read their own writes before the
+ * commit (ac_cmd.seal, ledger/sequencer.h): ac_db_write_open sends BEGIN, the change set and the
+ * extras and leaves the transaction open (ONE_RESULT: every statement succeeded; on an error the
+ * transaction is rolled back); the caller may then run statements on c inside it, and
+ * ac_db_write_finish sends further extras and COMMIT (same outcomes as ac_db_write_batch). */
+enum ac_qs ac_db_write_open(PGconn *c, const struct ac_changes *ch, const struct ac_db_extra *x,
+                            size_t nx);
+enum ac_qs ac_db_write_finish(PGconn *c, const struct ac_db_extra *x, size_t nx);
 /* The error text of this thread's last failed ac_db_write_batch ("" if none). */
 const char *ac_db_last_error(void);
 /* Free this thread's batch-building scratch memory (call when the writer thread ends). */

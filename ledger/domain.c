@@ -6,6 +6,7 @@
 
 #include "ledger/db_identity.h"
 #include "ledger/evlog.h"
+#include "ledger/idempotency.h"
 #include "ledger/payments.h"
 
 int ac_domain_register_statements(void)
@@ -25,6 +26,7 @@ static int domain_load(void *cls, PGconn *c)
             "identity: %zu users, %zu merchants, %zu keys, %zu bindings (%zu revoked) loaded\n",
             n.users, n.merchants, n.keys, n.bindings, n.revoked);
     if (d->evlog && ac_evlog_load(d->evlog, c) != 0) return -1;
+    if (d->idem) ac_idem_sweeper_loaded(d->idem);
     if (d->payments) {
         if (ac_payments_load(d->payments, c) != 0) return -1;
         struct ac_payments_counts pc;
@@ -60,6 +62,7 @@ static int64_t domain_next_deadline(void *cls)
         int64_t e = ac_evlog_next_deadline(d->evlog);
         if (e < t) t = e;
     }
+    if (d->idem && ac_idem_sweeper_deadline(d->idem) < t) t = ac_idem_sweeper_deadline(d->idem);
     return t;
 }
 
@@ -70,6 +73,7 @@ static int domain_tick(void *cls, struct ac_apply *a)
     struct ac_domain *d = cls;
     if (d->evlog && ac_evlog_tick(d->evlog, a) != 0) return -1;
     if (d->payments && ac_payments_tick(d->payments, a) != 0) return -1;
+    if (d->idem && ac_idem_sweeper_tick(d->idem, a) != 0) return -1;
     return 0;
 }
 

@@ -11,11 +11,13 @@
 #include "ledger/sequencer.h"
 
 struct ac_payments;
+struct ac_idem_sweeper;
 
 struct ac_domain {
     struct ac_registry *registry; /* identity (keys/registry.h); required */
     struct ac_evlog *evlog;       /* evidence (ledger/evlog.h); NULL: no records (tests only) */
     struct ac_payments *payments; /* mandates, payments, step-up (ledger/payments.h); optional */
+    struct ac_idem_sweeper *idem; /* Idempotency-Key expiry (ledger/idempotency.h); optional */
 };
 
 /* Register the prepared statements of every part (before the sequencer starts). Returns 0/-1. */
@@ -24,7 +26,7 @@ int ac_domain_register_statements(void);
 /* The sequencer hooks over d (which must outlive the sequencer):
  * load -- rebuild every part from the database; flush -- the parts' aggregated rows;
  * end -- on commit, make the batch's changes visible to readers (ac_registry_commit, ...); on
- * failure nothing (the sequencer reloads); next_deadline/tick -- step-up expiry, checkpoints. */
+ * failure nothing (the sequencer reloads); next_deadline/tick -- step-up expiry, checkpoints, the idempotency sweep. */
 struct ac_seq_domain ac_domain_seq(struct ac_domain *d);
 
 #endif

@@ -64,7 +64,10 @@ static const struct ac_db_stmt reader_stmts[] = {
 int ac_payments_register_reader_statements(void);
 int ac_payments_register_reader_statements(void)
 {
-    return ac_db_register(AC_DB_READER, reader_stmts, sizeof reader_stmts / sizeof *reader_stmts);
+    /* also on the writer's connection: an Idempotency-Key's answer is rendered there, inside
+     * the batch's transaction (server/idem.h), and some answers read what the batch wrote */
+    return ac_db_register(AC_DB_READER, reader_stmts, sizeof reader_stmts / sizeof *reader_stmts) ||
+           ac_db_register(AC_DB_WRITER, reader_stmts, sizeof reader_stmts / sizeof *reader_stmts);
 }
 
 static int64_t i64(const PGresult *r, int col)

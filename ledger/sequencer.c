@@ -22,6 +22,7 @@ struct ac_apply {
     struct ac_db_extra *x; /* each x[i].vals is one malloc'd block holding the strings too */
     size_t nx, cap;
     int oom;
+    PGconn *conn; /* while seals run */
 };
 
 struct ac_sequencer {
@@ -227,6 +228,40 @@ void ac_apply_abort(struct ac_apply *a)
     a->oom = 1;
 }
 
+PGconn *ac_apply_conn(struct ac_apply *a)
+{
+    return a->conn;
+}
+
+static void apply_reset(struct ac_apply *a);
+
+static int has_seals(const struct ac_cmd *batch)
+{
+    for (; batch; batch = batch->next)
+        if (batch->seal) return 1;
+    return 0;
+}
+
+/* The batch's write when some command has a seal: the change set and the extras in an open
+ * transaction, then each seal (reading on conn, adding extras), then those extras and COMMIT. */
+static enum ac_qs write_sealed(PGconn *conn, const struct ac_changes *ch, struct ac_apply *ap,
+                               struct ac_cmd *batch)
+{
+    enum ac_qs qs = ac_db_write_open(conn, ch, ap->x, ap->nx);
+    apply_reset(ap);
+    if (qs < 0) return qs;
+    ap->conn = conn;
+    for (struct ac_cmd *c = batch; c && !ap->oom; c = c->next)
+        if (c->seal && c->seal(c, ap) != 0) ap->oom = 1;
+    ap->conn = NULL;
+    if (ap->oom || PQtransactionStatus(conn) != PQTRANS_INTRANS) {
+        PGresult *r = PQexec(conn, "rollback");
+        PQclear(r);
+        return AC_QS_HARD_ERROR;
+    }
+    return ac_db_write_finish(conn, ap->x, ap->nx);
+}
+
 static void apply_reset(struct ac_apply *a)
 {
     for (size_t i = 0; i < a->nx; i++)
@@ -310,11 +345,12 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struc
             fail_all(batch, AC_EC_INTERNAL);
             return 0;
         }
-        if (changes_empty(ch) && ap->nx == 0) {
+        if (changes_empty(ch) && ap->nx == 0 && !has_seals(batch)) {
             ac_state_commit(st);
         } else {
             double t0 = mono_seconds();
-            enum ac_qs qs = ac_db_write_batch(conn, ch, ap->x, ap->nx);
+            enum ac_qs qs = has_seals(batch) ? write_sealed(conn, ch, ap, batch)
+                                             : ac_db_write_batch(conn, ch, ap->x, ap->nx);
             apply_reset(ap);
             if (qs < 0) {
                 ac_state_rollback(st);

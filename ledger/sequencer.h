@@ -46,6 +46,10 @@ int ac_apply_stmt(struct ac_apply *a, const char *name, int n, const char *const
  * completes with AC_EC_INTERNAL, and the state is reloaded. For an op that changed the state and
  * then cannot finish what must go with the change (e.g. its evidence record). */
 void ac_apply_abort(struct ac_apply *a);
+/* The sequencer's connection, inside the batch's open transaction: only while a command's seal
+ * runs (see struct ac_cmd), else NULL. Statements on it see the batch's writes; an error on it
+ * aborts the transaction, so the whole batch fails. */
+PGconn *ac_apply_conn(struct ac_apply *a);
 
 struct ac_cmd {
     enum ac_cmd_kind kind;
@@ -69,6 +73,15 @@ struct ac_cmd {
      * AC_EC_BATCH_FAILED / AC_EC_NOT_LEADER / AC_EC_DB_UNAVAILABLE / AC_EC_INTERNAL (nothing of
      * it was applied; per-item results are not set). */
     enum ac_ec status;
+
+    /* Optional: called on the sequencer thread once every command of the batch was applied and
+     * the batch's writes were sent, INSIDE its still open transaction, before COMMIT (only then
+     * does the batch take a second round trip). The command's own outcome is known (status
+     * AC_EC_OK so far); seal may read what the batch wrote with ac_apply_conn() and add
+     * statements with ac_apply_stmt(), which commit with the batch or not at all (this is how an
+     * Idempotency-Key's stored answer is written with its effect, server/idem.h). It must not
+     * leave c->status changed. Returns 0, or -1 to fail the whole batch (as when out of memory). */
+    int (*seal)(struct ac_cmd *c, struct ac_apply *a);
 
     /* Called exactly once, on the sequencer thread, after the outcome is final. Must not block.
      * The command (and its arrays) must stay valid until then. */

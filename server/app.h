@@ -16,6 +16,7 @@ struct ac_registry;
 struct ac_domain;
 struct ac_payments;
 struct ac_evread;
+struct ac_idem_table;
 
 /* A small pool of reader connections for the HTTP workers. */
 struct ac_pool;
@@ -28,6 +29,10 @@ void ac_pool_set_session(struct ac_pool *p, const char *sql);
 PGconn *ac_pool_get(struct ac_pool *p);
 /* Give it back. broken=1 when a call on it failed with a connection error. */
 void ac_pool_put(struct ac_pool *p, PGconn *c, int broken);
+/* For this thread only: every ac_pool_get returns c (and ac_pool_put of it does nothing) until
+ * ac_pool_override(NULL). The idempotency layer renders an answer on the sequencer thread inside
+ * the batch's open transaction this way (server/idem.h). */
+void ac_pool_override(PGconn *c);
 
 /* Asset scale cache (assets are immutable once created). */
 struct ac_assets;
@@ -64,6 +69,7 @@ struct ac_app {
     struct ac_domain *domain;     /* the sequencer's state beyond the ledger (ledger/domain.h) */
     struct ac_payments *payments; /* mandates, payments, step-up (ledger/payments.h) */
     struct ac_evread *evread;     /* evidence proofs' leaf cache (ledger/evread.h); NULL: none */
+    struct ac_idem_table *idem;   /* Idempotency-Keys in flight (server/idem.h); NULL: none */
     struct ac_route_stats *route_stats; /* one per route, plus one for "unmatched" at the end */
     _Atomic uint64_t inflight;
 };

@@ -14,11 +14,13 @@
 #include "keys/keyring.h"
 #include "keys/registry.h"
 #include "ledger/domain.h"
+#include "ledger/idempotency.h"
 #include "ledger/evread.h"
 #include "ledger/migrations.h"
 #include "ledger/payments.h"
 #include "server/authn.h"
 #include "server/cli.h"
+#include "server/idem.h"
 #include "server/daemon.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -113,7 +115,16 @@ int ac_cli_serve(int argc, char **argv)
         fprintf(stderr, "serve: out of memory\n");
         return 1;
     }
+    /* Idempotency-Keys (server/idem.h): their expiry is a part of the domain; keys in flight */
+    struct ac_idem_sweeper sweeper;
+    ac_idem_sweeper_init(&sweeper, app.cfg.idem_retention);
+    domain.idem = &sweeper;
     struct ac_seq_domain seq_domain = ac_domain_seq(&domain);
+    if (ac_idem_register_statements() != 0 ||
+        (app.idem = ac_idem_table_new(app.cfg.idem_inflight)) == NULL) {
+        fprintf(stderr, "serve: cannot set up idempotency keys\n");
+        return 1;
+    }
     struct ac_seq_config sc = {.db_url = app.cfg.database_url,
                                .partition = app.cfg.partition,
                                .max_batch_items = app.cfg.max_batch,
@@ -165,5 +176,6 @@ int ac_cli_serve(int argc, char **argv)
     ac_evread_free(app.evread);
     ac_keyring_free(app.keyring);
     free(app.route_stats);
+    ac_idem_table_free(app.idem);
     return 0;
 }

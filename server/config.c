@@ -68,6 +68,20 @@ static int set(struct ac_config *c, const char *key, const char *val, char *err,
             return -1;
         }
         c->stepup_ttl = (long)v;
+    } else if (strcmp(key, "idempotency-retention") == 0 ||
+               strcmp(key, "idempotency-inflight") == 0) {
+        /* server/idem.h: keys are kept >= 24 h (up to a year); in-flight table 1..1M entries */
+        int ret = key[12] == 'r';
+        unsigned long lo = ret ? 86400ul : 1ul, hi = ret ? 31536000ul : 1ul << 20;
+        unsigned long v = strtoul(val, &end, 10);
+        if (*end || *val == '\0' || *val == '-' || v < lo || v > hi) {
+            snprintf(err, errlen, "%s must be an integer in %lu..%lu", key, lo, hi);
+            return -1;
+        }
+        if (ret)
+            c->idem_retention = (long)v;
+        else
+            c->idem_inflight = (size_t)v;
     } else if (strcmp(key, "evidence-origin") == 0) {
         /* a C2SP note key name: printable ASCII here, no space, no '+' */
         size_t n = strlen(val);
@@ -148,6 +162,8 @@ int ac_config_load(struct ac_config *c, int argc, char **argv, char *err, size_t
     c->stepup_ttl = 600;
     c->checkpoint_every = 1024;
     c->checkpoint_ms = 1000;
+    c->idem_retention = 86400;
+    c->idem_inflight = 65536;
     static const char *const keys[] = {"database-url", "listen",    "operator-token",
                                        "operator-token-file", "threads", "db-pool",
                                        "max-body",     "max-batch", "partition",
@@ -155,7 +171,8 @@ int ac_config_load(struct ac_config *c, int argc, char **argv, char *err, size_t
                                        "sig-max-age",  "nonce-cache",
                                        "evidence-origin", "checkpoint-every",
                                        "checkpoint-ms", "stepup-ttl",
-                                       "evidence",     "benchmark-only"};
+                                       "evidence",     "benchmark-only",
+                                       "idempotency-retention", "idempotency-inflight"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char env[64] = "AGENTCLEAR_";
         size_t n = strlen(env);

@@ -34,6 +34,11 @@ struct ac_config {
      * unless AGENTCLEAR_BENCHMARK_ONLY=yes is also given. */
     int evidence_off;
     int benchmark_only; /* AGENTCLEAR_BENCHMARK_ONLY "yes": allow benchmark-only settings */
+    /* Idempotency-Key (server/idem.h) */
+    long idem_retention;  /* AGENTCLEAR_IDEMPOTENCY_RETENTION seconds a key is kept, default and
+                             minimum 86400 */
+    size_t idem_inflight; /* AGENTCLEAR_IDEMPOTENCY_INFLIGHT keys being processed at once, default
+                             65536; more answer 503 overloaded */
 };
 
 /* Fill cfg from the environment, then from "--key=value" arguments (same names, lowercase,

@@ -12,6 +12,7 @@
 #include "protocol/b64.h"
 #include "server/authn.h"
 #include "server/http.h"
+#include "server/idem.h"
 
 #define AC_URL_MAX 512
 /* bytes of an overlong path kept as the 414 problem's instance */
@@ -139,9 +140,10 @@ static void add_challenge(struct MHD_Response *resp, struct ac_req *r, enum ac_e
     MHD_add_response_header(resp, "Accept-Signature", accept);
 }
 
-/* ec: the problem's code (AC_EC_OK for other answers), for the headers a status calls for. */
-static enum MHD_Result queue(struct ac_req *r, unsigned status, const char *ctype, char *body,
-                             size_t len, enum ac_ec ec)
+/* Send: ec is the problem's code (AC_EC_OK for other answers), for the headers a status calls
+ * for; location and replayed for answers recorded under an Idempotency-Key. */
+static enum MHD_Result send_now(struct ac_req *r, unsigned status, const char *ctype, char *body,
+                                size_t len, enum ac_ec ec, const char *location, int replayed)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
@@ -150,7 +152,10 @@ static enum MHD_Result queue(struct ac_req *r, unsigned status, const char *ctyp
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
-    if (status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (location) MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    if (replayed) MHD_add_response_header(resp, "Idempotent-Replayed", "true");
+    if (status == 503 || ec == AC_EC_IDEMPOTENCY_IN_FLIGHT)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (status == 401) add_challenge(resp, r, ec);
     if (status == 405) {
         char allow[128];
@@ -161,6 +166,23 @@ static enum MHD_Result queue(struct ac_req *r, unsigned status, const char *ctyp
     enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     return rc;
+}
+
+/* Every answer of a handler: captured instead while an Idempotency-Key's seal renders it. */
+static enum MHD_Result queue(struct ac_req *r, unsigned status, const char *ctype, char *body,
+                             size_t len, enum ac_ec ec)
+{
+    if (r->idem && ac_idem_on_reply(r, status, ctype, &body, len)) return MHD_YES;
+    return send_now(r, status, ctype, body, len, ec, NULL, 0);
+}
+
+enum MHD_Result ac_reply_recorded(struct ac_req *r, unsigned status, const char *ctype,
+                                  const char *location, const char *body, size_t len, int replayed)
+{
+    char *copy = malloc(len + 1);
+    if (copy == NULL) return MHD_NO;
+    memcpy(copy, body, len);
+    return send_now(r, status, ctype, copy, len, AC_EC_OK, location, replayed);
 }
 
 json_t *ac_json_b64(const uint8_t *p, size_t n)
@@ -369,6 +391,13 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         if (ec != AC_EC_OK) return ac_reply_problem(r, ec, detail, NULL);
         if (r->verified == NULL) return MHD_YES; /* suspended on the replay check */
     }
+    enum MHD_Result rc;
+    if (!r->idem_checked) {
+        r->idem_checked = 1;
+        if (!ac_idem_begin(r, &rc)) return rc;
+    } else if (r->idem && ac_idem_ready(r, &rc)) {
+        return rc;
+    }
     return r->route->handler(r);
 }
 
@@ -384,6 +413,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
         atomic_fetch_add(&rs->by_status[ac_status_slot(r->status ? r->status : 500)], 1);
         ac_hist_observe(&rs->seconds, mono() - r->t0);
     }
+    ac_idem_end(r);
     if (r->hctx_free) r->hctx_free(r->hctx);
     ac_verified_free(r->verified);
     ac_authn_wait_free(r->authn_wait);

@@ -36,6 +36,7 @@ struct ac_route {
     ac_handler handler;
     enum ac_auth auth;
     size_t body_max; /* 0: no body allowed */
+    unsigned flags;  /* AC_ROUTE_IDEMPOTENT (server/idem.h); omitted in the table: 0 */
 };
 
 #define AC_MAX_PATH_PARAMS 4
@@ -59,6 +60,8 @@ struct ac_req {
     int started;                   /* the access handler has seen this request */
     struct ac_verified *verified;  /* signed routes: the verification result; else NULL */
     struct ac_authn_wait *authn_wait; /* signed routes: suspended on the replay check */
+    struct ac_idem *idem; /* Idempotency-Key state (server/idem.h), or NULL */
+    int idem_checked;     /* ac_idem_begin ran */
     /* the handler's own state across suspend/resume */
     void *hctx;
     void (*hctx_free)(void *hctx);
@@ -77,6 +80,11 @@ json_t *ac_json_b64(const uint8_t *p, size_t n);
 /* RFC 9457 problem+json: type, title, status, detail (may be NULL), code, instance; `extra`
  * members (may be NULL; reference stolen) are merged in. 503s carry Retry-After. */
 enum MHD_Result ac_reply_problem(struct ac_req *r, enum ac_ec ec, const char *detail, json_t *extra);
+/* An answer recorded under an Idempotency-Key (server/idem.h), sent as it was given: status,
+ * Content-Type, Location (NULL: none) and the body bytes (copied); `replayed` adds
+ * `Idempotent-Replayed: true`. */
+enum MHD_Result ac_reply_recorded(struct ac_req *r, unsigned status, const char *ctype,
+                                  const char *location, const char *body, size_t len, int replayed);
 /* Plain text body (for /metrics). */
 enum MHD_Result ac_reply_text(struct ac_req *r, unsigned status, const char *ctype, const char *text,
                               size_t len);

@@ -50,8 +50,17 @@ void ac_pool_free(struct ac_pool *p)
     free(p);
 }
 
+/* This thread's stand-in connection (ac_pool_override), or NULL. */
+static _Thread_local PGconn *override;
+
+void ac_pool_override(PGconn *c)
+{
+    override = c;
+}
+
 PGconn *ac_pool_get(struct ac_pool *p)
 {
+    if (override) return override;
     pthread_mutex_lock(&p->mu);
     while (p->nfree == 0) pthread_cond_wait(&p->cv, &p->mu);
     PGconn *c = p->free_list[--p->nfree];
@@ -83,6 +92,7 @@ PGconn *ac_pool_get(struct ac_pool *p)
 
 void ac_pool_put(struct ac_pool *p, PGconn *c, int broken)
 {
+    if (override && c == override) return; /* not the pool's: its owner handles a failure */
     if (broken && c) {
         PQfinish(c);
         c = NULL;
