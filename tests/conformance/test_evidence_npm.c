@@ -82,7 +82,7 @@ static void npm_cbor_roundtrip(void **s)
         b->amount = (struct ac_ev_amount){1, INT64_MAX, "CNY", 2};
         b->binding = b->mandate = b->revocation = b->confirmation = b->voucher = b->report = d;
         b->request = q;
-        b->decision = k == AC_EV_PAYMENT_DENY      ? AC_EV_DENY
+        b->decision = k == AC_EV_PAYMENT_DENY || k == AC_EV_TAB_DENY ? AC_EV_DENY
                       : k == AC_EV_PAYMENT_STEP_UP ? AC_EV_STEP_UP
                                                    : AC_EV_ALLOW;
         b->reasons = reasons, b->nreasons = 2;
