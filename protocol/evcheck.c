@@ -581,13 +581,15 @@ int ac_evcheck_record(struct ac_evcheck *ck, const struct ac_ev_record *r, char 
             if (strcmp(vc.tab, b->tab) != 0 || vc.cumulative != b->amount.value)
                 return say(why, whylen, "its voucher names another tab or amount than the record");
         }
+        ck->st.vouchers_verified++;
     }
     if (b->report.present && find_doc(ck, b->report.hash) == NULL)
         return say(why, whylen, "its report document is not in the export");
     if (b->request.present) {
         /* a tab's settle and close requests are the payee merchant's, not the agent's */
         int merchant = r->kind == AC_EV_TAB_SETTLE || r->kind == AC_EV_TAB_CLOSE;
-        int rc = check_request(&b->request, merchant ? NULL : agent, why, whylen);
+        EVP_PKEY *rkey = merchant ? NULL : agent;
+        int rc = check_request(&b->request, rkey, why, whylen);
         if (rc < 0) return -1;
         if (rc == 1 && r->kind != AC_EV_PAYMENT_DENY)
             return say(why, whylen,
@@ -595,7 +597,7 @@ int ac_evcheck_record(struct ac_evcheck *ck, const struct ac_ev_record *r, char 
                        "of its binding");
         if (rc == 1)
             ck->st.denials_unsigned++;
-        else if (agent)
+        else if (rkey)
             ck->st.requests_verified++;
         else
             ck->st.requests_unverified++;

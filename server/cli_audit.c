@@ -393,6 +393,10 @@ static int audit_replay(int argc, char **argv)
            "replay: ledger: %" PRIu64 " transfers, %zu accounts recomputed\n",
            cs.documents_verified, cs.requests_verified, cs.requests_unverified, cs.denials_unsigned,
            cs.transfers, na);
+    if (cs.vouchers_verified)
+        printf("replay: vouchers: %" PRIu64 " tab vouchers verified with the binding's agent key "
+               "(tab and cumulative amount equal to the record's)\n",
+               cs.vouchers_verified);
     struct ac_redecide_stats ds;
     ac_redecide_stats(x.rd, &ds);
     printf("replay: decisions: %" PRIu64 " recomputed with the risk engine and equal, %" PRIu64
