@@ -40,6 +40,7 @@
 #include "tests/support/api.h"
 #include "tests/support/httpc.h"
 #include "tests/support/identity.h"
+#include "tests/support/npm.h"
 #include "tests/support/payflow.h"
 #include "tests/support/server.h"
 #include "tests/support/sql.h"
@@ -387,6 +388,33 @@ static void voucher_refusals(void **st)
     free(other);
 }
 
+/* With AC_NPM_DIR (ops/test): a voucher signed by npm jose is settled by the server. */
+static void jose_voucher(void **st)
+{
+    (void)st;
+    if (getenv("AC_NPM_DIR") == NULL || !*getenv("AC_NPM_DIR")) {
+        if (getenv("AC_REQUIRE_NPM") && strcmp(getenv("AC_REQUIRE_NPM"), "1") == 0)
+            fail_msg("AC_REQUIRE_NPM=1 but AC_NPM_DIR is not set");
+        skip();
+    }
+    json_decref(open_tab("tj", "shop", "2.00", 201));
+    json_t *in = json_pack("{s:o, s:{s:s, s:s}, s:o}", "jwk", ac_jwk_export_private(agent1),
+                           "header", "kid", ac_test_kid(agent1), "typ", AC_VOUCHER_TYP, "payload",
+                           ac_voucher_payload("tj", 1, "CNY", 125, 2));
+    int code = -1;
+    json_t *out = ac_npm_json("sign-jws.mjs", in, &code);
+    json_decref(in);
+    assert_int_equal(code, 0);
+    json_t *j = NULL;
+    char text[1024];
+    int st2 = post_voucher(shop1, "tj", "settle", ac_test_jstr(out, "jws"), &http, &j, text,
+                           sizeof text);
+    if (st2 != 200) fail_msg("jose voucher: %d %s", st2, text);
+    assert_int_equal(amount_of(j, "amount"), 125);
+    json_decref(j);
+    json_decref(out);
+}
+
 static void denied_tabs(void **st)
 {
     (void)st;
@@ -644,6 +672,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(open_settle_close),  cmocka_unit_test(voucher_refusals),
+        cmocka_unit_test(jose_voucher),
         cmocka_unit_test(denied_tabs),        cmocka_unit_test(expiry),
         cmocka_unit_test(concurrent_settles), cmocka_unit_test(restart_keeps_tabs),
         cmocka_unit_test(reading),            cmocka_unit_test(audit_replay),
