@@ -28,8 +28,8 @@ struct tab {
     uint8_t digest[32];
     enum ac_tab_status status;
     /* open tabs only (a finished tab keeps its id, digest, status and payee) */
-    char mandate[AC_ID_MAX + 1], binding[AC_ID_MAX + 1], user[AC_ID_MAX + 1],
-        agent[AC_ID_MAX + 1], payee[AC_ID_MAX + 1];
+    char mandate[AC_ID_MAX + 1], binding[AC_ID_MAX + 1], user[AC_ID_MAX + 1], agent[AC_ID_MAX + 1],
+        payee[AC_ID_MAX + 1];
     char asset[AC_ASSET_MAX + 1];
     unsigned scale;
     int64_t hold, settled, last_seq, expires_us;
@@ -191,8 +191,13 @@ void ac_tab_open_digest(struct ac_tab_open_request *q)
 {
     char hold[AC_AMOUNT_STR_MAX], ttl[24];
     snprintf(ttl, sizeof ttl, "%lld", (long long)q->ttl_s);
-    const char *f[] = {"agentclear/v1/tab-open", q->binding, q->mandate, q->payee, q->asset,
-                       ac_amount_format(q->hold, q->scale, hold), ttl};
+    const char *f[] = {"agentclear/v1/tab-open",
+                       q->binding,
+                       q->mandate,
+                       q->payee,
+                       q->asset,
+                       ac_amount_format(q->hold, q->scale, hold),
+                       ttl};
     hash_fields(f, sizeof f / sizeof *f, q->digest);
 }
 
@@ -286,8 +291,7 @@ static int evidence(struct ac_domain *d, struct ac_apply *a, struct ac_ev_record
     return 0;
 }
 
-static void binding_docref(struct ac_ev_docref *r, const struct ac_binding_state *b,
-                           const char *id)
+static void binding_docref(struct ac_ev_docref *r, const struct ac_binding_state *b, const char *id)
 {
     r->present = 1;
     memcpy(r->hash, b->jws_sha256, AC_EV_HASH_LEN);
@@ -617,11 +621,11 @@ static enum ac_ec record_step(struct ac_tabs *s, struct ac_domain *d, struct ac_
         hex(q->jws_hash, 32, vh);
     }
     ev_strings(op, seq, leaf);
-    enum ac_tab_status st = ends ? (kind == AC_EV_TAB_EXPIRE ? AC_TAB_EXPIRED : AC_TAB_CLOSED)
-                                 : AC_TAB_OPEN;
-    const char *vt[] = {t->id, ac_tab_status_name(st), settled, last, op->hold_id, holds, t_us,
-                        ends ? t_us : ""};
-    const char *kinds = kind == AC_EV_TAB_SETTLE ? "settle"
+    enum ac_tab_status st =
+        ends ? (kind == AC_EV_TAB_EXPIRE ? AC_TAB_EXPIRED : AC_TAB_CLOSED) : AC_TAB_OPEN;
+    const char *vt[] = {t->id, ac_tab_status_name(st), settled, last, op->hold_id, holds,
+                        t_us,  ends ? t_us : ""};
+    const char *kinds = kind == AC_EV_TAB_SETTLE  ? "settle"
                         : kind == AC_EV_TAB_CLOSE ? "close"
                                                   : "expire";
     const char *vs[] = {t->id,
@@ -667,8 +671,8 @@ static enum ac_ec ledger(struct ac_apply *a, struct ac_transfer_req *reqs, size_
     return AC_EC_OK;
 }
 
-static void pend_req(struct ac_transfer_req *r, const struct tab *t, const char *role,
-                     uint32_t n, uint32_t flags, const char *pending, int64_t amount)
+static void pend_req(struct ac_transfer_req *r, const struct tab *t, const char *role, uint32_t n,
+                     uint32_t flags, const char *pending, int64_t amount)
 {
     memset(r, 0, sizeof *r);
     ac_tab_transfer_id(t->id, role, n, r->id);
@@ -721,7 +725,7 @@ static void apply_settle(struct ac_tabs *s, struct ac_domain *d, struct ac_tabop
         }
         if (q->v.seq <= t->last_seq) {
             op->result = settled_before(t, q->v.seq, q->jws_hash) ? AC_EC_VOUCHER_REPLAYED
-                                                                   : AC_EC_VOUCHER_NOT_MONOTONIC;
+                                                                  : AC_EC_VOUCHER_NOT_MONOTONIC;
             return;
         }
         if (q->v.cumulative > t->hold) {
@@ -1000,8 +1004,8 @@ enum ac_qs ac_tabs_read(PGconn *c, const char *id, struct ac_tab_row *out)
     return AC_QS_ONE_RESULT;
 }
 
-enum ac_qs ac_tabs_list(PGconn *c, int payee, const char *principal, int64_t before,
-                        unsigned limit, struct ac_tab_row *out, size_t *n)
+enum ac_qs ac_tabs_list(PGconn *c, int payee, const char *principal, int64_t before, unsigned limit,
+                        struct ac_tab_row *out, size_t *n)
 {
     char b[24], l[16];
     i64s(b, before > 0 ? before : INT64_MAX);

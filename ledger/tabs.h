@@ -73,8 +73,8 @@ struct ac_tab_open_request {
     char category[AC_ID_MAX + 1]; /* the payee's registered category */
     char asset[AC_ASSET_MAX + 1];
     unsigned scale;
-    int64_t hold;  /* > 0 */
-    int64_t ttl_s; /* 1..AC_TAB_TTL_MAX */
+    int64_t hold;                                     /* > 0 */
+    int64_t ttl_s;                                    /* 1..AC_TAB_TTL_MAX */
     char debit[AC_ID_MAX + 1], credit[AC_ID_MAX + 1]; /* the wallets (ac_wallet_account) */
     struct ac_pay_signed sig;
 };
@@ -102,9 +102,9 @@ struct ac_tabop {
     const struct ac_tab_settle_request *settle;
 
     /* ---- outputs (valid when the command's status is AC_EC_OK) ---- */
-    enum ac_ec result; /* AC_EC_OK, or the refusal (nothing changed) */
-    int replayed;      /* OPEN: same id, same request: nothing written (read it back) */
-    enum ac_tab_status status;        /* the tab's status afterwards */
+    enum ac_ec result;         /* AC_EC_OK, or the refusal (nothing changed) */
+    int replayed;              /* OPEN: same id, same request: nothing written (read it back) */
+    enum ac_tab_status status; /* the tab's status afterwards */
     struct ac_risk_decision decision; /* OPEN */
     enum ac_ec ledger_ec;             /* OPEN with status FAILED */
     int has_evidence;
@@ -175,8 +175,8 @@ struct ac_tab_row {
 enum ac_qs ac_tabs_read(PGconn *c, const char *id, struct ac_tab_row *out);
 /* A principal's tabs, newest first, seq < before (0: from the newest), at most limit (1..101):
  * ONE_RESULT with *n (maybe 0), or an error. payee: 1 the merchant's, 0 the user's. */
-enum ac_qs ac_tabs_list(PGconn *c, int payee, const char *principal, int64_t before,
-                        unsigned limit, struct ac_tab_row *out, size_t *n);
+enum ac_qs ac_tabs_list(PGconn *c, int payee, const char *principal, int64_t before, unsigned limit,
+                        struct ac_tab_row *out, size_t *n);
 
 struct ac_tab_settlement_row {
     char kind[8];

@@ -138,7 +138,8 @@ static enum ac_qs read_tab(struct ac_req *r, const char *id, struct ac_tab_row *
         return AC_QS_SOFT_ERROR;
     }
     enum ac_qs qs = ac_tabs_read(c, id, t);
-    if (qs == AC_QS_ONE_RESULT && stl) qs = ac_tabs_settlements(c, id, stl, SETTLEMENTS_SHOWN, nstl);
+    if (qs == AC_QS_ONE_RESULT && stl)
+        qs = ac_tabs_settlements(c, id, stl, SETTLEMENTS_SHOWN, nstl);
     ac_pool_put(r->app->pool, c, qs == AC_QS_SOFT_ERROR);
     if (qs < 0) *rc = ac_reply_db_error(r, qs);
     if (qs == AC_QS_NO_RESULTS) *rc = ac_reply_problem(r, AC_EC_TAB_UNKNOWN, NULL, NULL);
@@ -299,7 +300,8 @@ enum MHD_Result ac_h_tabs_post(struct ac_req *r)
     return ac_seqcall(r, &x->cmd);
 }
 
-/* ---- POST /v1/tabs/{id}/settle and /close --------------------------------------------------------
+/* ---- POST /v1/tabs/{id}/settle and /close
+ * --------------------------------------------------------
  */
 
 /* PARSE + CHECK into x->s. On failure queues a problem and returns 0 with *rc set. */
@@ -314,8 +316,8 @@ static int prepare_settle(struct ac_req *r, struct tctx *x, int close, enum MHD_
     json_error_t e;
     int bad_shape = close ? json_unpack_ex(body, &e, JSON_STRICT, "{s?o}", "voucher", &vj)
                           : json_unpack_ex(body, &e, JSON_STRICT, "{s:o}", "voucher", &vj);
-    if (bad_shape || (vj && (!json_is_string(vj) ||
-                             json_string_length(vj) != strlen(json_string_value(vj))))) {
+    if (bad_shape ||
+        (vj && (!json_is_string(vj) || json_string_length(vj) != strlen(json_string_value(vj))))) {
         *rc = ac_reply_problem(r, AC_EC_JSON_SCHEMA,
                                bad_shape ? e.text : "voucher must be a compact jws string", NULL);
         json_decref(body);
@@ -340,8 +342,8 @@ static int prepare_settle(struct ac_req *r, struct tctx *x, int close, enum MHD_
     if (x->voucher) {
         struct ac_jws jws;
         struct ac_doc_err derr = {0};
-        enum ac_ec ec = ac_voucher_parse(x->voucher, strlen(x->voucher), t.asset, t.scale, &s->v,
-                                         &jws, &derr);
+        enum ac_ec ec =
+            ac_voucher_parse(x->voucher, strlen(x->voucher), t.asset, t.scale, &s->v, &jws, &derr);
         if (ec != AC_EC_OK) {
             char ptr[AC_DOC_POINTER_MAX + 16];
             snprintf(ptr, sizeof ptr, "/voucher%s", derr.pointer);
@@ -366,8 +368,8 @@ static int prepare_settle(struct ac_req *r, struct tctx *x, int close, enum MHD_
         }
         ac_jws_clear(&jws);
         if (ec != AC_EC_OK) {
-            *rc = ac_reply_problem(r, ec == AC_EC_BINDING_UNKNOWN ? AC_EC_INTERNAL : ec, NULL,
-                                   NULL);
+            *rc =
+                ac_reply_problem(r, ec == AC_EC_BINDING_UNKNOWN ? AC_EC_INTERNAL : ec, NULL, NULL);
             return 0;
         }
         s->has_voucher = 1;
@@ -434,7 +436,8 @@ enum MHD_Result ac_h_tab_close(struct ac_req *r)
     return settle_or_close(r, 1);
 }
 
-/* ---- reading -------------------------------------------------------------------------------------
+/* ---- reading
+ * -------------------------------------------------------------------------------------
  */
 
 enum MHD_Result ac_h_tabs_get(struct ac_req *r)
@@ -494,13 +497,12 @@ static enum MHD_Result list_tabs(struct ac_req *r, int user)
         return ac_reply_problem(r, AC_EC_PARAMETER_INVALID,
                                 "limit must be an integer from 1 to 100", NULL);
     if (c && cursor_decode(c, &before) != 0)
-        return ac_reply_problem(r, AC_EC_PARAMETER_INVALID, "cursor is not one this server returned",
-                                NULL);
+        return ac_reply_problem(r, AC_EC_PARAMETER_INVALID,
+                                "cursor is not one this server returned", NULL);
     struct ac_principal_info info;
-    enum ac_ec ec =
-        ac_id_valid(id) ? ac_registry_principal_get(r->app->registry,
-                                                    user ? AC_ROLE_USER : AC_ROLE_MERCHANT, id,
-                                                    &info)
+    enum ac_ec ec = ac_id_valid(id)
+                        ? ac_registry_principal_get(
+                              r->app->registry, user ? AC_ROLE_USER : AC_ROLE_MERCHANT, id, &info)
                         : (user ? AC_EC_USER_UNKNOWN : AC_EC_MERCHANT_UNKNOWN);
     if (ec != AC_EC_OK) return ac_reply_problem(r, ec, NULL, NULL);
     ac_principal_info_clear(&info);

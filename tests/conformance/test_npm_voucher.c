@@ -23,8 +23,8 @@ static char *jose_sign(EVP_PKEY *key, const char *typ, json_t *p)
 {
     char kid[AC_JWK_THUMBPRINT_SIZE];
     assert_int_equal(ac_jwk_thumbprint(key, kid), 0);
-    json_t *in = json_pack("{s:o, s:{s:s, s:s}, s:o}", "jwk", ac_jwk_export_private(key),
-                           "header", "kid", kid, "typ", typ, "payload", p);
+    json_t *in = json_pack("{s:o, s:{s:s, s:s}, s:o}", "jwk", ac_jwk_export_private(key), "header",
+                           "kid", kid, "typ", typ, "payload", p);
     int st = -1;
     json_t *out = ac_npm_json("sign-jws.mjs", in, &st);
     json_decref(in);
@@ -66,8 +66,8 @@ static void both_ways(enum ac_sig_alg alg)
     char *ours = ac_voucher_sign(agent, "tab-8", 3, "CNY", 500, 2);
     assert_non_null(ours);
     for (int k = 0; k < 2; k++) {
-        json_t *in = json_pack("{s:o, s:s}", "jwk", ac_jwk_export_public(k ? other : agent),
-                               "jws", ours);
+        json_t *in =
+            json_pack("{s:o, s:s}", "jwk", ac_jwk_export_public(k ? other : agent), "jws", ours);
         int st = -1;
         json_t *out = ac_npm_json("verify-jws.mjs", in, &st);
         json_decref(in);
@@ -75,7 +75,8 @@ static void both_ways(enum ac_sig_alg alg)
             assert_int_equal(st, 0);
             assert_non_null(out);
             assert_true(json_is_true(json_object_get(out, "verified")));
-            json_t *p = json_loads(json_string_value(json_object_get(out, "payload_text")), 0, NULL);
+            json_t *p =
+                json_loads(json_string_value(json_object_get(out, "payload_text")), 0, NULL);
             assert_string_equal(json_string_value(json_object_get(p, "tab")), "tab-8");
             json_decref(p);
         } else {

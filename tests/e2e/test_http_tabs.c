@@ -86,8 +86,8 @@ static char *open_body(const char *id, const char *mandate, const char *payee, c
                        long long expires_in)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:I}", "id", id, "mandate", mandate,
-                          "payee", payee, "amount", "currency", "CNY", "value", value,
-                          "expires_in", (json_int_t)expires_in);
+                          "payee", payee, "amount", "currency", "CNY", "value", value, "expires_in",
+                          (json_int_t)expires_in);
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;
@@ -171,8 +171,7 @@ static void refused(EVP_PKEY *key, const char *tab, const char *what, const char
     free(body);
 }
 
-static void refused_v(const char *tab, long long seq, long long cents, int status,
-                      const char *code)
+static void refused_v(const char *tab, long long seq, long long cents, int status, const char *code)
 {
     char *v = voucher(agent1, tab, seq, cents);
     refused(shop1, tab, "settle", v, status, code);
@@ -352,9 +351,8 @@ static void voucher_refusals(void **st)
     json_t *p = ac_voucher_payload("t2", 4, "CNY", 200, 2);
     char *text = json_dumps(p, JSON_COMPACT);
     json_decref(p);
-    char *wrongtyp =
-        ac_jws_sign(agent1, ac_test_kid(agent1), "agentclear-mandate+jws", (uint8_t *)text,
-                    strlen(text));
+    char *wrongtyp = ac_jws_sign(agent1, ac_test_kid(agent1), "agentclear-mandate+jws",
+                                 (uint8_t *)text, strlen(text));
     refused(shop1, "t2", "settle", wrongtyp, 400, "voucher_invalid");
     free(wrongtyp);
     free(text);
@@ -407,8 +405,8 @@ static void jose_voucher(void **st)
     assert_int_equal(code, 0);
     json_t *j = NULL;
     char text[1024];
-    int st2 = post_voucher(shop1, "tj", "settle", ac_test_jstr(out, "jws"), &http, &j, text,
-                           sizeof text);
+    int st2 =
+        post_voucher(shop1, "tj", "settle", ac_test_jstr(out, "jws"), &http, &j, text, sizeof text);
     if (st2 != 200) fail_msg("jose voucher: %d %s", st2, text);
     assert_int_equal(amount_of(j, "amount"), 125);
     json_decref(j);
@@ -430,8 +428,8 @@ static void denied_tabs(void **st)
     assert_string_equal(ac_test_jstr(j, "code"), "tab_denied");
     json_decref(j);
     /* the wallet cannot cover the hold */
-    json_t *p = ac_test_mandate_payload("mbig2", "alice", "agent-a", "shop", "CNY", "9000.00",
-                                        "L5");
+    json_t *p =
+        ac_test_mandate_payload("mbig2", "alice", "agent-a", "shop", "CNY", "9000.00", "L5");
     char *body = ac_test_signed_body(alice1, AC_MANDATE_TYP, p);
     json_decref(ac_test_api_call(&http, "POST", "/v1/mandates", NULL, body, 201));
     free(body);
@@ -528,7 +526,8 @@ static void concurrent_settles(void **st)
     /* the answers' deltas add up to the settled total, which the ledger moved exactly */
     assert_int_equal(conc_posted, settled);
     assert_int_equal(posted("merchant:shop:cny") - s0, settled);
-    assert_int_equal(sql_int("select count(*) from ac_tab_settlements where tab_id = 'tc'"), conc_ok);
+    assert_int_equal(sql_int("select count(*) from ac_tab_settlements where tab_id = 'tc'"),
+                     conc_ok);
     /* the highest voucher always ends up settled (the last one in is above any other) */
     assert_int_equal(sql_int("select last_seq from ac_tabs where id = 'tc'"), CONC_VOUCHERS);
     assert_int_equal(posted("merchant:shop:cny") - s0, CONC_VOUCHERS * 10);
@@ -671,11 +670,15 @@ static int teardown(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(open_settle_close),  cmocka_unit_test(voucher_refusals),
+        cmocka_unit_test(open_settle_close),
+        cmocka_unit_test(voucher_refusals),
         cmocka_unit_test(jose_voucher),
-        cmocka_unit_test(denied_tabs),        cmocka_unit_test(expiry),
-        cmocka_unit_test(concurrent_settles), cmocka_unit_test(restart_keeps_tabs),
-        cmocka_unit_test(reading),            cmocka_unit_test(audit_replay),
+        cmocka_unit_test(denied_tabs),
+        cmocka_unit_test(expiry),
+        cmocka_unit_test(concurrent_settles),
+        cmocka_unit_test(restart_keeps_tabs),
+        cmocka_unit_test(reading),
+        cmocka_unit_test(audit_replay),
         cmocka_unit_test(sigterm_stops_cleanly),
     };
     return ac_test_e2e_finish(cmocka_run_group_tests(tests, setup, teardown));
