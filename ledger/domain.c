@@ -8,11 +8,13 @@
 #include "ledger/evlog.h"
 #include "ledger/idempotency.h"
 #include "ledger/payments.h"
+#include "ledger/tabs.h"
 
 int ac_domain_register_statements(void)
 {
     if (ac_db_identity_register() != 0 || ac_evlog_register_statements() != 0) return -1;
-    return ac_payments_register_statements();
+    if (ac_payments_register_statements() != 0) return -1;
+    return ac_tabs_register_statements();
 }
 
 static int domain_load(void *cls, PGconn *c)
@@ -34,6 +36,12 @@ static int domain_load(void *cls, PGconn *c)
         fprintf(stderr, "payments: %zu mandates, %zu payments, %zu authorizations (%zu pending)\n",
                 pc.mandates, pc.payments, pc.authorizations, pc.pending);
     }
+    if (d->tabs) {
+        if (ac_tabs_load(d->tabs, c) != 0) return -1;
+        struct ac_tabs_counts tc;
+        ac_tabs_counts(d->tabs, &tc);
+        fprintf(stderr, "tabs: %zu tabs (%zu open)\n", tc.tabs, tc.open);
+    }
     return 0;
 }
 
@@ -50,6 +58,7 @@ static void domain_end(void *cls, int committed)
     struct ac_domain *d = cls;
     if (committed) ac_registry_commit(d->registry);
     if (d->payments) ac_payments_end(d->payments, committed);
+    if (d->tabs) ac_tabs_end(d->tabs, committed);
     if (d->evlog) ac_evlog_end(d->evlog, committed);
 }
 
@@ -58,6 +67,10 @@ static int64_t domain_next_deadline(void *cls)
     struct ac_domain *d = cls;
     int64_t t = INT64_MAX;
     if (d->payments) t = ac_payments_next_deadline(d->payments);
+    if (d->tabs) {
+        int64_t x = ac_tabs_next_deadline(d->tabs);
+        if (x < t) t = x;
+    }
     if (d->evlog) {
         int64_t e = ac_evlog_next_deadline(d->evlog);
         if (e < t) t = e;
@@ -74,6 +87,7 @@ static int domain_tick(void *cls, struct ac_apply *a)
     if (d->evlog && ac_evlog_tick(d->evlog, a) != 0) return -1;
     if (d->payments && ac_payments_tick(d->payments, a) != 0) return -1;
     if (d->idem && ac_idem_sweeper_tick(d->idem, a) != 0) return -1;
+    if (d->tabs && ac_tabs_tick(d->tabs, a) != 0) return -1;
     return 0;
 }
 

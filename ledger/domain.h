@@ -12,12 +12,14 @@
 
 struct ac_payments;
 struct ac_idem_sweeper;
+struct ac_tabs;
 
 struct ac_domain {
     struct ac_registry *registry; /* identity (keys/registry.h); required */
     struct ac_evlog *evlog;       /* evidence (ledger/evlog.h); NULL: no records (tests only) */
     struct ac_payments *payments; /* mandates, payments, step-up (ledger/payments.h); optional */
     struct ac_idem_sweeper *idem; /* Idempotency-Key expiry (ledger/idempotency.h); optional */
+    struct ac_tabs *tabs;         /* micropayment tabs (ledger/tabs.h); optional, needs payments */
 };
 
 /* Register the prepared statements of every part (before the sequencer starts). Returns 0/-1. */

@@ -1547,3 +1547,41 @@ int ac_payments_load(struct ac_payments *p, PGconn *c)
     ac_payments_free(f);
     return 0;
 }
+
+/* ==== lent to ledger/tabs.c (payments_int.h) ===================================================
+ */
+
+#include "ledger/payments_int.h"
+
+struct ac_pay_mandate *ac_payments_mandate(struct ac_payments *p, const char *id)
+{
+    return (struct ac_pay_mandate *)ac_strmap_get(&p->mandates, id);
+}
+
+const struct ac_mandate *ac_pay_mandate_doc(const struct ac_pay_mandate *m)
+{
+    return &((const struct mandate *)m)->m;
+}
+
+struct ac_spend *ac_pay_mandate_spend(struct ac_pay_mandate *m)
+{
+    return &((struct mandate *)m)->spend;
+}
+
+void ac_pay_mandate_touch(struct ac_payments *p, struct ac_pay_mandate *m)
+{
+    mark_dirty(p, (struct mandate *)m);
+}
+
+void ac_pay_mandate_docref(const struct ac_pay_mandate *m, struct ac_ev_docref *out)
+{
+    const struct mandate *x = (const struct mandate *)m;
+    docref(out, x->jws_sha256, x->m.id, x->kid);
+}
+
+void ac_payments_risk_input(struct ac_risk_input *in, const struct ac_pay_request *q,
+                            const char *binding, const struct ac_binding_state *b,
+                            const struct ac_pay_mandate *m, int64_t now)
+{
+    risk_input(in, q, binding, b, (const struct mandate *)m, now);
+}

@@ -13,6 +13,7 @@
 #include "protocol/httpsig.h"
 #include "protocol/sigbase.h"
 #include "protocol/jose.h"
+#include "protocol/voucher.h"
 
 /* ---- a small string/hash-keyed table (open addressing, grows at 1/2 load) -------------------- */
 
@@ -570,11 +571,25 @@ int ac_evcheck_record(struct ac_evcheck *ck, const struct ac_ev_record *r, char 
         }
         if (ec != AC_EC_OK)
             return say(why, whylen, "its voucher does not verify with the binding's agent key");
+        /* a tab's voucher names the tab, and its cumulative amount is what the tab has settled
+         * after the record (docs/evidence.md, tab.settle / tab.close) */
+        struct ac_voucher vc;
+        if (b->tab && b->amount.present) {
+            if (ac_voucher_parse(v->text, v->len, b->amount.asset, b->amount.scale, &vc, NULL,
+                                 NULL) != AC_EC_OK)
+                return say(why, whylen, "its voucher is not a valid voucher");
+            if (strcmp(vc.tab, b->tab) != 0 || vc.cumulative != b->amount.value)
+                return say(why, whylen, "its voucher names another tab or amount than the record");
+        }
+        ck->st.vouchers_verified++;
     }
     if (b->report.present && find_doc(ck, b->report.hash) == NULL)
         return say(why, whylen, "its report document is not in the export");
     if (b->request.present) {
-        int rc = check_request(&b->request, agent, why, whylen);
+        /* a tab's settle and close requests are the payee merchant's, not the agent's */
+        int merchant = r->kind == AC_EV_TAB_SETTLE || r->kind == AC_EV_TAB_CLOSE;
+        EVP_PKEY *rkey = merchant ? NULL : agent;
+        int rc = check_request(&b->request, rkey, why, whylen);
         if (rc < 0) return -1;
         if (rc == 1 && r->kind != AC_EV_PAYMENT_DENY)
             return say(why, whylen,
@@ -582,7 +597,7 @@ int ac_evcheck_record(struct ac_evcheck *ck, const struct ac_ev_record *r, char 
                        "of its binding");
         if (rc == 1)
             ck->st.denials_unsigned++;
-        else if (agent)
+        else if (rkey)
             ck->st.requests_verified++;
         else
             ck->st.requests_unverified++;

@@ -53,9 +53,11 @@ const struct ac_binding_doc *ac_evcheck_binding(const struct ac_evcheck *ck,
 struct ac_evcheck_stats {
     uint64_t documents_verified;  /* distinct JWS verified */
     uint64_t requests_verified;   /* request signatures verified */
-    uint64_t requests_unverified; /* requests without a binding (no agent key) */
+    uint64_t requests_unverified; /* requests without an agent key (no binding, or a payee
+                                   * merchant's tab settle/close): structure only */
     uint64_t denials_unsigned;    /* payment.deny records whose signature did not verify */
     uint64_t transfers;
+    uint64_t vouchers_verified; /* tab vouchers verified with the binding's agent key */
 };
 void ac_evcheck_stats(const struct ac_evcheck *ck, struct ac_evcheck_stats *out);
 

@@ -34,6 +34,7 @@ static const char *const kind_names[AC_EV_KIND__COUNT] = {
     [AC_EV_TAB_CLOSE] = "tab.close",
     [AC_EV_TAB_EXPIRE] = "tab.expire",
     [AC_EV_CLEARING_CLOSE] = "clearing.close",
+    [AC_EV_TAB_DENY] = "tab.deny",
 };
 
 const char *ac_ev_kind_name(enum ac_ev_kind k)
@@ -130,6 +131,8 @@ static const struct {
                          F_TAB | F_TRANSFERS | F_VOUCHER | F_CONTEXT | F_REQUEST},
     [AC_EV_TAB_EXPIRE] = {F_TAB | F_TRANSFERS, F_TAB | F_TRANSFERS | F_CONTEXT | F_REASONS},
     [AC_EV_CLEARING_CLOSE] = {F_REF | F_TRANSFERS, F_REF | F_TRANSFERS | F_REPORT},
+    [AC_EV_TAB_DENY] = {F_TAB | F_DECISION | F_REASONS,
+                        F_TAB | F_CONTEXT | F_REQUEST | F_DECISION | F_REASONS},
 };
 
 static uint32_t present_fields(const struct ac_ev_body *b)
@@ -255,6 +258,8 @@ int ac_ev_record_validate(const struct ac_ev_record *r, char *err, size_t errlen
     if (r->kind == AC_EV_PAYMENT_SETTLE) want = AC_EV_ALLOW;
     if (r->kind == AC_EV_PAYMENT_STEP_UP) want = AC_EV_STEP_UP;
     if (r->kind == AC_EV_PAYMENT_DENY) want = AC_EV_DENY;
+    if (r->kind == AC_EV_TAB_OPEN) want = AC_EV_ALLOW;
+    if (r->kind == AC_EV_TAB_DENY) want = AC_EV_DENY;
     if (want != AC_EV_DECISION_NONE && b->decision != want)
         return ac_errf(err, errlen, "%s requires decision %s", kind_names[r->kind],
                        decision_names[want]);

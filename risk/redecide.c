@@ -99,8 +99,14 @@ struct pend {
 
 static const int marker = 1; /* the value of set-like entries */
 
+/* An open tab: its mandate and the spend hold it took (ledger/tabs.h). */
+struct otab {
+    struct mnd *mandate;
+    struct ac_spend_hold hold;
+};
+
 struct ac_redecide {
-    struct index mandates, pending, revoked_bindings;
+    struct index mandates, pending, revoked_bindings, tabs;
     struct ac_redecide_stats st;
 };
 
@@ -115,6 +121,7 @@ void ac_redecide_free(struct ac_redecide *rd)
     ifree(&rd->mandates, 1);
     ifree(&rd->pending, 1);
     ifree(&rd->revoked_bindings, 0);
+    ifree(&rd->tabs, 1);
     free(rd);
 }
 
@@ -404,6 +411,93 @@ static int answer(struct ac_redecide *rd, const struct ac_evcheck *ck, const str
     return iput(&rd->pending, r->body.payment, NULL) == 0 ? 0 : say(why, whylen, "out of memory");
 }
 
+/* tab.open / tab.deny: the opening decision, a micropay payment of the hold (ledger/tabs.h). */
+static int tab_decision(struct ac_redecide *rd, const struct ac_evcheck *ck,
+                        const struct ac_ev_record *r, char *why, size_t whylen)
+{
+    const struct ac_ev_body *bd = &r->body;
+    if (!bd->mandate.present || !bd->binding.present || !bd->request.present ||
+        !bd->request.has_body || !bd->amount.present) {
+        if (r->kind == AC_EV_TAB_OPEN) return say(why, whylen, "it lacks its decision's context");
+        rd->st.not_recomputable++;
+        rd->st.nr_missing++;
+        return 0;
+    }
+    struct mnd *m = mandate_of(rd, ck, r, why, whylen);
+    if (m == NULL) return -1;
+    char payee[AC_ID_MAX + 1], asset[AC_ASSET_MAX + 1];
+    struct ac_risk_input in;
+    memset(&in, 0, sizeof in);
+    if (request_facts(r, &in.req, payee, asset, why, whylen) != 0 ||
+        binding_facts(rd, ck, bd->binding.hash, &in.binding, why, whylen) != 0)
+        return -1;
+    in.req.op = AC_OP_MICROPAY; /* a tab is a micropay decision (its body names no op) */
+    if (m->parsed != 1 || needs_category(&m->m, payee)) {
+        rd->st.not_recomputable++;
+        if (m->parsed != 1)
+            rd->st.nr_scale++;
+        else
+            rd->st.nr_category++;
+    } else {
+        in.mandate = &m->m;
+        in.mandate_revoked = m->revoked;
+        in.spend = &m->spend;
+        in.now_us = r->time_us;
+        struct ac_risk_decision d;
+        ac_risk_decide(&in, &d);
+        int ledger = r->kind == AC_EV_TAB_DENY && bd->nreasons == 1 &&
+                     ac_reason_from_code(bd->reasons[0]) == AC_RR__COUNT;
+        if (ledger) {
+            if (d.verdict != AC_VERDICT_ALLOW)
+                return mismatch(why, whylen, "ledger refusal", r, &d);
+            rd->st.ledger_refusals++;
+        } else {
+            /* tab.open is ALLOW; tab.deny is any other verdict, with its reasons */
+            int ok = r->kind == AC_EV_TAB_OPEN
+                         ? d.verdict == AC_VERDICT_ALLOW &&
+                               same_reasons(&d, bd->reasons, bd->nreasons)
+                         : d.verdict != AC_VERDICT_ALLOW &&
+                               same_reasons(&d, bd->reasons, bd->nreasons);
+            if (!ok) return mismatch(why, whylen, ac_ev_decision_name(bd->decision), r, &d);
+            rd->st.recomputed++;
+        }
+    }
+    if (r->kind != AC_EV_TAB_OPEN) return 0;
+    struct otab *t = calloc(1, sizeof *t);
+    int32_t tz = m->parsed == 1 ? m->m.tz_offset_s : 0;
+    if (t == NULL) return say(why, whylen, "out of memory");
+    if (ac_spend_hold(&m->spend, tz, r->time_us, in.req.amount, &t->hold) != 0) {
+        free(t);
+        return say(why, whylen, "its amount overflows the mandate's spend");
+    }
+    t->mandate = m;
+    if (iget(&rd->tabs, bd->tab) || iput(&rd->tabs, bd->tab, t) != 0) {
+        free(t);
+        return say(why, whylen, "tab %s is opened twice (or out of memory)", bd->tab);
+    }
+    return 0;
+}
+
+/* tab.settle / tab.close / tab.expire: the tab's spend hold ends when nothing is left to hold
+ * (body.amount: the settled total after the record). */
+static int tab_step(struct ac_redecide *rd, const struct ac_ev_record *r, char *why,
+                    size_t whylen)
+{
+    struct otab *t = iget(&rd->tabs, r->body.tab);
+    if (t == NULL) return say(why, whylen, "tab %s is not open earlier in the log", r->body.tab);
+    if (!r->body.amount.present) return say(why, whylen, "it does not say what the tab settled");
+    int64_t settled = r->body.amount.value;
+    if (settled > t->hold.amount) return say(why, whylen, "it settles more than the tab holds");
+    if (r->kind == AC_EV_TAB_SETTLE && settled < t->hold.amount) return 0;
+    struct mnd *m = t->mandate;
+    int32_t tz = m->parsed == 1 ? m->m.tz_offset_s : 0;
+    if (ac_spend_split(&m->spend, tz, r->time_us, &t->hold, settled) != 0)
+        return say(why, whylen, "its hold does not match the mandate's spend");
+    free(t);
+    /* a tombstone: the tab cannot end twice */
+    return iput(&rd->tabs, r->body.tab, NULL) == 0 ? 0 : say(why, whylen, "out of memory");
+}
+
 int ac_redecide_record(struct ac_redecide *rd, const struct ac_evcheck *ck,
                        const struct ac_ev_record *r, char *why, size_t whylen)
 {
@@ -442,8 +536,14 @@ int ac_redecide_record(struct ac_redecide *rd, const struct ac_evcheck *ck,
     case AC_EV_PAYMENT_DECLINE:
     case AC_EV_PAYMENT_EXPIRE:
         return answer(rd, ck, r, why, whylen);
-    case AC_EV_TOPUP:
     case AC_EV_TAB_OPEN:
+    case AC_EV_TAB_DENY:
+        return tab_decision(rd, ck, r, why, whylen);
+    case AC_EV_TAB_SETTLE:
+    case AC_EV_TAB_CLOSE:
+    case AC_EV_TAB_EXPIRE:
+        return tab_step(rd, r, why, whylen);
+    case AC_EV_TOPUP:
         if (r->body.decision != AC_EV_DECISION_NONE) {
             rd->st.not_recomputable++;
             rd->st.nr_kind++;

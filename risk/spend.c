@@ -151,6 +151,29 @@ int ac_spend_release(struct ac_spend *s, int32_t tz_offset_s, int64_t now_us,
     return end_hold(s, tz_offset_s, now_us, h, 0);
 }
 
+int ac_spend_split(struct ac_spend *s, int32_t tz_offset_s, int64_t now_us,
+                   const struct ac_spend_hold *h, int64_t settled)
+{
+    if (h == NULL || h->amount <= 0 || settled < 0 || settled > h->amount) return -1;
+    struct ac_spend t = *s;
+    ac_spend_roll(&t, tz_offset_s, now_us);
+    if (t.holds < 1 || t.held < h->amount || (settled == 0 && t.uses < 1)) return -1;
+    int64_t at_s = ac_us_to_s(h->at_us);
+    for (int p = AC_PERIOD_DAY; p <= AC_PERIOD_MONTH; p++) {
+        struct ac_spend_bucket *b = bucket(&t, (enum ac_period)p);
+        if (b->start_s != ac_period_start((enum ac_period)p, tz_offset_s, at_s)) continue;
+        if (b->held < h->amount) return -1;
+        b->held -= h->amount;
+        if (ac_add_i64(b->spent, settled, &b->spent) != 0) return -1;
+    }
+    t.held -= h->amount;
+    t.holds -= 1;
+    if (ac_add_i64(t.spent, settled, &t.spent) != 0) return -1;
+    if (settled == 0) t.uses -= 1;
+    *s = t;
+    return 0;
+}
+
 /* cap - spent - held, at least 0; AC_MANDATE_UNSET without a cap */
 static int64_t room(int64_t cap, int64_t spent, int64_t held)
 {

@@ -91,6 +91,15 @@ int ac_spend_settle(struct ac_spend *s, int32_t tz_offset_s, int64_t now_us,
 int ac_spend_release(struct ac_spend *s, int32_t tz_offset_s, int64_t now_us,
                      const struct ac_spend_hold *h);
 
+/* A micropayment tab's hold ends (closed or expired) after `settled` (0..h->amount) of it was
+ * drawn: rolls, then moves `settled` from held to spent and drops the rest, in the total and in
+ * each bucket that still counts the period of h->at_us; the hold ends (holds - 1) and the use is
+ * given back only when nothing was drawn. settled = h->amount is ac_spend_settle, settled = 0 is
+ * ac_spend_release. Returns 0, or -1 changing nothing (as ac_spend_settle, or settled out of
+ * range). */
+int ac_spend_split(struct ac_spend *s, int32_t tz_offset_s, int64_t now_us,
+                   const struct ac_spend_hold *h, int64_t settled);
+
 /* Spend and headroom as of now_us, for GET /v1/mandates/{id}. */
 struct ac_spend_headroom {
     struct ac_spend view; /* the state rolled to now_us */

@@ -393,6 +393,10 @@ static int audit_replay(int argc, char **argv)
            "replay: ledger: %" PRIu64 " transfers, %zu accounts recomputed\n",
            cs.documents_verified, cs.requests_verified, cs.requests_unverified, cs.denials_unsigned,
            cs.transfers, na);
+    if (cs.vouchers_verified)
+        printf("replay: vouchers: %" PRIu64 " tab vouchers verified with the binding's agent key "
+               "(tab and cumulative amount equal to the record's)\n",
+               cs.vouchers_verified);
     struct ac_redecide_stats ds;
     ac_redecide_stats(x.rd, &ds);
     printf("replay: decisions: %" PRIu64 " recomputed with the risk engine and equal, %" PRIu64
@@ -400,7 +404,7 @@ static int audit_replay(int argc, char **argv)
            " not recomputable (%" PRIu64 " payee category not in the evidence, %" PRIu64
            " mandate asset scale not in the evidence, %" PRIu64
            " denials without mandate, binding or request, %" PRIu64
-           " topup/tab.open decisions not modelled)\n",
+           " topup decisions not modelled)\n",
            ds.recomputed, ds.ledger_refusals, ds.user_declines, ds.not_recomputable, ds.nr_category,
            ds.nr_scale, ds.nr_missing, ds.nr_kind);
     ac_replay_free(&rp);

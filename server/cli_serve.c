@@ -18,6 +18,7 @@
 #include "ledger/evread.h"
 #include "ledger/migrations.h"
 #include "ledger/payments.h"
+#include "ledger/tabs.h"
 #include "server/authn.h"
 #include "server/cli.h"
 #include "server/idem.h"
@@ -91,7 +92,8 @@ int ac_cli_serve(int argc, char **argv)
     /* evidence=off (benchmark-only, refused otherwise by ac_config_load): the domain gets no log */
     struct ac_domain domain = {.registry = app.registry,
                                .evlog = app.cfg.evidence_off ? NULL : evlog,
-                               .payments = app.payments};
+                               .payments = app.payments,
+                               .tabs = ac_tabs_new()};
     app.domain = &domain;
     if (evlog == NULL) {
         fprintf(stderr, "serve: evidence-origin '%s' is not a valid checkpoint origin\n",
@@ -110,7 +112,8 @@ int ac_cli_serve(int argc, char **argv)
     else
         fprintf(stderr, "serve: evidence log %s, checkpoint every %lu records or %lu ms\n",
                 app.cfg.evidence_origin, app.cfg.checkpoint_every, app.cfg.checkpoint_ms);
-    if (app.registry == NULL || app.payments == NULL || ac_domain_register_statements() != 0 ||
+    if (app.registry == NULL || app.payments == NULL || domain.tabs == NULL ||
+        ac_domain_register_statements() != 0 ||
         ac_evread_register_statements() != 0) {
         fprintf(stderr, "serve: out of memory\n");
         return 1;
@@ -172,6 +175,7 @@ int ac_cli_serve(int argc, char **argv)
     ac_assets_free(app.assets);
     ac_registry_free(app.registry);
     ac_payments_free(app.payments);
+    ac_tabs_free(domain.tabs);
     ac_evlog_free(evlog);
     ac_evread_free(app.evread);
     ac_keyring_free(app.keyring);

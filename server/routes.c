@@ -49,6 +49,14 @@ const struct ac_route ac_routes[] = {
     {"GET",  "/v1/merchants/{id}/payments",     ac_h_merchant_payments, AC_AUTH_OPERATOR, 0},
     {"GET",  "/v1/users/{id}/balances",         ac_h_user_balances,     AC_AUTH_OPERATOR, 0},
     {"GET",  "/v1/merchants/{id}/balances",     ac_h_merchant_balances, AC_AUTH_OPERATOR, 0},
+    /* micropayment tabs: opened by the agent, settled and closed by the payee with the agent's
+     * vouchers; reading them is the operator's */
+    {"POST", "/v1/tabs",                        ac_h_tabs_post,         AC_AUTH_AGENT,    8 * KIB, IDEM},
+    {"GET",  "/v1/tabs/{id}",                   ac_h_tabs_get,          AC_AUTH_OPERATOR, 0},
+    {"POST", "/v1/tabs/{id}/settle",            ac_h_tab_settle,        AC_AUTH_MERCHANT, 8 * KIB, IDEM},
+    {"POST", "/v1/tabs/{id}/close",             ac_h_tab_close,         AC_AUTH_MERCHANT, 8 * KIB, IDEM},
+    {"GET",  "/v1/users/{id}/tabs",             ac_h_user_tabs,         AC_AUTH_OPERATOR, 0},
+    {"GET",  "/v1/merchants/{id}/tabs",         ac_h_merchant_tabs,     AC_AUTH_OPERATOR, 0},
     /* step-up: the id (128 random bits) is the capability to read; the user's signature decides */
     {"GET",  "/v1/authorizations/{id}",         ac_h_authorizations_get, AC_AUTH_NONE,    0},
     {"POST", "/v1/authorizations/{id}/confirm", ac_h_authorization_confirm, AC_AUTH_NONE, 96 * KIB, IDEM},

@@ -1,7 +1,7 @@
 /* tests/bench/bench_e2e.c -- signed payments settled per second through the whole server.
  *
  * usage: bench_e2e -b agentclear [-s seconds] [-w warmup_s] [-c connections] [-t server_threads]
- *                  [-a agents] [-n presigned] [-e on|off] database-url
+ *                  [-a agents] [-n presigned] [-T tab_presigned] [-e on|off] database-url
  *
  * Starts the real server (`agentclear serve`, the binary given with -b) on a fresh database with
  * a server signing key (so evidence checkpoints are signed, as in production) and sets up, through
@@ -20,6 +20,14 @@
  * path -- signature verification and the replay cache, the binding, the mandate and the risk
  * decision, the ledger transfer, the evidence record (unless -e off) and the durable commit.
  * 201 (settled) answers in the window count.
+ *
+ * Tabs (after the payments): every agent opens one micropayment tab at `hot` (POST /v1/tabs, hold
+ * 100.00, agent-signed), and `tab_presigned` (-T, default 60000) POST /v1/tabs/{id}/settle
+ * requests are presigned by the merchant (RFC 9421 over @method, @target-uri, content-digest),
+ * each carrying an agent-signed voucher: request k settles tab k mod agents with voucher sequence
+ * k / agents + 1 and cumulative 0.01 times that -- ever-higher vouchers on many open tabs, each
+ * posting 0.01. They are driven like the payments (same connections, warm-up and window); 200
+ * answers count: tab_sps, tab_p50_ms, tab_p99_ms, tab_errors, tab_settled_rows.
  *
  * -e off starts the server with evidence=off and benchmark-only=yes (server/config.h): the same
  * path without evidence records, to measure what the evidence log costs. Never for production.
@@ -41,6 +49,9 @@
 #include <openssl/rand.h>
 
 #include "ledger/db.h"
+#include "protocol/voucher.h"
+#include "tests/support/httpc.h"
+#include "tests/support/payflow.h"
 #include "protocol/b64.h"
 #include "protocol/binding.h"
 #include "protocol/digest.h"
@@ -66,6 +77,8 @@ struct agent {
 };
 static struct agent *agents;
 static int n_agents;
+static EVP_PKEY *merchant_key;
+static char merchant_kid[AC_JWK_THUMBPRINT_SIZE];
 
 /* POST with the operator token (or none) expecting want; -1 otherwise. */
 static int post(const char *path, const char *json, int operator, int want)
@@ -89,13 +102,12 @@ static int setup_world(void)
 {
     char body[4096];
     if (post("/v1/ledger/assets", "{\"code\":\"CNY\",\"scale\":2}", 1, 201) != 0) return -1;
-    EVP_PKEY *mk = ac_sig_keygen(AC_SIG_ED25519);
+    EVP_PKEY *mk = merchant_key = ac_sig_keygen(AC_SIG_ED25519);
     char *mj = mk ? ac_test_jwk_text(mk) : NULL;
-    if (mj == NULL) return -1;
+    if (mj == NULL || ac_jwk_thumbprint(mk, merchant_kid) != 0) return -1;
     snprintf(body, sizeof body,
              "{\"id\":\"hot\",\"name\":\"Hot Merchant\",\"category\":\"books\",\"keys\":[%s]}", mj);
     free(mj);
-    EVP_PKEY_free(mk);
     if (post("/v1/merchants", body, 1, 201) != 0) return -1;
     if (post("/v1/ledger/accounts",
              "{\"accounts\":[{\"id\":\"bank:cny\",\"asset\":\"CNY\"},"
@@ -214,6 +226,88 @@ static int sign_one(size_t i, void *ctx)
     return 0;
 }
 
+/* ---- tabs ------------------------------------------------------------------------------------ */
+
+static char **treqs;
+static size_t *treq_lens;
+static size_t n_treqs;
+
+/* Request k: the merchant settles tab "t<k mod agents>" with voucher seq k / agents + 1. */
+static int sign_settle(size_t k, void *ctx)
+{
+    (void)ctx;
+    static const char *const comps[] = {"@method", "@target-uri", "content-digest", NULL};
+    size_t a = k % (size_t)n_agents;
+    int64_t seq = (int64_t)(k / (size_t)n_agents) + 1;
+    char tab[32], path[64];
+    snprintf(tab, sizeof tab, "t%zu", a);
+    snprintf(path, sizeof path, "/v1/tabs/%s/settle", tab);
+    char *v = ac_voucher_sign(agents[a].key, tab, seq, "CNY", seq, 2);
+    if (v == NULL) return -1;
+    char body[1024], digest[128], nonce[32], si[1024], sig[256];
+    int blen = snprintf(body, sizeof body, "{\"voucher\":\"%s\"}", v);
+    free(v);
+    uint8_t rnd[16];
+    if (blen <= 0 || (size_t)blen >= sizeof body || RAND_bytes(rnd, sizeof rnd) != 1 ||
+        ac_digest_header(AC_DIGEST_SHA256, (const uint8_t *)body, (size_t)blen, digest,
+                         sizeof digest) <= 0)
+        return -1;
+    ac_b64_encode(rnd, sizeof rnd, nonce, 1);
+    struct hdrs h = {digest};
+    struct ac_http_request req = {.method = "POST",
+                                  .scheme = "http",
+                                  .authority = authority,
+                                  .path = path,
+                                  .has_body = 1,
+                                  .header = sign_header,
+                                  .header_ctx = &h};
+    struct ac_httpsig_sign_opts so = {.label = "sig1",
+                                      .components = comps,
+                                      .keyid = merchant_kid,
+                                      .created = created,
+                                      .expires = created + 300,
+                                      .nonce = nonce,
+                                      .tag = "agentclear",
+                                      .with_alg = 1};
+    if (ac_httpsig_sign(merchant_key, &req, &so, si, sizeof si, sig, sizeof sig) != AC_EC_OK)
+        return -1;
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf,
+                     "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\nContent-Digest: %s\r\nSignature-Input: %s\r\n"
+                     "Signature: %s\r\n\r\n%s",
+                     path, authority, blen, digest, si, sig, body);
+    if (n <= 0 || (size_t)n >= sizeof buf || (treqs[k] = malloc((size_t)n + 1)) == NULL) return -1;
+    memcpy(treqs[k], buf, (size_t)n + 1);
+    treq_lens[k] = (size_t)n;
+    return 0;
+}
+
+/* Every agent opens tab t<i> at hot (hold 100.00, an hour). 0 or -1. */
+static int open_tabs(void)
+{
+    struct ac_test_http c;
+    ac_test_http_init(&c, "127.0.0.1", srv.port, 30000);
+    int rc = 0;
+    for (int i = 0; i < n_agents && rc == 0; i++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"id\":\"t%d\",\"mandate\":\"m%d\",\"payee\":\"hot\","
+                 "\"amount\":{\"currency\":\"CNY\",\"value\":\"100.00\"},"
+                 "\"expires_in\":3600}",
+                 i, i);
+        struct ac_test_http_resp r;
+        int st = ac_test_signed_post(&c, srv.port, agents[i].key, "/v1/tabs", body, &r);
+        if (st != 201) {
+            fprintf(stderr, "bench_e2e: opening tab t%d: %d %s\n", i, st, r.body ? r.body : "");
+            rc = -1;
+        }
+        ac_test_http_resp_free(&r);
+    }
+    ac_test_http_close(&c);
+    return rc;
+}
+
 /* ---- the sequencer's own figures (GET /metrics) -----------------------------------------------
  */
 
@@ -251,7 +345,8 @@ static struct seqfig seq_figures(void)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_e2e -b agentclear [-s seconds] [-w warmup] [-c connections] "
-                    "[-t server_threads] [-a agents] [-n presigned] [-e on|off] database-url\n");
+                    "[-t server_threads] [-a agents] [-n presigned] [-T tab_presigned] [-e on|off] "
+                    "database-url\n");
     exit(2);
 }
 
@@ -275,7 +370,8 @@ int main(int argc, char **argv)
     const char *binary = NULL;
     n_agents = 256;
     int c;
-    while ((c = getopt(argc, argv, "s:w:c:t:a:n:e:b:")) != -1) {
+    size_t tab_presigned = 60000;
+    while ((c = getopt(argc, argv, "s:w:c:t:a:n:e:b:T:")) != -1) {
         switch (c) {
         case 's':
             seconds = atof(optarg);
@@ -301,6 +397,9 @@ int main(int argc, char **argv)
             break;
         case 'b':
             binary = optarg;
+            break;
+        case 'T':
+            tab_presigned = strtoul(optarg, NULL, 10);
             break;
         default:
             usage();
@@ -393,13 +492,54 @@ int main(int argc, char **argv)
     printf("batches %.0f\n", nb);
     printf("avg_batch_items %.1f\n", nb > 0 ? (f1.batch_sum - f0.batch_sum) / nb : -1.0);
     printf("avg_commit_ms %.2f\n", nc > 0 ? 1000 * (f1.commit_sum - f0.commit_sum) / nc : -1.0);
+    fflush(stdout);
+
+    /* tabs: every agent opens one, then the merchant settles ever-higher vouchers */
+    int tab_failed = 0;
+    if (tab_presigned > (size_t)n_agents * 10000) tab_presigned = (size_t)n_agents * 10000;
+    n_treqs = tab_presigned;
+    treqs = calloc(n_treqs, sizeof *treqs);
+    treq_lens = calloc(n_treqs, sizeof *treq_lens);
+    created = (int64_t)time(NULL);
+    if (treqs == NULL || treq_lens == NULL || open_tabs() != 0 ||
+        ac_bench_parallel(n_treqs, sign_settle, NULL) != 0) {
+        fprintf(stderr, "bench_e2e: tab setup failed\n");
+        tab_failed = 1;
+    } else {
+        mon = ac_db_connect(url, AC_DB_PLAIN, err, sizeof err);
+        struct ac_bench_load tl = l;
+        tl.reqs = treqs;
+        tl.lens = treq_lens;
+        tl.n = n_treqs;
+        tl.want = 200;
+        tl.mon = mon;
+        tl.who = "bench_e2e tabs";
+        struct ac_bench_result tr;
+        if (ac_bench_run(&tl, &tr) != 0) {
+            tab_failed = 1;
+        } else {
+            printf("tab_sps %.1f\n", tr.rps);
+            printf("tab_p50_ms %.2f\n", tr.p50_ms);
+            printf("tab_p99_ms %.2f\n", tr.p99_ms);
+            printf("tab_server_cores %.3f\n", tr.server_cores);
+            printf("tab_errors %llu\n", (unsigned long long)tr.errors);
+            printf("tab_settled_rows %lld\n",
+                   sql_count(url, "select count(*) from ac_tab_settlements"));
+            tab_failed = tr.errors_total != 0;
+        }
+        if (mon) PQfinish(mon);
+    }
+    for (size_t i = 0; treqs && i < n_treqs; i++)
+        free(treqs[i]);
+    free(treqs);
+    free(treq_lens);
     printf("evidence %s\n", evidence ? "on" : "off");
     printf("agents %d\n", n_agents);
     printf("connections %d\n", connections);
     printf("server_threads %d\n", threads);
     fflush(stdout);
 
-    int failed = res.errors_total != 0;
+    int failed = res.errors_total != 0 || tab_failed;
     if (ac_test_server_stop(&srv, 30000) != 0) {
         fprintf(stderr, "bench_e2e: the server did not stop cleanly\n");
         failed = 1;
@@ -411,6 +551,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < n_agents; i++)
         EVP_PKEY_free(agents[i].key);
     free(agents);
+    EVP_PKEY_free(merchant_key);
     ac_test_e2e_finish(failed);
     return failed;
 }

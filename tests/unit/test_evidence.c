@@ -246,6 +246,9 @@ static void minimal(enum ac_ev_kind k, struct ac_ev_record *r)
     case AC_EV_CLEARING_CLOSE:
         b->ref = "cycle-2024-05-01", b->transfers = tr_two, b->ntransfers = 2;
         break;
+    case AC_EV_TAB_DENY:
+        b->tab = "tab-1", b->decision = AC_EV_DENY, b->reasons = reasons2, b->nreasons = 2;
+        break;
     default:
         fail();
     }
