@@ -7,10 +7,12 @@
 #include "ledger/db_identity.h"
 #include "ledger/evlog.h"
 #include "ledger/payments.h"
+#include "ledger/prices.h"
 
 int ac_domain_register_statements(void)
 {
     if (ac_db_identity_register() != 0 || ac_evlog_register_statements() != 0) return -1;
+    if (ac_prices_register_statements() != 0) return -1;
     return ac_payments_register_statements();
 }
 
@@ -25,6 +27,7 @@ static int domain_load(void *cls, PGconn *c)
             "identity: %zu users, %zu merchants, %zu keys, %zu bindings (%zu revoked) loaded\n",
             n.users, n.merchants, n.keys, n.bindings, n.revoked);
     if (d->evlog && ac_evlog_load(d->evlog, c) != 0) return -1;
+    if (d->prices && ac_prices_load(d->prices, c) != 0) return -1;
     if (d->payments) {
         if (ac_payments_load(d->payments, c) != 0) return -1;
         struct ac_payments_counts pc;

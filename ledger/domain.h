@@ -11,11 +11,14 @@
 #include "ledger/sequencer.h"
 
 struct ac_payments;
+struct ac_prices;
 
 struct ac_domain {
     struct ac_registry *registry; /* identity (keys/registry.h); required */
     struct ac_evlog *evlog;       /* evidence (ledger/evlog.h); NULL: no records (tests only) */
     struct ac_payments *payments; /* mandates, payments, step-up (ledger/payments.h); optional */
+    struct ac_prices *prices;     /* merchants' price versions (ledger/prices.h); optional (NULL:
+                                     top-ups are refused with AC_EC_INTERNAL) */
 };
 
 /* Register the prepared statements of every part (before the sequencer starts). Returns 0/-1. */

@@ -34,6 +34,7 @@ static const char *const kind_names[AC_EV_KIND__COUNT] = {
     [AC_EV_TAB_CLOSE] = "tab.close",
     [AC_EV_TAB_EXPIRE] = "tab.expire",
     [AC_EV_CLEARING_CLOSE] = "clearing.close",
+    [AC_EV_PRICE_PUBLISH] = "price.publish",
 };
 
 const char *ac_ev_kind_name(enum ac_ev_kind k)
@@ -130,6 +131,8 @@ static const struct {
                          F_TAB | F_TRANSFERS | F_VOUCHER | F_CONTEXT | F_REQUEST},
     [AC_EV_TAB_EXPIRE] = {F_TAB | F_TRANSFERS, F_TAB | F_TRANSFERS | F_CONTEXT | F_REASONS},
     [AC_EV_CLEARING_CLOSE] = {F_REF | F_TRANSFERS, F_REF | F_TRANSFERS | F_REPORT},
+    /* payee: the merchant; ref: the version; request: its signed price list, verbatim */
+    [AC_EV_PRICE_PUBLISH] = {F_PAYEE | F_REF | F_REQUEST, F_PAYEE | F_REF | F_REQUEST},
 };
 
 static uint32_t present_fields(const struct ac_ev_body *b)

@@ -17,6 +17,7 @@
 #include "ledger/evread.h"
 #include "ledger/migrations.h"
 #include "ledger/payments.h"
+#include "ledger/prices.h"
 #include "server/authn.h"
 #include "server/cli.h"
 #include "server/daemon.h"
@@ -86,10 +87,12 @@ int ac_cli_serve(int argc, char **argv)
     struct ac_evlog *evlog = ac_evlog_new(&evc);
     struct ac_payments_config pc = {.stepup_ttl_s = app.cfg.stepup_ttl};
     app.payments = ac_payments_new(&pc);
+    struct ac_prices *prices = ac_prices_new();
     /* evidence=off (benchmark-only, refused otherwise by ac_config_load): the domain gets no log */
     struct ac_domain domain = {.registry = app.registry,
                                .evlog = app.cfg.evidence_off ? NULL : evlog,
-                               .payments = app.payments};
+                               .payments = app.payments,
+                               .prices = prices};
     app.domain = &domain;
     if (evlog == NULL) {
         fprintf(stderr, "serve: evidence-origin '%s' is not a valid checkpoint origin\n",
@@ -108,7 +111,8 @@ int ac_cli_serve(int argc, char **argv)
     else
         fprintf(stderr, "serve: evidence log %s, checkpoint every %lu records or %lu ms\n",
                 app.cfg.evidence_origin, app.cfg.checkpoint_every, app.cfg.checkpoint_ms);
-    if (app.registry == NULL || app.payments == NULL || ac_domain_register_statements() != 0 ||
+    if (app.registry == NULL || app.payments == NULL || prices == NULL ||
+        ac_domain_register_statements() != 0 ||
         ac_evread_register_statements() != 0) {
         fprintf(stderr, "serve: out of memory\n");
         return 1;
@@ -161,6 +165,7 @@ int ac_cli_serve(int argc, char **argv)
     ac_assets_free(app.assets);
     ac_registry_free(app.registry);
     ac_payments_free(app.payments);
+    ac_prices_free(prices);
     ac_evlog_free(evlog);
     ac_evread_free(app.evread);
     ac_keyring_free(app.keyring);

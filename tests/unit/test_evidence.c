@@ -246,6 +246,9 @@ static void minimal(enum ac_ev_kind k, struct ac_ev_record *r)
     case AC_EV_CLEARING_CLOSE:
         b->ref = "cycle-2024-05-01", b->transfers = tr_two, b->ntransfers = 2;
         break;
+    case AC_EV_PRICE_PUBLISH:
+        b->payee = "llm", b->ref = "3", b->request = req;
+        break;
     default:
         fail();
     }
