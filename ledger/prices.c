@@ -25,7 +25,7 @@ struct pmer {
 };
 
 struct ac_prices {
-    struct ac_strmap versions; /* struct pver */
+    struct ac_strmap versions;  /* struct pver */
     struct ac_strmap merchants; /* struct pmer */
 };
 
@@ -86,8 +86,7 @@ static int remember(struct ac_prices *p, const char *merchant, int64_t version,
     return 0;
 }
 
-enum ac_ec ac_prices_check_current(const struct ac_prices *p, const char *merchant,
-                                   int64_t version)
+enum ac_ec ac_prices_check_current(const struct ac_prices *p, const char *merchant, int64_t version)
 {
     char k[AC_ID_MAX + 24];
     vkey(merchant, version, k);
@@ -109,8 +108,9 @@ static const struct ac_db_stmt writer_stmts[] = {
      "insert into ac_prices (merchant_id, version, fiat_asset, token_asset, fiat_amount, "
      "token_amount) values ($1, $2::int8, $3, $4, $5::int8, $6::int8)",
      6},
-    {"price_load", "select merchant_id, version, encode(request_digest, 'hex') from "
-                   "ac_price_versions order by merchant_id, version",
+    {"price_load",
+     "select merchant_id, version, encode(request_digest, 'hex') from "
+     "ac_price_versions order by merchant_id, version",
      0},
     {"topup_ins",
      "insert into ac_topups (id, provider, user_id, token_asset, token_amount, token_debit, "
@@ -249,10 +249,9 @@ static void apply_publish(struct ac_price_publish *op, struct ac_apply *a)
         r.kind = AC_EV_PRICE_PUBLISH;
         r.body.payee = op->merchant;
         r.body.ref = ver;
-        r.body.request =
-            (struct ac_ev_request){1,           op->sig.base,    op->sig.base_len,
-                                   op->sig.sig, op->sig.sig_len, op->sig.keyid,
-                                   1,           op->sig.body,    op->sig.body_len};
+        r.body.request = (struct ac_ev_request){1,           op->sig.base,    op->sig.base_len,
+                                                op->sig.sig, op->sig.sig_len, op->sig.keyid,
+                                                1,           op->sig.body,    op->sig.body_len};
         if (ac_evlog_append(d->evlog, a, &r, &op->ev_seq, op->ev_leaf) != 0) {
             ac_apply_abort(a);
             op->result = AC_EC_INTERNAL;
@@ -276,16 +275,16 @@ static void apply_publish(struct ac_price_publish *op, struct ac_apply *a)
     }
     memcpy(body, op->sig.body, op->sig.body_len);
     body[op->sig.body_len] = '\0';
-    const char *v[] = {op->merchant, ver, dg, body, op->sig.keyid ? op->sig.keyid : "", seq, leaf,
-                       t_us};
+    const char *v[] = {op->merchant, ver,  dg,  body, op->sig.keyid ? op->sig.keyid : "",
+                       seq,          leaf, t_us};
     int rc = ac_apply_stmt(a, "price_version_ins", 8, v);
     free(body);
     for (size_t i = 0; rc == 0 && i < op->n; i++) {
         char fa[24], ta[24];
         snprintf(fa, sizeof fa, "%lld", (long long)op->prices[i].fiat);
         snprintf(ta, sizeof ta, "%lld", (long long)op->prices[i].tokens);
-        const char *pv[] = {op->merchant, ver, op->prices[i].fiat_asset,
-                            op->prices[i].token_asset, fa, ta};
+        const char *pv[] = {op->merchant, ver, op->prices[i].fiat_asset, op->prices[i].token_asset,
+                            fa,           ta};
         rc = ac_apply_stmt(a, "price_ins", 6, pv);
     }
     if (rc != 0) op->result = AC_EC_INTERNAL;
@@ -314,8 +313,9 @@ int ac_prices_topup_row(struct ac_apply *a, const struct ac_pay_request *q, cons
     snprintf(pf, sizeof pf, "%lld", (long long)t->price_fiat);
     snprintf(pt, sizeof pt, "%lld", (long long)t->price_tokens);
     snprintf(t_us, sizeof t_us, "%lld", (long long)now_us);
-    const char *v[] = {q->id,     q->payee,  user, t->token_asset, amt, t->debit, t->credit,
-                       t->transfer_id, ver, pf,   pt,             t_us};
+    const char *v[] = {q->id, q->payee, user,      t->token_asset,
+                       amt,   t->debit, t->credit, t->transfer_id,
+                       ver,   pf,       pt,        t_us};
     return ac_apply_stmt(a, "topup_ins", 12, v);
 }
 

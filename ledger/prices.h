@@ -41,7 +41,8 @@ int ac_prices_load(struct ac_prices *p, PGconn *c);
 enum ac_ec ac_prices_check_current(const struct ac_prices *p, const char *merchant,
                                    int64_t version);
 
-/* ==== publishing a version (built on an HTTP thread, applied on the sequencer) ================= */
+/* ==== publishing a version (built on an HTTP thread, applied on the sequencer) =================
+ */
 
 struct ac_price_publish {
     char merchant[AC_ID_MAX + 1]; /* the verified signer */
@@ -63,7 +64,8 @@ struct ac_price_publish {
 /* Prepare cmd to run op (AC_CMD_OP, n 1). The domain must have a prices state. */
 void ac_prices_publish_cmd(struct ac_cmd *cmd, struct ac_price_publish *op);
 
-/* ==== the token leg of a top-up, written by payments.c ========================================= */
+/* ==== the token leg of a top-up, written by payments.c =========================================
+ */
 
 /* Queue the ac_topups row of top-up q (its token leg) in the batch. 0 or -1 (out of memory). */
 int ac_prices_topup_row(struct ac_apply *a, const struct ac_pay_request *q, const char *user,

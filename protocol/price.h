@@ -68,7 +68,8 @@ enum ac_ec ac_price_resolve(const struct ac_price_text *t, unsigned fiat_scale,
 int ac_price_find(const struct ac_price_list *l, const char *fiat_asset, const char *token_asset);
 
 /* The tokens a fiat amount (> 0) buys at p: floor(amount * p->tokens / p->fiat). AC_EC_OK with
- * *tokens > 0, AC_EC_TOPUP_TOKENS_ZERO, AC_EC_AMOUNT_OVERFLOW, or AC_EC_AMOUNT_ZERO for amount <= 0. */
+ * *tokens > 0, AC_EC_TOPUP_TOKENS_ZERO, AC_EC_AMOUNT_OVERFLOW, or AC_EC_AMOUNT_ZERO for amount <=
+ * 0. */
 enum ac_ec ac_price_tokens(const struct ac_price *p, int64_t amount, int64_t *tokens);
 
 /* SHA-256 over a purpose tag, the merchant, the version and every resolved price (in the list's

@@ -100,8 +100,8 @@ static int parse(struct ac_req *r, struct prctx *x, enum MHD_Result *rc)
             ec = ac_price_resolve(&l.p[i], x->fiat_scale[i], x->token_scale[i], &op->prices[i]);
         if (ec != AC_EC_OK) {
             snprintf(ptr, sizeof ptr, "/prices/%zu/%s", i, which);
-            *rc = bad(r, ec, ptr, ec == AC_EC_PRICE_INVALID ? "values must be greater than zero"
-                                                            : NULL);
+            *rc = bad(r, ec, ptr,
+                      ec == AC_EC_PRICE_INVALID ? "values must be greater than zero" : NULL);
             return 0;
         }
     }

@@ -59,12 +59,11 @@ static json_t *topup_json(const struct ac_payment_row *p, const struct ac_topup_
     json_object_set_new(o, "provider", json_string(p->payee));
     json_object_set_new(o, "tokens",
                         ac_doc_amount_json(t->token_asset, t->token_amount, t->token_scale));
-    json_object_set_new(o, "price",
-                        json_pack("{s:I, s:o, s:o}", "version", (json_int_t)t->price_version,
-                                  "fiat", ac_doc_amount_json(p->asset, t->price_fiat, p->scale),
-                                  "tokens",
-                                  ac_doc_amount_json(t->token_asset, t->price_tokens,
-                                                     t->token_scale)));
+    json_object_set_new(
+        o, "price",
+        json_pack("{s:I, s:o, s:o}", "version", (json_int_t)t->price_version, "fiat",
+                  ac_doc_amount_json(p->asset, t->price_fiat, p->scale), "tokens",
+                  ac_doc_amount_json(t->token_asset, t->price_tokens, t->token_scale)));
     if (p->transfer_id[0])
         json_object_set_new(o, "token_transfer", json_string(t->token_transfer_id));
     return o;
@@ -96,7 +95,6 @@ static enum MHD_Result reply_stored(struct ac_req *r, const char *id, unsigned o
     struct ac_payment_row p;
     struct ac_topup_row t;
     enum ac_qs qs = read_topup(r, id, &p, &t);
-    if (qs == AC_QS_SOFT_ERROR && r->app->pool) return ac_reply_db_error(r, qs);
     if (qs < 0) return ac_reply_db_error(r, qs);
     if (qs == AC_QS_NO_RESULTS) return ac_reply_problem(r, AC_EC_TOPUP_UNKNOWN, NULL, NULL);
     json_t *o = topup_json(&p, &t);
@@ -322,8 +320,7 @@ static enum MHD_Result list_topups(struct ac_req *r, int user)
                                 NULL, NULL);
     }
     size_t n = 0, got = 0;
-    enum ac_qs qs =
-        ac_payments_list_topups(c, !user, id, before, (unsigned)limit + 1, rows, &n);
+    enum ac_qs qs = ac_payments_list_topups(c, !user, id, before, (unsigned)limit + 1, rows, &n);
     for (size_t i = 0; i < n; i++)
         ids[i] = rows[i].id;
     if (qs >= 0) qs = ac_prices_read_topups(c, ids, n, legs, &got);

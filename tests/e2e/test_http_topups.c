@@ -147,8 +147,8 @@ static void publish_refused(EVP_PKEY *key, const char *merchant, const char *bod
     json_decref(j);
 }
 
-static char *topup_body(const char *id, const char *mandate, const char *provider,
-                        const char *cur, const char *value, const char *tok, long long version)
+static char *topup_body(const char *id, const char *mandate, const char *provider, const char *cur,
+                        const char *value, const char *tok, long long version)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:I}", "id", id, "mandate", mandate,
                           "provider", provider, "amount", "currency", cur, "value", value,
@@ -305,9 +305,8 @@ static void prices(void **st)
         {"{\"version\":2,\"version\":3}", "json_invalid"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        json_t *b = publish(llm1, "llm", bad[i][0], bad[i][1][0] == 'a' && bad[i][1][1] == 's'
-                                                        ? 404
-                                                        : 400);
+        json_t *b =
+            publish(llm1, "llm", bad[i][0], bad[i][1][0] == 'a' && bad[i][1][1] == 's' ? 404 : 400);
         if (strcmp(ac_test_jstr(b, "code"), bad[i][1]) != 0)
             fail_msg("bad price body %zu: want %s, got %s", i, bad[i][1], ac_test_jstr(b, "code"));
         json_decref(b);
@@ -326,8 +325,7 @@ static void prices(void **st)
                         "parameter_invalid");
     ac_test_api_refused(&http, "GET", "/v1/merchants/nobody/prices", TOKEN, NULL, 404,
                         "merchant_unknown");
-    ac_test_api_refused(&http, "GET", "/v1/merchants/llm/prices", NULL, NULL, 401,
-                        "unauthorized");
+    ac_test_api_refused(&http, "GET", "/v1/merchants/llm/prices", NULL, NULL, 401, "unauthorized");
     j = call("GET", "/v1/merchants/shop/prices", NULL, 200);
     assert_true(json_is_null(json_object_get(j, "current")));
     json_decref(j);
@@ -461,8 +459,8 @@ static void versions(void **st)
     topup_refused("t-zero", "m1", "llm", "USD", "0.99", "TOK", 3, 422, "topup_tokens_zero");
     topup_refused("t-nl", "m1", "llm", "CNY", "1.00", "TOK2", 3, 422, "price_not_listed");
     /* a version older than the current one: refused; shop: 1, then 5, then 3 */
-    char *s5 = price_body(5, "1.00", "100", NULL, NULL), *s3 = price_body(3, "1.00", "100", NULL,
-                                                                          NULL);
+    char *s5 = price_body(5, "1.00", "100", NULL, NULL),
+         *s3 = price_body(3, "1.00", "100", NULL, NULL);
     json_decref(publish(shop1, "shop", s5, 201));
     publish_refused(shop1, "shop", s3, 409, "price_version_old");
     free(s5);
@@ -619,8 +617,7 @@ static void reading(void **st)
                         "parameter_invalid");
     ac_test_api_refused(&http, "GET", "/v1/users/alice/topups?limit=0", TOKEN, NULL, 400,
                         "parameter_invalid");
-    ac_test_api_refused(&http, "GET", "/v1/users/nobody/topups", TOKEN, NULL, 404,
-                        "user_unknown");
+    ac_test_api_refused(&http, "GET", "/v1/users/nobody/topups", TOKEN, NULL, 404, "user_unknown");
     ac_test_api_refused(&http, "GET", "/v1/merchants/nobody/topups", TOKEN, NULL, 404,
                         "merchant_unknown");
     /* a top-up is also a payment (op topup) of the user */
@@ -634,9 +631,9 @@ static void reading(void **st)
     for (size_t i = 0; i < json_array_size(bs); i++)
         if (strcmp(ac_test_jstr(json_array_get(bs, i), "account"), "user:alice:tok") == 0) {
             found = 1;
-            assert_int_equal(atoll(ac_test_jstr(json_object_get(json_array_get(bs, i), "posted"),
-                                                "value")),
-                             posted("user:alice:tok"));
+            assert_int_equal(
+                atoll(ac_test_jstr(json_object_get(json_array_get(bs, i), "posted"), "value")),
+                posted("user:alice:tok"));
         }
     assert_true(found);
     json_decref(j);
@@ -844,16 +841,11 @@ static int teardown(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(prices),
-        cmocka_unit_test(topup_settles),
-        cmocka_unit_test(pair_atomic),
-        cmocka_unit_test(versions),
-        cmocka_unit_test(caps_in_fiat),
-        cmocka_unit_test(stepup_holds_both_legs),
-        cmocka_unit_test(reading),
-        cmocka_unit_test(restart_keeps_everything),
-        cmocka_unit_test(audit_replay),
-        cmocka_unit_test(sigterm_stops_cleanly),
+        cmocka_unit_test(prices),       cmocka_unit_test(topup_settles),
+        cmocka_unit_test(pair_atomic),  cmocka_unit_test(versions),
+        cmocka_unit_test(caps_in_fiat), cmocka_unit_test(stepup_holds_both_legs),
+        cmocka_unit_test(reading),      cmocka_unit_test(restart_keeps_everything),
+        cmocka_unit_test(audit_replay), cmocka_unit_test(sigterm_stops_cleanly),
     };
     return ac_test_e2e_finish(cmocka_run_group_tests(tests, setup, teardown));
 }
