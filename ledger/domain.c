@@ -9,11 +9,12 @@
 #include "ledger/idempotency.h"
 #include "ledger/payments.h"
 #include "ledger/tabs.h"
+#include "ledger/prices.h"
 
 int ac_domain_register_statements(void)
 {
     if (ac_db_identity_register() != 0 || ac_evlog_register_statements() != 0) return -1;
-    if (ac_payments_register_statements() != 0) return -1;
+    if (ac_prices_register_statements() != 0 || ac_payments_register_statements() != 0) return -1;
     return ac_tabs_register_statements();
 }
 
@@ -29,6 +30,7 @@ static int domain_load(void *cls, PGconn *c)
             n.users, n.merchants, n.keys, n.bindings, n.revoked);
     if (d->evlog && ac_evlog_load(d->evlog, c) != 0) return -1;
     if (d->idem) ac_idem_sweeper_loaded(d->idem);
+    if (d->prices && ac_prices_load(d->prices, c) != 0) return -1;
     if (d->payments) {
         if (ac_payments_load(d->payments, c) != 0) return -1;
         struct ac_payments_counts pc;

@@ -13,6 +13,7 @@
 struct ac_payments;
 struct ac_idem_sweeper;
 struct ac_tabs;
+struct ac_prices;
 
 struct ac_domain {
     struct ac_registry *registry; /* identity (keys/registry.h); required */
@@ -20,6 +21,8 @@ struct ac_domain {
     struct ac_payments *payments; /* mandates, payments, step-up (ledger/payments.h); optional */
     struct ac_idem_sweeper *idem; /* Idempotency-Key expiry (ledger/idempotency.h); optional */
     struct ac_tabs *tabs;         /* micropayment tabs (ledger/tabs.h); optional, needs payments */
+    struct ac_prices *prices;     /* merchants' price versions (ledger/prices.h); optional (NULL:
+                                     top-ups are refused with AC_EC_INTERNAL) */
 };
 
 /* Register the prepared statements of every part (before the sequencer starts). Returns 0/-1. */

@@ -15,6 +15,7 @@
 #include "ledger/db.h"
 #include "ledger/domain.h"
 #include "ledger/evlog.h"
+#include "ledger/prices.h"
 #include "protocol/b64.h"
 #include "protocol/buf.h"
 #include "protocol/strmap.h"
@@ -72,6 +73,12 @@ struct pend {
     char binding[AC_ID_MAX + 1];
     char hold_tid[AC_ID_MAX + 1];
     char debit[AC_ID_MAX + 1], credit[AC_ID_MAX + 1];
+    /* a top-up's token hold ("" tok_hold when a plain payment) */
+    char tok_hold[AC_ID_MAX + 1], tok_debit[AC_ID_MAX + 1], tok_credit[AC_ID_MAX + 1];
+    char tok_asset[AC_ASSET_MAX + 1];
+    unsigned tok_scale;
+    int64_t tok_amount;
+    char tok_ref[24];
     struct ac_stepup_challenge ch;
     char payment_digest[AC_STEPUP_DIGEST_LEN + 1];
     struct ac_spend_hold hold;
@@ -322,7 +329,9 @@ void ac_pay_request_digest(struct ac_pay_request *q)
                        q->asset,
                        ac_amount_format(q->amount, q->scale, amount),
                        q->purpose,
-                       q->order_digest};
+                       q->order_digest,
+                       q->topup ? q->topup->token_asset : "",
+                       q->topup ? q->topup->ref : ""};
     hash_fields(f, sizeof f / sizeof *f, q->digest);
 }
 
@@ -444,8 +453,11 @@ static const struct ac_db_stmt writer_stmts[] = {
      "update ac_payments set refunded = $2::int8, updated_us = $3::int8 where id = $1", 3},
     {"pay_load_authz",
      "select z.id, z.status, z.challenge, z.hold_amount, z.hold_at_us, p.id, p.binding_id, "
-     "coalesce(p.transfer_id, ''), p.user_id, p.payee, p.asset from ac_authorizations z "
-     "join ac_payments p on p.id = z.payment_id",
+     "coalesce(p.transfer_id, ''), p.user_id, p.payee, p.asset, coalesce(t.token_transfer_id, ''), "
+     "coalesce(t.token_debit, ''), coalesce(t.token_credit, ''), coalesce(t.token_asset, ''), "
+     "coalesce(ta.scale, 0), coalesce(t.token_amount, 0), coalesce(t.price_version, 0) "
+     "from ac_authorizations z join ac_payments p on p.id = z.payment_id "
+     "left join ac_topups t on t.id = p.id left join ac_assets ta on ta.code = t.token_asset",
      0},
 };
 
@@ -835,6 +847,15 @@ static int take_authorization(struct ac_payments *p, struct ac_payop *op,
     memcpy(e->hold_tid, q->transfer_id, sizeof e->hold_tid);
     memcpy(e->debit, q->debit, sizeof e->debit);
     memcpy(e->credit, q->credit, sizeof e->credit);
+    if (q->topup) {
+        memcpy(e->tok_hold, q->topup->transfer_id, sizeof e->tok_hold);
+        memcpy(e->tok_debit, q->topup->debit, sizeof e->tok_debit);
+        memcpy(e->tok_credit, q->topup->credit, sizeof e->tok_credit);
+        memcpy(e->tok_asset, q->topup->token_asset, sizeof e->tok_asset);
+        e->tok_scale = q->topup->token_scale;
+        e->tok_amount = q->topup->tokens;
+        memcpy(e->tok_ref, q->topup->ref, sizeof e->tok_ref);
+    }
     e->ch = *ch;
     e->hold = *hold;
     e->exp_us = ch->exp * 1000000;
@@ -874,6 +895,15 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
         op->result = AC_EC_BINDING_UNKNOWN;
         return;
     }
+    const struct ac_topup_leg *tl = q->topup;
+    if (tl) { /* priced at the provider's current version, checked here against later publishes */
+        enum ac_ec pec = d->prices ? ac_prices_check_current(d->prices, q->payee, tl->version)
+                                   : AC_EC_INTERNAL;
+        if (pec != AC_EC_OK) {
+            op->result = pec;
+            return;
+        }
+    }
     struct payment *pe = malloc(sizeof *pe);
     if (pe == NULL || ac_strmap_reserve(&p->payments, 1)) {
         free(pe);
@@ -892,34 +922,57 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
     risk_input(&in, q, q->binding, &b, m, now);
     ac_risk_decide(&in, &op->decision);
 
-    struct ac_ev_transfer evt = {.id = q->transfer_id,
-                                 .debit = q->debit,
-                                 .credit = q->credit,
-                                 .amount = q->amount,
-                                 .asset = q->asset,
-                                 .scale = q->scale};
+    struct ac_ev_transfer evt[2] = {{.id = q->transfer_id,
+                                     .debit = q->debit,
+                                     .credit = q->credit,
+                                     .amount = q->amount,
+                                     .asset = q->asset,
+                                     .scale = q->scale}};
+    if (tl) { /* the token leg, linked to the fiat leg */
+        evt[0].flags = AC_TF_LINKED;
+        evt[1] = (struct ac_ev_transfer){.id = tl->transfer_id,
+                                         .debit = tl->debit,
+                                         .credit = tl->credit,
+                                         .amount = tl->tokens,
+                                         .asset = tl->token_asset,
+                                         .scale = tl->token_scale};
+    }
+    size_t nt = tl ? 2 : 1;
     const char *transfer_id = "", *authz_id = "";
     enum ac_ev_kind kind = AC_EV_PAYMENT_DENY;
     op->status = AC_PAY_DENIED;
     if (op->decision.verdict != AC_VERDICT_DENY) {
-        struct ac_transfer_req t;
-        memset(&t, 0, sizeof t);
-        memcpy(t.id, q->transfer_id, sizeof t.id);
-        memcpy(t.debit, q->debit, sizeof t.debit);
-        memcpy(t.credit, q->credit, sizeof t.credit);
-        memcpy(t.asset, q->asset, sizeof t.asset);
-        t.amount = q->amount;
-        int hold = op->decision.verdict == AC_VERDICT_STEP_UP;
-        if (hold) {
-            t.flags = AC_TF_PENDING;
-            t.timeout_s = (uint32_t)(p->cfg.stepup_ttl_s + AC_HOLD_GRACE_S);
+        struct ac_transfer_req t[2];
+        memset(t, 0, sizeof t);
+        for (size_t i = 0; i < nt; i++) {
+            memcpy(t[i].id, evt[i].id, strlen(evt[i].id) + 1);
+            memcpy(t[i].debit, evt[i].debit, strlen(evt[i].debit) + 1);
+            memcpy(t[i].credit, evt[i].credit, strlen(evt[i].credit) + 1);
+            memcpy(t[i].asset, evt[i].asset, strlen(evt[i].asset) + 1);
+            t[i].amount = evt[i].amount;
+            t[i].flags = evt[i].flags;
         }
-        struct ac_transfer_result res;
-        if (ac_state_create_transfers(ac_apply_ledger(a), &t, 1, now, &res) != AC_EC_OK) {
+        int hold = op->decision.verdict == AC_VERDICT_STEP_UP;
+        if (hold)
+            for (size_t i = 0; i < nt; i++) {
+                t[i].flags |= AC_TF_PENDING;
+                t[i].timeout_s = (uint32_t)(p->cfg.stepup_ttl_s + AC_HOLD_GRACE_S);
+            }
+        struct ac_transfer_result rs[2], res;
+        if (ac_state_create_transfers(ac_apply_ledger(a), t, nt, now, rs) != AC_EC_OK) {
             ac_apply_abort(a);
             op->result = AC_EC_INTERNAL;
             return;
         }
+        /* the first failure of the chain is its reason (the others say linked_event_failed) */
+        res = rs[0];
+        for (size_t i = 0; i < nt; i++)
+            if (rs[i].ec != AC_EC_OK && rs[i].ec != AC_EC_LINKED_EVENT_FAILED) {
+                res = rs[i];
+                break;
+            }
+        for (size_t i = 1; res.ec == AC_EC_OK && !res.replayed && i < nt; i++)
+            if (rs[i].replayed) res.replayed = 1;
         if (res.ec == AC_EC_OK && res.replayed) res.ec = AC_EC_TRANSFER_EXISTS_DIFFERENT;
         if (res.ec != AC_EC_OK) {
             op->status = AC_PAY_FAILED;
@@ -933,7 +986,7 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
             mark_dirty(p, m);
             op->status = AC_PAY_SETTLED;
             pe->settled = 1;
-            kind = AC_EV_PAYMENT_SETTLE;
+            kind = tl ? AC_EV_TOPUP : AC_EV_PAYMENT_SETTLE;
             transfer_id = q->transfer_id;
         } else {
             struct ac_spend_hold h;
@@ -945,10 +998,11 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
             }
             mark_dirty(p, m);
             op->status = AC_PAY_PENDING;
-            kind = AC_EV_PAYMENT_STEP_UP;
+            kind = tl ? AC_EV_TOPUP : AC_EV_PAYMENT_STEP_UP;
             transfer_id = q->transfer_id;
             authz_id = op->challenge.authorization;
-            evt.flags = AC_TF_PENDING;
+            for (size_t i = 0; i < nt; i++)
+                evt[i].flags |= AC_TF_PENDING;
         }
     }
     memcpy(op->transfer_id, transfer_id, strlen(transfer_id) + 1);
@@ -968,21 +1022,21 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
     r.body.user = b.user_id;
     r.body.agent = b.agent_id;
     r.body.payee = q->payee;
-    r.body.ref = q->order_digest[0] ? q->order_digest : NULL;
+    r.body.ref = tl ? tl->ref : q->order_digest[0] ? q->order_digest : NULL;
     r.body.amount = (struct ac_ev_amount){1, q->amount, q->asset, q->scale};
     docref(&r.body.binding, b.jws_sha256, q->binding, b.user_kid);
     docref(&r.body.mandate, m->jws_sha256, m->m.id, m->kid);
     r.body.request = (struct ac_ev_request){1,          q->sig.base,    q->sig.base_len,
                                             q->sig.sig, q->sig.sig_len, q->sig.keyid,
                                             1,          q->sig.body,    q->sig.body_len};
-    r.body.decision = kind == AC_EV_PAYMENT_SETTLE    ? AC_EV_ALLOW
-                      : kind == AC_EV_PAYMENT_STEP_UP ? AC_EV_STEP_UP
-                                                      : AC_EV_DENY;
+    r.body.decision = op->status == AC_PAY_SETTLED   ? AC_EV_ALLOW
+                      : op->status == AC_PAY_PENDING ? AC_EV_STEP_UP
+                                                     : AC_EV_DENY;
     r.body.reasons = nr ? reasons : NULL;
     r.body.nreasons = nr;
     if (kind != AC_EV_PAYMENT_DENY) {
-        r.body.transfers = &evt;
-        r.body.ntransfers = 1;
+        r.body.transfers = evt;
+        r.body.ntransfers = nt;
     }
     if (evidence(d, a, &r, op)) {
         op->result = AC_EC_INTERNAL;
@@ -990,6 +1044,7 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
     }
     op->at_us = now;
     payment_row(p, q, &b, op, transfer_id, authz_id, now);
+    if (tl && ac_prices_topup_row(a, q, b.user_id, now) != 0) op->result = AC_EC_INTERNAL;
 }
 
 /* ==== step-up answers and expiry ===============================================================
@@ -1007,18 +1062,36 @@ static enum ac_ec finish(struct ac_payments *p, struct ac_domain *d, struct ac_a
     int post = kind == AC_EV_PAYMENT_CONFIRM;
     struct mandate *m = ac_strmap_get(&p->mandates, e->ch.mandate);
     if (m == NULL) return AC_EC_INTERNAL;
-    struct ac_transfer_req t;
-    memset(&t, 0, sizeof t);
-    ac_payment_transfer_id(e->payment, post ? "post" : "void", t.id);
-    memcpy(t.pending_id, e->hold_tid, sizeof t.pending_id);
-    memcpy(t.asset, e->ch.asset, sizeof t.asset);
-    t.amount = -1; /* the full pending amount */
-    t.flags = post ? AC_TF_POST_PENDING : AC_TF_VOID_PENDING;
-    struct ac_transfer_result res;
-    if (ac_state_create_transfers(ac_apply_ledger(a), &t, 1, now, &res) != AC_EC_OK) {
+    int topup = e->tok_hold[0] != '\0';
+    size_t nt = topup ? 2 : 1;
+    struct ac_transfer_req tr[2];
+    memset(tr, 0, sizeof tr);
+    struct ac_transfer_req *const t = &tr[0];
+    ac_payment_transfer_id(e->payment, post ? "post" : "void", tr[0].id);
+    memcpy(tr[0].pending_id, e->hold_tid, sizeof tr[0].pending_id);
+    memcpy(tr[0].asset, e->ch.asset, sizeof tr[0].asset);
+    if (topup) { /* a top-up's token hold ends with its fiat hold, as one linked chain */
+        ac_payment_transfer_id(e->payment, post ? "tokens.post" : "tokens.void", tr[1].id);
+        memcpy(tr[1].pending_id, e->tok_hold, sizeof tr[1].pending_id);
+        memcpy(tr[1].asset, e->tok_asset, sizeof tr[1].asset);
+        tr[0].flags = AC_TF_LINKED;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        tr[i].amount = -1; /* the full pending amount */
+        tr[i].flags |= post ? AC_TF_POST_PENDING : AC_TF_VOID_PENDING;
+    }
+    struct ac_transfer_result rs[2], res;
+    if (ac_state_create_transfers(ac_apply_ledger(a), tr, nt, now, rs) != AC_EC_OK) {
         ac_apply_abort(a);
         return AC_EC_INTERNAL;
     }
+    res = rs[0];
+    for (size_t i = 0; i < nt; i++)
+        if (rs[i].ec != AC_EC_OK && rs[i].ec != AC_EC_LINKED_EVENT_FAILED) {
+            res = rs[i];
+            break;
+        }
+    if (res.ec == AC_EC_OK && nt == 2 && rs[1].replayed) res.replayed = 1;
     if (res.ec == AC_EC_OK && res.replayed) res.ec = AC_EC_TRANSFER_EXISTS_DIFFERENT;
     if (res.ec != AC_EC_OK && post) return res.ec;
     /* a void the ledger refuses: the hold already ended by its own timeout (the server was down
@@ -1037,14 +1110,23 @@ static enum ac_ec finish(struct ac_payments *p, struct ac_domain *d, struct ac_a
         ac_apply_abort(a);
         return AC_EC_INTERNAL;
     }
-    struct ac_ev_transfer evt = {.id = voided ? t.id : e->hold_tid,
-                                 .debit = e->debit,
-                                 .credit = e->credit,
-                                 .amount = e->hold.amount,
-                                 .asset = e->ch.asset,
-                                 .scale = e->ch.scale,
-                                 .flags = voided ? t.flags : AC_TF_PENDING,
-                                 .pending_id = voided ? e->hold_tid : NULL};
+    struct ac_ev_transfer evt[2] = {{.id = voided ? t->id : e->hold_tid,
+                                     .debit = e->debit,
+                                     .credit = e->credit,
+                                     .amount = e->hold.amount,
+                                     .asset = e->ch.asset,
+                                     .scale = e->ch.scale,
+                                     .flags = voided ? t->flags : AC_TF_PENDING,
+                                     .pending_id = voided ? e->hold_tid : NULL}};
+    if (topup)
+        evt[1] = (struct ac_ev_transfer){.id = voided ? tr[1].id : e->tok_hold,
+                                         .debit = e->tok_debit,
+                                         .credit = e->tok_credit,
+                                         .amount = e->tok_amount,
+                                         .asset = e->tok_asset,
+                                         .scale = e->tok_scale,
+                                         .flags = voided ? tr[1].flags : AC_TF_PENDING,
+                                         .pending_id = voided ? e->tok_hold : NULL};
     const char *reasons[AC_RR__COUNT + 1];
     size_t nr = 0;
     if (dec)
@@ -1058,6 +1140,7 @@ static enum ac_ec finish(struct ac_payments *p, struct ac_domain *d, struct ac_a
     r.body.agent = e->ch.agent;
     r.body.payee = e->ch.payee;
     r.body.amount = (struct ac_ev_amount){1, e->ch.amount, e->ch.asset, e->ch.scale};
+    if (topup && e->tok_ref[0] && strcmp(e->tok_ref, "0") != 0) r.body.ref = e->tok_ref;
     docref(&r.body.binding, b.jws_sha256, e->binding, b.user_kid);
     docref(&r.body.mandate, m->jws_sha256, m->m.id, m->kid);
     if (jws) {
@@ -1066,8 +1149,8 @@ static enum ac_ec finish(struct ac_payments *p, struct ac_domain *d, struct ac_a
     }
     r.body.reasons = nr ? reasons : NULL;
     r.body.nreasons = nr;
-    r.body.transfers = &evt;
-    r.body.ntransfers = 1;
+    r.body.transfers = evt;
+    r.body.ntransfers = nt;
     if (evidence(d, a, &r, op)) return AC_EC_INTERNAL;
 
     char t_us[24], seq[24] = "", leaf[65] = "";
@@ -1077,13 +1160,13 @@ static enum ac_ec finish(struct ac_payments *p, struct ac_domain *d, struct ac_a
         hex(op->ev_leaf, 32, leaf);
     }
     const char *vz[] = {
-        e->z->id, authz_names[zs], kid ? kid : "", jws ? jws : "", t_us, voided ? t.id : "", seq,
+        e->z->id, authz_names[zs], kid ? kid : "", jws ? jws : "", t_us, voided ? t->id : "", seq,
         leaf};
     const char *vp[] = {e->payment, ac_pay_status_name(ps), t_us};
     if (ac_apply_stmt(a, "pay_authz_decide", 8, vz) || ac_apply_stmt(a, "pay_status", 3, vp))
         return AC_EC_INTERNAL;
     memcpy(op->payment_id, e->payment, sizeof op->payment_id);
-    memcpy(op->transfer_id, voided ? t.id : "", voided ? sizeof t.id : 1);
+    memcpy(op->transfer_id, voided ? t->id : "", voided ? sizeof t->id : 1);
     if (ps == AC_PAY_SETTLED) {
         struct payment *pe = ac_strmap_get(&p->payments, e->payment);
         if (pe) pe->settled = 1;
@@ -1489,6 +1572,13 @@ static int load_authz(void *cls, const PGresult *r)
         if (ac_wallet_account(0, PQgetvalue(r, 0, 9), PQgetvalue(r, 0, 10), e->credit) != 0)
             e->credit[0] = '\0';
         e->exp_us = e->ch.exp * 1000000;
+        snprintf(e->tok_hold, sizeof e->tok_hold, "%s", PQgetvalue(r, 0, 11));
+        snprintf(e->tok_debit, sizeof e->tok_debit, "%s", PQgetvalue(r, 0, 12));
+        snprintf(e->tok_credit, sizeof e->tok_credit, "%s", PQgetvalue(r, 0, 13));
+        snprintf(e->tok_asset, sizeof e->tok_asset, "%s", PQgetvalue(r, 0, 14));
+        e->tok_scale = (unsigned)col64(r, 15);
+        e->tok_amount = col64(r, 16);
+        snprintf(e->tok_ref, sizeof e->tok_ref, "%s", PQgetvalue(r, 0, 17));
         z->p = e;
         pending_add(f, e);
     } else if (z->status == 0) {

@@ -117,6 +117,21 @@ struct ac_pay_signed {
     size_t body_len;
 };
 
+/* The token leg of a top-up (docs/merchant-api.md, "Token top-ups"): the provider's token account
+ * pays the user's token account `tokens` at price version `version` (price: `price_tokens` token
+ * base units per `price_fiat` fiat base units, ledger/prices.h), linked with the fiat leg (the
+ * payment's own transfer) so that both move or neither does. */
+struct ac_topup_leg {
+    char token_asset[AC_ASSET_MAX + 1];
+    unsigned token_scale;
+    int64_t tokens;                  /* > 0 */
+    char debit[AC_ID_MAX + 1];       /* merchant:<provider>:<token asset lowercased> */
+    char credit[AC_ID_MAX + 1];      /* user:<user>:<token asset lowercased> */
+    char transfer_id[AC_ID_MAX + 1]; /* ac_payment_transfer_id(id, "tokens") */
+    int64_t version, price_fiat, price_tokens;
+    char ref[24]; /* the version as decimal text (the evidence records' ref) */
+};
+
 struct ac_pay_request {
     char id[AC_ID_MAX + 1];
     uint8_t digest[32]; /* ac_pay_request_digest() */
@@ -134,11 +149,12 @@ struct ac_pay_request {
     char credit[AC_ID_MAX + 1];              /* the payee's wallet (likewise) */
     char transfer_id[AC_ID_MAX + 1];         /* ac_payment_transfer_id(id, "pay") */
     struct ac_pay_signed sig;
+    const struct ac_topup_leg *topup; /* a top-up (op topup): its token leg; NULL otherwise */
 };
 
 /* The digest a payment id is bound to (idempotency): SHA-256 over a purpose tag and every field of
  * the request that the decision depends on (binding, mandate, payee, op, asset, amount, purpose,
- * order digest). */
+ * order digest; for a top-up also the token asset and the price version). */
 void ac_pay_request_digest(struct ac_pay_request *q);
 
 /* A refund (docs/merchant-api.md): built on the HTTP thread from the merchant's verified request
@@ -209,8 +225,10 @@ void ac_payments_cmd(struct ac_cmd *cmd, struct ac_payop *op);
  *   MANDATE_REVOKE: AC_EC_MANDATE_UNKNOWN, AC_EC_REVOCATION_INVALID (user is not the mandate's),
  *     AC_EC_JWS_KEY_UNKNOWN; already revoked is a replay;
  *   PAY: AC_EC_PAYMENT_EXISTS (same id, other request; same request is a replay),
- *     AC_EC_MANDATE_UNKNOWN, AC_EC_BINDING_UNKNOWN; otherwise AC_EC_OK with the decision in
- *     status / decision / ledger_ec;
+ *     AC_EC_MANDATE_UNKNOWN, AC_EC_BINDING_UNKNOWN, for a top-up AC_EC_PRICE_VERSION_STALE /
+ *     AC_EC_PRICE_VERSION_UNKNOWN (the version is not the provider's current one; nothing is
+ *     written); otherwise AC_EC_OK with the decision in status / decision / ledger_ec. A top-up
+ *     moves (or holds) its two legs as one linked chain: both or neither;
  *   ANSWER: AC_EC_AUTHORIZATION_UNKNOWN, AC_EC_AUTHORIZATION_MISMATCH (nonce or payment digest),
  *     AC_EC_AUTHORIZATION_EXPIRED, AC_EC_AUTHORIZATION_ALREADY_DECIDED; otherwise AC_EC_OK with
  *     status SETTLED (confirmed), DECLINED (declined, or confirmed but denied: decision says why).
@@ -304,6 +322,9 @@ void ac_authz_row_clear(struct ac_authz_row *r);
  * each), or an error. payee: 1 the merchant's payments (payee), 0 the user's (payer). */
 enum ac_qs ac_payments_list(PGconn *c, int payee, const char *principal, int64_t before,
                             unsigned limit, struct ac_payment_row *out, size_t *n);
+/* The same, of the principal's top-ups only (op topup; their token legs: ledger/prices.h). */
+enum ac_qs ac_payments_list_topups(PGconn *c, int payee, const char *principal, int64_t before,
+                                   unsigned limit, struct ac_payment_row *out, size_t *n);
 
 struct ac_refund_row {
     char id[AC_ID_MAX + 1], payment[AC_ID_MAX + 1], merchant[AC_ID_MAX + 1], user[AC_ID_MAX + 1];

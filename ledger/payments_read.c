@@ -44,6 +44,14 @@ static const struct ac_db_stmt reader_stmts[] = {
      PAY_SELECT "where p.payee = $1 and p.seq < $2::int8 order by p.seq desc "
                 "limit $3::int4",
      3},
+    {"pay_list_topup_user",
+     PAY_SELECT "where p.user_id = $1 and p.op = 'topup' and p.seq < $2::int8 "
+                "order by p.seq desc limit $3::int4",
+     3},
+    {"pay_list_topup_payee",
+     PAY_SELECT "where p.payee = $1 and p.op = 'topup' and p.seq < $2::int8 "
+                "order by p.seq desc limit $3::int4",
+     3},
     {"pay_refund_get", REFUND_SELECT "where r.id = $1", 1},
     {"pay_refund_list", REFUND_SELECT "where r.payment_id = $1 order by r.seq limit $2::int4", 2},
     {"pay_wallets",
@@ -203,7 +211,24 @@ enum ac_qs ac_payments_read_payment(PGconn *c, const char *id, struct ac_payment
     return rc == 0 ? AC_QS_ONE_RESULT : AC_QS_HARD_ERROR;
 }
 
+static enum ac_qs list_rows(PGconn *c, const char *stmt, const char *principal, int64_t before,
+                            unsigned limit, struct ac_payment_row *out, size_t *n);
+
 enum ac_qs ac_payments_list(PGconn *c, int payee, const char *principal, int64_t before,
+                            unsigned limit, struct ac_payment_row *out, size_t *n)
+{
+    return list_rows(c, payee ? "pay_list_payee" : "pay_list_user", principal, before, limit, out,
+                     n);
+}
+
+enum ac_qs ac_payments_list_topups(PGconn *c, int payee, const char *principal, int64_t before,
+                                   unsigned limit, struct ac_payment_row *out, size_t *n)
+{
+    return list_rows(c, payee ? "pay_list_topup_payee" : "pay_list_topup_user", principal, before,
+                     limit, out, n);
+}
+
+static enum ac_qs list_rows(PGconn *c, const char *stmt, const char *principal, int64_t before,
                             unsigned limit, struct ac_payment_row *out, size_t *n)
 {
     *n = 0;
@@ -212,7 +237,7 @@ enum ac_qs ac_payments_list(PGconn *c, int payee, const char *principal, int64_t
     snprintf(l, sizeof l, "%u", limit);
     const char *v[] = {principal, b, l};
     PGresult *r;
-    enum ac_qs qs = ac_db_exec(c, payee ? "pay_list_payee" : "pay_list_user", 3, v, &r);
+    enum ac_qs qs = ac_db_exec(c, stmt, 3, v, &r);
     if (qs < 0) return qs;
     int rows = PQntuples(r);
     for (int i = 0; i < rows && (size_t)i < limit; i++) {

@@ -35,6 +35,7 @@ static const char *const kind_names[AC_EV_KIND__COUNT] = {
     [AC_EV_TAB_EXPIRE] = "tab.expire",
     [AC_EV_CLEARING_CLOSE] = "clearing.close",
     [AC_EV_TAB_DENY] = "tab.deny",
+    [AC_EV_PRICE_PUBLISH] = "price.publish",
 };
 
 const char *ac_ev_kind_name(enum ac_ev_kind k)
@@ -133,6 +134,8 @@ static const struct {
     [AC_EV_CLEARING_CLOSE] = {F_REF | F_TRANSFERS, F_REF | F_TRANSFERS | F_REPORT},
     [AC_EV_TAB_DENY] = {F_TAB | F_DECISION | F_REASONS,
                         F_TAB | F_CONTEXT | F_REQUEST | F_DECISION | F_REASONS},
+    /* payee: the merchant; ref: the version; request: its signed price list, verbatim */
+    [AC_EV_PRICE_PUBLISH] = {F_PAYEE | F_REF | F_REQUEST, F_PAYEE | F_REF | F_REQUEST},
 };
 
 static uint32_t present_fields(const struct ac_ev_body *b)

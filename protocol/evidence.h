@@ -68,6 +68,7 @@ enum ac_ev_kind {
     AC_EV_TAB_EXPIRE,
     AC_EV_CLEARING_CLOSE,
     AC_EV_TAB_DENY, /* a tab refused at open (risk or ledger): nothing held */
+    AC_EV_PRICE_PUBLISH, /* a merchant published a price version (docs/merchant-api.md) */
     AC_EV_KIND__COUNT
 };
 

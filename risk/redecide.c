@@ -12,6 +12,7 @@
 #include "protocol/binding.h"
 #include "protocol/jose.h"
 #include "protocol/mandate.h"
+#include "protocol/price.h"
 #include "risk/decide.h"
 
 /* ---- a string-keyed index (open addressing, grows at 1/2 load) ---------------------------- */
@@ -105,8 +106,20 @@ struct otab {
     struct ac_spend_hold hold;
 };
 
+/* A published price version ("<merchant>/<version>"): the signed price list body. */
+struct pver {
+    size_t len;
+    char body[]; /* NUL-terminated */
+};
+
+/* A merchant's newest published version. */
+struct pcur {
+    int64_t version;
+};
+
 struct ac_redecide {
     struct index mandates, pending, revoked_bindings, tabs;
+    struct index prices, current; /* struct pver by "<merchant>/<version>", struct pcur */
     struct ac_redecide_stats st;
 };
 
@@ -122,6 +135,8 @@ void ac_redecide_free(struct ac_redecide *rd)
     ifree(&rd->pending, 1);
     ifree(&rd->revoked_bindings, 0);
     ifree(&rd->tabs, 1);
+    ifree(&rd->prices, 1);
+    ifree(&rd->current, 1);
     free(rd);
 }
 
@@ -220,17 +235,38 @@ static int mismatch(char *why, size_t whylen, const char *rv, const struct ac_ev
                ac_verdict_name(d->verdict), b);
 }
 
-/* The request facts from the verbatim body; they must agree with the record. 0 or -1. */
+/* A top-up's request facts beyond a payment's (the body of POST /v1/topups). */
+struct topup_facts {
+    int is_topup;
+    char token_asset[AC_ASSET_MAX + 1];
+    int64_t version;
+};
+
+/* The request facts from the verbatim body; they must agree with the record. A top-up's body
+ * names the payee "provider" and has no op (topup). 0 or -1. */
 static int request_facts(const struct ac_ev_record *r, struct ac_risk_request *q, char *payee,
-                         char *asset, char *why, size_t whylen)
+                         char *asset, struct topup_facts *tf, char *why, size_t whylen)
 {
     const struct ac_ev_request *rq = &r->body.request;
     if (!rq->present || !rq->has_body) return say(why, whylen, "it keeps no request body");
     json_error_t e;
     json_t *j = json_loadb((const char *)rq->body, rq->body_len, 0, &e);
-    const char *op = "purchase", *pe = NULL, *cur = NULL, *val = NULL;
-    int bad = j == NULL || json_unpack(j, "{s:s, s:{s:s, s:s}, s?s}", "payee", &pe, "amount",
-                                       "currency", &cur, "value", &val, "op", &op) != 0;
+    const char *op = "purchase", *pe = NULL, *pv = NULL, *cur = NULL, *val = NULL, *tok = NULL;
+    json_int_t version = 0;
+    int bad = j == NULL ||
+              json_unpack(j, "{s?s, s?s, s:{s:s, s:s}, s?s, s?s, s?I}", "payee", &pe, "provider",
+                          &pv, "amount", "currency", &cur, "value", &val, "op", &op,
+                          "token_asset", &tok, "price_version", &version) != 0;
+    memset(tf, 0, sizeof *tf);
+    if (!bad && pv != NULL) { /* a top-up */
+        bad = pe != NULL || tok == NULL || !ac_asset_code_valid(tok) || version <= 0;
+        pe = pv;
+        op = "topup";
+        tf->is_topup = 1;
+        if (!bad) snprintf(tf->token_asset, sizeof tf->token_asset, "%s", tok);
+        tf->version = (int64_t)version;
+    }
+    bad = bad || pe == NULL;
     int64_t amount = 0;
     if (!bad) {
         q->op = ac_op_from_name(op);
@@ -276,6 +312,95 @@ static int needs_category(const struct ac_mandate *m, const char *payee)
     return m->n_categories > 0 && ac_mandate_payee_scope(m, payee, NULL) != 2;
 }
 
+/* ---- prices and top-ups ------------------------------------------------------------------ */
+
+static void price_key(const char *merchant, int64_t version, char out[AC_ID_MAX + 1])
+{
+    /* ids are at most 64 characters; a key that does not fit is cut (and then never found) */
+    snprintf(out, AC_ID_MAX + 1, "%.40s/%lld", merchant, (long long)version);
+}
+
+/* price.publish: the merchant's signed price list, a version newer than its current one. */
+static int price_publish(struct ac_redecide *rd, const struct ac_ev_record *r, char *why,
+                         size_t whylen)
+{
+    const struct ac_ev_request *rq = &r->body.request;
+    if (!rq->present || !rq->has_body || r->body.payee == NULL || r->body.ref == NULL)
+        return say(why, whylen, "it keeps no price list");
+    struct ac_price_list l;
+    struct ac_doc_err err = {0};
+    if (ac_price_list_parse((const char *)rq->body, rq->body_len, &l, &err) != AC_EC_OK)
+        return say(why, whylen, "its signed price list does not parse (%s: %s)", err.pointer,
+                   err.detail ? err.detail : "");
+    char ver[24];
+    snprintf(ver, sizeof ver, "%lld", (long long)l.version);
+    if (strcmp(ver, r->body.ref) != 0)
+        return say(why, whylen, "its ref %s is not the signed version %s", r->body.ref, ver);
+    struct pcur *c = iget(&rd->current, r->body.payee);
+    if (c && l.version <= c->version)
+        return say(why, whylen, "version %s is not newer than %s's current version %lld", ver,
+                   r->body.payee, (long long)c->version);
+    char key[AC_ID_MAX + 1];
+    price_key(r->body.payee, l.version, key);
+    struct pver *pv = malloc(sizeof *pv + rq->body_len + 1);
+    if (c == NULL && (c = calloc(1, sizeof *c)) != NULL && iput(&rd->current, r->body.payee, c)) {
+        free(c);
+        c = NULL;
+    }
+    if (pv == NULL || c == NULL || iput(&rd->prices, key, pv) != 0) {
+        free(pv);
+        return say(why, whylen, "out of memory");
+    }
+    pv->len = rq->body_len;
+    memcpy(pv->body, rq->body, rq->body_len);
+    pv->body[rq->body_len] = '\0';
+    c->version = l.version;
+    return 0;
+}
+
+/* A topup record: priced at the provider's current version (as published earlier in the log),
+ * the fiat leg moves the amount, and the token leg moves exactly floor(amount * tokens / fiat)
+ * of that version's price. 0 or -1. */
+static int topup_tokens(struct ac_redecide *rd, const struct ac_ev_record *r,
+                        const struct topup_facts *tf, char *why, size_t whylen)
+{
+    const struct ac_ev_body *b = &r->body;
+    char ver[24];
+    snprintf(ver, sizeof ver, "%lld", (long long)tf->version);
+    if (!tf->is_topup) return say(why, whylen, "its signed request body is not a top-up request");
+    if (b->ref == NULL || strcmp(b->ref, ver) != 0)
+        return say(why, whylen, "its ref is not the signed price version %s", ver);
+    const struct pcur *c = iget(&rd->current, b->payee);
+    if (c == NULL || c->version != tf->version)
+        return say(why, whylen, "price version %s of %s was not the current one (%lld)", ver,
+                   b->payee, c ? (long long)c->version : 0LL);
+    char key[AC_ID_MAX + 1];
+    price_key(b->payee, tf->version, key);
+    const struct pver *pv = iget(&rd->prices, key);
+    if (pv == NULL) return say(why, whylen, "price version %s was not published", ver);
+    if (b->ntransfers != 2 || strcmp(b->transfers[0].asset, b->amount.asset) != 0 ||
+        b->transfers[0].amount != b->amount.value ||
+        strcmp(b->transfers[1].asset, tf->token_asset) != 0)
+        return say(why, whylen, "its transfers are not the fiat leg and the token leg");
+    struct ac_price_list l;
+    struct ac_price price;
+    int i = -1;
+    if (ac_price_list_parse(pv->body, pv->len, &l, NULL) == AC_EC_OK)
+        i = ac_price_find(&l, b->amount.asset, tf->token_asset);
+    if (i < 0 || ac_price_resolve(&l.p[i], b->amount.scale, b->transfers[1].scale, &price) !=
+                     AC_EC_OK)
+        return say(why, whylen, "price version %s has no price for %s in %s", ver,
+                   b->amount.asset, tf->token_asset);
+    int64_t tokens = 0;
+    if (ac_price_tokens(&price, b->amount.value, &tokens) != AC_EC_OK ||
+        tokens != b->transfers[1].amount)
+        return say(why, whylen,
+                   "token amount mismatch: recorded %lld, recomputed %lld at price version %s",
+                   (long long)b->transfers[1].amount, (long long)tokens, ver);
+    rd->st.tokens_recomputed++;
+    return 0;
+}
+
 static int payment(struct ac_redecide *rd, const struct ac_evcheck *ck,
                    const struct ac_ev_record *r, char *why, size_t whylen)
 {
@@ -291,8 +416,9 @@ static int payment(struct ac_redecide *rd, const struct ac_evcheck *ck,
     if (m == NULL) return -1;
     char payee[AC_ID_MAX + 1], asset[AC_ASSET_MAX + 1];
     struct ac_risk_input in;
+    struct topup_facts tf;
     memset(&in, 0, sizeof in);
-    if (request_facts(r, &in.req, payee, asset, why, whylen) != 0 ||
+    if (request_facts(r, &in.req, payee, asset, &tf, why, whylen) != 0 ||
         binding_facts(rd, ck, r->body.binding.hash, &in.binding, why, whylen) != 0)
         return -1;
     const char *nr = NULL;
@@ -314,9 +440,13 @@ static int payment(struct ac_redecide *rd, const struct ac_evcheck *ck,
             if (d.verdict == AC_VERDICT_DENY) return mismatch(why, whylen, "ledger refusal", r, &d);
             rd->st.ledger_refusals++;
         } else {
-            enum ac_verdict want = r->kind == AC_EV_PAYMENT_SETTLE    ? AC_VERDICT_ALLOW
-                                   : r->kind == AC_EV_PAYMENT_STEP_UP ? AC_VERDICT_STEP_UP
-                                                                      : AC_VERDICT_DENY;
+            enum ac_verdict want =
+                r->kind == AC_EV_PAYMENT_SETTLE     ? AC_VERDICT_ALLOW
+                : r->kind == AC_EV_PAYMENT_STEP_UP ? AC_VERDICT_STEP_UP
+                : r->kind == AC_EV_TOPUP           ? (r->body.decision == AC_EV_STEP_UP
+                                                          ? AC_VERDICT_STEP_UP
+                                                          : AC_VERDICT_ALLOW)
+                                                   : AC_VERDICT_DENY;
             if (d.verdict != want || !same_reasons(&d, r->body.reasons, r->body.nreasons))
                 return mismatch(why, whylen, rv ? rv : "?", r, &d);
             rd->st.recomputed++;
@@ -328,12 +458,18 @@ static int payment(struct ac_redecide *rd, const struct ac_evcheck *ck,
         else
             rd->st.nr_scale++;
     }
+    if (r->kind == AC_EV_TOPUP && topup_tokens(rd, r, &tf, why, whylen) != 0) return -1;
+    if ((r->kind == AC_EV_TOPUP) != tf.is_topup && r->kind != AC_EV_PAYMENT_DENY)
+        return say(why, whylen, "its signed request body is %s top-up request",
+                   tf.is_topup ? "a" : "not a");
     /* the spend effect, as the server applied it */
     int32_t tz = m->parsed == 1 ? m->m.tz_offset_s : 0;
-    if (r->kind == AC_EV_PAYMENT_SETTLE) {
+    int held = r->kind == AC_EV_PAYMENT_STEP_UP ||
+               (r->kind == AC_EV_TOPUP && r->body.decision == AC_EV_STEP_UP);
+    if (r->kind == AC_EV_PAYMENT_SETTLE || (r->kind == AC_EV_TOPUP && !held)) {
         if (ac_spend_charge(&m->spend, tz, r->time_us, in.req.amount) != 0)
             return say(why, whylen, "its amount overflows the mandate's spend");
-    } else if (r->kind == AC_EV_PAYMENT_STEP_UP) {
+    } else if (held) {
         struct pend *p = calloc(1, sizeof *p);
         if (p == NULL) return say(why, whylen, "out of memory");
         if (ac_spend_hold(&m->spend, tz, r->time_us, in.req.amount, &p->hold) != 0) {
@@ -428,9 +564,11 @@ static int tab_decision(struct ac_redecide *rd, const struct ac_evcheck *ck,
     char payee[AC_ID_MAX + 1], asset[AC_ASSET_MAX + 1];
     struct ac_risk_input in;
     memset(&in, 0, sizeof in);
-    if (request_facts(r, &in.req, payee, asset, why, whylen) != 0 ||
+    struct topup_facts tf;
+    if (request_facts(r, &in.req, payee, asset, &tf, why, whylen) != 0 ||
         binding_facts(rd, ck, bd->binding.hash, &in.binding, why, whylen) != 0)
         return -1;
+    if (tf.is_topup) return say(why, whylen, "its request body is a top-up, not a tab");
     in.req.op = AC_OP_MICROPAY; /* a tab is a micropay decision (its body names no op) */
     if (m->parsed != 1 || needs_category(&m->m, payee)) {
         rd->st.not_recomputable++;
@@ -531,7 +669,10 @@ int ac_redecide_record(struct ac_redecide *rd, const struct ac_evcheck *ck,
     case AC_EV_PAYMENT_SETTLE:
     case AC_EV_PAYMENT_STEP_UP:
     case AC_EV_PAYMENT_DENY:
+    case AC_EV_TOPUP:
         return payment(rd, ck, r, why, whylen);
+    case AC_EV_PRICE_PUBLISH:
+        return price_publish(rd, r, why, whylen);
     case AC_EV_PAYMENT_CONFIRM:
     case AC_EV_PAYMENT_DECLINE:
     case AC_EV_PAYMENT_EXPIRE:
@@ -543,12 +684,6 @@ int ac_redecide_record(struct ac_redecide *rd, const struct ac_evcheck *ck,
     case AC_EV_TAB_CLOSE:
     case AC_EV_TAB_EXPIRE:
         return tab_step(rd, r, why, whylen);
-    case AC_EV_TOPUP:
-        if (r->body.decision != AC_EV_DECISION_NONE) {
-            rd->st.not_recomputable++;
-            rd->st.nr_kind++;
-        }
-        return 0;
     default:
         return 0;
     }

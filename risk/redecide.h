@@ -20,11 +20,18 @@
  * Not recomputable (counted, never passed silently): a decision whose mandate admits payees by
  * category while the payee is not listed by name -- the payee's registered category is not in
  * the evidence; a mandate whose asset scale no record shows; a payment.deny that holds no mandate,
- * binding or request body (the format allows it); topup decisions (the server does not write
- * them yet). Tabs (ledger/tabs.h): tab.open recomputes to allow and tab.deny to another verdict
- * with the recorded reasons (or, for a ledger refusal, to allow), both as a micropay decision of
- * the hold; tab.open holds the spend, and the hold ends (settled part spent, rest released) at
- * tab.close, tab.expire, or the tab.settle that reaches the hold. Their spend effect is applied as recorded, so later decisions still
+ * binding or request body (the format allows it).
+ *
+ * Tabs (ledger/tabs.h): tab.open recomputes to allow and tab.deny to another verdict with the
+ * recorded reasons (or, for a ledger refusal, to allow), both as a micropay decision of the hold;
+ * tab.open holds the spend, and the hold ends (settled part spent, rest released) at tab.close,
+ * tab.expire, or the tab.settle that reaches the hold.
+ *
+ * Top-ups: price.publish records keep each merchant's signed price list (its version newer than
+ * the last); a topup record (decision allow or step_up) is decided like a payment with op topup
+ * to its provider (the request body of POST /v1/topups names the payee "provider"), must be priced
+ * at the provider's current version (ref and the signed price_version), and its token leg must
+ * move exactly floor(amount * tokens / fiat) at that version's price, its fiat leg the amount. Their spend effect is applied as recorded, so later decisions still
  * recompute. An answer (confirm, decline, expire) to a step-up the log does not have fails,
  * except a payment.expire that names no mandate (nothing to recompute or release).
  *
@@ -56,7 +63,8 @@ struct ac_redecide_stats {
     uint64_t nr_category; /* of which: the payee's category is not in the evidence */
     uint64_t nr_scale;    /* of which: the mandate's asset scale is not in the evidence */
     uint64_t nr_missing;  /* of which: a payment.deny without mandate, binding or request body */
-    uint64_t nr_kind;     /* of which: topup decisions (not modelled yet) */
+    uint64_t nr_kind;     /* of which: a decision of a kind not modelled (none today) */
+    uint64_t tokens_recomputed; /* topup records whose token amount was recomputed and equal */
 };
 void ac_redecide_stats(const struct ac_redecide *rd, struct ac_redecide_stats *out);
 

@@ -404,9 +404,11 @@ static int audit_replay(int argc, char **argv)
            " not recomputable (%" PRIu64 " payee category not in the evidence, %" PRIu64
            " mandate asset scale not in the evidence, %" PRIu64
            " denials without mandate, binding or request, %" PRIu64
-           " topup decisions not modelled)\n",
+           " of a kind not modelled)\n",
            ds.recomputed, ds.ledger_refusals, ds.user_declines, ds.not_recomputable, ds.nr_category,
            ds.nr_scale, ds.nr_missing, ds.nr_kind);
+    printf("replay: top-ups: %" PRIu64 " token amounts recomputed from the published prices\n",
+           ds.tokens_recomputed);
     ac_replay_free(&rp);
     fflush(stdout);
     if (db != NULL) {

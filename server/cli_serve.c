@@ -19,6 +19,7 @@
 #include "ledger/migrations.h"
 #include "ledger/payments.h"
 #include "ledger/tabs.h"
+#include "ledger/prices.h"
 #include "server/authn.h"
 #include "server/cli.h"
 #include "server/idem.h"
@@ -89,10 +90,12 @@ int ac_cli_serve(int argc, char **argv)
     struct ac_evlog *evlog = ac_evlog_new(&evc);
     struct ac_payments_config pc = {.stepup_ttl_s = app.cfg.stepup_ttl};
     app.payments = ac_payments_new(&pc);
+    struct ac_prices *prices = ac_prices_new();
     /* evidence=off (benchmark-only, refused otherwise by ac_config_load): the domain gets no log */
     struct ac_domain domain = {.registry = app.registry,
                                .evlog = app.cfg.evidence_off ? NULL : evlog,
                                .payments = app.payments,
+                               .prices = prices,
                                .tabs = ac_tabs_new()};
     app.domain = &domain;
     if (evlog == NULL) {
@@ -112,7 +115,7 @@ int ac_cli_serve(int argc, char **argv)
     else
         fprintf(stderr, "serve: evidence log %s, checkpoint every %lu records or %lu ms\n",
                 app.cfg.evidence_origin, app.cfg.checkpoint_every, app.cfg.checkpoint_ms);
-    if (app.registry == NULL || app.payments == NULL || domain.tabs == NULL ||
+    if (app.registry == NULL || app.payments == NULL || domain.tabs == NULL || prices == NULL ||
         ac_domain_register_statements() != 0 ||
         ac_evread_register_statements() != 0) {
         fprintf(stderr, "serve: out of memory\n");
@@ -176,6 +179,7 @@ int ac_cli_serve(int argc, char **argv)
     ac_registry_free(app.registry);
     ac_payments_free(app.payments);
     ac_tabs_free(domain.tabs);
+    ac_prices_free(prices);
     ac_evlog_free(evlog);
     ac_evread_free(app.evread);
     ac_keyring_free(app.keyring);

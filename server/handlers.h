@@ -47,6 +47,14 @@ enum MHD_Result ac_h_merchant_tabs(struct ac_req *r);
 enum MHD_Result ac_h_authorizations_get(struct ac_req *r);
 enum MHD_Result ac_h_authorization_confirm(struct ac_req *r);
 enum MHD_Result ac_h_authorization_decline(struct ac_req *r);
+/* token top-ups and merchant prices (server/h_topups.c, server/h_prices.c) */
+enum MHD_Result ac_h_prices_put(struct ac_req *r);
+enum MHD_Result ac_h_prices_get(struct ac_req *r);
+enum MHD_Result ac_h_price_version_get(struct ac_req *r);
+enum MHD_Result ac_h_topups_post(struct ac_req *r);
+enum MHD_Result ac_h_topups_get(struct ac_req *r);
+enum MHD_Result ac_h_user_topups(struct ac_req *r);
+enum MHD_Result ac_h_merchant_topups(struct ac_req *r);
 /* evidence (server/h_evidence.c) */
 enum MHD_Result ac_h_evidence_checkpoint(struct ac_req *r);
 enum MHD_Result ac_h_evidence_consistency(struct ac_req *r);

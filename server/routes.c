@@ -61,6 +61,14 @@ const struct ac_route ac_routes[] = {
     {"GET",  "/v1/authorizations/{id}",         ac_h_authorizations_get, AC_AUTH_NONE,    0},
     {"POST", "/v1/authorizations/{id}/confirm", ac_h_authorization_confirm, AC_AUTH_NONE, 96 * KIB, IDEM},
     {"POST", "/v1/authorizations/{id}/decline", ac_h_authorization_decline, AC_AUTH_NONE, 96 * KIB, IDEM},
+    /* token top-ups: prices signed by their merchant, top-ups by the agent; reading: operator */
+    {"PUT",  "/v1/merchants/{id}/prices",       ac_h_prices_put,        AC_AUTH_MERCHANT, 64 * KIB, IDEM},
+    {"GET",  "/v1/merchants/{id}/prices",       ac_h_prices_get,        AC_AUTH_OPERATOR, 0},
+    {"GET",  "/v1/merchants/{id}/prices/{version}", ac_h_price_version_get, AC_AUTH_OPERATOR, 0},
+    {"POST", "/v1/topups",                      ac_h_topups_post,       AC_AUTH_AGENT,    8 * KIB, IDEM},
+    {"GET",  "/v1/topups/{id}",                 ac_h_topups_get,        AC_AUTH_OPERATOR, 0},
+    {"GET",  "/v1/users/{id}/topups",           ac_h_user_topups,       AC_AUTH_OPERATOR, 0},
+    {"GET",  "/v1/merchants/{id}/topups",       ac_h_merchant_topups,   AC_AUTH_OPERATOR, 0},
     /* evidence: checkpoints and consistency proofs are public (hashes and a count); records and
      * dispute bundles hold personal data: operator only (docs/evidence.md, "Who may read") */
     {"GET",  "/v1/evidence/checkpoint",         ac_h_evidence_checkpoint, AC_AUTH_NONE,   0},

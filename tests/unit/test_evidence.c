@@ -249,6 +249,9 @@ static void minimal(enum ac_ev_kind k, struct ac_ev_record *r)
     case AC_EV_TAB_DENY:
         b->tab = "tab-1", b->decision = AC_EV_DENY, b->reasons = reasons2, b->nreasons = 2;
         break;
+    case AC_EV_PRICE_PUBLISH:
+        b->payee = "llm", b->ref = "3", b->request = req;
+        break;
     default:
         fail();
     }

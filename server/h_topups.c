@@ -1,0 +1,363 @@
+/* Token top-ups (docs/merchant-api.md, "Token top-ups").
+ *
+ * POST /v1/topups   signed by the agent (RFC 9421, AC_AUTH_AGENT)
+ *   {"id", "mandate", "provider", "amount": {"currency", "value"}, "token_asset",
+ *    "price_version"}
+ *   A payment with op "topup" to the provider (same id space, same mandate, binding, risk and
+ *   step-up path as POST /v1/payments) whose settlement is ONE linked pair of ledger transfers:
+ *   the fiat amount user -> provider and floor(amount * tokens / fiat) token base units provider
+ *   -> user at the price of `price_version`, which must be the provider's current version.
+ *   201 settled or pending_confirmation; 422 payment_denied; the ledger's problem when the pair
+ *   was refused (neither leg moved); 409 price_version_stale, 404 price_version_unknown, 422
+ *   price_not_listed, 422 topup_tokens_zero. The same id and request again: the original (200).
+ * GET /v1/topups/{id}                 (operator) one top-up.
+ * GET /v1/users/{id}/topups           (operator) the user's top-ups, newest first (cursor pages).
+ * GET /v1/merchants/{id}/topups       (operator) the provider's top-ups, newest first.
+ *
+ * Phases: PARSE -> CHECK (mandate, provider, assets, the price of that version: the token amount)
+ * -> DECIDE+SETTLE (the sequencer, ledger/payments.c: version still current, decision, the linked
+ * pair or the linked holds, evidence, rows) -> REPLY (read back from the database). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keys/registry.h"
+#include "ledger/payments.h"
+#include "ledger/prices.h"
+#include "protocol/b64.h"
+#include "server/authn.h"
+#include "server/handlers.h"
+#include "server/paydoc.h"
+#include "server/seqcall.h"
+
+#define LIST_LIMIT_DEFAULT 20
+#define LIST_LIMIT_MAX 100
+
+struct tctx {
+    struct ac_cmd cmd;
+    struct ac_payop op;
+    struct ac_pay_request q;
+    struct ac_topup_leg leg;
+};
+
+static void tctx_free(void *p)
+{
+    free(p);
+}
+
+/* ---- rendering ---------------------------------------------------------------------------------
+ */
+
+/* The top-up object: the payment object (server/h_payments.c) with "provider" for "payee", the
+ * token amount, the price and the token leg's transfer. New reference or NULL. */
+static json_t *topup_json(const struct ac_payment_row *p, const struct ac_topup_row *t)
+{
+    json_t *o = ac_payment_json(p);
+    if (o == NULL) return NULL;
+    json_object_del(o, "payee");
+    json_object_del(o, "op");
+    json_object_set_new(o, "provider", json_string(p->payee));
+    json_object_set_new(o, "tokens",
+                        ac_doc_amount_json(t->token_asset, t->token_amount, t->token_scale));
+    json_object_set_new(
+        o, "price",
+        json_pack("{s:I, s:o, s:o}", "version", (json_int_t)t->price_version, "fiat",
+                  ac_doc_amount_json(p->asset, t->price_fiat, p->scale), "tokens",
+                  ac_doc_amount_json(t->token_asset, t->price_tokens, t->token_scale)));
+    if (p->transfer_id[0])
+        json_object_set_new(o, "token_transfer", json_string(t->token_transfer_id));
+    return o;
+}
+
+/* Read top-up id (payment and token leg). ONE_RESULT, NO_RESULTS (no such top-up) or an error. */
+static enum ac_qs read_topup(struct ac_req *r, const char *id, struct ac_payment_row *p,
+                             struct ac_topup_row *t)
+{
+    PGconn *c = ac_pool_get(r->app->pool);
+    if (c == NULL) return AC_QS_SOFT_ERROR;
+    enum ac_qs qs = ac_payments_read_payment(c, id, p);
+    size_t got = 0;
+    if (qs == AC_QS_ONE_RESULT) {
+        const char *ids[] = {id};
+        qs = ac_prices_read_topups(c, ids, 1, t, &got);
+        if (qs == AC_QS_ONE_RESULT && (got != 1 || p->op != AC_OP_TOPUP)) qs = AC_QS_NO_RESULTS;
+        if (qs != AC_QS_ONE_RESULT) ac_payment_row_clear(p);
+    }
+    ac_pool_put(r->app->pool, c, qs == AC_QS_SOFT_ERROR);
+    return qs;
+}
+
+/* Reply with the stored top-up: as a problem carrying it when it was refused (as_problem: the
+ * POST), else ok_status with it. */
+static enum MHD_Result reply_stored(struct ac_req *r, const char *id, unsigned ok_status,
+                                    int as_problem)
+{
+    struct ac_payment_row p;
+    struct ac_topup_row t;
+    enum ac_qs qs = read_topup(r, id, &p, &t);
+    if (qs < 0) return ac_reply_db_error(r, qs);
+    if (qs == AC_QS_NO_RESULTS) return ac_reply_problem(r, AC_EC_TOPUP_UNKNOWN, NULL, NULL);
+    json_t *o = topup_json(&p, &t);
+    enum ac_pay_status st = p.status;
+    char error[64];
+    snprintf(error, sizeof error, "%s", p.error);
+    ac_payment_row_clear(&p);
+    if (o == NULL) return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
+    if (!as_problem || (st != AC_PAY_DENIED && st != AC_PAY_FAILED))
+        return ac_reply_json(r, ok_status, o);
+    enum ac_ec ec = AC_EC_PAYMENT_DENIED;
+    if (st == AC_PAY_FAILED) {
+        ec = ac_ec_from_code(error);
+        if (ec == AC_EC__COUNT || ac_ec_status(ec) < 400) ec = AC_EC_INTERNAL;
+    }
+    json_t *extra = json_pack("{s:O, s:O, s:o}", "reasons",
+                              json_object_get(json_object_get(o, "decision"), "reasons"),
+                              "decision", json_object_get(o, "decision"), "topup", o);
+    return ac_reply_problem(r, ec, NULL, extra);
+}
+
+/* ---- POST --------------------------------------------------------------------------------------
+ */
+
+static enum MHD_Result bad(struct ac_req *r, enum ac_ec ec, const char *pointer, const char *detail)
+{
+    return ac_reply_problem(r, ec, detail, json_pack("{s:s}", "pointer", pointer));
+}
+
+/* PARSE + CHECK into x->q and x->leg. On failure queues a problem and returns 0 with *rc set. */
+static int prepare(struct ac_req *r, struct tctx *x, enum MHD_Result *rc)
+{
+    const struct ac_verified *v = r->verified;
+    json_t *body;
+    *rc = ac_req_json(r, &body);
+    if (body == NULL) return 0;
+    struct ac_pay_request *q = &x->q;
+    struct ac_topup_leg *t = &x->leg;
+    const char *id, *mandate, *provider, *cur, *val, *tok;
+    json_int_t version = 0;
+    json_error_t e;
+    int ok = 0;
+    if (json_unpack_ex(body, &e, JSON_STRICT, "{s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:I}", "id", &id,
+                       "mandate", &mandate, "provider", &provider, "amount", "currency", &cur,
+                       "value", &val, "token_asset", &tok, "price_version", &version)) {
+        *rc = ac_reply_problem(r, AC_EC_JSON_SCHEMA, e.text, NULL);
+        goto out;
+    }
+    enum ac_ec ec;
+    unsigned scale = 0, tscale = 0;
+    struct ac_mandate_brief mb;
+    if (!ac_id_valid(id)) {
+        *rc = bad(r, AC_EC_ID_INVALID, "/id", NULL);
+    } else if (!ac_id_valid(mandate)) {
+        *rc = bad(r, AC_EC_ID_INVALID, "/mandate", NULL);
+    } else if (!ac_id_valid(provider)) {
+        *rc = bad(r, AC_EC_ID_INVALID, "/provider", NULL);
+    } else if (version < 1 || version > AC_PRICE_VERSION_MAX) {
+        *rc = bad(r, AC_EC_PARAMETER_INVALID, "/price_version",
+                  "price_version must be a positive integer");
+    } else if (!ac_asset_code_valid(cur)) {
+        *rc = bad(r, AC_EC_ASSET_INVALID, "/amount/currency", NULL);
+    } else if (!ac_asset_code_valid(tok)) {
+        *rc = bad(r, AC_EC_ASSET_INVALID, "/token_asset", NULL);
+    } else if ((ec = ac_assets_scale(r->app, cur, &scale)) != AC_EC_OK) {
+        *rc = bad(r, ec, "/amount/currency", NULL);
+    } else if ((ec = ac_assets_scale(r->app, tok, &tscale)) != AC_EC_OK) {
+        *rc = bad(r, ec, "/token_asset", NULL);
+    } else if ((ec = ac_amount_parse(val, scale, &q->amount)) != AC_EC_OK) {
+        *rc = bad(r, ec, "/amount/value", NULL);
+    } else if (q->amount == 0) {
+        *rc = bad(r, AC_EC_AMOUNT_ZERO, "/amount/value", NULL);
+    } else if ((ec = ac_payments_mandate_brief(r->app->payments, mandate, &mb)) != AC_EC_OK) {
+        *rc = bad(r, ec, "/mandate", NULL);
+    } else if ((ec = ac_registry_merchant_category(r->app->registry, provider, q->category)) !=
+               AC_EC_OK) {
+        *rc = bad(r, ec, "/provider", NULL);
+    } else {
+        ok = 1;
+    }
+    if (!ok) goto out;
+    /* the price of that version (versions never change once published) */
+    ok = 0;
+    struct ac_price price;
+    int exists = 0;
+    PGconn *c = ac_pool_get(r->app->pool);
+    if (c == NULL) {
+        *rc = ac_reply_problem(r, AC_EC_DB_UNAVAILABLE, NULL, NULL);
+        goto out;
+    }
+    enum ac_qs qs = ac_prices_lookup(c, provider, (int64_t)version, cur, tok, &price, &exists);
+    ac_pool_put(r->app->pool, c, qs == AC_QS_SOFT_ERROR);
+    if (qs < 0) {
+        *rc = ac_reply_db_error(r, qs);
+    } else if (qs == AC_QS_NO_RESULTS) {
+        *rc = bad(r, exists ? AC_EC_PRICE_NOT_LISTED : AC_EC_PRICE_VERSION_UNKNOWN,
+                  exists ? "/token_asset" : "/price_version", NULL);
+    } else if ((ec = ac_price_tokens(&price, q->amount, &t->tokens)) != AC_EC_OK) {
+        *rc = bad(r, ec, "/amount/value", NULL);
+    } else if (ac_wallet_account(1, v->user_id, cur, q->debit) != 0 ||
+               ac_wallet_account(0, provider, cur, q->credit) != 0 ||
+               ac_wallet_account(0, provider, tok, t->debit) != 0 ||
+               ac_wallet_account(1, v->user_id, tok, t->credit) != 0) {
+        *rc = ac_reply_problem(r, AC_EC_ACCOUNT_UNKNOWN, "no wallet account id", NULL);
+    } else {
+        snprintf(q->id, sizeof q->id, "%s", id);
+        snprintf(q->mandate, sizeof q->mandate, "%s", mandate);
+        snprintf(q->payee, sizeof q->payee, "%s", provider);
+        snprintf(q->asset, sizeof q->asset, "%s", cur);
+        q->scale = scale;
+        q->op = AC_OP_TOPUP;
+        snprintf(t->token_asset, sizeof t->token_asset, "%s", tok);
+        t->token_scale = tscale;
+        t->version = (int64_t)version;
+        t->price_fiat = price.fiat;
+        t->price_tokens = price.tokens;
+        snprintf(t->ref, sizeof t->ref, "%lld", (long long)version);
+        ok = 1;
+    }
+out:
+    json_decref(body);
+    return ok;
+}
+
+enum MHD_Result ac_h_topups_post(struct ac_req *r)
+{
+    struct tctx *x = r->hctx;
+    if (x != NULL) { /* REPLY: the sequencer's outcome, as committed */
+        if (x->cmd.status != AC_EC_OK) return ac_reply_problem(r, x->cmd.status, NULL, NULL);
+        if (x->op.result != AC_EC_OK) {
+            const char *ptr = x->op.result == AC_EC_PRICE_VERSION_STALE ||
+                                      x->op.result == AC_EC_PRICE_VERSION_UNKNOWN
+                                  ? "/price_version"
+                                  : NULL;
+            return ptr ? bad(r, x->op.result, ptr, NULL)
+                       : ac_reply_problem(r, x->op.result, NULL, NULL);
+        }
+        return reply_stored(r, x->q.id, x->op.replayed ? 200 : 201, 1);
+    }
+    if (!ac_seq_is_leader(r->app->seq)) return ac_paydoc_leader_only(r);
+    const struct ac_verified *v = r->verified;
+    if (v == NULL || v->kind != AC_PRINCIPAL_AGENT)
+        return ac_reply_problem(r, AC_EC_SIG_KEY_UNKNOWN, "top-ups are signed by an agent", NULL);
+    if ((x = calloc(1, sizeof *x)) == NULL)
+        return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
+    r->hctx = x;
+    r->hctx_free = tctx_free;
+    enum MHD_Result rc;
+    if (!prepare(r, x, &rc)) return rc;
+    struct ac_pay_request *q = &x->q;
+    snprintf(q->binding, sizeof q->binding, "%s", v->binding_id);
+    ac_payment_transfer_id(q->id, "pay", q->transfer_id);
+    ac_payment_transfer_id(q->id, "tokens", x->leg.transfer_id);
+    q->topup = &x->leg;
+    ac_pay_request_digest(q);
+    ac_paydoc_signed(r, &q->sig);
+    x->op.kind = AC_PAYOP_PAY;
+    x->op.pay = q;
+    ac_payments_cmd(&x->cmd, &x->op);
+    return ac_seqcall(r, &x->cmd);
+}
+
+enum MHD_Result ac_h_topups_get(struct ac_req *r)
+{
+    return reply_stored(r, r->params[0], 200, 0);
+}
+
+/* ---- lists -------------------------------------------------------------------------------------
+ */
+
+/* Digits only, no leading zero, 1..max. 0 or -1. */
+static int parse_pos(const char *s, size_t n, int64_t max, int64_t *out)
+{
+    if (n == 0 || n > 19 || s[0] == '0') return -1;
+    int64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        int d = s[i] - '0';
+        if (v > (max - d) / 10) return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The cursor: base64url of "t1:<seq>" (the commit order of the page's last top-up). */
+static int cursor_decode(const char *c, int64_t *seq)
+{
+    size_t n = strlen(c);
+    uint8_t buf[64];
+    size_t len = 0;
+    if (n == 0 || n > 40 || ac_b64_decode(c, n, buf, &len, 1) != 0) return -1;
+    if (len < 4 || memcmp(buf, "t1:", 3) != 0) return -1;
+    return parse_pos((const char *)buf + 3, len - 3, INT64_MAX, seq);
+}
+
+static enum MHD_Result list_topups(struct ac_req *r, int user)
+{
+    const char *id = r->params[0];
+    int64_t limit = LIST_LIMIT_DEFAULT, before = 0;
+    const char *l = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *cur = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "cursor");
+    if (l && parse_pos(l, strlen(l), LIST_LIMIT_MAX, &limit) != 0)
+        return ac_reply_problem(r, AC_EC_PARAMETER_INVALID,
+                                "limit must be an integer from 1 to 100", NULL);
+    if (cur && cursor_decode(cur, &before) != 0)
+        return ac_reply_problem(r, AC_EC_PARAMETER_INVALID,
+                                "cursor is not one this server returned", NULL);
+    struct ac_principal_info info;
+    enum ac_ec ec = ac_registry_principal_get(r->app->registry,
+                                              user ? AC_ROLE_USER : AC_ROLE_MERCHANT, id, &info);
+    if (ec != AC_EC_OK) return ac_reply_problem(r, ec, NULL, NULL);
+    ac_principal_info_clear(&info);
+    struct ac_payment_row *rows = calloc((size_t)limit + 1, sizeof *rows);
+    struct ac_topup_row *legs = calloc((size_t)limit + 1, sizeof *legs);
+    const char **ids = calloc((size_t)limit + 1, sizeof *ids);
+    PGconn *c = rows && legs && ids ? ac_pool_get(r->app->pool) : NULL;
+    if (c == NULL) {
+        free(rows);
+        free(legs);
+        free(ids);
+        return ac_reply_problem(r, rows && legs && ids ? AC_EC_DB_UNAVAILABLE : AC_EC_INTERNAL,
+                                NULL, NULL);
+    }
+    size_t n = 0, got = 0;
+    enum ac_qs qs = ac_payments_list_topups(c, !user, id, before, (unsigned)limit + 1, rows, &n);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = rows[i].id;
+    if (qs >= 0) qs = ac_prices_read_topups(c, ids, n, legs, &got);
+    ac_pool_put(r->app->pool, c, qs == AC_QS_SOFT_ERROR);
+    json_t *data = qs >= 0 ? json_array() : NULL;
+    int more = n > (size_t)limit;
+    size_t shown = more ? (size_t)limit : n;
+    for (size_t i = 0; data && i < shown; i++)
+        for (size_t k = 0; k < got; k++)
+            if (strcmp(legs[k].id, rows[i].id) == 0) {
+                json_array_append_new(data, topup_json(&rows[i], &legs[k]));
+                break;
+            }
+    char next[64] = "";
+    if (more) {
+        char t[32];
+        int k = snprintf(t, sizeof t, "t1:%lld", (long long)rows[shown - 1].seq);
+        ac_b64_encode((const uint8_t *)t, (size_t)k, next, 1);
+    }
+    for (size_t i = 0; i < n; i++)
+        ac_payment_row_clear(&rows[i]);
+    free(rows);
+    free(legs);
+    free(ids);
+    if (qs < 0) return ac_reply_db_error(r, qs);
+    json_t *o = data ? json_pack("{s:o}", "data", data) : NULL;
+    if (o == NULL) return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
+    if (more) json_object_set_new(o, "next_cursor", json_string(next));
+    return ac_reply_json(r, 200, o);
+}
+
+enum MHD_Result ac_h_user_topups(struct ac_req *r)
+{
+    return list_topups(r, 1);
+}
+
+enum MHD_Result ac_h_merchant_topups(struct ac_req *r)
+{
+    return list_topups(r, 0);
+}
