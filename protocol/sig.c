@@ -1,5 +1,7 @@
 #include "protocol/sig.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -41,18 +43,100 @@ static size_t raw_to_der(const uint8_t *raw, uint8_t *der, size_t cap)
     return n;
 }
 
+/* ---- the per-thread cache of Ed25519 verification contexts ------------------------------------
+ * A slot holds a reference on its key, so the pointer cannot be reused for another key while
+ * the slot lives; keys are immutable, so a context initialised for one stays valid for it. */
+
+#define VCACHE_SLOTS 8
+
+struct vcache {
+    struct {
+        EVP_PKEY *key;
+        EVP_MD_CTX *ctx;
+    } s[VCACHE_SLOTS];
+    unsigned next; /* the slot replaced next (round robin) */
+};
+
+static pthread_key_t vcache_key;
+static int vcache_ok;
+static pthread_once_t vcache_once = PTHREAD_ONCE_INIT;
+
+static void vslot_clear(struct vcache *c, unsigned i)
+{
+    EVP_MD_CTX_free(c->s[i].ctx);
+    EVP_PKEY_free(c->s[i].key);
+    c->s[i].ctx = NULL;
+    c->s[i].key = NULL;
+}
+
+static void vcache_free(void *p)
+{
+    struct vcache *c = p;
+    for (unsigned i = 0; i < VCACHE_SLOTS; i++)
+        vslot_clear(c, i);
+    free(c);
+}
+
+static void vcache_init(void)
+{
+    vcache_ok = pthread_key_create(&vcache_key, vcache_free) == 0;
+}
+
+/* This thread's cache, or NULL (then the caller verifies without one). */
+static struct vcache *vcache_get(void)
+{
+    if (pthread_once(&vcache_once, vcache_init) != 0 || !vcache_ok) return NULL;
+    struct vcache *c = pthread_getspecific(vcache_key);
+    if (c == NULL && (c = calloc(1, sizeof *c)) != NULL &&
+        pthread_setspecific(vcache_key, c) != 0) {
+        free(c);
+        c = NULL;
+    }
+    return c;
+}
+
+/* Ed25519: NULL digest, one-shot only. */
+static int ed25519_verify(EVP_PKEY *key, const uint8_t *msg, size_t msglen, const uint8_t *sig,
+                          size_t siglen)
+{
+    struct vcache *c = vcache_get();
+    unsigned i = 0;
+    if (c != NULL) {
+        while (i < VCACHE_SLOTS && c->s[i].key != key)
+            i++;
+        if (i == VCACHE_SLOTS) { /* a key not seen lately: set a context up in the next slot */
+            i = c->next;
+            c->next = (c->next + 1) % VCACHE_SLOTS;
+            vslot_clear(c, i);
+            EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+            if (ctx == NULL || EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key) != 1 ||
+                EVP_PKEY_up_ref(key) != 1) {
+                EVP_MD_CTX_free(ctx);
+                return 0;
+            }
+            c->s[i].ctx = ctx;
+            c->s[i].key = key;
+        }
+        int ok = EVP_DigestVerify(c->s[i].ctx, sig, siglen, msg, msglen) == 1;
+        if (!ok) vslot_clear(c, i); /* a context is not reused after a failure */
+        return ok;
+    }
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key) == 1 &&
+             EVP_DigestVerify(ctx, sig, siglen, msg, msglen) == 1;
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
 int ac_sig_verify(EVP_PKEY *key, enum ac_sig_alg alg, const uint8_t *msg, size_t msglen,
                   const uint8_t *sig, size_t siglen)
 {
     if (alg == AC_SIG_NONE || ac_sig_key_alg(key) != alg || siglen != 64) return 0;
+    if (alg == AC_SIG_ED25519) return ed25519_verify(key, msg, msglen, sig, siglen) ? 1 : 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (ctx == NULL) return 0;
     int ok = 0;
-    if (alg == AC_SIG_ED25519) {
-        /* Ed25519: NULL digest, one-shot only */
-        ok = EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key) == 1 &&
-             EVP_DigestVerify(ctx, sig, siglen, msg, msglen) == 1;
-    } else {
+    {
         uint8_t der[80];
         size_t dlen = raw_to_der(sig, der, sizeof der);
         ok = dlen > 0 && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&

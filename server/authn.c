@@ -31,11 +31,7 @@ struct ac_authn {
 
 void ac_verified_free(struct ac_verified *v)
 {
-    if (v == NULL) return;
-    free(v->label);
-    free(v->signature_input);
-    free(v->base);
-    free(v);
+    free(v); /* its strings and base live in the same block (result()) */
 }
 
 /* Set key to a new value; a NULL value (allocation failure) marks the object bad. */
@@ -75,6 +71,117 @@ json_t *ac_verified_json(const struct ac_verified *v)
         return NULL;
     }
     return o;
+}
+
+/* A JSON string escaped as jansson escapes it: '"', '\\' and \b \f \n \r \t by their short
+ * forms, other control characters as \u00XX (the strings of a result are printable ASCII; other
+ * bytes pass unchanged, as they are UTF-8 wherever they come from). */
+static void text_str(struct ac_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    ac_buf_add(b, "\"", 1);
+    for (const char *p = s;;) {
+        size_t n = 0;
+        while (p[n] != '\0' && p[n] != '"' && p[n] != '\\' && (unsigned char)p[n] >= 0x20)
+            n++;
+        ac_buf_add(b, p, n);
+        p += n;
+        if (*p == '\0') break;
+        unsigned char c = (unsigned char)*p++;
+        const char *short_form = c == '"'    ? "\\\""
+                                 : c == '\\' ? "\\\\"
+                                 : c == '\b' ? "\\b"
+                                 : c == '\f' ? "\\f"
+                                 : c == '\n' ? "\\n"
+                                 : c == '\r' ? "\\r"
+                                 : c == '\t' ? "\\t"
+                                             : NULL;
+        if (short_form != NULL) {
+            ac_buf_add(b, short_form, 2);
+        } else {
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            ac_buf_add(b, e, sizeof e);
+        }
+    }
+    ac_buf_add(b, "\"", 1);
+}
+
+/* ,"name": (the value follows) */
+static void text_key(struct ac_buf *b, const char *name)
+{
+    ac_buf_add(b, ",\"", 2);
+    ac_buf_adds(b, name);
+    ac_buf_add(b, "\":", 2);
+}
+
+static void text_s(struct ac_buf *b, const char *name, const char *val)
+{
+    text_key(b, name);
+    text_str(b, val);
+}
+
+static void text_i(struct ac_buf *b, const char *name, int64_t val)
+{
+    char n[24];
+    int k = snprintf(n, sizeof n, "%lld", (long long)val);
+    text_key(b, name);
+    ac_buf_add(b, n, (size_t)k);
+}
+
+static void text_b64(struct ac_buf *b, const char *name, const uint8_t *p, size_t n)
+{
+    text_key(b, name);
+    char stack[1024];
+    size_t need = ac_b64_enc_len(n);
+    char *s = need <= sizeof stack ? stack : malloc(need);
+    if (s == NULL) {
+        b->oom = 1;
+        return;
+    }
+    size_t len = ac_b64_encode(p, n, s, 0);
+    ac_buf_add(b, "\"", 1);
+    ac_buf_add(b, s, len);
+    ac_buf_add(b, "\"", 1);
+    if (s != stack) free(s);
+}
+
+int ac_verified_json_text(const struct ac_verified *v, struct ac_buf *out)
+{
+    int agent = v->kind == AC_PRINCIPAL_AGENT;
+    /* one allocation: room for the members, the strings escaped at worst, base64 of the bytes */
+    size_t sil = v->signature_input ? strlen(v->signature_input) : 0;
+    size_t est = out->len + 640 + 6 * (sizeof v->keyid + sizeof v->nonce + sil) +
+                 ac_b64_enc_len(v->base_len) + ac_b64_enc_len(v->siglen);
+    if (!out->oom && out->cap < est) {
+        char *p = realloc(out->p, est);
+        if (p != NULL) {
+            out->p = p;
+            out->cap = est;
+        }
+    }
+    ac_buf_adds(out, "{\"principal\":");
+    text_str(out, agent ? "agent" : "merchant");
+    text_s(out, "key_id", v->keyid);
+    if (agent) {
+        text_s(out, "binding_id", v->binding_id);
+        text_s(out, "user_id", v->user_id);
+        text_s(out, "agent_id", v->agent_id);
+        text_i(out, "max_autonomy", v->max_autonomy);
+        text_b64(out, "runtime_digest", v->runtime_digest, sizeof v->runtime_digest);
+    } else {
+        text_s(out, "merchant_id", v->merchant_id);
+    }
+    text_s(out, "alg", v->alg);
+    text_i(out, "created", v->created);
+    if (v->has_expires) text_i(out, "expires", v->expires);
+    text_s(out, "nonce", v->nonce);
+    text_s(out, "label", v->label ? v->label : "");
+    text_s(out, "signature_input", v->signature_input ? v->signature_input : "");
+    text_b64(out, "signature_base", v->base, v->base_len);
+    text_b64(out, "signature", v->sig, v->siglen);
+    text_i(out, "verified_at", v->verified_at);
+    ac_buf_add(out, "}", 1);
+    return out->oom ? -1 : 0;
 }
 
 /* ==== the verifier ============================================================================ */
@@ -247,8 +354,12 @@ static enum ac_ec replay_check(struct ac_authn *a, const struct ac_authn_call *c
 static struct ac_verified *result(const struct ac_httpsig *hs, const struct ac_resolved_key *k,
                                   int64_t now)
 {
-    struct ac_verified *v = calloc(1, sizeof *v);
+    if (hs->siglen > AC_SIG_MAX) return NULL; /* ac_httpsig_verify accepted it: cannot happen */
+    /* one block: the result, then label, signature_input and base */
+    size_t ll = strlen(hs->label), sil = ll + 1 + hs->params_len;
+    struct ac_verified *v = calloc(1, sizeof *v + ll + 1 + sil + 1 + hs->base_len);
     if (v == NULL) return NULL;
+    char *tail = (char *)(v + 1);
     v->kind = k->kind;
     snprintf(v->keyid, sizeof v->keyid, "%s", hs->keyid);
     if (k->kind == AC_PRINCIPAL_AGENT) {
@@ -268,24 +379,16 @@ static struct ac_verified *result(const struct ac_httpsig *hs, const struct ac_r
     v->has_expires = hs->has_expires;
     v->expires = hs->expires;
     snprintf(v->nonce, sizeof v->nonce, "%s", hs->nonce);
-    size_t ll = strlen(hs->label);
-    v->label = strdup(hs->label);
-    v->signature_input = malloc(ll + 1 + hs->params_len + 1);
-    v->base = malloc(hs->base_len ? hs->base_len : 1);
-    if (v->label == NULL || v->signature_input == NULL || v->base == NULL) {
-        ac_verified_free(v);
-        return NULL;
-    }
+    v->label = tail;
+    memcpy(v->label, hs->label, ll + 1);
+    v->signature_input = tail + ll + 1;
+    v->base = (uint8_t *)v->signature_input + sil + 1;
     memcpy(v->signature_input, hs->label, ll);
     v->signature_input[ll] = '=';
     memcpy(v->signature_input + ll + 1, hs->params_line, hs->params_len);
     v->signature_input[ll + 1 + hs->params_len] = '\0';
     memcpy(v->base, hs->base, hs->base_len);
     v->base_len = hs->base_len;
-    if (hs->siglen > sizeof v->sig) { /* ac_httpsig_verify accepted it: cannot happen */
-        ac_verified_free(v);
-        return NULL;
-    }
     memcpy(v->sig, hs->sig, hs->siglen);
     v->siglen = hs->siglen;
     v->verified_at = now;
@@ -428,16 +531,36 @@ enum ac_ec ac_authn_verify(struct ac_authn *a, const struct ac_authn_call *call,
 
 #define FIELDS_MAX 128
 
-/* The request's header fields: lowercase names, repeated fields combined in order with ", ". */
+/* The request's header fields: names matched without regard to case, repeated fields combined in
+ * order with ", ". A value points into the daemon's own copy of the request (valid while the
+ * request lives) unless it had to change -- trimmed, or combined with a repeated field -- and
+ * then into a copy of ours (`own`): the common request costs no allocation. */
 struct fields {
     size_t n;
     struct {
-        char *name;
-        char *value;
+        const char *name; /* as received (any case), name_len bytes */
+        size_t name_len;
+        const char *value; /* NUL-terminated */
         size_t len;
+        char *own; /* our copy (value points to it), or NULL */
     } f[FIELDS_MAX];
     int bad; /* 1: a NUL in a value or too many fields; 2: out of memory */
 };
+
+/* A copy of v[0..n) + (when more) ", " + more[0..mn), NUL-terminated; NULL when out of memory. */
+static char *field_copy(const char *v, size_t n, const char *more, size_t mn)
+{
+    char *c = malloc(n + (more ? 2 + mn : 0) + 1);
+    if (c == NULL) return NULL;
+    memcpy(c, v, n);
+    if (more) {
+        memcpy(c + n, ", ", 2);
+        memcpy(c + n + 2, more, mn);
+        n += 2 + mn;
+    }
+    c[n] = '\0';
+    return c;
+}
 
 static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
                                const char *value, size_t value_size)
@@ -450,66 +573,61 @@ static enum MHD_Result collect(void *cls, enum MHD_ValueKind kind, const char *k
         return MHD_NO;
     }
     /* each field line trimmed of SP and HTAB (RFC 9421 §2.1) */
+    size_t full = value_size;
     while (value_size > 0 && (value[0] == ' ' || value[0] == '\t')) {
         value++;
         value_size--;
+        full--;
     }
     while (value_size > 0 && (value[value_size - 1] == ' ' || value[value_size - 1] == '\t'))
         value_size--;
     size_t i;
     for (i = 0; i < fs->n; i++)
-        if (strlen(fs->f[i].name) == key_size && strncasecmp(fs->f[i].name, key, key_size) == 0)
-            break;
+        if (fs->f[i].name_len == key_size && strncasecmp(fs->f[i].name, key, key_size) == 0) break;
     if (i == fs->n) {
         if (fs->n == FIELDS_MAX) {
             fs->bad = 1;
             return MHD_NO;
         }
-        char *name = malloc(key_size + 1), *v = malloc(value_size + 1);
-        if (name == NULL || v == NULL) {
-            free(name);
-            free(v);
+        fs->f[i].name = key;
+        fs->f[i].name_len = key_size;
+        fs->f[i].own = NULL;
+        fs->f[i].value = value; /* value[full] is the daemon's NUL */
+        if (value_size != full && (fs->f[i].own = field_copy(value, value_size, NULL, 0)) == NULL) {
             fs->bad = 2;
             return MHD_NO;
         }
-        for (size_t j = 0; j < key_size; j++)
-            name[j] = (char)(key[j] >= 'A' && key[j] <= 'Z' ? key[j] + 32 : key[j]);
-        name[key_size] = '\0';
-        memcpy(v, value, value_size);
-        v[value_size] = '\0';
-        fs->f[i].name = name;
-        fs->f[i].value = v;
+        if (fs->f[i].own) fs->f[i].value = fs->f[i].own;
         fs->f[i].len = value_size;
         fs->n++;
         return MHD_YES;
     }
-    char *v = realloc(fs->f[i].value, fs->f[i].len + 2 + value_size + 1);
+    char *v = field_copy(fs->f[i].value, fs->f[i].len, value, value_size);
     if (v == NULL) {
         fs->bad = 2;
         return MHD_NO;
     }
-    memcpy(v + fs->f[i].len, ", ", 2);
-    memcpy(v + fs->f[i].len + 2, value, value_size);
-    fs->f[i].len += 2 + value_size;
-    v[fs->f[i].len] = '\0';
+    free(fs->f[i].own);
+    fs->f[i].own = v;
     fs->f[i].value = v;
+    fs->f[i].len += 2 + value_size;
     return MHD_YES;
 }
 
 static const char *field(void *ctx, const char *lname)
 {
     struct fields *fs = ctx;
+    size_t ln = strlen(lname);
     for (size_t i = 0; i < fs->n; i++)
-        if (strcmp(fs->f[i].name, lname) == 0) return fs->f[i].value;
+        if (fs->f[i].name_len == ln && strncasecmp(fs->f[i].name, lname, ln) == 0)
+            return fs->f[i].value;
     return NULL;
 }
 
 static void fields_free(struct fields *fs)
 {
-    for (size_t i = 0; i < fs->n; i++) {
-        free(fs->f[i].name);
-        free(fs->f[i].value);
-    }
+    for (size_t i = 0; i < fs->n; i++)
+        free(fs->f[i].own);
     fs->n = 0;
 }
 
@@ -593,8 +711,11 @@ enum ac_ec ac_authn_request(struct ac_req *r, const char **detail)
         *detail = "too many header fields, or a NUL byte in one";
         return AC_EC_SIG_MALFORMED;
     }
-    /* the target as received: path, then the query after the first '?' */
-    char *target = strdup(r->target);
+    /* the target as received: path, then the query after the first '?' (a copy on the stack
+     * unless it is long) */
+    char tbuf[1024];
+    size_t tlen = strlen(r->target);
+    char *target = tlen < sizeof tbuf ? memcpy(tbuf, r->target, tlen + 1) : strdup(r->target);
     if (target == NULL) {
         fields_free(&fs);
         return AC_EC_INTERNAL;
@@ -622,7 +743,7 @@ enum ac_ec ac_authn_request(struct ac_req *r, const char **detail)
     struct ac_verified *v = NULL;
     enum ac_ec ec = verify_signature(app->authn, &call, &req, (const uint8_t *)r->body.p,
                                      r->body.len, &v, detail);
-    free(target);
+    if (target != tbuf) free(target);
     fields_free(&fs);
     if (ec != AC_EC_OK) return ec;
     /* 8. replay, last: only authenticated requests reach the cache */

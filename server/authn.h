@@ -66,7 +66,7 @@ struct ac_verified {
     int64_t verified_at; /* unix seconds */
 };
 
-/* Free a result (and its strings). Accepts NULL. */
+/* Free a result (its strings and base are part of the same allocation). Accepts NULL. */
 void ac_verified_free(struct ac_verified *v);
 
 /* The result as a JSON object: principal ("agent"/"merchant"), key_id, binding_id, user_id,
@@ -75,6 +75,11 @@ void ac_verified_free(struct ac_verified *v);
  * of the bytes), verified_at. Member names and types map one to one onto a CBOR map. Returns a
  * new reference, or NULL on allocation failure. */
 json_t *ac_verified_json(const struct ac_verified *v);
+
+/* The same object as ac_verified_json(), members in the same order, serialized compactly
+ * (JSON_COMPACT) straight into out (appended), without building a jansson tree: GET /v1/whoami's
+ * answer on the hot path. Returns 0, or -1 when out of memory (out->oom). */
+int ac_verified_json_text(const struct ac_verified *v, struct ac_buf *out);
 
 /* ==== the verifier =========================================================================== */
 

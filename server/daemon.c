@@ -203,6 +203,11 @@ enum MHD_Result ac_reply_json(struct ac_req *r, unsigned status, json_t *body)
     return queue(r, status, "application/json", s, strlen(s), AC_EC_OK);
 }
 
+enum MHD_Result ac_reply_json_text(struct ac_req *r, unsigned status, char *text, size_t len)
+{
+    return queue(r, status, "application/json", text, len, AC_EC_OK);
+}
+
 /* The problem's `instance`: the request path, with every byte outside printable ASCII
  * percent-encoded (RFC 3986), so that the member is valid JSON text whatever the client sent. */
 static void instance_of(const struct ac_req *r, char *out, size_t cap)

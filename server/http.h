@@ -75,6 +75,9 @@ extern const unsigned ac_n_routes;
 
 /* Reply with a JSON body; steals the reference to body. */
 enum MHD_Result ac_reply_json(struct ac_req *r, unsigned status, json_t *body);
+/* Reply with JSON text already serialized (len bytes, a malloc'd block whose ownership passes to
+ * the reply, freed in every case). */
+enum MHD_Result ac_reply_json_text(struct ac_req *r, unsigned status, char *text, size_t len);
 /* Bytes as a JSON string in standard base64 (RFC 4648 §4), or NULL when out of memory. */
 json_t *ac_json_b64(const uint8_t *p, size_t n);
 /* RFC 9457 problem+json: type, title, status, detail (may be NULL), code, instance; `extra`

@@ -1,7 +1,7 @@
 /* tests/bench/bench_verify.c -- signed requests verified per second through the full HTTP path.
  *
  * usage: bench_verify -b agentclear [-s seconds] [-w warmup_s] [-c connections] [-t server_threads]
- *                     [-n presigned] [database-url]
+ *                     [-n presigned] [-C client_threads] [-d depth] [database-url]
  *        bench_verify -u host:port -p server_pid -k agent_key.jwk -r 'sha-256=:...:'
  *                     [-s ..] [-w ..] [-c ..] [-n ..]
  *
@@ -18,8 +18,12 @@
  * binding with that runtime.
  *
  * Every request needs a fresh nonce, so `presigned` GET /v1/whoami requests (each its own nonce)
- * are signed before the timed window, on all cores. Then `connections` client threads, each with
- * one keep-alive HTTP/1.1 connection and one request in flight, send them in order; after the
+ * are signed before the timed window, on all cores. Then `connections` keep-alive HTTP/1.1
+ * connections send them in order: with -C 0 (the default here) one blocking client thread per
+ * connection and one request in flight each; with -C n, n event-driven client threads (epoll)
+ * share the connections and each connection keeps `depth` requests in flight (pipelined; ops/bench
+ * uses -C 1 -d 4, so that the server's CPU does not also pay for waking a client thread per
+ * answer, which a remote client would not cost it). After the
  * warm-up, 200 answers inside a window of `seconds` are counted (the window ends early when the
  * presigned requests run out). The server process's CPU time over the window is read from
  * /proc/<pid>/stat, so "per core used" is requests / CPU-seconds of the server: independent of
@@ -30,6 +34,7 @@
  *   verify_rps 12345.6            200 answers per second of wall time
  *   server_cores 1.93             server process CPU seconds per second of wall time
  *   verify_per_core 6400.1        verify_rps / server_cores
+ *   server_cpu_us_per_request     server CPU microseconds per verified request (1e6 / per_core)
  *   p50_ms, p99_ms                latency of the window's 200 answers (tests/bench/benchutil.h)
  *   postgres_cores 0.41           PostgreSQL's processes, same window (-1: not measurable)
  *   window_s 10.00, requests N, errors N
@@ -71,6 +76,7 @@ struct opts {
     pid_t server_pid;
     double seconds, warmup;
     int connections, server_threads;
+    int client_threads, depth; /* 0: a blocking thread per connection (benchutil.h) */
     size_t presigned;
     const char *binary; /* agentclear (self-hosted) */
 };
@@ -218,7 +224,7 @@ int main(int argc, char **argv)
     struct opts o = {
         .seconds = 10, .warmup = 2, .connections = 8, .server_threads = 2, .presigned = 200000};
     int c;
-    while ((c = getopt(argc, argv, "s:w:c:t:n:u:p:k:r:b:")) != -1) {
+    while ((c = getopt(argc, argv, "s:w:c:t:n:u:p:k:r:b:C:d:")) != -1) {
         switch (c) {
         case 's':
             o.seconds = atof(optarg);
@@ -250,13 +256,20 @@ int main(int argc, char **argv)
         case 'b':
             o.binary = optarg;
             break;
+        case 'C':
+            o.client_threads = atoi(optarg);
+            break;
+        case 'd':
+            o.depth = atoi(optarg);
+            break;
         default:
             usage();
         }
     }
     o.url = optind < argc ? argv[optind] : getenv("AGENTCLEAR_DATABASE_URL");
     if (o.seconds <= 0 || o.warmup < 0 || o.connections < 1 || o.connections > 1024 ||
-        o.server_threads < 1 || o.presigned < 1)
+        o.server_threads < 1 || o.presigned < 1 || o.client_threads < 0 || o.client_threads > 64 ||
+        o.depth < 0 || o.depth > 64)
         usage();
     int external = o.target != NULL;
     if (external && (o.server_pid <= 0 || o.keyfile == NULL || o.runtime == NULL)) usage();
@@ -330,12 +343,17 @@ int main(int argc, char **argv)
                               .warmup = o.warmup,
                               .server = server,
                               .mon = mon,
-                              .who = "bench_verify"};
+                              .who = "bench_verify",
+                              .client_threads = o.client_threads,
+                              .depth = o.depth};
     struct ac_bench_result res;
     if (ac_bench_run(&l, &res) != 0) return 1;
     printf("verify_rps %.1f\n", res.rps);
     printf("server_cores %.3f\n", res.server_cores);
     printf("verify_per_core %.1f\n", res.server_cores > 0 ? res.rps / res.server_cores : -1.0);
+    /* the figure that does not depend on how busy the machine is: server CPU per answer */
+    printf("server_cpu_us_per_request %.1f\n",
+           res.server_cores > 0 && res.rps > 0 ? 1e6 * res.server_cores / res.rps : -1.0);
     printf("postgres_cores %.3f\n", res.pg_cores);
     printf("p50_ms %.2f\n", res.p50_ms);
     printf("p99_ms %.2f\n", res.p99_ms);
@@ -343,6 +361,8 @@ int main(int argc, char **argv)
     printf("requests %llu\n", (unsigned long long)res.ok);
     printf("errors %llu\n", (unsigned long long)res.errors);
     printf("connections %d\n", o.connections);
+    printf("client_threads %d\n", o.client_threads);
+    printf("depth %d\n", o.client_threads > 0 ? (o.depth > 0 ? o.depth : 1) : 1);
     printf("server_threads %d\n", o.server_threads);
     printf("replay_cache memory+postgresql\n");
     fflush(stdout);

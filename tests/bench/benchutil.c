@@ -2,6 +2,7 @@
 #include "tests/bench/benchutil.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -10,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -233,6 +236,216 @@ static void *client(void *arg)
     return NULL;
 }
 
+/* ---- the event-driven closed loop (client_threads > 0) -----------------------------------------
+ */
+
+#define EV_DEPTH_MAX 64
+#define EV_RBUF (256 * 1024)
+
+struct evconn {
+    int fd;
+    size_t inflight[EV_DEPTH_MAX]; /* request indices, oldest first (a ring) */
+    double sent[EV_DEPTH_MAX];
+    unsigned head, count;
+    size_t have; /* bytes of rbuf holding a partial response */
+    char *rbuf;
+};
+
+struct evjob {
+    struct run *r;
+    int nconn; /* connections of this thread */
+};
+
+/* Send up to `room` new requests on c in one system call (pipelined). Returns the number sent
+ * (0 when the requests ran out or the run stops), or -1 on a transport error. */
+static int ev_fill(struct run *r, struct evconn *c, unsigned room)
+{
+    const struct ac_bench_load *l = r->l;
+    struct iovec iov[EV_DEPTH_MAX];
+    unsigned n = 0;
+    while (n < room && !atomic_load(&r->stop)) {
+        size_t i = atomic_fetch_add(&r->next, 1);
+        if (i >= l->n) break;
+        unsigned slot = (c->head + c->count + n) % EV_DEPTH_MAX;
+        c->inflight[slot] = i;
+        iov[n].iov_base = l->reqs[i];
+        iov[n].iov_len = l->lens[i];
+        n++;
+    }
+    if (n == 0) return 0;
+    double t = ac_bench_now();
+    for (unsigned k = 0; k < n; k++)
+        c->sent[(c->head + c->count + k) % EV_DEPTH_MAX] = t;
+    c->count += n;
+    /* the socket is blocking for writes: a few KiB always fit the loopback send buffer */
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
+    size_t total = 0;
+    for (unsigned k = 0; k < n; k++)
+        total += iov[k].iov_len;
+    while (total > 0) {
+        ssize_t k = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        if (k <= 0) return -1;
+        total -= (size_t)k;
+        while (k > 0 && mh.msg_iovlen > 0) { /* a partial write: skip what went out */
+            if ((size_t)k >= mh.msg_iov[0].iov_len) {
+                k -= (ssize_t)mh.msg_iov[0].iov_len;
+                mh.msg_iov++;
+                mh.msg_iovlen--;
+            } else {
+                mh.msg_iov[0].iov_base = (char *)mh.msg_iov[0].iov_base + k;
+                mh.msg_iov[0].iov_len -= (size_t)k;
+                k = 0;
+            }
+        }
+    }
+    return (int)n;
+}
+
+/* The first occurrence of the n bytes of needle in p[0..len), or NULL. */
+static const char *find(const char *p, size_t len, const char *needle, size_t n)
+{
+    for (size_t i = 0; i + n <= len; i++)
+        if (p[i] == needle[0] && memcmp(p + i, needle, n) == 0) return p + i;
+    return NULL;
+}
+
+/* Parse one complete response at the start of p[0..len): sets *status and returns its length,
+ * 0 when incomplete, or -1 when malformed. */
+static long ev_parse(const char *p, size_t len, int *status)
+{
+    const char *end = find(p, len, "\r\n\r\n", 4);
+    if (end == NULL) return len >= EV_RBUF / 2 ? -1 : 0;
+    if (len < 12 || memcmp(p, "HTTP/1.", 7) != 0) return -1;
+    *status = atoi(p + 9);
+    size_t clen = 0;
+    for (const char *q = p; q < end;) {
+        if (strncasecmp(q, "Content-Length:", 15) == 0) clen = strtoul(q + 15, NULL, 10);
+        const char *nl = find(q, (size_t)(end - q), "\r\n", 2);
+        q = nl ? nl + 2 : end;
+    }
+    size_t total = (size_t)(end + 4 - p) + clen;
+    return total <= len ? (long)total : 0;
+}
+
+/* Connection c failed: its requests in flight count as errors; reconnect. */
+static void ev_fail(struct run *r, struct evconn *c, int ep)
+{
+    for (unsigned k = 0; k < c->count; k++) {
+        size_t i = c->inflight[(c->head + k) % EV_DEPTH_MAX];
+        r->done[i] = ac_bench_now();
+        r->good[i] = 0;
+        atomic_fetch_add(&r->errors, 1);
+    }
+    if (atomic_fetch_add(&r->printed, 1) < 3)
+        fprintf(stderr, "%s: transport error on a connection\n", r->l->who);
+    if (c->fd >= 0) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+    }
+    c->head = c->count = 0;
+    c->have = 0;
+    c->fd = connect_to(&r->addr);
+}
+
+static void *ev_client(void *arg)
+{
+    struct evjob *j = arg;
+    struct run *r = j->r;
+    const struct ac_bench_load *l = r->l;
+    unsigned depth = l->depth < 1 ? 1 : l->depth > EV_DEPTH_MAX ? EV_DEPTH_MAX : (unsigned)l->depth;
+    struct evconn *cs = calloc((size_t)j->nconn, sizeof *cs);
+    int ep = epoll_create1(0);
+    if (cs == NULL || ep < 0) {
+        fprintf(stderr, "%s: cannot start a client thread\n", l->who);
+        atomic_fetch_add(&r->errors, 1);
+        free(cs);
+        if (ep >= 0) close(ep);
+        return NULL;
+    }
+    int live = 0;
+    for (int k = 0; k < j->nconn; k++) {
+        struct evconn *c = &cs[k];
+        c->rbuf = malloc(EV_RBUF);
+        c->fd = c->rbuf ? connect_to(&r->addr) : -1;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        if (c->fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0 ||
+            ev_fill(r, c, depth) < 0) {
+            ev_fail(r, c, ep);
+            continue;
+        }
+        if (c->count > 0) live++;
+    }
+    struct epoll_event evs[64];
+    while (live > 0) {
+        int ne = epoll_wait(ep, evs, 64, 200);
+        if (ne < 0) continue;
+        if (ne == 0 && atomic_load(&r->stop)) break; /* nothing answered for 200 ms: give up */
+        for (int e = 0; e < ne; e++) {
+            struct evconn *c = evs[e].data.ptr;
+            ssize_t k = recv(c->fd, c->rbuf + c->have, EV_RBUF - 1 - c->have, MSG_DONTWAIT);
+            if (k <= 0) {
+                if (k < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+                int had = c->count > 0;
+                ev_fail(r, c, ep);
+                if (had) live--;
+                continue;
+            }
+            c->have += (size_t)k;
+            size_t off = 0;
+            unsigned answered = 0;
+            int bad = 0;
+            while (c->count > 0) {
+                int st = 0;
+                long n = ev_parse(c->rbuf + off, c->have - off, &st);
+                if (n == 0) break;
+                if (n < 0) {
+                    bad = 1;
+                    break;
+                }
+                size_t i = c->inflight[c->head];
+                double now = ac_bench_now();
+                r->lat_ms[i] = (float)((now - c->sent[c->head]) * 1000.0);
+                r->good[i] = st == l->want;
+                r->done[i] = now;
+                if (st != l->want) {
+                    atomic_fetch_add(&r->errors, 1);
+                    if (atomic_fetch_add(&r->printed, 1) < 3) {
+                        const char *body = find(c->rbuf + off, (size_t)n, "\r\n\r\n", 4);
+                        int blen = body ? (int)(c->rbuf + off + n - body - 4) : 0;
+                        fprintf(stderr, "%s: answer %d: %.*s\n", l->who, st,
+                                blen > 300 ? 300 : blen, body ? body + 4 : "");
+                    }
+                }
+                c->head = (c->head + 1) % EV_DEPTH_MAX;
+                c->count--;
+                off += (size_t)n;
+                answered++;
+            }
+            if (bad || (c->count == 0 && off < c->have)) { /* garbage, or bytes nobody asked for */
+                int had = c->count > 0;
+                ev_fail(r, c, ep);
+                if (had) live--;
+                continue;
+            }
+            memmove(c->rbuf, c->rbuf + off, c->have - off);
+            c->have -= off;
+            if (answered > 0 && ev_fill(r, c, depth - c->count) < 0) {
+                ev_fail(r, c, ep);
+                live--;
+                continue;
+            }
+            if (c->count == 0) live--; /* ran out, or stopping */
+        }
+    }
+    for (int k = 0; k < j->nconn; k++) {
+        if (cs[k].fd >= 0) close(cs[k].fd);
+        free(cs[k].rbuf);
+    }
+    close(ep);
+    free(cs);
+    return NULL;
+}
+
 static int cmp_float(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
@@ -243,8 +456,11 @@ int ac_bench_run(const struct ac_bench_load *l, struct ac_bench_result *out)
 {
     memset(out, 0, sizeof *out);
     struct run *r = calloc(1, sizeof *r);
-    pthread_t *th = calloc((size_t)l->connections, sizeof *th);
-    if (r == NULL || th == NULL) goto oom;
+    int nth = l->client_threads > 0 ? l->client_threads : l->connections;
+    if (nth > l->connections) nth = l->connections;
+    pthread_t *th = calloc((size_t)nth, sizeof *th);
+    struct evjob *jobs = calloc((size_t)nth, sizeof *jobs);
+    if (r == NULL || th == NULL || jobs == NULL) goto oom;
     r->l = l;
     r->done = calloc(l->n, sizeof *r->done);
     r->lat_ms = calloc(l->n, sizeof *r->lat_ms);
@@ -259,10 +475,18 @@ int ac_bench_run(const struct ac_bench_load *l, struct ac_bench_result *out)
         free(r->good);
         free(r);
         free(th);
+        free(jobs);
         return -1;
     }
-    for (int i = 0; i < l->connections; i++)
-        pthread_create(&th[i], NULL, client, r);
+    for (int i = 0; i < nth; i++) {
+        if (l->client_threads > 0) {
+            jobs[i] = (struct evjob){
+                .r = r, .nconn = l->connections * (i + 1) / nth - l->connections * i / nth};
+            pthread_create(&th[i], NULL, ev_client, &jobs[i]);
+        } else {
+            pthread_create(&th[i], NULL, client, r);
+        }
+    }
     char pid[32];
     snprintf(pid, sizeof pid, "%d", (int)l->server);
     struct timespec ws = {.tv_sec = (time_t)l->warmup,
@@ -275,7 +499,7 @@ int ac_bench_run(const struct ac_bench_load *l, struct ac_bench_result *out)
     }
     double t1 = ac_bench_now(), cpu1 = ac_bench_proc_cpu(pid), pg1 = ac_bench_pg_cpu(l->mon);
     atomic_store(&r->stop, 1);
-    for (int i = 0; i < l->connections; i++)
+    for (int i = 0; i < nth; i++)
         pthread_join(th[i], NULL);
     out->ran_out = atomic_load(&r->next) >= l->n;
     if (out->ran_out)
@@ -306,6 +530,7 @@ int ac_bench_run(const struct ac_bench_load *l, struct ac_bench_result *out)
     free(r->good);
     free(r);
     free(th);
+    free(jobs);
     return 0;
 oom:
     fprintf(stderr, "%s: out of memory\n", l->who);
@@ -316,5 +541,6 @@ oom:
     }
     free(r);
     free(th);
+    free(jobs);
     return -1;
 }

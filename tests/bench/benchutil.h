@@ -51,6 +51,14 @@ struct ac_bench_load {
     pid_t server;    /* its CPU time is read over the window */
     PGconn *mon;     /* PostgreSQL's CPU over the window; NULL: not measured */
     const char *who; /* prefix of messages */
+    /* 0 (the default): one blocking client thread per connection, one request in flight each.
+     * > 0: that many event-driven client threads (epoll, non-blocking sockets, as wrk and h2load
+     * work) share the connections, each connection keeping `depth` requests in flight (HTTP/1.1
+     * pipelining; the server answers them in order). A response then rarely has to wake a
+     * sleeping client thread of its own, a cost the server's CPU time would otherwise carry
+     * (loopback delivery wakes the reader from the sender's system call). */
+    int client_threads;
+    int depth; /* requests in flight per connection with client_threads > 0 (default 1) */
 };
 
 struct ac_bench_result {
