@@ -10,7 +10,7 @@
 // It plays every part, each with its own key: the operator (bearer token: registers the user and
 // the merchant, creates and funds wallets), the user (signs the binding and the mandate with
 // jose), the agent (signs its payment with http-message-signatures) and the merchant (checks the
-// receipt against the signed checkpoint, signs a refund). Every id carries a random suffix, so it
+// receipt against the signed checkpoint, signs a refund, publishes token prices, settles a tab). Every id carries a random suffix, so it
 // can run again against the same server. Exit 0 when every step answered as expected, 1 otherwise.
 //
 // Packages are imported normally, or from the directory named by AC_NPM_DIR when it is set (how
@@ -176,6 +176,7 @@ const cny = (v) => ({ currency: 'CNY', value: v });
 
 // 1. the operator: asset, user, merchant, wallets; the user's wallet is funded
 await operator('POST', '/v1/ledger/assets', { code: 'CNY', scale: 2 }, [200, 201]);
+await operator('POST', '/v1/ledger/assets', { code: 'TOK', scale: 0 }, [200, 201]);
 await operator('POST', '/v1/users', { id: U, keys: [user.jwk] }, 201);
 await operator('POST', '/v1/merchants', { id: M, name: 'LLM Provider', category: 'llm', keys: [merchant.jwk] }, 201);
 await operator('POST', '/v1/ledger/accounts', {
@@ -183,6 +184,10 @@ await operator('POST', '/v1/ledger/accounts', {
         { id: `bank:${run}:cny`, asset: 'CNY' },
         { id: `user:${U}:cny`, asset: 'CNY', owner: U, flags: ['debits_must_not_exceed_credits'] },
         { id: `merchant:${M}:cny`, asset: 'CNY', owner: M },
+        // the provider's token account is the issuer (no flag: it may go negative), and the
+        // user's token wallet receives what the agent buys
+        { id: `merchant:${M}:tok`, asset: 'TOK', owner: M },
+        { id: `user:${U}:tok`, asset: 'TOK', owner: U },
     ],
 }, [200, 201]);
 await operator('POST', '/v1/ledger/transfers', {
@@ -229,10 +234,53 @@ const rf = await signed(merchant, 'POST', `/v1/payments/order-${run}/refunds`, {
 step(6, 'refund', { id: rf.json.id, amount: rf.json.amount, evidence: rf.json.evidence });
 step(6, 'refund receipt verified', await receipt(rf.json.evidence, jwks));
 
-// 7. balances as the operator reads them
+// 7. the merchant publishes its token price (version 1: 1000 TOK for 1.00 CNY), signed by it
+await signed(merchant, 'PUT', `/v1/merchants/${M}/prices`, {
+    version: 1, prices: [{ fiat: cny('1.00'), tokens: { currency: 'TOK', value: '1000' } }],
+}, { expect: 201 });
+// ... and the agent buys 5.00 CNY of tokens at that version: fiat and tokens move as one pair
+const tu = await signed(agent, 'POST', '/v1/topups', {
+    id: `tu-${run}`, mandate: `m-${run}`, provider: M, amount: cny('5.00'), token_asset: 'TOK', price_version: 1,
+}, { runtime, expect: 201 });
+if (tu.json.status !== 'settled' || tu.json.tokens.value !== '5000') throw new Error(`top-up: ${JSON.stringify(tu.json)}`);
+step(7, 'top-up', { status: tu.json.status, tokens: tu.json.tokens, price_version: tu.json.price.version });
+// a second price version makes version 1 stale: a top-up still naming it is refused, nothing moves
+await signed(merchant, 'PUT', `/v1/merchants/${M}/prices`, {
+    version: 2, prices: [{ fiat: cny('1.00'), tokens: { currency: 'TOK', value: '800' } }],
+}, { expect: 201 });
+const stale = await signed(agent, 'POST', '/v1/topups', {
+    id: `tu2-${run}`, mandate: `m-${run}`, provider: M, amount: cny('5.00'), token_asset: 'TOK', price_version: 1,
+}, { runtime, expect: 409 });
+step(7, 'top-up at the old version', { status: stale.status, code: stale.json.code });
+
+// 8. a micropayment tab: the agent opens a hold of 10.00, signs a cumulative voucher after each
+//    call, and the merchant settles the highest it holds, then closes the tab
+const tab = await signed(agent, 'POST', '/v1/tabs', {
+    id: `tab-${run}`, mandate: `m-${run}`, payee: M, amount: cny('10.00'), expires_in: 3600,
+}, { runtime, expect: 201 });
+step(8, 'tab opened', { status: tab.json.status, hold: tab.json.hold });
+const voucher = (seq, value) => jws(agent, 'agentclear-voucher+jws', {
+    ver: 1, tab: `tab-${run}`, seq, cumulative: cny(value),
+});
+const vouchers = [];
+for (let call = 1; call <= 30; call++) vouchers.push(await voucher(call, (call * 0.05).toFixed(2)));
+const st = await signed(merchant, 'POST', `/v1/tabs/tab-${run}/settle`, { voucher: vouchers[19] }, { expect: 200 });
+step(8, 'settled voucher 20', { settled: st.json.settled, posted_now: st.json.amount });
+const old = await signed(merchant, 'POST', `/v1/tabs/tab-${run}/settle`, { voucher: vouchers[9] }, { expect: 409 });
+step(8, 'an older voucher', { code: old.json.code });
+const cl = await signed(merchant, 'POST', `/v1/tabs/tab-${run}/close`, { voucher: vouchers[29] }, { expect: 200 });
+step(8, 'closed with voucher 30', { status: cl.json.status, settled: cl.json.settled, released: cl.json.released });
+
+// 9. balances as the operator reads them: 100 - 12 + 4 - 5 (tokens) - 1.50 (the tab)
 const { json: ub } = await operator('GET', `/v1/users/${U}/balances`, undefined, 200);
 const { json: mb } = await operator('GET', `/v1/merchants/${M}/balances`, undefined, 200);
-const posted = (b) => b.balances[0].posted.value;
-if (posted(ub) !== '92.00' || posted(mb) !== '8.00') throw new Error('balances are not 100 - 12 + 4 and 12 - 4');
-step(7, 'balances', { user: posted(ub), merchant: posted(mb) });
+const posted = (b, acct) => b.balances.find((x) => x.account === acct).posted.value;
+const got = {
+    user_cny: posted(ub, `user:${U}:cny`), user_tok: posted(ub, `user:${U}:tok`),
+    merchant_cny: posted(mb, `merchant:${M}:cny`), merchant_tok: posted(mb, `merchant:${M}:tok`),
+};
+const want = { user_cny: '85.50', user_tok: '5000', merchant_cny: '14.50', merchant_tok: '-5000' };
+if (JSON.stringify(got) !== JSON.stringify(want))
+    throw new Error(`balances ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+step(9, 'balances', got);
 console.log('merchant-flow: every step answered as expected');
