@@ -8,7 +8,10 @@
  *     charges, payment.step_up holds, payment.confirm settles the hold, payment.decline and
  *     payment.expire release it (refunds leave spend alone, as the server does);
  *   - the request facts (op, payee, amount) from the verbatim signed request body, which must
- *     agree with the record's payee and amount;
+ *     agree with the record's payee and amount, and the payee's registered merchant category from
+ *     the record's category member (absent: the payee has none), so mandates that admit payees
+ *     by category recompute like any other (a tampered category changes the decision or fails
+ *     the chain);
  *   - the clock = the record's time.
  * Then: payment.settle must recompute to allow, payment.step_up to step_up with the recorded
  * reasons, payment.deny to deny with the recorded reasons -- or, when the recorded reason is not
@@ -17,9 +20,7 @@
  * payment.decline with reasons to deny with those reasons (a decline without reasons is the
  * user's answer: no risk decision). Any difference fails, naming both decisions.
  *
- * Not recomputable (counted, never passed silently): a decision whose mandate admits payees by
- * category while the payee is not listed by name -- the payee's registered category is not in
- * the evidence; a mandate whose asset scale no record shows; a payment.deny that holds no mandate,
+ * Not recomputable (counted, never passed silently): a mandate whose asset scale no record shows; a payment.deny that holds no mandate,
  * binding or request body (the format allows it); topup and tab.open decisions (the server does
  * not write them yet). Their spend effect is applied as recorded, so later decisions still
  * recompute. An answer (confirm, decline, expire) to a step-up the log does not have fails,
@@ -50,7 +51,6 @@ struct ac_redecide_stats {
     uint64_t ledger_refusals; /* payment.deny by the ledger: risk recomputed to a non-deny */
     uint64_t user_declines;   /* payment.decline without reasons: the user's answer */
     uint64_t not_recomputable;
-    uint64_t nr_category; /* of which: the payee's category is not in the evidence */
     uint64_t nr_scale;    /* of which: the mandate's asset scale is not in the evidence */
     uint64_t nr_missing;  /* of which: a payment.deny without mandate, binding or request body */
     uint64_t nr_kind;     /* of which: topup / tab.open decisions (not modelled yet) */

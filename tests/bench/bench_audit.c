@@ -199,7 +199,7 @@ int main(int argc, char **argv)
         size_t slen;
         if (ac_sig_sign(x->agent_key, (const uint8_t *)base, (size_t)n2, sig, &slen) != 0) return 1;
         struct ac_ev_transfer t = {tid,   wallet, "shop", 100 + (int64_t)(k % 100),
-                                   "CNY", 2,      0,      NULL};
+                                   "CNY", 2,      0,      NULL, 0, 0};
         struct ac_ev_record r;
         memset(&r, 0, sizeof r);
         r.kind = AC_EV_PAYMENT_SETTLE;

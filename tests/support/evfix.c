@@ -185,7 +185,7 @@ void ac_evfix_pay_apply(struct ac_evfix_payop *p, struct ac_apply *a)
     }
     p->result = res.ec;
     if (res.ec != AC_EC_OK) return;
-    struct ac_ev_transfer t = {p->tid, p->debit, p->credit, res.amount, "CNY", 2, 0, NULL};
+    struct ac_ev_transfer t = {p->tid, p->debit, p->credit, res.amount, "CNY", 2, 0, NULL, 0, 0};
     struct ac_ev_record r;
     memset(&r, 0, sizeof r);
     r.kind = AC_EV_REFUND;
