@@ -55,6 +55,13 @@ int ac_evlog_register_statements(void)
                           sizeof evlog_writer_stmts / sizeof evlog_writer_stmts[0]);
 }
 
+/* Operator transfers per ledger.transfer record (at most AC_EV_MAX_TRANSFERS). A build option only
+ * so that the cost of smaller records can be measured (-DAC_EVLOG_RUN_MAX=1: one per transfer). */
+#ifndef AC_EVLOG_RUN_MAX
+#define AC_EVLOG_RUN_MAX AC_EV_MAX_TRANSFERS
+#endif
+_Static_assert(AC_EVLOG_RUN_MAX >= 1 && AC_EVLOG_RUN_MAX <= AC_EV_MAX_TRANSFERS, "run size");
+
 /* An operator transfer waiting for its ledger.transfer record (a copy: the ledger's rows move). */
 struct lq {
     char id[AC_ID_MAX + 1], debit[AC_ID_MAX + 1], credit[AC_ID_MAX + 1], pending[AC_ID_MAX + 1];
@@ -306,7 +313,7 @@ int ac_evlog_ledger_transfers(struct ac_evlog *ev, struct ac_apply *a, const str
             return -1;
         }
         if (w->result != AC_EC_OK) continue; /* a sticky failure moved nothing */
-        if (ev->nlq == AC_EV_MAX_TRANSFERS && flush_queue(ev, a) != 0) return -1;
+        if (ev->nlq == AC_EVLOG_RUN_MAX && flush_queue(ev, a) != 0) return -1;
         struct lq *q = &ev->lq[ev->nlq++];
         memcpy(q->id, w->id, sizeof q->id);
         memcpy(q->debit, w->debit, sizeof q->debit);
