@@ -244,10 +244,10 @@ static int flush_queue(struct ac_evlog *ev, struct ac_apply *a)
     size_t n = ev->nlq;
     for (size_t i = 0; i < n; i++) {
         const struct lq *q = &ev->lq[i];
-        t[i] = (struct ac_ev_transfer){q->id,    q->debit,  q->credit,
-                                       q->amount, q->asset, q->scale,
-                                       q->flags,  q->pending[0] ? q->pending : NULL,
-                                       q->timeout_s, q->code};
+        t[i] = (struct ac_ev_transfer){
+            q->id,        q->debit, q->credit, q->amount,
+            q->asset,     q->scale, q->flags,  q->pending[0] ? q->pending : NULL,
+            q->timeout_s, q->code};
     }
     struct ac_ev_record r = {0};
     r.kind = AC_EV_LEDGER_TRANSFER;
@@ -272,8 +272,8 @@ int ac_evlog_ledger_accounts(struct ac_evlog *ev, struct ac_apply *a, const stru
     for (size_t i = 0; i <= c->n; i++) {
         if (i < c->n && c->account_results[i] == AC_EC_OK && !c->account_replayed[i]) {
             const struct ac_account *x = &c->accounts[i];
-            acc[n++] = (struct ac_ev_account){x->id, x->asset, x->owner[0] ? x->owner : NULL,
-                                              x->flags};
+            acc[n++] =
+                (struct ac_ev_account){x->id, x->asset, x->owner[0] ? x->owner : NULL, x->flags};
         }
         if (n > 0 && (n == AC_EV_MAX_ACCOUNTS || i == c->n)) {
             struct ac_ev_record r = {0};

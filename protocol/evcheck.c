@@ -576,8 +576,10 @@ static int apply_transfer(struct ac_evcheck *ck, uint64_t seq, int64_t now_us,
     ck->st.transfers++;
     size_t d = account(ck, t->debit), c = account(ck, t->credit);
     if (d == SIZE_MAX || c == SIZE_MAX)
-        return say(why, whylen, "transfer %s moves money of account %s, which no earlier record "
-                   "created", t->id, d == SIZE_MAX ? t->debit : t->credit);
+        return say(why, whylen,
+                   "transfer %s moves money of account %s, which no earlier record "
+                   "created",
+                   t->id, d == SIZE_MAX ? t->debit : t->credit);
     if (d == c) return say(why, whylen, "transfer %s debits and credits one account", t->id);
     if (strcmp(ck->acc[d].asset, t->asset) != 0 || strcmp(ck->acc[c].asset, t->asset) != 0)
         return say(why, whylen, "transfer %s moves %s between accounts of another asset", t->id,
@@ -596,8 +598,8 @@ static int apply_transfer(struct ac_evcheck *ck, uint64_t seq, int64_t now_us,
         {
             struct hold *h = &ck->holds[hi];
             if (!h->open)
-                return say(why, whylen, "transfer %s resolves hold %s, which was %s", t->id,
-                           h->id, h->expired ? "expired by its timeout" : "already resolved");
+                return say(why, whylen, "transfer %s resolves hold %s, which was %s", t->id, h->id,
+                           h->expired ? "expired by its timeout" : "already resolved");
             if (h->debit != d || h->credit != c)
                 return say(why, whylen, "transfer %s resolves hold %s between other accounts",
                            t->id, h->id);
@@ -627,8 +629,8 @@ static int apply_transfer(struct ac_evcheck *ck, uint64_t seq, int64_t now_us,
         da->open_holds++;
         ca->open_holds++;
         bad = add(&da->debits_pending, t->amount) || add(&ca->credits_pending, t->amount);
-        if (!bad && t->timeout_s && queue_expiry(ck, now_us + (int64_t)t->timeout_s * 1000000,
-                                                 ck->nholds - 1) != 0)
+        if (!bad && t->timeout_s &&
+            queue_expiry(ck, now_us + (int64_t)t->timeout_s * 1000000, ck->nholds - 1) != 0)
             return say(why, whylen, "out of memory");
     } else {
         bad = add(&da->debits_posted, t->amount) || add(&ca->credits_posted, t->amount);

@@ -87,10 +87,9 @@ enum {
 
 /* The body member names, in the bit order above (docs/evidence.md lists the same). */
 static const char *const field_names[] = {
-    "payment", "user",    "agent",    "payee",      "tab",          "ref",
-    "amount",  "binding", "mandate",  "revocation", "confirmation", "voucher",
-    "report",  "request", "decision", "reasons",    "transfers",    "category",
-    "actor",   "accounts",
+    "payment",  "user",    "agent",      "payee",        "tab",     "ref",      "amount",
+    "binding",  "mandate", "revocation", "confirmation", "voucher", "report",   "request",
+    "decision", "reasons", "transfers",  "category",     "actor",   "accounts",
 };
 #define NFIELDS (sizeof field_names / sizeof field_names[0])
 
@@ -202,12 +201,8 @@ int ac_ev_record_validate(const struct ac_ev_record *r, char *err, size_t errlen
     const struct ac_ev_body *b = &r->body;
     const struct {
         const char *v, *name;
-    } ids[] = {{b->payment, "payment"},
-               {b->user, "user"},
-               {b->agent, "agent"},
-               {b->payee, "payee"},
-               {b->tab, "tab"},
-               {b->category, "category"},
+    } ids[] = {{b->payment, "payment"}, {b->user, "user"}, {b->agent, "agent"},
+               {b->payee, "payee"},     {b->tab, "tab"},   {b->category, "category"},
                {b->actor, "actor"}};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
         if (ids[i].v != NULL && !ac_id_valid(ids[i].v))
@@ -382,8 +377,8 @@ static cbor_item_t *body_item(const struct ac_ev_body *b)
     int rc = 0;
     const struct {
         const char *key, *v;
-    } texts[] = {{"payment", b->payment}, {"user", b->user},   {"agent", b->agent},
-                 {"payee", b->payee},     {"tab", b->tab},     {"ref", b->ref},
+    } texts[] = {{"payment", b->payment},   {"user", b->user},  {"agent", b->agent},
+                 {"payee", b->payee},       {"tab", b->tab},    {"ref", b->ref},
                  {"category", b->category}, {"actor", b->actor}};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
         if (texts[i].v) rc |= ac_dcbor_map_putz(m, texts[i].key, ac_dcbor_textz(texts[i].v));

@@ -20,11 +20,12 @@
  * payment.decline with reasons to deny with those reasons (a decline without reasons is the
  * user's answer: no risk decision). Any difference fails, naming both decisions.
  *
- * Not recomputable (counted, never passed silently): a mandate whose asset scale no record shows; a payment.deny that holds no mandate,
- * binding or request body (the format allows it); topup and tab.open decisions (the server does
- * not write them yet). Their spend effect is applied as recorded, so later decisions still
- * recompute. An answer (confirm, decline, expire) to a step-up the log does not have fails,
- * except a payment.expire that names no mandate (nothing to recompute or release).
+ * Not recomputable (counted, never passed silently): a mandate whose asset scale no record shows; a
+ * payment.deny that holds no mandate, binding or request body (the format allows it); topup and
+ * tab.open decisions (the server does not write them yet). Their spend effect is applied as
+ * recorded, so later decisions still recompute. An answer (confirm, decline, expire) to a step-up
+ * the log does not have fails, except a payment.expire that names no mandate (nothing to recompute
+ * or release).
  *
  * Call ac_redecide_record after ac_evcheck_record accepted the record (documents verified). */
 #ifndef AC_RISK_REDECIDE_H

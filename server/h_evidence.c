@@ -175,8 +175,8 @@ static json_t *record_view(const struct ac_ev_record *rec)
     if (v == NULL) return NULL;
     const struct {
         const char *name, *val;
-    } ids[] = {{"payment", b->payment}, {"user", b->user},   {"agent", b->agent},
-               {"payee", b->payee},     {"tab", b->tab},     {"ref", b->ref},
+    } ids[] = {{"payment", b->payment},   {"user", b->user},  {"agent", b->agent},
+               {"payee", b->payee},       {"tab", b->tab},    {"ref", b->ref},
                {"category", b->category}, {"actor", b->actor}};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
         if (ids[i].val) json_object_set_new(body, ids[i].name, json_string(ids[i].val));

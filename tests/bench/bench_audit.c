@@ -187,9 +187,9 @@ int main(int argc, char **argv)
             snprintf(wallets[i], sizeof wallets[i], "wallet:%s", u[i].id);
             snprintf(fid[i], sizeof fid[i], "fund-%d", i);
             acc[i] = (struct ac_ev_account){wallets[i], "CNY", u[i].id, 0x1};
-            fund[i] = (struct ac_ev_transfer){fid[i], "operator", wallets[i],
-                                              (int64_t)(n / USERS + 1) * 200, "CNY", 2, 0, NULL,
-                                              0, 0};
+            fund[i] = (struct ac_ev_transfer){
+                fid[i], "operator", wallets[i], (int64_t)(n / USERS + 1) * 200, "CNY", 2, 0,
+                NULL,   0,          0};
         }
         acc[USERS] = (struct ac_ev_account){"shop", "CNY", NULL, 0};
         acc[USERS + 1] = (struct ac_ev_account){"operator", "CNY", NULL, 0};
@@ -229,8 +229,8 @@ int main(int argc, char **argv)
         uint8_t sig[AC_SIG_MAX];
         size_t slen;
         if (ac_sig_sign(x->agent_key, (const uint8_t *)base, (size_t)n2, sig, &slen) != 0) return 1;
-        struct ac_ev_transfer t = {tid,   wallet, "shop", 100 + (int64_t)(k % 100),
-                                   "CNY", 2,      0,      NULL, 0, 0};
+        struct ac_ev_transfer t = {tid,  wallet, "shop", 100 + (int64_t)(k % 100), "CNY", 2, 0,
+                                   NULL, 0,      0};
         struct ac_ev_record r;
         memset(&r, 0, sizeof r);
         r.kind = AC_EV_PAYMENT_SETTLE;

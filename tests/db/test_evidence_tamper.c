@@ -138,12 +138,12 @@ static int setup(void **st)
                            AC_AF_DEBITS_MUST_NOT_EXCEED_CREDITS, 0, 0};
     assert_int_equal(ac_evfix_accounts_flags(&f, acc, fl, 4), AC_EC_OK);
     /* records 5..9: the operator funds the wallets */
-    fund(&f, "fund-1", "operator", "wallet:u1", 1000, 0, "", 0, AC_EC_OK); /* 5 */
-    fund(&f, "fund-2", "operator", "wallet:u2", 500, 0, "", 0, AC_EC_OK);  /* 6 */
+    fund(&f, "fund-1", "operator", "wallet:u1", 1000, 0, "", 0, AC_EC_OK);       /* 5 */
+    fund(&f, "fund-2", "operator", "wallet:u2", 500, 0, "", 0, AC_EC_OK);        /* 6 */
     fund(&f, "h1", "operator", "wallet:u2", 50, AC_TF_PENDING, "", 1, AC_EC_OK); /* 7 */
     usleep(1200000); /* h1 expires by its timeout (the ledger releases it; so must replay) */
     fund(&f, "h2", "operator", "wallet:u2", 70, AC_TF_PENDING, "", 0, AC_EC_OK); /* 8 */
-    {   /* 9: a linked chain, the hold posted and more funding, in one record */
+    { /* 9: a linked chain, the hold posted and more funding, in one record */
         struct ac_transfer_req t[2];
         struct ac_transfer_result res[2];
         memset(t, 0, sizeof t);
@@ -519,10 +519,8 @@ int main(void)
 {
     ac_test_db_url();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(untouched_verifies),
-        cmocka_unit_test(each_tamper_detected),
-        cmocka_unit_test(ledger_changes_need_db),
-        cmocka_unit_test(rewritten_tail_detected),
+        cmocka_unit_test(untouched_verifies),        cmocka_unit_test(each_tamper_detected),
+        cmocka_unit_test(ledger_changes_need_db),    cmocka_unit_test(rewritten_tail_detected),
         cmocka_unit_test(resigned_funding_detected),
     };
     int failures = cmocka_run_group_tests(tests, setup, teardown);

@@ -197,9 +197,9 @@ static void records_and_proofs(void **st)
                                                     pn, cp.root),
                          1);
         const char *kind = json_string_value(json_object_get(json_object_get(j, "view"), "kind"));
-        assert_string_equal(kind, seq == 2                 ? "ledger.account"
-                                            : seq == 3 || seq == 4 ? "refund"
-                                                                   : "binding.register");
+        assert_string_equal(kind, seq == 2               ? "ledger.account"
+                                  : seq == 3 || seq == 4 ? "refund"
+                                                         : "binding.register");
         free(served);
         free(rec);
         json_decref(j);

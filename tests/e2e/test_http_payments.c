@@ -1006,9 +1006,8 @@ static int tamper_decision(const uint8_t *in, size_t n, struct ac_buf *out, uint
                 r.body.category = "books";
                 *seq = r.seq;
                 done = touch = 1;
-            } else if (!done && !category && r.kind == AC_EV_PAYMENT_DENY &&
-                       r.body.nreasons == 1 &&
-                ac_reason_from_code(r.body.reasons[0]) != AC_RR__COUNT) {
+            } else if (!done && !category && r.kind == AC_EV_PAYMENT_DENY && r.body.nreasons == 1 &&
+                       ac_reason_from_code(r.body.reasons[0]) != AC_RR__COUNT) {
                 swapped[0] = strcmp(r.body.reasons[0], "cap_day_exceeded") == 0
                                  ? "payee_not_allowed"
                                  : "cap_day_exceeded";
@@ -1191,12 +1190,17 @@ static int teardown(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(mandates),     cmocka_unit_test(payments),
-        cmocka_unit_test(concurrency),  cmocka_unit_test(stepup),
-        cmocka_unit_test(bad_input),    cmocka_unit_test(revocation_race),
-        cmocka_unit_test(expiry),       cmocka_unit_test(category_scope),
+        cmocka_unit_test(mandates),
+        cmocka_unit_test(payments),
+        cmocka_unit_test(concurrency),
+        cmocka_unit_test(stepup),
+        cmocka_unit_test(bad_input),
+        cmocka_unit_test(revocation_race),
+        cmocka_unit_test(expiry),
+        cmocka_unit_test(category_scope),
         cmocka_unit_test(restart_keeps_everything),
-        cmocka_unit_test(audit_replay), cmocka_unit_test(sigterm_stops_cleanly),
+        cmocka_unit_test(audit_replay),
+        cmocka_unit_test(sigterm_stops_cleanly),
     };
     return ac_test_e2e_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

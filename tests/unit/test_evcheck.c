@@ -50,8 +50,7 @@ static int teardown(void **st)
 static int xfer(int64_t t, const char *id, const char *debit, const char *credit, int64_t amount,
                 uint32_t flags, const char *pending, uint32_t timeout_s)
 {
-    struct ac_ev_transfer x = {id,    debit, credit,  amount,   "CNY",
-                               2,     flags, pending, timeout_s, 0};
+    struct ac_ev_transfer x = {id, debit, credit, amount, "CNY", 2, flags, pending, timeout_s, 0};
     struct ac_ev_record r;
     memset(&r, 0, sizeof r);
     r.kind = AC_EV_LEDGER_TRANSFER;

@@ -26,15 +26,14 @@ static const char req_body[] = "{\"amount\":{\"currency\":\"CNY\",\"value\":\"12
 static const char *const reasons2[] = {"amount_over_threshold", "velocity"};
 
 /* A payment.step_up record using every member the kind allows. */
-static struct ac_ev_transfer tr_hold = {"t-1", "wallet:u-1", "merchant:m-1", 1234, "CNY", 2,
-                                        0x02,  NULL,         0,    0};
+static struct ac_ev_transfer tr_hold = {"t-1", "wallet:u-1", "merchant:m-1", 1234, "CNY",
+                                        2,     0x02,         NULL,           0,    0};
 /* operator transfers: a hold with a timeout, a post with a code */
 static struct ac_ev_transfer tr_ledger[2] = {
     {"f-1", "bank", "wallet:u-1", 500, "CNY", 2, 0x03, NULL, 3600, 0},
     {"f-2", "bank", "wallet:u-1", 500, "CNY", 2, 0x04, "f-1", 0, 7},
 };
-static struct ac_ev_account accs[2] = {{"bank", "CNY", NULL, 0},
-                                       {"wallet:u-1", "CNY", "u-1", 0x1}};
+static struct ac_ev_account accs[2] = {{"bank", "CNY", NULL, 0}, {"wallet:u-1", "CNY", "u-1", 0x1}};
 static struct ac_ev_transfer tr_two[2] = {
     {"t-2", "wallet:u-1", "merchant:m-1", 1234, "CNY", 2, 0x04, "t-1", 0, 0},
     {"t-3", "fees:m-1", "operator", 0, "CNY", 2, 0x00, NULL, 0, 0},

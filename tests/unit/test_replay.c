@@ -33,8 +33,8 @@ static void make_log(struct logfx *f)
     f->vkey = ac_ev_checkpoint_vkey(ORIGIN, f->key);
     assert_non_null(f->vkey);
     static const char *const reasons[] = {"mandate_exceeded"};
-    static const struct ac_ev_transfer tr = {"t", "wallet:u", "merchant:m", 100, "CNY", 2,
-                                             0,   NULL,       0,            0};
+    static const struct ac_ev_transfer tr = {"t", "wallet:u", "merchant:m", 100, "CNY",
+                                             2,   0,          NULL,         0,   0};
     static const struct ac_ev_account acs[2] = {{"wallet:u", "CNY", NULL, 0},
                                                 {"merchant:m", "CNY", NULL, 0}};
     uint8_t prev[HL] = {0};
