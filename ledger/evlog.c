@@ -306,13 +306,13 @@ int ac_evlog_ledger_transfers(struct ac_evlog *ev, struct ac_apply *a, const str
         const struct ac_transfer_row *w = &rows[i];
         while (j < c->n && strcmp(c->transfers[j].id, w->id) != 0)
             j++;
+        if (j < c->n && w->result != AC_EC_OK) continue; /* a sticky failure moved nothing */
         if (j == c->n || c->scales == NULL) {
             fprintf(stderr, "evidence: a ledger transfer without %s: not recorded, batch failed\n",
                     c->scales == NULL ? "its asset's scale" : "its request");
             ev->broken = 1;
             return -1;
         }
-        if (w->result != AC_EC_OK) continue; /* a sticky failure moved nothing */
         if (ev->nlq == AC_EVLOG_RUN_MAX && flush_queue(ev, a) != 0) return -1;
         struct lq *q = &ev->lq[ev->nlq++];
         memcpy(q->id, w->id, sizeof q->id);
