@@ -93,6 +93,16 @@ static int domain_tick(void *cls, struct ac_apply *a)
     return 0;
 }
 
+/* The operator's ledger commands: their evidence (ledger.account, ledger.transfer). */
+static int domain_ledger(void *cls, struct ac_apply *a, const struct ac_cmd *c,
+                         const struct ac_transfer_row *rows, size_t nrows)
+{
+    struct ac_domain *d = cls;
+    if (d->evlog == NULL) return 0;
+    if (c->kind == AC_CMD_ACCOUNTS) return ac_evlog_ledger_accounts(d->evlog, a, c);
+    return ac_evlog_ledger_transfers(d->evlog, a, c, rows, nrows);
+}
+
 struct ac_seq_domain ac_domain_seq(struct ac_domain *d)
 {
     struct ac_seq_domain s = {.cls = d,
@@ -100,6 +110,7 @@ struct ac_seq_domain ac_domain_seq(struct ac_domain *d)
                               .flush = domain_flush,
                               .end = domain_end,
                               .next_deadline = domain_next_deadline,
-                              .tick = domain_tick};
+                              .tick = domain_tick,
+                              .ledger = domain_ledger};
     return s;
 }

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "ledger/db.h"
+#include "ledger/state.h"
 #include "protocol/buf.h"
 #include "protocol/note.h"
 
@@ -54,6 +55,23 @@ int ac_evlog_register_statements(void)
                           sizeof evlog_writer_stmts / sizeof evlog_writer_stmts[0]);
 }
 
+/* Operator transfers per ledger.transfer record (at most AC_EV_MAX_TRANSFERS). A build option only
+ * so that the cost of smaller records can be measured (-DAC_EVLOG_RUN_MAX=1: one per transfer). */
+#ifndef AC_EVLOG_RUN_MAX
+#define AC_EVLOG_RUN_MAX AC_EV_MAX_TRANSFERS
+#endif
+_Static_assert(AC_EVLOG_RUN_MAX >= 1 && AC_EVLOG_RUN_MAX <= AC_EV_MAX_TRANSFERS, "run size");
+
+/* An operator transfer waiting for its ledger.transfer record (a copy: the ledger's rows move). */
+struct lq {
+    char id[AC_ID_MAX + 1], debit[AC_ID_MAX + 1], credit[AC_ID_MAX + 1], pending[AC_ID_MAX + 1];
+    char asset[AC_ASSET_MAX + 1];
+    int64_t amount;
+    uint32_t flags, timeout_s;
+    uint16_t code;
+    unsigned scale;
+};
+
 struct head {
     uint64_t n;                   /* records = the next seq */
     uint8_t hash[AC_EV_HASH_LEN]; /* record hash of seq n-1 (zeros when n == 0) */
@@ -78,6 +96,8 @@ struct ac_evlog {
                              leaf */
     size_t rows;
     struct ac_buf hexbuf;
+    struct lq *lq; /* the batch's operator transfers not yet in a record (AC_EV_MAX_TRANSFERS) */
+    size_t nlq;
     char *vkey; /* note verifier key of vkey_kid, cached */
     char vkey_kid[AC_JWK_THUMBPRINT_SIZE];
     _Atomic uint64_t st_records, st_checkpoint; /* for metrics and logs (any thread) */
@@ -113,6 +133,7 @@ void ac_evlog_free(struct ac_evlog *ev)
     for (size_t i = 0; i < 6; i++)
         ac_buf_free(&ev->arr[i]);
     ac_buf_free(&ev->hexbuf);
+    free(ev->lq);
     free(ev->vkey);
     free(ev->origin);
     free(ev);
@@ -204,6 +225,7 @@ static void begin_batch(struct ac_evlog *ev)
     ev->in_batch = 1;
     ev->broken = 0;
     ev->rows = 0;
+    ev->nlq = 0;
     for (size_t i = 0; i < 6; i++)
         ac_buf_reset(&ev->arr[i]);
 }
@@ -211,8 +233,104 @@ static void begin_batch(struct ac_evlog *ev)
 /* ---- append -----------------------------------------------------------------------------------
  */
 
+static int append_record(struct ac_evlog *ev, struct ac_apply *a, struct ac_ev_record *r,
+                         uint64_t *seq, uint8_t leaf[AC_EV_HASH_LEN]);
+
+/* Write the queued operator transfers as one ledger.transfer record. 0 or -1. */
+static int flush_queue(struct ac_evlog *ev, struct ac_apply *a)
+{
+    if (ev == NULL || !ev->in_batch || ev->nlq == 0) return 0;
+    struct ac_ev_transfer t[AC_EV_MAX_TRANSFERS];
+    size_t n = ev->nlq;
+    for (size_t i = 0; i < n; i++) {
+        const struct lq *q = &ev->lq[i];
+        t[i] = (struct ac_ev_transfer){
+            q->id,        q->debit, q->credit, q->amount,
+            q->asset,     q->scale, q->flags,  q->pending[0] ? q->pending : NULL,
+            q->timeout_s, q->code};
+    }
+    struct ac_ev_record r = {0};
+    r.kind = AC_EV_LEDGER_TRANSFER;
+    r.body.actor = AC_EVLOG_OPERATOR;
+    r.body.transfers = t;
+    r.body.ntransfers = n;
+    ev->nlq = 0;
+    return append_record(ev, a, &r, NULL, NULL);
+}
+
 int ac_evlog_append(struct ac_evlog *ev, struct ac_apply *a, struct ac_ev_record *r, uint64_t *seq,
                     uint8_t leaf[AC_EV_HASH_LEN])
+{
+    if (flush_queue(ev, a) != 0) return -1;
+    return append_record(ev, a, r, seq, leaf);
+}
+
+int ac_evlog_ledger_accounts(struct ac_evlog *ev, struct ac_apply *a, const struct ac_cmd *c)
+{
+    struct ac_ev_account acc[AC_EV_MAX_ACCOUNTS];
+    size_t n = 0;
+    for (size_t i = 0; i <= c->n; i++) {
+        if (i < c->n && c->account_results[i] == AC_EC_OK && !c->account_replayed[i]) {
+            const struct ac_account *x = &c->accounts[i];
+            acc[n++] =
+                (struct ac_ev_account){x->id, x->asset, x->owner[0] ? x->owner : NULL, x->flags};
+        }
+        if (n > 0 && (n == AC_EV_MAX_ACCOUNTS || i == c->n)) {
+            struct ac_ev_record r = {0};
+            r.kind = AC_EV_LEDGER_ACCOUNT;
+            r.body.actor = AC_EVLOG_OPERATOR;
+            r.body.accounts = acc;
+            r.body.naccounts = n;
+            if (ac_evlog_append(ev, a, &r, NULL, NULL) != 0) return -1;
+            n = 0;
+        }
+    }
+    return 0;
+}
+
+int ac_evlog_ledger_transfers(struct ac_evlog *ev, struct ac_apply *a, const struct ac_cmd *c,
+                              const struct ac_transfer_row *rows, size_t nrows)
+{
+    if (ev == NULL || !ev->loaded) {
+        if (ev) ev->broken = 1;
+        fprintf(stderr, "evidence: ledger transfers before the log was loaded\n");
+        return -1;
+    }
+    begin_batch(ev);
+    if (ev->lq == NULL && (ev->lq = malloc(AC_EV_MAX_TRANSFERS * sizeof *ev->lq)) == NULL) {
+        ev->broken = 1;
+        return -1;
+    }
+    size_t j = 0; /* rows follow the requests' order: each row is the next request of its id */
+    for (size_t i = 0; i < nrows; i++) {
+        const struct ac_transfer_row *w = &rows[i];
+        while (j < c->n && strcmp(c->transfers[j].id, w->id) != 0)
+            j++;
+        if (j < c->n && w->result != AC_EC_OK) continue; /* a sticky failure moved nothing */
+        if (j == c->n || c->scales == NULL) {
+            fprintf(stderr, "evidence: a ledger transfer without %s: not recorded, batch failed\n",
+                    c->scales == NULL ? "its asset's scale" : "its request");
+            ev->broken = 1;
+            return -1;
+        }
+        if (ev->nlq == AC_EVLOG_RUN_MAX && flush_queue(ev, a) != 0) return -1;
+        struct lq *q = &ev->lq[ev->nlq++];
+        memcpy(q->id, w->id, sizeof q->id);
+        memcpy(q->debit, w->debit, sizeof q->debit);
+        memcpy(q->credit, w->credit, sizeof q->credit);
+        memcpy(q->pending, w->pending_id, sizeof q->pending);
+        memcpy(q->asset, w->asset, sizeof q->asset);
+        q->amount = w->amount;
+        q->flags = w->flags;
+        q->timeout_s = w->timeout_s;
+        q->code = w->code;
+        q->scale = c->scales[j];
+    }
+    return 0;
+}
+
+static int append_record(struct ac_evlog *ev, struct ac_apply *a, struct ac_ev_record *r,
+                         uint64_t *seq, uint8_t leaf[AC_EV_HASH_LEN])
 {
     if (ev == NULL || !ev->loaded) {
         if (ev) ev->broken = 1;
@@ -321,6 +439,7 @@ int ac_evlog_flush(struct ac_evlog *ev, struct ac_apply *a)
     if (ev == NULL) return 0;
     if (ev->broken) return -1;
     if (!ev->loaded) return 0;
+    if (flush_queue(ev, a) != 0) return -1;
     if (ev->in_batch && ev->rows) {
         const char *v[6];
         for (size_t i = 0; i < 6; i++) {
@@ -351,7 +470,7 @@ int ac_evlog_tick(struct ac_evlog *ev, struct ac_apply *a)
 {
     (void)a;
     /* a new batch starts: whatever a previous one left is gone (end() was called for it) */
-    if (ev != NULL) ev->in_batch = 0, ev->broken = 0;
+    if (ev != NULL) ev->in_batch = 0, ev->broken = 0, ev->nlq = 0;
     return 0;
 }
 
@@ -366,6 +485,7 @@ void ac_evlog_end(struct ac_evlog *ev, int committed)
     ev->in_batch = 0;
     ev->broken = 0;
     ev->rows = 0;
+    ev->nlq = 0;
 }
 
 /* ---- load -------------------------------------------------------------------------------------

@@ -70,6 +70,26 @@ int ac_evlog_load(struct ac_evlog *ev, PGconn *c);
 int ac_evlog_append(struct ac_evlog *ev, struct ac_apply *a, struct ac_ev_record *r, uint64_t *seq,
                     uint8_t leaf[AC_EV_HASH_LEN]);
 
+/* ---- the operator's ledger API (AC_CMD_ACCOUNTS / AC_CMD_TRANSFERS; ledger/domain.c's hook) -- */
+
+/* The actor of ledger.account and ledger.transfer records: the operator's bearer token is the
+ * only credential the ledger API takes. */
+#define AC_EVLOG_OPERATOR "operator"
+
+/* Record the accounts command c created (neither replays nor failures): one ledger.account
+ * record per AC_EV_MAX_ACCOUNTS of them, appended now. Returns 0, or -1 (the batch must fail). */
+int ac_evlog_ledger_accounts(struct ac_evlog *ev, struct ac_apply *a, const struct ac_cmd *c);
+
+/* Queue the transfers command c committed (rows[0..nrows) with result AC_EC_OK: the resolved
+ * fields, the scale from c->scales) for ledger.transfer records. Consecutive operator transfers
+ * of a batch share records of up to AC_EV_MAX_TRANSFERS; the queue is written out as a record
+ * when it is full, before any other record is appended, and at the batch's flush, so the log
+ * keeps the order in which the ledger applied everything, and the records go into the same
+ * transaction as the transfers. Returns 0, or -1 (c->scales missing, out of memory: the batch
+ * must fail). */
+int ac_evlog_ledger_transfers(struct ac_evlog *ev, struct ac_apply *a, const struct ac_cmd *c,
+                              const struct ac_transfer_row *rows, size_t nrows);
+
 /* Queue the batch's records as one multi-row insert, and a checkpoint when one is due: at least
  * checkpoint_every records since the last one, or checkpoint_ms since the first record it does
  * not cover. The checkpoint covers every record of the batch and goes into the same transaction.

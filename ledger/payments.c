@@ -1022,6 +1022,7 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
     r.body.user = b.user_id;
     r.body.agent = b.agent_id;
     r.body.payee = q->payee;
+    r.body.category = q->category[0] ? q->category : NULL; /* what the decision saw */
     r.body.ref = tl ? tl->ref : q->order_digest[0] ? q->order_digest : NULL;
     r.body.amount = (struct ac_ev_amount){1, q->amount, q->asset, q->scale};
     docref(&r.body.binding, b.jws_sha256, q->binding, b.user_kid);
@@ -1133,12 +1134,16 @@ static enum ac_ec finish(struct ac_payments *p, struct ac_domain *d, struct ac_a
         for (unsigned i = 0; i < dec->n; i++)
             reasons[nr++] = ac_reason_code(dec->reasons[i]);
     uint8_t ch[32];
+    char category[AC_ID_MAX + 1]; /* as apply_answer decided a confirmation with it */
+    if (ac_registry_merchant_category(d->registry, e->ch.payee, category) != AC_EC_OK)
+        category[0] = '\0';
     struct ac_ev_record r = {0};
     r.kind = kind;
     r.body.payment = e->payment;
     r.body.user = e->ch.payer;
     r.body.agent = e->ch.agent;
     r.body.payee = e->ch.payee;
+    r.body.category = category[0] ? category : NULL;
     r.body.amount = (struct ac_ev_amount){1, e->ch.amount, e->ch.asset, e->ch.scale};
     if (topup && e->tok_ref[0] && strcmp(e->tok_ref, "0") != 0) r.body.ref = e->tok_ref;
     docref(&r.body.binding, b.jws_sha256, e->binding, b.user_kid);

@@ -19,6 +19,7 @@ struct ac_apply {
     struct ac_state *st;
     int64_t now;
     void *domain;
+    const struct ac_seq_domain *hooks; /* NULL without a domain */
     struct ac_db_extra *x; /* each x[i].vals is one malloc'd block holding the strings too */
     size_t nx, cap;
     int oom;
@@ -281,9 +282,17 @@ static void apply(struct ac_apply *a, struct ac_cmd *c)
         for (size_t i = 0; i < c->n; i++)
             c->account_results[i] =
                 ac_state_create_account(st, &c->accounts[i], &c->account_replayed[i]);
+        if (a->hooks && a->hooks->ledger && a->hooks->ledger(a->domain, a, c, NULL, 0) != 0)
+            a->oom = 1;
     } else {
-        if (ac_state_create_transfers(st, c->transfers, c->n, now, c->results) != AC_EC_OK)
+        size_t r0, r1;
+        ac_state_rows(st, &r0);
+        if (ac_state_create_transfers(st, c->transfers, c->n, now, c->results) != AC_EC_OK) {
             c->status = AC_EC_INTERNAL;
+        } else if (a->hooks && a->hooks->ledger) {
+            const struct ac_transfer_row *rows = ac_state_rows(st, &r1);
+            if (a->hooks->ledger(a->domain, a, c, rows + r0, r1 - r0) != 0) a->oom = 1;
+        }
     }
 }
 
@@ -439,7 +448,9 @@ static void *run(void *arg)
         fprintf(stderr, "sequencer: leader; %zu accounts, %zu transfers loaded\n",
                 ac_state_n_accounts(st), ac_state_n_transfers(st));
         set_leader(s, 1);
-        struct ac_apply ap = {.st = st, .domain = s->has_domain ? s->domain.cls : NULL};
+        struct ac_apply ap = {.st = st,
+                              .domain = s->has_domain ? s->domain.cls : NULL,
+                              .hooks = s->has_domain ? &s->domain : NULL};
         int stop = lead(s, conn, st, &ap);
         apply_reset(&ap);
         free(ap.x);

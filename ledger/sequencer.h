@@ -61,6 +61,10 @@ struct ac_cmd {
     /* AC_CMD_TRANSFERS: input requests, output results */
     const struct ac_transfer_req *transfers;
     struct ac_transfer_result *results;
+    /* AC_CMD_TRANSFERS: the scale of each request's asset, for the evidence record of what the
+     * command moved. Required when the sequencer's domain records ledger commands (a server with
+     * an evidence log): without it such a command fails the batch. */
+    const unsigned *scales;
     /* AC_CMD_OP: called once, in queue order, to check the operation against the current state,
      * change the state (ledger and domain) and queue its rows with ac_apply_stmt(). It reports
      * its own result through op_arg. n counts toward the batch's item budget (0 counts as 1).
@@ -111,6 +115,13 @@ struct ac_seq_domain {
      * when out of memory (the batch fails). Optional. */
     int64_t (*next_deadline)(void *cls);
     int (*tick)(void *cls, struct ac_apply *a);
+    /* After an AC_CMD_ACCOUNTS or AC_CMD_TRANSFERS command was applied (its per-item results
+     * set): record what it changed (the evidence of the operator's ledger API). rows[0..nrows)
+     * are the transfer rows the command added (ledger/state.h: successes and sticky failures;
+     * none for accounts). Returns 0, or -1 (the batch then fails, as when out of memory).
+     * Optional. */
+    int (*ledger)(void *cls, struct ac_apply *a, const struct ac_cmd *c,
+                  const struct ac_transfer_row *rows, size_t nrows);
 };
 
 struct ac_seq_config {

@@ -1079,6 +1079,12 @@ int64_t ac_state_next_expiry(const struct ac_state *st)
  * that left AC_PS_PENDING with their final state. The rows come before the pending changes in
  * persistence order: a pending transfer created and posted in one batch has a row with
  * AC_PS_PENDING and a pending change. Returns NULL when out of memory (state unchanged). */
+const struct ac_transfer_row *ac_state_rows(const struct ac_state *st, size_t *n)
+{
+    *n = st->rn;
+    return st->rows;
+}
+
 const struct ac_changes *ac_state_changes(struct ac_state *st)
 {
     size_t na = 0, nb = 0, np = 0;

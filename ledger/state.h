@@ -186,6 +186,11 @@ long ac_state_expire(struct ac_state *st, int64_t now_us);
 /* Earliest expiry still queued (µs), or INT64_MAX when none. */
 int64_t ac_state_next_expiry(const struct ac_state *st);
 
+/* The transfer rows the current batch added so far: successes and sticky failures in apply order
+ * (a linked chain that failed leaves none); *n their count. What ac_changes.transfers will hold.
+ * Valid until the next call that creates transfers, commits or rolls back. */
+const struct ac_transfer_row *ac_state_rows(const struct ac_state *st, size_t *n);
+
 /* The batch's change set (see struct ac_changes). Returns NULL on allocation failure. */
 const struct ac_changes *ac_state_changes(struct ac_state *st);
 

@@ -426,6 +426,7 @@ static void apply_open(struct ac_tabs *s, struct ac_domain *d, struct ac_tabop *
     r.body.user = b.user_id;
     r.body.agent = b.agent_id;
     r.body.payee = q->payee;
+    r.body.category = q->category[0] ? q->category : NULL; /* what the decision saw */
     r.body.amount = (struct ac_ev_amount){1, q->hold, q->asset, q->scale};
     binding_docref(&r.body.binding, &b, q->binding);
     ac_pay_mandate_docref(m, &r.body.mandate);

@@ -97,6 +97,14 @@ struct hold {
     size_t debit, credit; /* account indexes */
     int64_t amount;
     int open;
+    int expired;
+};
+
+/* A hold with a timeout, queued by expiry time (binary min-heap; resolved holds are skipped when
+ * they come up). */
+struct expiry {
+    int64_t at_us;
+    size_t hold;
 };
 
 struct ac_evcheck {
@@ -112,6 +120,8 @@ struct ac_evcheck {
     struct hold *holds;
     size_t nholds, capholds;
     struct table tholds;
+    struct expiry *exp;
+    size_t nexp, capexp;
     struct ac_evcheck_transfer *xf;
     size_t nxf, capxf;
     struct ac_evcheck_stats st;
@@ -165,6 +175,7 @@ void ac_evcheck_free(struct ac_evcheck *ck)
     free(ck->tacc.s);
     free(ck->holds);
     free(ck->tholds.s);
+    free(ck->exp);
     free(ck->xf);
     free(ck);
 }
@@ -429,19 +440,54 @@ static int acc_eq(const void *ctx, size_t i, const void *key)
     return strcmp(ck->acc[i].id, key) == 0;
 }
 
-static size_t account(struct ac_evcheck *ck, const char *id, const char *asset)
+static size_t account(const struct ac_evcheck *ck, const char *id)
 {
-    uint64_t h = fnv(id, strlen(id));
-    size_t i = tfind(&ck->tacc, h, acc_eq, ck, id);
-    if (i != SIZE_MAX) return i;
-    if (grow((void **)&ck->acc, &ck->capacc, ck->nacc, sizeof *ck->acc) != 0 ||
-        tput(&ck->tacc, h, ck->nacc) != 0)
-        return SIZE_MAX;
-    struct ac_evcheck_account *a = &ck->acc[ck->nacc];
-    memset(a, 0, sizeof *a);
-    snprintf(a->id, sizeof a->id, "%s", id);
-    snprintf(a->asset, sizeof a->asset, "%s", asset);
-    return ck->nacc++;
+    return tfind(&ck->tacc, fnv(id, strlen(id)), acc_eq, ck, id);
+}
+
+const struct ac_evcheck_account *ac_evcheck_account(const struct ac_evcheck *ck, const char *id)
+{
+    size_t i = account(ck, id);
+    return i == SIZE_MAX ? NULL : &ck->acc[i];
+}
+
+/* ledger.account: create each account, once. */
+static int create_accounts(struct ac_evcheck *ck, const struct ac_ev_body *b, char *why,
+                           size_t whylen)
+{
+    for (size_t k = 0; k < b->naccounts; k++) {
+        const struct ac_ev_account *ea = &b->accounts[k];
+        uint64_t h = fnv(ea->id, strlen(ea->id));
+        if (tfind(&ck->tacc, h, acc_eq, ck, ea->id) != SIZE_MAX)
+            return say(why, whylen, "account %s is created a second time", ea->id);
+        if (grow((void **)&ck->acc, &ck->capacc, ck->nacc, sizeof *ck->acc) != 0 ||
+            tput(&ck->tacc, h, ck->nacc) != 0)
+            return say(why, whylen, "out of memory");
+        struct ac_evcheck_account *a = &ck->acc[ck->nacc++];
+        memset(a, 0, sizeof *a);
+        snprintf(a->id, sizeof a->id, "%s", ea->id);
+        snprintf(a->asset, sizeof a->asset, "%s", ea->asset);
+        a->flags = ea->flags;
+        ck->st.accounts_created++;
+    }
+    return 0;
+}
+
+#define AF_DEBITS_LE_CREDITS 0x1u
+#define AF_CREDITS_LE_DEBITS 0x2u
+
+/* The account's flags still hold (checked after every transfer that touches it). */
+static int flags_hold(const struct ac_evcheck_account *a)
+{
+    if ((a->flags & AF_DEBITS_LE_CREDITS) &&
+        (a->debits_pending > a->credits_posted ||
+         a->debits_posted > a->credits_posted - a->debits_pending))
+        return 0;
+    if ((a->flags & AF_CREDITS_LE_DEBITS) &&
+        (a->credits_pending > a->debits_posted ||
+         a->credits_posted > a->debits_posted - a->credits_pending))
+        return 0;
+    return 1;
 }
 
 static int hold_eq(const void *ctx, size_t i, const void *key)
@@ -462,8 +508,57 @@ static int add(int64_t *v, int64_t d)
 #define TF_POST 0x04u
 #define TF_VOID 0x08u
 
-static int apply_transfer(struct ac_evcheck *ck, uint64_t seq, const struct ac_ev_transfer *t,
-                          char *why, size_t whylen)
+/* ---- hold expiry (a min-heap by time) --------------------------------------------------------
+ */
+
+static int queue_expiry(struct ac_evcheck *ck, int64_t at_us, size_t hold)
+{
+    if (grow((void **)&ck->exp, &ck->capexp, ck->nexp, sizeof *ck->exp) != 0) return -1;
+    size_t i = ck->nexp++;
+    while (i > 0 && ck->exp[(i - 1) / 2].at_us > at_us) {
+        ck->exp[i] = ck->exp[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    ck->exp[i] = (struct expiry){at_us, hold};
+    return 0;
+}
+
+static struct expiry pop_expiry(struct ac_evcheck *ck)
+{
+    struct expiry top = ck->exp[0], last = ck->exp[--ck->nexp];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= ck->nexp) break;
+        if (c + 1 < ck->nexp && ck->exp[c + 1].at_us < ck->exp[c].at_us) c++;
+        if (ck->exp[c].at_us >= last.at_us) break;
+        ck->exp[i] = ck->exp[c];
+        i = c;
+    }
+    if (ck->nexp) ck->exp[i] = last;
+    return top;
+}
+
+/* Release every open hold whose timeout passed by now_us (the sequencer expires them at the
+ * start of the batch whose time reaches it, before that batch's records). */
+static void expire_holds(struct ac_evcheck *ck, int64_t now_us)
+{
+    while (ck->nexp && ck->exp[0].at_us <= now_us) {
+        struct hold *h = &ck->holds[pop_expiry(ck).hold];
+        if (!h->open) continue;
+        struct ac_evcheck_account *da = &ck->acc[h->debit], *ca = &ck->acc[h->credit];
+        h->open = 0;
+        h->expired = 1;
+        da->open_holds--;
+        ca->open_holds--;
+        da->debits_pending -= h->amount; /* they held it: no overflow */
+        ca->credits_pending -= h->amount;
+        ck->st.holds_expired++;
+    }
+}
+
+static int apply_transfer(struct ac_evcheck *ck, uint64_t seq, int64_t now_us,
+                          const struct ac_ev_transfer *t, char *why, size_t whylen)
 {
     if (grow((void **)&ck->xf, &ck->capxf, ck->nxf, sizeof *ck->xf) != 0)
         return say(why, whylen, "out of memory");
@@ -477,9 +572,16 @@ static int apply_transfer(struct ac_evcheck *ck, uint64_t seq, const struct ac_e
     snprintf(x->pending_id, sizeof x->pending_id, "%s", t->pending_id ? t->pending_id : "");
     x->amount = t->amount;
     x->flags = t->flags;
+    x->timeout_s = t->timeout_s;
+    x->code = t->code;
     ck->st.transfers++;
-    size_t d = account(ck, t->debit, t->asset), c = account(ck, t->credit, t->asset);
-    if (d == SIZE_MAX || c == SIZE_MAX) return say(why, whylen, "out of memory");
+    size_t d = account(ck, t->debit), c = account(ck, t->credit);
+    if (d == SIZE_MAX || c == SIZE_MAX)
+        return say(why, whylen,
+                   "transfer %s moves money of account %s, which no earlier record "
+                   "created",
+                   t->id, d == SIZE_MAX ? t->debit : t->credit);
+    if (d == c) return say(why, whylen, "transfer %s debits and credits one account", t->id);
     if (strcmp(ck->acc[d].asset, t->asset) != 0 || strcmp(ck->acc[c].asset, t->asset) != 0)
         return say(why, whylen, "transfer %s moves %s between accounts of another asset", t->id,
                    t->asset);
@@ -491,14 +593,14 @@ static int apply_transfer(struct ac_evcheck *ck, uint64_t seq, const struct ac_e
         if (t->pending_id == NULL) return say(why, whylen, "transfer %s names no hold", t->id);
         size_t hi = tfind(&ck->tholds, fnv(t->pending_id, strlen(t->pending_id)), hold_eq, ck,
                           t->pending_id);
-        if (hi == SIZE_MAX) {
-            da->unknown_holds = ca->unknown_holds = 1;
-            if (t->flags & TF_POST)
-                bad = add(&da->debits_posted, t->amount) || add(&ca->credits_posted, t->amount);
-        } else {
+        if (hi == SIZE_MAX)
+            return say(why, whylen, "transfer %s resolves hold %s, which no earlier record holds",
+                       t->id, t->pending_id);
+        {
             struct hold *h = &ck->holds[hi];
             if (!h->open)
-                return say(why, whylen, "transfer %s resolves hold %s a second time", t->id, h->id);
+                return say(why, whylen, "transfer %s resolves hold %s, which was %s", t->id, h->id,
+                           h->expired ? "expired by its timeout" : "already resolved");
             if (h->debit != d || h->credit != c)
                 return say(why, whylen, "transfer %s resolves hold %s between other accounts",
                            t->id, h->id);
@@ -524,13 +626,23 @@ static int apply_transfer(struct ac_evcheck *ck, uint64_t seq, const struct ac_e
         h->credit = c;
         h->amount = t->amount;
         h->open = 1;
+        h->expired = 0;
         da->open_holds++;
         ca->open_holds++;
         bad = add(&da->debits_pending, t->amount) || add(&ca->credits_pending, t->amount);
+        if (!bad && t->timeout_s &&
+            queue_expiry(ck, now_us + (int64_t)t->timeout_s * 1000000, ck->nholds - 1) != 0)
+            return say(why, whylen, "out of memory");
     } else {
         bad = add(&da->debits_posted, t->amount) || add(&ca->credits_posted, t->amount);
     }
-    return bad ? say(why, whylen, "transfer %s overflows a balance", t->id) : 0;
+    if (bad) return say(why, whylen, "transfer %s overflows a balance", t->id);
+    const struct ac_evcheck_account *over = !flags_hold(da) ? da : !flags_hold(ca) ? ca : NULL;
+    if (over)
+        return say(why, whylen, "transfer %s overdraws account %s (its %s must not exceed its %s)",
+                   t->id, over->id, over->flags & AF_DEBITS_LE_CREDITS ? "debits" : "credits",
+                   over->flags & AF_DEBITS_LE_CREDITS ? "credits" : "debits");
+    return 0;
 }
 
 /* ---- one record --------------------------------------------------------------------------------
@@ -602,7 +714,9 @@ int ac_evcheck_record(struct ac_evcheck *ck, const struct ac_ev_record *r, char 
         else
             ck->st.requests_unverified++;
     }
+    expire_holds(ck, r->time_us);
+    if (b->naccounts && create_accounts(ck, b, why, whylen) != 0) return -1;
     for (size_t i = 0; i < b->ntransfers; i++)
-        if (apply_transfer(ck, r->seq, &b->transfers[i], why, whylen) != 0) return -1;
+        if (apply_transfer(ck, r->seq, r->time_us, &b->transfers[i], why, whylen) != 0) return -1;
     return 0;
 }

@@ -7,7 +7,14 @@
  * record's binding (content-digest against a kept body; for payment.deny a failing signature is
  * counted, not a failure), and every transfer is applied to per-account balances following the
  * ledger's rules (ledger/state.h): plain transfers post, pending ones hold, post_pending and
- * void_pending resolve the hold they name.
+ * void_pending resolve the hold they name, a hold recorded with a timeout expires (its amount is
+ * released) before the first record whose time is at or past record time + timeout, as the
+ * sequencer expires holds at the start of the batch whose records carry that time.
+ *
+ * Accounts: every account a transfer touches must have been created by a ledger.account record
+ * earlier in the log, once, with the transfer's asset; its flags are enforced after every transfer
+ * (debits_must_not_exceed_credits: debits_pending + debits_posted <= credits_posted, and the
+ * converse), so a log in which a wallet spends money no record gave it fails.
  *
  * Each document's signature is verified once (documents are fixed by their hash); a binding's
  * agent key is imported once. Pure: no I/O. */
@@ -58,6 +65,8 @@ struct ac_evcheck_stats {
     uint64_t denials_unsigned;    /* payment.deny records whose signature did not verify */
     uint64_t transfers;
     uint64_t vouchers_verified; /* tab vouchers verified with the binding's agent key */
+    uint64_t accounts_created; /* by ledger.account records */
+    uint64_t holds_expired;    /* holds released by their recorded timeout */
 };
 void ac_evcheck_stats(const struct ac_evcheck *ck, struct ac_evcheck_stats *out);
 
@@ -65,13 +74,15 @@ void ac_evcheck_stats(const struct ac_evcheck *ck, struct ac_evcheck_stats *out)
 struct ac_evcheck_account {
     char id[AC_ID_MAX + 1];
     char asset[AC_ASSET_MAX + 1];
+    uint32_t flags; /* AC_AF_* bits of its ledger.account record */
     int64_t debits_pending, debits_posted, credits_pending, credits_posted;
     uint64_t transfers;  /* recorded transfers that touch it */
-    uint64_t open_holds; /* pending transfers not yet posted or voided in the records */
-    int unknown_holds;   /* a post/void named a hold the records do not have */
+    uint64_t open_holds; /* pending transfers not yet posted, voided or expired in the records */
 };
-/* The accounts, in first-seen order; *n their count. */
+/* The accounts, in creation order; *n their count. */
 const struct ac_evcheck_account *ac_evcheck_accounts(const struct ac_evcheck *ck, size_t *n);
+/* The account id, or NULL when no record created it. Borrowed from ck. */
+const struct ac_evcheck_account *ac_evcheck_account(const struct ac_evcheck *ck, const char *id);
 
 /* The recorded transfers, in record order. */
 struct ac_evcheck_transfer {
@@ -81,6 +92,8 @@ struct ac_evcheck_transfer {
     char pending_id[AC_ID_MAX + 1]; /* "" when none */
     int64_t amount;
     uint32_t flags;
+    uint32_t timeout_s;
+    uint16_t code;
 };
 const struct ac_evcheck_transfer *ac_evcheck_transfers(const struct ac_evcheck *ck, size_t *n);
 

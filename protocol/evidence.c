@@ -36,6 +36,8 @@ static const char *const kind_names[AC_EV_KIND__COUNT] = {
     [AC_EV_CLEARING_CLOSE] = "clearing.close",
     [AC_EV_TAB_DENY] = "tab.deny",
     [AC_EV_PRICE_PUBLISH] = "price.publish",
+    [AC_EV_LEDGER_ACCOUNT] = "ledger.account",
+    [AC_EV_LEDGER_TRANSFER] = "ledger.transfer",
 };
 
 const char *ac_ev_kind_name(enum ac_ev_kind k)
@@ -80,20 +82,24 @@ enum {
     F_DECISION = 1u << 14,
     F_REASONS = 1u << 15,
     F_TRANSFERS = 1u << 16,
+    F_CATEGORY = 1u << 17,
+    F_ACTOR = 1u << 18,
+    F_ACCOUNTS = 1u << 19,
 };
 
 /* The body member names, in the bit order above (docs/evidence.md lists the same). */
 static const char *const field_names[] = {
-    "payment", "user",    "agent",    "payee",      "tab",          "ref",
-    "amount",  "binding", "mandate",  "revocation", "confirmation", "voucher",
-    "report",  "request", "decision", "reasons",    "transfers",
+    "payment",  "user",    "agent",      "payee",        "tab",     "ref",      "amount",
+    "binding",  "mandate", "revocation", "confirmation", "voucher", "report",   "request",
+    "decision", "reasons", "transfers",  "category",     "actor",   "accounts",
 };
 #define NFIELDS (sizeof field_names / sizeof field_names[0])
 
 /* What a payment-like request decision carries. */
 #define F_DECIDED                                                                                  \
     (F_USER | F_AGENT | F_PAYEE | F_AMOUNT | F_BINDING | F_MANDATE | F_REQUEST | F_DECISION)
-#define F_CONTEXT (F_USER | F_AGENT | F_PAYEE | F_AMOUNT | F_BINDING | F_MANDATE | F_REF)
+#define F_CONTEXT                                                                                  \
+    (F_USER | F_AGENT | F_PAYEE | F_CATEGORY | F_AMOUNT | F_BINDING | F_MANDATE | F_REF)
 
 static const struct {
     uint32_t required, allowed; /* allowed includes required */
@@ -108,9 +114,10 @@ static const struct {
     [AC_EV_MANDATE_REVOKE] = {F_USER | F_MANDATE | F_REVOCATION,
                               F_USER | F_MANDATE | F_REVOCATION | F_REF | F_REQUEST | F_REASONS},
     [AC_EV_PAYMENT_SETTLE] = {F_PAYMENT | F_DECIDED | F_TRANSFERS,
-                              F_PAYMENT | F_DECIDED | F_TRANSFERS | F_REF | F_REASONS},
+                              F_PAYMENT | F_DECIDED | F_TRANSFERS | F_REF | F_REASONS | F_CATEGORY},
     [AC_EV_PAYMENT_STEP_UP] = {F_PAYMENT | F_DECIDED | F_REASONS | F_TRANSFERS,
-                               F_PAYMENT | F_DECIDED | F_REASONS | F_TRANSFERS | F_REF},
+                               F_PAYMENT | F_DECIDED | F_REASONS | F_TRANSFERS | F_REF |
+                                   F_CATEGORY},
     [AC_EV_PAYMENT_CONFIRM] = {F_PAYMENT | F_USER | F_CONFIRMATION | F_TRANSFERS,
                                F_PAYMENT | F_CONTEXT | F_CONFIRMATION | F_TRANSFERS},
     [AC_EV_PAYMENT_DECLINE] = {F_PAYMENT | F_USER | F_CONFIRMATION | F_TRANSFERS,
@@ -123,9 +130,9 @@ static const struct {
                                                               F_USER | F_PAYEE | F_REF | F_REQUEST |
                                                               F_REASONS},
     [AC_EV_TOPUP] = {F_PAYMENT | F_DECIDED | F_TRANSFERS,
-                     F_PAYMENT | F_DECIDED | F_TRANSFERS | F_REF | F_REASONS},
+                     F_PAYMENT | F_DECIDED | F_TRANSFERS | F_REF | F_REASONS | F_CATEGORY},
     [AC_EV_TAB_OPEN] = {F_TAB | F_DECIDED | F_TRANSFERS,
-                        F_TAB | F_DECIDED | F_TRANSFERS | F_REF | F_REASONS},
+                        F_TAB | F_DECIDED | F_TRANSFERS | F_REF | F_REASONS | F_CATEGORY},
     [AC_EV_TAB_SETTLE] = {F_TAB | F_VOUCHER | F_TRANSFERS,
                           F_TAB | F_VOUCHER | F_TRANSFERS | F_CONTEXT | F_REQUEST},
     [AC_EV_TAB_CLOSE] = {F_TAB | F_TRANSFERS,
@@ -136,6 +143,8 @@ static const struct {
                         F_TAB | F_CONTEXT | F_REQUEST | F_DECISION | F_REASONS},
     /* payee: the merchant; ref: the version; request: its signed price list, verbatim */
     [AC_EV_PRICE_PUBLISH] = {F_PAYEE | F_REF | F_REQUEST, F_PAYEE | F_REF | F_REQUEST},
+    [AC_EV_LEDGER_ACCOUNT] = {F_ACTOR | F_ACCOUNTS, F_ACTOR | F_ACCOUNTS | F_REF},
+    [AC_EV_LEDGER_TRANSFER] = {F_ACTOR | F_TRANSFERS, F_ACTOR | F_TRANSFERS | F_REF},
 };
 
 static uint32_t present_fields(const struct ac_ev_body *b)
@@ -158,6 +167,9 @@ static uint32_t present_fields(const struct ac_ev_body *b)
     if (b->decision != AC_EV_DECISION_NONE) f |= F_DECISION;
     if (b->nreasons > 0) f |= F_REASONS;
     if (b->ntransfers > 0) f |= F_TRANSFERS;
+    if (b->category) f |= F_CATEGORY;
+    if (b->actor) f |= F_ACTOR;
+    if (b->naccounts > 0) f |= F_ACCOUNTS;
     return f;
 }
 
@@ -195,11 +207,9 @@ int ac_ev_record_validate(const struct ac_ev_record *r, char *err, size_t errlen
     const struct ac_ev_body *b = &r->body;
     const struct {
         const char *v, *name;
-    } ids[] = {{b->payment, "payment"},
-               {b->user, "user"},
-               {b->agent, "agent"},
-               {b->payee, "payee"},
-               {b->tab, "tab"}};
+    } ids[] = {{b->payment, "payment"}, {b->user, "user"}, {b->agent, "agent"},
+               {b->payee, "payee"},     {b->tab, "tab"},   {b->category, "category"},
+               {b->actor, "actor"}};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
         if (ids[i].v != NULL && !ac_id_valid(ids[i].v))
             return ac_errf(err, errlen, "%s is not a valid id", ids[i].name);
@@ -246,6 +256,20 @@ int ac_ev_record_validate(const struct ac_ev_record *r, char *err, size_t errlen
         if (t->flags & ~0x3fu) return ac_errf(err, errlen, "transfers[%zu].flags is invalid", i);
         if (t->pending_id != NULL && !ac_id_valid(t->pending_id))
             return ac_errf(err, errlen, "transfers[%zu].pending is invalid", i);
+        if (t->timeout_s != 0 && (!(t->flags & 0x02u) || t->timeout_s > AC_EV_TIMEOUT_MAX))
+            return ac_errf(err, errlen, "transfers[%zu].timeout is invalid", i);
+    }
+    if (b->naccounts > AC_EV_MAX_ACCOUNTS) return ac_errf(err, errlen, "too many accounts");
+    for (size_t i = 0; i < b->naccounts; i++) {
+        const struct ac_ev_account *ac = b->accounts ? &b->accounts[i] : NULL;
+        if (ac == NULL || ac->id == NULL || !ac_id_valid(ac->id))
+            return ac_errf(err, errlen, "accounts[%zu].id is invalid", i);
+        if (ac->asset == NULL || !ac_asset_code_valid(ac->asset))
+            return ac_errf(err, errlen, "accounts[%zu].asset is invalid", i);
+        if (ac->owner != NULL && !ac_id_valid(ac->owner))
+            return ac_errf(err, errlen, "accounts[%zu].owner is invalid", i);
+        if ((ac->flags & ~0x3u) || ac->flags == 0x3u)
+            return ac_errf(err, errlen, "accounts[%zu].flags is invalid", i);
     }
     uint32_t have = present_fields(b), req = rules[r->kind].required,
              allowed = rules[r->kind].allowed;
@@ -257,6 +281,8 @@ int ac_ev_record_validate(const struct ac_ev_record *r, char *err, size_t errlen
             return ac_errf(err, errlen, "%s does not allow body.%s", kind_names[r->kind],
                            field_names[i]);
     }
+    if (b->category != NULL && b->payee == NULL)
+        return ac_errf(err, errlen, "category without payee");
     enum ac_ev_decision want = AC_EV_DECISION_NONE;
     if (r->kind == AC_EV_PAYMENT_SETTLE) want = AC_EV_ALLOW;
     if (r->kind == AC_EV_PAYMENT_STEP_UP) want = AC_EV_STEP_UP;
@@ -318,7 +344,7 @@ static cbor_item_t *request_item(const struct ac_ev_request *q)
 
 static cbor_item_t *transfer_item(const struct ac_ev_transfer *t)
 {
-    cbor_item_t *m = ac_dcbor_map(8);
+    cbor_item_t *m = ac_dcbor_map(10);
     if (m == NULL) return NULL;
     int rc = ac_dcbor_map_putz(m, "id", ac_dcbor_textz(t->id));
     rc |= ac_dcbor_map_putz(m, "debit", ac_dcbor_textz(t->debit));
@@ -328,6 +354,23 @@ static cbor_item_t *transfer_item(const struct ac_ev_transfer *t)
     rc |= ac_dcbor_map_putz(m, "scale", ac_dcbor_uint(t->scale));
     rc |= ac_dcbor_map_putz(m, "flags", ac_dcbor_uint(t->flags));
     if (t->pending_id) rc |= ac_dcbor_map_putz(m, "pending", ac_dcbor_textz(t->pending_id));
+    if (t->timeout_s) rc |= ac_dcbor_map_putz(m, "timeout", ac_dcbor_uint(t->timeout_s));
+    if (t->code) rc |= ac_dcbor_map_putz(m, "code", ac_dcbor_uint(t->code));
+    if (rc != 0) {
+        cbor_decref(&m);
+        return NULL;
+    }
+    return m;
+}
+
+static cbor_item_t *account_item(const struct ac_ev_account *ac)
+{
+    cbor_item_t *m = ac_dcbor_map(4);
+    if (m == NULL) return NULL;
+    int rc = ac_dcbor_map_putz(m, "id", ac_dcbor_textz(ac->id));
+    rc |= ac_dcbor_map_putz(m, "asset", ac_dcbor_textz(ac->asset));
+    rc |= ac_dcbor_map_putz(m, "flags", ac_dcbor_uint(ac->flags));
+    if (ac->owner) rc |= ac_dcbor_map_putz(m, "owner", ac_dcbor_textz(ac->owner));
     if (rc != 0) {
         cbor_decref(&m);
         return NULL;
@@ -342,8 +385,9 @@ static cbor_item_t *body_item(const struct ac_ev_body *b)
     int rc = 0;
     const struct {
         const char *key, *v;
-    } texts[] = {{"payment", b->payment}, {"user", b->user}, {"agent", b->agent},
-                 {"payee", b->payee},     {"tab", b->tab},   {"ref", b->ref}};
+    } texts[] = {{"payment", b->payment},   {"user", b->user},  {"agent", b->agent},
+                 {"payee", b->payee},       {"tab", b->tab},    {"ref", b->ref},
+                 {"category", b->category}, {"actor", b->actor}};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
         if (texts[i].v) rc |= ac_dcbor_map_putz(m, texts[i].key, ac_dcbor_textz(texts[i].v));
     if (b->amount.present)
@@ -371,6 +415,12 @@ static cbor_item_t *body_item(const struct ac_ev_body *b)
         for (size_t i = 0; a != NULL && i < b->ntransfers; i++)
             rc |= ac_dcbor_array_push(a, transfer_item(&b->transfers[i]));
         rc |= ac_dcbor_map_putz(m, "transfers", a);
+    }
+    if (b->naccounts > 0) {
+        cbor_item_t *a = ac_dcbor_array(b->naccounts);
+        for (size_t i = 0; a != NULL && i < b->naccounts; i++)
+            rc |= ac_dcbor_array_push(a, account_item(&b->accounts[i]));
+        rc |= ac_dcbor_map_putz(m, "accounts", a);
     }
     if (rc != 0) {
         cbor_decref(&m);
@@ -646,6 +696,16 @@ static int rd_transfer(struct rd *r, struct ac_ev_transfer *t)
             seen |= 64;
         else if (strcmp(key, "pending") == 0)
             rc = rd_text(r, &t->pending_id, "transfer pending is not text");
+        else if (strcmp(key, "timeout") == 0) /* present only when not 0 (canonical form) */
+            rc = rd_uint(r, UINT32_MAX, &v, "transfer timeout is invalid") || v == 0
+                     ? rd_fail(r, "transfer timeout is invalid")
+                     : 0,
+            t->timeout_s = (uint32_t)v;
+        else if (strcmp(key, "code") == 0) /* likewise */
+            rc = rd_uint(r, UINT16_MAX, &v, "transfer code is invalid") || v == 0
+                     ? rd_fail(r, "transfer code is invalid")
+                     : 0,
+            t->code = (uint16_t)v;
         else
             return ac_errf(r->err, r->errlen, "transfer: unknown member %s", key);
         if (rc != 0) return -1;
@@ -654,8 +714,34 @@ static int rd_transfer(struct rd *r, struct ac_ev_transfer *t)
     return 0;
 }
 
+static int rd_account(struct rd *r, struct ac_ev_account *ac)
+{
+    uint64_t n, v;
+    char key[16];
+    int seen = 0;
+    if (rd_container(r, M_MAP, &n, "account is not a map") != 0) return -1;
+    for (uint64_t i = 0; i < n; i++) {
+        if (rd_key(r, key, sizeof key) != 0) return -1;
+        int rc;
+        if (strcmp(key, "id") == 0)
+            rc = rd_text(r, &ac->id, "account id is not text"), seen |= 1;
+        else if (strcmp(key, "asset") == 0)
+            rc = rd_text(r, &ac->asset, "account asset is not text"), seen |= 2;
+        else if (strcmp(key, "flags") == 0)
+            rc = rd_uint(r, UINT32_MAX, &v, "account flags is invalid"), ac->flags = (uint32_t)v,
+            seen |= 4;
+        else if (strcmp(key, "owner") == 0)
+            rc = rd_text(r, &ac->owner, "account owner is not text");
+        else
+            return ac_errf(r->err, r->errlen, "account: unknown member %s", key);
+        if (rc != 0) return -1;
+    }
+    if (seen != 7) return ac_errf(r->err, r->errlen, "account: id, asset and flags required");
+    return 0;
+}
+
 static int rd_body(struct rd *r, struct ac_ev_body *b, struct ac_ev_transfer *tr,
-                   const char **reasons)
+                   const char **reasons, struct ac_ev_account *acs)
 {
     uint64_t n;
     char key[16];
@@ -677,6 +763,10 @@ static int rd_body(struct rd *r, struct ac_ev_body *b, struct ac_ev_transfer *tr
             tp = &b->tab;
         else if (strcmp(key, "ref") == 0)
             tp = &b->ref;
+        else if (strcmp(key, "category") == 0)
+            tp = &b->category;
+        else if (strcmp(key, "actor") == 0)
+            tp = &b->actor;
         else if (strcmp(key, "binding") == 0)
             dp = &b->binding;
         else if (strcmp(key, "mandate") == 0)
@@ -725,6 +815,15 @@ static int rd_body(struct rd *r, struct ac_ev_body *b, struct ac_ev_transfer *tr
                 rc = rd_transfer(r, &tr[j]);
             b->transfers = tr;
             b->ntransfers = rc == 0 ? (size_t)k : 0;
+        } else if (strcmp(key, "accounts") == 0) {
+            uint64_t k;
+            rc = rd_container(r, M_ARRAY, &k, "accounts is not an array");
+            if (rc == 0 && (k == 0 || k > AC_EV_MAX_ACCOUNTS))
+                rc = rd_fail(r, "accounts must hold 1..64 accounts");
+            for (uint64_t j = 0; rc == 0 && j < k; j++)
+                rc = rd_account(r, &acs[j]);
+            b->accounts = acs;
+            b->naccounts = rc == 0 ? (size_t)k : 0;
         } else {
             return ac_errf(r->err, r->errlen, "body: unknown member %s", key);
         }
@@ -744,11 +843,14 @@ int ac_ev_record_decode(const uint8_t *buf, size_t len, struct ac_ev_record *rec
         return ac_errf(err, errlen, "not deterministic cbor: %s", ac_dcbor_strerror(st));
     /* arena: the transfer and reason arrays first (aligned by malloc), then the strings */
     size_t arrays = AC_EV_MAX_TRANSFERS * sizeof(struct ac_ev_transfer) +
+                    AC_EV_MAX_ACCOUNTS * sizeof(struct ac_ev_account) +
                     AC_EV_MAX_REASONS * sizeof(const char *);
     char *mem = calloc(1, arrays + len + 1);
     if (mem == NULL) return ac_errf(err, errlen, "out of memory");
     struct ac_ev_transfer *tr = (struct ac_ev_transfer *)mem;
-    const char **reasons = (const char **)(mem + AC_EV_MAX_TRANSFERS * sizeof *tr);
+    struct ac_ev_account *acs = (struct ac_ev_account *)(mem + AC_EV_MAX_TRANSFERS * sizeof *tr);
+    const char **reasons =
+        (const char **)((char *)acs + AC_EV_MAX_ACCOUNTS * sizeof(struct ac_ev_account));
     struct rd r = {buf, buf + len, mem, arrays, arrays + len + 1, err, errlen};
 
     uint64_t n, v;
@@ -781,7 +883,7 @@ int ac_ev_record_decode(const uint8_t *buf, size_t len, struct ac_ev_record *rec
             rc = rd_hash(&r, rec->prev, "prev is not 32 bytes");
             seen |= 16;
         } else if (strcmp(key, "body") == 0) {
-            rc = rd_body(&r, &rec->body, tr, reasons);
+            rc = rd_body(&r, &rec->body, tr, reasons, acs);
             seen |= 32;
         } else {
             rc = ac_errf(err, errlen, "unknown member %s", key);

@@ -43,6 +43,10 @@
 /* Most transfers and reason codes in one record. */
 #define AC_EV_MAX_TRANSFERS 64
 #define AC_EV_MAX_REASONS 32
+/* Most accounts in one ledger.account record. */
+#define AC_EV_MAX_ACCOUNTS 64
+/* Longest pending-transfer timeout a record holds (seconds: one year, as the ledger allows). */
+#define AC_EV_TIMEOUT_MAX 31536000u
 
 /* ==== kinds ================================================================================== */
 
@@ -69,6 +73,8 @@ enum ac_ev_kind {
     AC_EV_CLEARING_CLOSE,
     AC_EV_TAB_DENY, /* a tab refused at open (risk or ledger): nothing held */
     AC_EV_PRICE_PUBLISH, /* a merchant published a price version (docs/merchant-api.md) */
+    AC_EV_LEDGER_ACCOUNT,  /* "ledger.account": accounts the operator created */
+    AC_EV_LEDGER_TRANSFER, /* "ledger.transfer": transfers the operator made (funding, payouts) */
     AC_EV_KIND__COUNT
 };
 
@@ -134,6 +140,18 @@ struct ac_ev_transfer {
     unsigned scale;
     uint32_t flags;
     const char *pending_id; /* optional (NULL) */
+    uint32_t timeout_s;     /* a pending transfer's timeout (0: none / not recorded); the ledger
+                               expires the hold at the record's time + timeout_s seconds */
+    uint16_t code;          /* the ledger's free classification code (0: none) */
+};
+
+/* An account the operator created (ledger.account). flags are the ledger's AC_AF_* bits
+ * (ledger/state.h): debits_must_not_exceed_credits 0x1, credits_must_not_exceed_debits 0x2. */
+struct ac_ev_account {
+    const char *id;
+    const char *asset;
+    const char *owner; /* optional (NULL) */
+    uint32_t flags;
 };
 
 /* The kind-specific body. Every member is optional in the struct; which ones a kind requires and
@@ -145,6 +163,8 @@ struct ac_ev_body {
     const char *payee;   /* merchant id */
     const char *tab;     /* tab id */
     const char *ref;     /* free reference: order digest, price version, clearing cycle, ... */
+    const char *category; /* the payee's registered merchant category (payment kinds) */
+    const char *actor;    /* who asked, when no signed request says it: "operator" (ledger.*) */
     struct ac_ev_amount amount; /* the amount asked for */
     struct ac_ev_docref binding, mandate, revocation, confirmation, voucher, report;
     struct ac_ev_request request;
@@ -153,6 +173,8 @@ struct ac_ev_body {
     size_t nreasons;
     const struct ac_ev_transfer *transfers;
     size_t ntransfers;
+    const struct ac_ev_account *accounts;
+    size_t naccounts;
 };
 
 struct ac_ev_record {

@@ -285,7 +285,7 @@ static int request_facts(const struct ac_ev_record *r, struct ac_risk_request *q
     q->payee = payee;
     q->asset = asset;
     q->amount = amount;
-    q->category = NULL;
+    q->category = r->body.category; /* the payee's registered category the server decided with */
     return 0;
 }
 
@@ -304,12 +304,6 @@ static int binding_facts(struct ac_redecide *rd, const struct ac_evcheck *ck, co
     b->exp_s = bd->exp;
     b->revoked = iget(&rd->revoked_bindings, bd->id) != NULL;
     return 0;
-}
-
-/* 1 when the payee's scope depends on its registered category, which the evidence lacks. */
-static int needs_category(const struct ac_mandate *m, const char *payee)
-{
-    return m->n_categories > 0 && ac_mandate_payee_scope(m, payee, NULL) != 2;
 }
 
 /* ---- prices and top-ups ------------------------------------------------------------------ */
@@ -421,14 +415,9 @@ static int payment(struct ac_redecide *rd, const struct ac_evcheck *ck,
     if (request_facts(r, &in.req, payee, asset, &tf, why, whylen) != 0 ||
         binding_facts(rd, ck, r->body.binding.hash, &in.binding, why, whylen) != 0)
         return -1;
-    const char *nr = NULL;
-    if (m->parsed != 1)
-        nr = "scale";
-    else if (needs_category(&m->m, payee))
-        nr = "category";
     int ledger = r->kind == AC_EV_PAYMENT_DENY && r->body.nreasons == 1 &&
                  ac_reason_from_code(r->body.reasons[0]) == AC_RR__COUNT;
-    if (nr == NULL) {
+    if (m->parsed == 1) {
         in.mandate = &m->m;
         in.mandate_revoked = m->revoked;
         in.spend = &m->spend;
@@ -453,10 +442,7 @@ static int payment(struct ac_redecide *rd, const struct ac_evcheck *ck,
         }
     } else {
         rd->st.not_recomputable++;
-        if (nr[0] == 'c')
-            rd->st.nr_category++;
-        else
-            rd->st.nr_scale++;
+        rd->st.nr_scale++;
     }
     if (r->kind == AC_EV_TOPUP && topup_tokens(rd, r, &tf, why, whylen) != 0) return -1;
     if ((r->kind == AC_EV_TOPUP) != tf.is_topup && r->kind != AC_EV_PAYMENT_DENY)
@@ -508,18 +494,16 @@ static int answer(struct ac_redecide *rd, const struct ac_evcheck *ck, const str
     int decided = r->kind == AC_EV_PAYMENT_CONFIRM ||
                   (r->kind == AC_EV_PAYMENT_DECLINE && r->body.nreasons > 0);
     if (r->kind == AC_EV_PAYMENT_DECLINE && !decided) rd->st.user_declines++;
-    if (decided && (m->parsed != 1 || needs_category(&m->m, p->payee))) {
+    if (decided && m->parsed != 1) {
         rd->st.not_recomputable++;
-        if (m->parsed != 1)
-            rd->st.nr_scale++;
-        else
-            rd->st.nr_category++;
+        rd->st.nr_scale++;
     } else if (decided) {
         struct ac_risk_input in;
         memset(&in, 0, sizeof in);
         const uint8_t *bh = r->body.binding.present ? r->body.binding.hash : p->binding;
         if (binding_facts(rd, ck, bh, &in.binding, why, whylen) != 0) return -1;
-        in.req = (struct ac_risk_request){p->op, p->payee, NULL, p->asset, p->amount};
+        /* the category the server decided the answer with, recorded with it */
+        in.req = (struct ac_risk_request){p->op, p->payee, r->body.category, p->asset, p->amount};
         in.mandate = &m->m;
         in.mandate_revoked = m->revoked;
         in.spend = &m->spend;
@@ -570,12 +554,9 @@ static int tab_decision(struct ac_redecide *rd, const struct ac_evcheck *ck,
         return -1;
     if (tf.is_topup) return say(why, whylen, "its request body is a top-up, not a tab");
     in.req.op = AC_OP_MICROPAY; /* a tab is a micropay decision (its body names no op) */
-    if (m->parsed != 1 || needs_category(&m->m, payee)) {
+    if (m->parsed != 1) {
         rd->st.not_recomputable++;
-        if (m->parsed != 1)
-            rd->st.nr_scale++;
-        else
-            rd->st.nr_category++;
+        rd->st.nr_scale++;
     } else {
         in.mandate = &m->m;
         in.mandate_revoked = m->revoked;

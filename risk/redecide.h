@@ -8,7 +8,10 @@
  *     charges, payment.step_up holds, payment.confirm settles the hold, payment.decline and
  *     payment.expire release it (refunds leave spend alone, as the server does);
  *   - the request facts (op, payee, amount) from the verbatim signed request body, which must
- *     agree with the record's payee and amount;
+ *     agree with the record's payee and amount, and the payee's registered merchant category from
+ *     the record's category member (absent: the payee has none), so mandates that admit payees
+ *     by category recompute like any other (a tampered category changes the decision or fails
+ *     the chain);
  *   - the clock = the record's time.
  * Then: payment.settle must recompute to allow, payment.step_up to step_up with the recorded
  * reasons, payment.deny to deny with the recorded reasons -- or, when the recorded reason is not
@@ -17,10 +20,11 @@
  * payment.decline with reasons to deny with those reasons (a decline without reasons is the
  * user's answer: no risk decision). Any difference fails, naming both decisions.
  *
- * Not recomputable (counted, never passed silently): a decision whose mandate admits payees by
- * category while the payee is not listed by name -- the payee's registered category is not in
- * the evidence; a mandate whose asset scale no record shows; a payment.deny that holds no mandate,
- * binding or request body (the format allows it).
+ * The payee's registered category is the one the record carries (`category`, what the server
+ * decided with), so category-scoped mandates are recomputed like the others.
+ *
+ * Not recomputable (counted, never passed silently): a mandate whose asset scale no record shows;
+ * a payment.deny that holds no mandate, binding or request body (the format allows it).
  *
  * Tabs (ledger/tabs.h): tab.open recomputes to allow and tab.deny to another verdict with the
  * recorded reasons (or, for a ledger refusal, to allow), both as a micropay decision of the hold;
@@ -31,9 +35,11 @@
  * the last); a topup record (decision allow or step_up) is decided like a payment with op topup
  * to its provider (the request body of POST /v1/topups names the payee "provider"), must be priced
  * at the provider's current version (ref and the signed price_version), and its token leg must
- * move exactly floor(amount * tokens / fiat) at that version's price, its fiat leg the amount. Their spend effect is applied as recorded, so later decisions still
- * recompute. An answer (confirm, decline, expire) to a step-up the log does not have fails,
- * except a payment.expire that names no mandate (nothing to recompute or release).
+ * move exactly floor(amount * tokens / fiat) at that version's price, its fiat leg the amount.
+ *
+ * Spend effects are applied as recorded, so later decisions still recompute. An answer (confirm,
+ * decline, expire) to a step-up the log does not have fails, except a payment.expire that names
+ * no mandate (nothing to recompute or release).
  *
  * Call ac_redecide_record after ac_evcheck_record accepted the record (documents verified). */
 #ifndef AC_RISK_REDECIDE_H
@@ -60,7 +66,6 @@ struct ac_redecide_stats {
     uint64_t ledger_refusals; /* payment.deny by the ledger: risk recomputed to a non-deny */
     uint64_t user_declines;   /* payment.decline without reasons: the user's answer */
     uint64_t not_recomputable;
-    uint64_t nr_category; /* of which: the payee's category is not in the evidence */
     uint64_t nr_scale;    /* of which: the mandate's asset scale is not in the evidence */
     uint64_t nr_missing;  /* of which: a payment.deny without mandate, binding or request body */
     uint64_t nr_kind;     /* of which: a decision of a kind not modelled (none today) */

@@ -5,8 +5,11 @@
  *   Replays a whole evidence export from record 0 (protocol/replay.h): chain links, tree roots at
  *   every checkpoint, checkpoint signatures; then, per record (protocol/evcheck.h), every
  *   referenced document present and every user-signed JWS verified, every request signature
- *   verified with the binding's agent key, every transfer applied to recomputed balances; with
- *   --db, the recorded transfers and recomputed balances compared with the live ledger.
+ *   verified with the binding's agent key, every decision recomputed with the risk engine, every
+ *   account (ledger.account records) and every transfer (payments, refunds, the operator's
+ *   ledger.transfer records) applied to balances recomputed from record 0, account flags
+ *   enforced; with --db, every recorded transfer and every account of the live ledger compared
+ *   with the recomputed ones, both ways.
  * Exit 0 when everything verifies, 1 when something does not (the first failing item and why go
  * to stderr), 2 when the file cannot be read or on bad usage. No network; no database unless
  * --db is given.
@@ -177,28 +180,40 @@ static void id_array(struct ac_buf *b, const char *const *ids, size_t n)
 
 static const struct ac_db_stmt compare_stmts[] = {
     {"cmp_transfers",
-     "select id, debit_account, credit_account, asset, amount, flags, coalesce(pending_id, '') "
-     "from ac_transfers where id = any($1::text[])",
+     "select id, debit_account, credit_account, asset, amount, flags, coalesce(pending_id, ''), "
+     "timeout_s, code from ac_transfers where id = any($1::text[])",
      1},
     {"cmp_accounts",
      "select a.id, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted, "
      "(select count(*) from ac_transfers t where t.debit_account = a.id or t.credit_account = "
-     "a.id) from ac_accounts a where a.id = any($1::text[])",
+     "a.id), a.asset, a.flags from ac_accounts a where a.id = any($1::text[])",
      1},
+    {"cmp_account_count", "select count(*) from ac_accounts", 0},
+    {"cmp_account_ids", "select id from ac_accounts order by id", 0},
 };
 
-/* Compare the recomputed evidence with the live ledger: every recorded transfer must be in
- * ac_transfers with the same fields; every account the evidence touches must exist, and where
- * the evidence holds every ledger transfer of the account ("fully covered") its posted balances
- * (and, with no hold left open, its pending balances) must be equal. Accounts also moved by
- * operator transfers (the ledger API records no evidence) are counted, not compared. Returns 0,
- * or -1 with the first difference in why. */
+/* The row of ids[i] in r (column 0), or -1. A small scan per id is fine at DB_CHUNK. */
+static int row_of(PGresult *r, const char *id)
+{
+    for (int k = 0; k < PQntuples(r); k++)
+        if (strcmp(PQgetvalue(r, k, 0), id) == 0) return k;
+    return -1;
+}
+
+/* Compare the recomputed evidence with the live ledger, naming the first difference:
+ *   - every recorded transfer is in ac_transfers with the same fields;
+ *   - every account the evidence created is in ac_accounts with the same asset and flags, as many
+ *     ledger transfers touching it as recorded ones (a transfer without its record shows here),
+ *     and the recomputed posted balances (and pending ones, when no hold is left open in the
+ *     evidence: the ledger may have expired one since the last record);
+ *   - every account of the ledger was created by a record (an account made behind the log's back).
+ * Returns 0 (*holds: accounts whose pending balances were not compared), or -1 with why. */
 static int compare_db(const char *url, const struct ac_evcheck *ck, char *why, size_t whylen,
-                      size_t *covered, size_t *partial)
+                      size_t *holds)
 {
     char err[512];
     PGconn *c = ac_db_connect(url, AC_DB_PLAIN, err, sizeof err);
-    if (c == NULL || ac_db_prepare(c, compare_stmts, 2, err, sizeof err) != 0) {
+    if (c == NULL || ac_db_prepare(c, compare_stmts, 4, err, sizeof err) != 0) {
         snprintf(why, whylen, "cannot use the database: %.300s", err);
         PQfinish(c);
         return -1;
@@ -221,12 +236,9 @@ static int compare_db(const char *url, const struct ac_evcheck *ck, char *why, s
             snprintf(why, whylen, "reading the ledger's transfers: %s", PQerrorMessage(c));
             rc = -1;
         }
-        /* rows by id: a small scan per transfer is fine at DB_CHUNK */
         for (size_t i = 0; rc == 0 && i < n; i++) {
             const struct ac_evcheck_transfer *t = &xf[off + i];
-            int row = -1;
-            for (int k = 0; k < PQntuples(r) && row < 0; k++)
-                if (strcmp(PQgetvalue(r, k, 0), t->id) == 0) row = k;
+            int row = row_of(r, t->id);
             if (row < 0) {
                 snprintf(why, whylen, "transfer %s of record #%" PRIu64 " is not in the ledger",
                          t->id, t->seq);
@@ -246,6 +258,11 @@ static int compare_db(const char *url, const struct ac_evcheck *ck, char *why, s
                 field = "flags";
             else if (strcmp(PQgetvalue(r, row, 6), t->pending_id) != 0)
                 field = "pending id";
+            else if (t->timeout_s != 0 &&
+                     (uint32_t)strtoul(PQgetvalue(r, row, 7), NULL, 10) != t->timeout_s)
+                field = "timeout"; /* payment holds record none: compared when recorded */
+            else if ((uint16_t)strtoul(PQgetvalue(r, row, 8), NULL, 10) != t->code)
+                field = "code";
             if (field) {
                 snprintf(why, whylen,
                          "transfer %s of record #%" PRIu64 ": the ledger's %s differs from the "
@@ -268,27 +285,30 @@ static int compare_db(const char *url, const struct ac_evcheck *ck, char *why, s
         }
         for (size_t i = 0; rc == 0 && i < n; i++) {
             const struct ac_evcheck_account *a = &acc[off + i];
-            int row = -1;
-            for (int k = 0; k < PQntuples(r) && row < 0; k++)
-                if (strcmp(PQgetvalue(r, k, 0), a->id) == 0) row = k;
+            int row = row_of(r, a->id);
             if (row < 0) {
                 snprintf(why, whylen, "account %s is not in the ledger", a->id);
                 rc = -1;
                 break;
             }
             uint64_t count = strtoull(PQgetvalue(r, row, 5), NULL, 10);
-            if (count != a->transfers || a->unknown_holds) {
-                (*partial)++;
-                continue;
-            }
-            (*covered)++;
             int64_t dp = strtoll(PQgetvalue(r, row, 1), NULL, 10),
                     dpo = strtoll(PQgetvalue(r, row, 2), NULL, 10),
                     cp = strtoll(PQgetvalue(r, row, 3), NULL, 10),
                     cpo = strtoll(PQgetvalue(r, row, 4), NULL, 10);
             const char *field = NULL;
             int64_t want = 0, have = 0;
-            if (dpo != a->debits_posted)
+            if (strcmp(PQgetvalue(r, row, 6), a->asset) != 0) {
+                snprintf(why, whylen, "account %s: the ledger's asset is %s, the evidence's %s",
+                         a->id, PQgetvalue(r, row, 6), a->asset);
+                rc = -1;
+                break;
+            }
+            if ((uint32_t)strtoul(PQgetvalue(r, row, 7), NULL, 10) != a->flags)
+                field = "flags", want = a->flags, have = strtoll(PQgetvalue(r, row, 7), NULL, 10);
+            else if (count != a->transfers)
+                field = "number of transfers", want = (int64_t)a->transfers, have = (int64_t)count;
+            else if (dpo != a->debits_posted)
                 field = "debits_posted", want = a->debits_posted, have = dpo;
             else if (cpo != a->credits_posted)
                 field = "credits_posted", want = a->credits_posted, have = cpo;
@@ -302,6 +322,30 @@ static int compare_db(const char *url, const struct ac_evcheck *ck, char *why, s
                          a->id, field, have, want);
                 rc = -1;
             }
+            if (a->open_holds) (*holds)++;
+        }
+        PQclear(r);
+    }
+    /* the converse: every account of the ledger is one the evidence created */
+    if (rc == 0) {
+        if (ac_db_exec(c, "cmp_account_count", 0, NULL, &r) != AC_QS_ONE_RESULT) {
+            snprintf(why, whylen, "reading the ledger's accounts: %s", PQerrorMessage(c));
+            rc = -1;
+        } else if (strtoull(PQgetvalue(r, 0, 0), NULL, 10) != na) {
+            PQclear(r);
+            r = NULL;
+            if (ac_db_exec(c, "cmp_account_ids", 0, NULL, &r) != AC_QS_ONE_RESULT) {
+                snprintf(why, whylen, "reading the ledger's accounts: %s", PQerrorMessage(c));
+            } else {
+                snprintf(why, whylen, "the ledger has accounts no record created");
+                for (int k = 0; k < PQntuples(r); k++)
+                    if (ac_evcheck_account(ck, PQgetvalue(r, k, 0)) == NULL) {
+                        snprintf(why, whylen, "account %s of the ledger was created by no record",
+                                 PQgetvalue(r, k, 0));
+                        break;
+                    }
+            }
+            rc = -1;
         }
         PQclear(r);
     }
@@ -390,9 +434,11 @@ static int audit_replay(int argc, char **argv)
            "replay: requests: %" PRIu64
            " signatures verified with the binding's agent key, %" PRIu64
            " without a binding (not re-verified), %" PRIu64 " denials whose signature fails\n"
-           "replay: ledger: %" PRIu64 " transfers, %zu accounts recomputed\n",
+           "replay: ledger: %zu accounts (%" PRIu64 " created by ledger.account records), %" PRIu64
+           " transfers applied, %" PRIu64 " holds expired by their timeout; every balance "
+           "recomputed from record 0, every account's flags held\n",
            cs.documents_verified, cs.requests_verified, cs.requests_unverified, cs.denials_unsigned,
-           cs.transfers, na);
+           na, cs.accounts_created, cs.transfers, cs.holds_expired);
     if (cs.vouchers_verified)
         printf("replay: vouchers: %" PRIu64 " tab vouchers verified with the binding's agent key "
                "(tab and cumulative amount equal to the record's)\n",
@@ -401,28 +447,28 @@ static int audit_replay(int argc, char **argv)
     ac_redecide_stats(x.rd, &ds);
     printf("replay: decisions: %" PRIu64 " recomputed with the risk engine and equal, %" PRIu64
            " ledger refusals (risk let them through), %" PRIu64 " declined by the user, %" PRIu64
-           " not recomputable (%" PRIu64 " payee category not in the evidence, %" PRIu64
-           " mandate asset scale not in the evidence, %" PRIu64
+           " not recomputable (%" PRIu64 " mandate asset scale not in the evidence, %" PRIu64
            " denials without mandate, binding or request, %" PRIu64
            " of a kind not modelled)\n",
-           ds.recomputed, ds.ledger_refusals, ds.user_declines, ds.not_recomputable, ds.nr_category,
-           ds.nr_scale, ds.nr_missing, ds.nr_kind);
+           ds.recomputed, ds.ledger_refusals, ds.user_declines, ds.not_recomputable, ds.nr_scale,
+           ds.nr_missing, ds.nr_kind);
     printf("replay: top-ups: %" PRIu64 " token amounts recomputed from the published prices\n",
            ds.tokens_recomputed);
     ac_replay_free(&rp);
     fflush(stdout);
     if (db != NULL) {
         char why[400];
-        size_t covered = 0, partial = 0;
-        if (compare_db(db, x.ck, why, sizeof why, &covered, &partial) != 0) {
+        size_t holds = 0;
+        if (compare_db(db, x.ck, why, sizeof why, &holds) != 0) {
             fprintf(stderr, "audit: FAILED at the live ledger: %s\n", why);
             rc = 1;
             goto out;
         }
-        printf("replay: live ledger: every recorded transfer present and equal; %zu accounts "
-               "fully covered by the evidence, balances equal; %zu also moved by operator "
-               "transfers (no evidence), not compared\n",
-               covered, partial);
+        printf("replay: live ledger: every recorded transfer present and equal; all %zu accounts "
+               "of the ledger created by records, asset, flags, transfer count and balances "
+               "equal to the recomputed ones (%zu with a hold still open: pending balances not "
+               "compared)\n",
+               na, holds);
     }
     rc = 0;
 out:

@@ -175,8 +175,9 @@ static json_t *record_view(const struct ac_ev_record *rec)
     if (v == NULL) return NULL;
     const struct {
         const char *name, *val;
-    } ids[] = {{"payment", b->payment}, {"user", b->user}, {"agent", b->agent},
-               {"payee", b->payee},     {"tab", b->tab},   {"ref", b->ref}};
+    } ids[] = {{"payment", b->payment},   {"user", b->user},  {"agent", b->agent},
+               {"payee", b->payee},       {"tab", b->tab},    {"ref", b->ref},
+               {"category", b->category}, {"actor", b->actor}};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
         if (ids[i].val) json_object_set_new(body, ids[i].name, json_string(ids[i].val));
     if (b->amount.present)
@@ -215,9 +216,22 @@ static json_t *record_view(const struct ac_ev_record *rec)
                           "credit", t->credit, "amount", ac_amount_format(t->amount, t->scale, num),
                           "asset", t->asset, "flags", (json_int_t)t->flags);
             if (jt && t->pending_id) json_object_set_new(jt, "pending", json_string(t->pending_id));
+            if (jt && t->timeout_s) json_object_set_new(jt, "timeout", json_integer(t->timeout_s));
+            if (jt && t->code) json_object_set_new(jt, "code", json_integer(t->code));
             json_array_append_new(a, jt);
         }
         json_object_set_new(body, "transfers", a);
+    }
+    if (b->naccounts) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < b->naccounts; i++) {
+            const struct ac_ev_account *x = &b->accounts[i];
+            json_t *ja = json_pack("{s:s, s:s, s:I}", "id", x->id, "asset", x->asset, "flags",
+                                   (json_int_t)x->flags);
+            if (ja && x->owner) json_object_set_new(ja, "owner", json_string(x->owner));
+            json_array_append_new(a, ja);
+        }
+        json_object_set_new(body, "accounts", a);
     }
     return v;
 }

@@ -133,6 +133,7 @@ static enum MHD_Result parse(struct ac_req *r, struct tctx *x)
     x->cmd.n = n;
     x->cmd.transfers = x->reqs;
     x->cmd.results = x->results;
+    x->cmd.scales = x->scales; /* for the evidence (ledger.transfer records) */
     return ac_seqcall(r, &x->cmd);
 }
 

@@ -27,7 +27,7 @@
 #include "protocol/replay.h"
 #include "protocol/sig.h"
 
-#define USERS 64
+#define USERS 62 /* + shop + operator: one ledger.account record */
 #define CP_EVERY 1024
 
 struct user {
@@ -176,6 +176,37 @@ int main(int argc, char **argv)
         memcpy(r.body.mandate.hash, u[i].mh, 32);
         append(&o, &r);
     }
+    /* the operator's accounts (wallets may not overdraw) and its funding of every wallet: what
+     * the replay recomputes every balance from (USERS <= AC_EV_MAX_ACCOUNTS - 2) */
+    {
+        static char wallets[USERS][32];
+        struct ac_ev_account acc[USERS + 2];
+        struct ac_ev_transfer fund[USERS];
+        static char fid[USERS][32];
+        for (int i = 0; i < USERS; i++) {
+            snprintf(wallets[i], sizeof wallets[i], "wallet:%s", u[i].id);
+            snprintf(fid[i], sizeof fid[i], "fund-%d", i);
+            acc[i] = (struct ac_ev_account){wallets[i], "CNY", u[i].id, 0x1};
+            fund[i] = (struct ac_ev_transfer){
+                fid[i], "operator", wallets[i], (int64_t)(n / USERS + 1) * 200, "CNY", 2, 0,
+                NULL,   0,          0};
+        }
+        acc[USERS] = (struct ac_ev_account){"shop", "CNY", NULL, 0};
+        acc[USERS + 1] = (struct ac_ev_account){"operator", "CNY", NULL, 0};
+        struct ac_ev_record r;
+        memset(&r, 0, sizeof r);
+        r.kind = AC_EV_LEDGER_ACCOUNT;
+        r.body.actor = "operator";
+        r.body.accounts = acc;
+        r.body.naccounts = USERS + 2;
+        append(&o, &r);
+        memset(&r, 0, sizeof r);
+        r.kind = AC_EV_LEDGER_TRANSFER;
+        r.body.actor = "operator";
+        r.body.transfers = fund;
+        r.body.ntransfers = USERS;
+        append(&o, &r);
+    }
     for (uint64_t k = 0; k < n; k++) {
         struct user *x = &u[k % USERS];
         char pid[32], tid[32], wallet[32], body[256], digest[160], base[1024], nonce[32];
@@ -198,8 +229,8 @@ int main(int argc, char **argv)
         uint8_t sig[AC_SIG_MAX];
         size_t slen;
         if (ac_sig_sign(x->agent_key, (const uint8_t *)base, (size_t)n2, sig, &slen) != 0) return 1;
-        struct ac_ev_transfer t = {tid,   wallet, "shop", 100 + (int64_t)(k % 100),
-                                   "CNY", 2,      0,      NULL};
+        struct ac_ev_transfer t = {tid,  wallet, "shop", 100 + (int64_t)(k % 100), "CNY", 2, 0,
+                                   NULL, 0,      0};
         struct ac_ev_record r;
         memset(&r, 0, sizeof r);
         r.kind = AC_EV_PAYMENT_SETTLE;

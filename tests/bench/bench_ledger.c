@@ -9,6 +9,9 @@
  * (ac_seq_submit with a done callback), waits for the callback, and repeats.
  *   spread: random payer -> another random payer
  *   hot:    random payer -> the one merchant (the micropayment case)
+ * The sequencer runs as `agentclear serve` runs it: with the domain and its evidence log (signed
+ * checkpoints, default cadence), so every transfer gets its ledger.transfer record in the same
+ * transaction (docs/evidence.md); -E runs it without a domain (no evidence), for comparison.
  * After a warm-up, completions inside a fixed window are counted. Latency is submit -> done
  * callback -> client awake (what a suspended HTTP request would see), every sample kept and
  * sorted, so p50/p99 are exact. Sequencer figures (batch size, commit latency) are the change of
@@ -34,15 +37,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keys/keyring.h"
+#include "keys/registry.h"
 #include "ledger/db.h"
+#include "ledger/domain.h"
+#include "ledger/evlog.h"
 #include "ledger/migrations.h"
 #include "ledger/sequencer.h"
+#include "protocol/sig.h"
 
 #define ASSET "BENCH"
 #define FUND_ID "bench-fund"
 #define MERCHANT_ID "bench-merchant"
 #define PAYER_FUNDS INT64_C(1000000000) /* base units each payer gets per run */
 #define SETUP_CHUNK 1000                /* accounts / funding transfers per setup command */
+#define ASSET_SCALE 2
 
 enum scenario { SC_SPREAD, SC_HOT };
 static const char *const scenario_names[] = {"spread", "hot"};
@@ -54,7 +63,10 @@ struct opts {
     int accounts;
     size_t max_batch;
     int run[2]; /* which scenarios */
+    int evidence;
 };
+
+static unsigned scales[SETUP_CHUNK]; /* ASSET_SCALE each: the scale of every transfer's asset */
 
 /* ---- time ------------------------------------------------------------------------------------ */
 
@@ -206,6 +218,7 @@ static void *client_main(void *arg)
         cl->cmd.n = 1;
         cl->cmd.transfers = r;
         cl->cmd.results = &cl->res;
+        cl->cmd.scales = scales;
         cl->cmd.done = on_done;
         cl->cmd.cls = cl;
         cl->done = 0;
@@ -500,8 +513,11 @@ static int setup_funding(int n)
             snprintf(t[i].asset, sizeof t[i].asset, "%s", ASSET);
             t[i].amount = PAYER_FUNDS;
         }
-        struct ac_cmd c = {
-            .kind = AC_CMD_TRANSFERS, .n = (size_t)m, .transfers = t, .results = res};
+        struct ac_cmd c = {.kind = AC_CMD_TRANSFERS,
+                           .n = (size_t)m,
+                           .transfers = t,
+                           .results = res,
+                           .scales = scales};
         enum ac_ec ec = ac_seq_run(seq, &c);
         if (ec != AC_EC_OK) {
             fprintf(stderr, "bench: funding: %s\n", ac_ec_code(ec));
@@ -538,7 +554,7 @@ static int setup_db(const char *url)
         return -1;
     }
     int created = 0;
-    enum ac_qs qs = ac_db_asset_create(c, ASSET, 2, &created);
+    enum ac_qs qs = ac_db_asset_create(c, ASSET, ASSET_SCALE, &created);
     PQfinish(c);
     if (qs != AC_QS_ONE_RESULT) {
         fprintf(stderr, "bench: cannot create asset %s\n", ASSET);
@@ -571,7 +587,8 @@ static void find_sequencer_task(void)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_ledger [-s seconds] [-w warmup_s] [-c clients] [-a accounts] "
-                    "[-b max_batch] [-S spread,hot] [database-url]\n");
+                    "[-b max_batch] [-S spread,hot] [-E] [database-url]\n"
+                    "  -E  no evidence log (the sequencer without its domain)\n");
     exit(2);
 }
 
@@ -582,9 +599,10 @@ int main(int argc, char **argv)
                      .clients = 128,
                      .accounts = 10000,
                      .max_batch = 0,
-                     .run = {1, 1}};
+                     .run = {1, 1},
+                     .evidence = 1};
     int ch;
-    while ((ch = getopt(argc, argv, "s:w:c:a:b:S:h")) != -1) {
+    while ((ch = getopt(argc, argv, "s:w:c:a:b:S:Eh")) != -1) {
         switch (ch) {
         case 's':
             o.seconds = atof(optarg);
@@ -601,6 +619,9 @@ int main(int argc, char **argv)
         case 'b':
             o.max_batch = (size_t)strtoul(optarg, NULL, 10);
             break;
+        case 'E':
+            o.evidence = 0;
+            break;
         case 'S':
             o.run[SC_SPREAD] = strstr(optarg, "spread") != NULL;
             o.run[SC_HOT] = strstr(optarg, "hot") != NULL;
@@ -614,24 +635,56 @@ int main(int argc, char **argv)
         o.accounts < 2 || o.accounts > 999999)
         usage();
     setvbuf(stdout, NULL, _IOLBF, 0);
+    for (size_t i = 0; i < SETUP_CHUNK; i++)
+        scales[i] = ASSET_SCALE;
     run_id = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
     n_payers = o.accounts;
 
     if (setup_db(o.url) != 0) return 1;
-    struct ac_seq_config cfg = {.db_url = o.url, .partition = 0, .max_batch_items = o.max_batch};
+    /* evidence as the server has it: identity registry + log with signed checkpoints */
+    struct ac_keyring *keys = NULL;
+    struct ac_registry *reg = NULL;
+    struct ac_evlog *evlog = NULL;
+    struct ac_domain dom;
+    struct ac_seq_domain sd;
+    char err[512];
+    if (o.evidence) {
+        EVP_PKEY *k = ac_sig_keygen(AC_SIG_ED25519);
+        int64_t now = (int64_t)time(NULL);
+        keys = ac_keyring_new();
+        if (k == NULL || keys == NULL ||
+            ac_keyring_add(keys, k, now - 60, now + 86400, err, sizeof err) != 0) {
+            fprintf(stderr, "bench: server key: %s\n", err);
+            return 1;
+        }
+        EVP_PKEY_free(k);
+        struct ac_evlog_config ec = {.origin = "bench.agentclear/0", .keys = keys};
+        reg = ac_registry_new();
+        evlog = ac_evlog_new(&ec);
+        if (reg == NULL || evlog == NULL || ac_domain_register_statements() != 0) return 1;
+        dom = (struct ac_domain){.registry = reg, .evlog = evlog};
+        sd = ac_domain_seq(&dom);
+    }
+    printf("agentclear_evidence %s\n", o.evidence ? "on" : "off");
+    struct ac_seq_config cfg = {.db_url = o.url,
+                                .partition = 0,
+                                .max_batch_items = o.max_batch,
+                                .domain = o.evidence ? &sd : NULL};
     seq = ac_seq_start(&cfg);
     if (seq == NULL || !ac_seq_wait_leader(seq, 120000)) {
         fprintf(stderr, "bench: the sequencer did not become leader\n");
         return 1;
     }
     find_sequencer_task();
-    char err[512];
     mon = ac_db_connect(o.url, AC_DB_PLAIN, err, sizeof err);
     int64_t t0 = now_ns();
     if (setup_accounts(o.accounts) != 0 || setup_funding(o.accounts) != 0) {
         ac_seq_free(seq);
         return 1;
     }
+    if (evlog)
+        fprintf(stderr, "bench: evidence log: %llu records after setup\n",
+                (unsigned long long)ac_evlog_size(evlog));
     fprintf(stderr,
             "bench: %d payers created and funded in %.1f s; %d clients, %.0f s per "
             "scenario after %.0f s warm-up\n",
@@ -641,6 +694,9 @@ int main(int argc, char **argv)
     for (int sc = SC_SPREAD; sc <= SC_HOT; sc++)
         if (o.run[sc] && run_scenario(&o, (enum scenario)sc) != 0) rc = 1;
     ac_seq_free(seq);
+    ac_evlog_free(evlog);
+    ac_registry_free(reg);
+    ac_keyring_free(keys);
     PQfinish(mon);
     return rc;
 }

@@ -46,6 +46,9 @@ static void drop(struct ac_ev_body *b, const char *m)
     if (strcmp(m, "decision") == 0) b->decision = AC_EV_DECISION_NONE;
     if (strcmp(m, "reasons") == 0) b->nreasons = 0;
     if (strcmp(m, "transfers") == 0) b->ntransfers = 0;
+    if (strcmp(m, "category") == 0) b->category = NULL;
+    if (strcmp(m, "actor") == 0) b->actor = NULL;
+    if (strcmp(m, "accounts") == 0) b->naccounts = 0;
 }
 
 static void npm_cbor_roundtrip(void **s)
@@ -55,9 +58,12 @@ static void npm_cbor_roundtrip(void **s)
         "\"@method\": POST\n\"@signature-params\": (\"@method\");keyid=\"k\"";
     static const uint8_t sig[64] = {7};
     static const char *const reasons[] = {"mandate_exceeded", "velocity"};
+    /* optional members too: a pending transfer's timeout, a code */
     static const struct ac_ev_transfer tr[2] = {
-        {"t-1", "wallet:u-1", "merchant:m-1", 9007199254740993, "CNY", 6, 0x03, NULL},
-        {"t-2", "wallet:u-1", "merchant:m-1", 0, "TOK_A", 0, 0x04, "t-1"}};
+        {"t-1", "wallet:u-1", "merchant:m-1", 9007199254740993, "CNY", 6, 0x03, NULL, 3600, 0},
+        {"t-2", "wallet:u-1", "merchant:m-1", 0, "TOK_A", 0, 0x04, "t-1", 0, 65535}};
+    static const struct ac_ev_account acs[2] = {{"wallet:u-1", "CNY", "u-1", 0x1},
+                                                {"merchant:m-1", "TOK_A", NULL, 0}};
     struct ac_buf args = {0};
     ac_buf_printf(&args, "node '%s'", ac_test_src("tests/conformance/npm/evidence_cbor.mjs"));
     uint8_t *recs[AC_EV_KIND__COUNT];
@@ -78,6 +84,8 @@ static void npm_cbor_roundtrip(void **s)
             1, (const uint8_t *)base, sizeof base - 1, sig, 64, "k", 1, (const uint8_t *)"{}", 2};
         /* every member, then drop what the kind does not allow (the validator says which) */
         b->payment = "p-1", b->user = "u-1", b->agent = "a-1", b->payee = "m-1", b->tab = "tab-1";
+        b->category = "llm.inference", b->actor = "operator";
+        b->accounts = acs, b->naccounts = 2;
         b->ref = "ref \xe2\x82\xac"; /* non-ASCII text */
         b->amount = (struct ac_ev_amount){1, INT64_MAX, "CNY", 2};
         b->binding = b->mandate = b->revocation = b->confirmation = b->voucher = b->report = d;
@@ -143,8 +151,18 @@ static void npm_cbor_roundtrip(void **s)
         oks++;
     assert_int_equal(oks, n + 1);
     char want[48];
-    snprintf(want, sizeof want, "bundle %d records", AC_EV_KIND__COUNT - 1);
+    snprintf(want, sizeof want, "bundle %zu records", n);
     assert_non_null(strstr(out, want));
+    assert_int_equal(n, AC_EV_KIND__COUNT - 1);
+    /* npm saw the members that carry the auditor's facts: the payee's category in payment
+     * records, who asked and the accounts / transfers (with timeout and code) in ledger ones */
+    assert_non_null(strstr(out, "payment.settle body=agent,amount,binding,category,decision,"));
+    assert_non_null(strstr(out, "payment.step_up body=agent,amount,binding,category,"));
+    assert_non_null(strstr(out, "ledger.account body=accounts,actor,ref transfers=- "
+                                "accounts=asset,flags,id,owner|asset,flags,id\n"));
+    assert_non_null(strstr(out, "ledger.transfer body=actor,ref,transfers transfers=amount,asset,"
+                                "credit,debit,flags,id,scale,timeout|amount,asset,code,credit,"
+                                "debit,flags,id,pending,scale accounts=-\n"));
     ac_buf_free(&args);
 }
 

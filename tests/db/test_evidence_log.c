@@ -251,12 +251,12 @@ static void atomic_batch(void **st)
     EVP_PKEY *uk = ac_sig_keygen(AC_SIG_ED25519), *ck = ac_sig_keygen(AC_SIG_ED25519);
     assert_int_equal(ac_evfix_user(&f, "u1", uk), AC_EC_OK);
     const char *acc[] = {"wallet:u1", "shop"};
-    assert_int_equal(ac_evfix_accounts(&f, acc, 2), AC_EC_OK);
+    assert_int_equal(ac_evfix_accounts(&f, acc, 2), AC_EC_OK); /* record 0: ledger.account */
     uint64_t seq = 99;
     uint8_t leaf[32];
     assert_int_equal(ac_evfix_pay(&f, "p1", "t1", "wallet:u1", "shop", 500, "u1", &seq, leaf),
                      AC_EC_OK);
-    assert_int_equal(seq, 0);
+    assert_int_equal(seq, 1);
     assert_int_equal(ac_evfix_sql_int(url, "select count(*) from ac_transfers where id = 't1'"), 1);
     assert_int_equal(
         ac_evfix_sql_int(url, "select count(*) from ac_evidence where payment_id = 'p1'"), 1);
@@ -280,11 +280,11 @@ static void atomic_batch(void **st)
     assert_int_equal(ac_seq_run(f.seq, &c), AC_EC_BATCH_FAILED);
     /* neither the transfer nor the record */
     assert_int_equal(ac_evfix_sql_int(url, "select count(*) from ac_transfers where id = 't2'"), 0);
-    assert_int_equal(ac_evfix_sql_int(url, "select count(*) from ac_evidence"), 1);
+    assert_int_equal(ac_evfix_sql_int(url, "select count(*) from ac_evidence"), 2);
     assert_int_equal(
         ac_evfix_sql_int(url, "select debits_posted from ac_accounts where id = 'wallet:u1'"), 500);
 
-    /* after the reload, the next record takes the next seq and chains to record 0 */
+    /* after the reload, the next record takes the next seq and chains to record 1 */
     enum ac_ec ec = AC_EC_NOT_LEADER;
     for (int i = 0; i < 150; i++) {
         ec = ac_evfix_pay(&f, "p3", "t3", "wallet:u1", "shop", 300, "u1", &seq, leaf);
@@ -292,15 +292,15 @@ static void atomic_batch(void **st)
         usleep(100000);
     }
     assert_int_equal(ec, AC_EC_OK);
-    assert_int_equal(seq, 1);
+    assert_int_equal(seq, 2);
     uint8_t(*leaves)[32];
-    assert_int_equal(check_rows(&leaves), 2);
-    assert_memory_equal(leaves[1], leaf, 32);
+    assert_int_equal(check_rows(&leaves), 3);
+    assert_memory_equal(leaves[2], leaf, 32);
     assert_int_equal(
         ac_evfix_sql_int(url, "select debits_posted from ac_accounts where id = 'wallet:u1'"), 800);
-    assert_int_equal(ac_evfix_wait_checkpoint(url, 2, 15000), 2);
+    assert_int_equal(ac_evfix_wait_checkpoint(url, 3, 15000), 3);
     size_t ncp;
-    checkpoints_verify(f.vkey, leaves, 2, &ncp);
+    checkpoints_verify(f.vkey, leaves, 3, &ncp);
     free(leaves);
     ac_evfix_stop(&f);
     EVP_PKEY_free(uk);

@@ -173,6 +173,8 @@ static void world(void)
     c.n = 1;
     c.transfers = &t;
     c.results = &tr;
+    static const unsigned scale = 2; /* CNY, for the ledger.transfer record */
+    c.scales = &scale;
     assert_int_equal(ac_seq_run(N.seq, &c), AC_EC_OK);
     assert_int_equal(tr.ec, AC_EC_OK);
 }

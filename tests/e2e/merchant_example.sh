@@ -76,9 +76,10 @@ sleep 0.5 # the last records' checkpoint (checkpoint-ms 200)
   { echo "merchant_example: export failed"; cat "$tmp/export.txt"; exit 1; }
 "$bin" audit replay "$tmp/evidence.cbor" --log-key="$("$bin" evidence log-key)" --db="$db_url" \
   >"$tmp/replay.txt" 2>&1 || { echo "merchant_example: audit replay failed"; cat "$tmp/replay.txt"; exit 1; }
-# per round: binding, mandate, payment, refund, two price versions, top-up, tab open, settle,
-# close (the stale top-up writes nothing): 10 records
-want_lines=("VERIFIED 20 records" "6 signatures verified with the binding's agent key"
+# per round: the operator's accounts and funding (ledger.account, ledger.transfer), binding,
+# mandate, payment, refund, two price versions, top-up, tab open, settle,
+# close (the stale top-up writes nothing): 12 records
+want_lines=("VERIFIED 24 records" "6 signatures verified with the binding's agent key"
   "4 tab vouchers verified" "6 recomputed with the risk engine and equal" "0 not recomputable"
   "2 token amounts recomputed" "every recorded transfer present and equal")
 for want in "${want_lines[@]}"; do

@@ -111,7 +111,7 @@ static int setup(void **st)
                      AC_EC_OK);
     assert_int_equal(ac_evfix_pay(&f, "p1", "t2", "shop", "wallet:u1", 34, "u1", NULL, NULL),
                      AC_EC_OK);
-    assert_int_equal(ac_evfix_wait_checkpoint(db_url, 4, 15000), 4);
+    assert_int_equal(ac_evfix_wait_checkpoint(db_url, 5, 15000), 5); /* 2 is ledger.account */
     ac_evfix_stop(&f);
     /* the server, with the same key and origin */
     char keys_dir[1024], file[1100], err[200];
@@ -168,8 +168,8 @@ static void records_and_proofs(void **st)
 
     struct ac_ev_checkpoint cp;
     char *note;
-    latest_checkpoint(5, &cp, &note);
-    assert_int_equal(cp.size, 5);
+    latest_checkpoint(6, &cp, &note);
+    assert_int_equal(cp.size, 6);
     for (uint64_t seq = 0; seq < cp.size; seq++) {
         char path[64];
         snprintf(path, sizeof path, "/v1/evidence/%llu", (unsigned long long)seq);
@@ -197,21 +197,23 @@ static void records_and_proofs(void **st)
                                                     pn, cp.root),
                          1);
         const char *kind = json_string_value(json_object_get(json_object_get(j, "view"), "kind"));
-        assert_string_equal(kind, seq == 2 || seq == 3 ? "refund" : "binding.register");
+        assert_string_equal(kind, seq == 2               ? "ledger.account"
+                                  : seq == 3 || seq == 4 ? "refund"
+                                                         : "binding.register");
         free(served);
         free(rec);
         json_decref(j);
     }
     /* a stored checkpoint by size, and consistency from it to the latest */
     struct ac_test_http_resp r4;
-    assert_int_equal(get("/v1/evidence/checkpoint/4", NULL, &r4), 200);
+    assert_int_equal(get("/v1/evidence/checkpoint/5", NULL, &r4), 200);
     struct ac_ev_checkpoint cp4;
     char err[200];
     assert_int_equal(ac_ev_checkpoint_verify(r4.body, r4.body_len, vkey, strlen(vkey), NULL, &cp4,
                                              err, sizeof err),
                      0);
     ac_test_http_resp_free(&r4);
-    json_t *c = get_json("/v1/evidence/consistency?from=4&to=5", 200);
+    json_t *c = get_json("/v1/evidence/consistency?from=5&to=6", 200);
     json_t *pr = json_object_get(c, "proof");
     uint8_t proof[AC_MERKLE_MAX_PROOF][32];
     for (size_t i = 0; i < json_array_size(pr); i++) {
@@ -219,13 +221,13 @@ static void records_and_proofs(void **st)
         memcpy(proof[i], h, 32);
         free(h);
     }
-    assert_int_equal(ac_merkle_verify_consistency(4, 5, cp4.root, cp.root,
+    assert_int_equal(ac_merkle_verify_consistency(5, 6, cp4.root, cp.root,
                                                   (const uint8_t(*)[32])proof, json_array_size(pr)),
                      1);
     json_decref(c);
     /* the record with ?size= */
-    json_t *j = get_json("/v1/evidence/1?size=4", 200);
-    assert_int_equal(json_integer_value(json_object_get(j, "tree_size")), 4);
+    json_t *j = get_json("/v1/evidence/1?size=5", 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "tree_size")), 5);
     json_decref(j);
     ac_ev_checkpoint_clear(&cp4);
     ac_ev_checkpoint_clear(&cp);

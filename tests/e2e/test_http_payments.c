@@ -934,10 +934,46 @@ static void restart_keeps_everything(void **st)
     json_decref(pay(agent1, "after-restart", "m1", "llm", "1.00", 422));
 }
 
-/* Rewrite an export: the first payment.deny whose reason is a risk reason gets another risk
- * reason, re-encoded validly, and every later record re-chained (prev recomputed); documents,
- * keys and checkpoints are copied as they are. *seq: the tampered record. 0 or -1. */
-static int tamper_decision(const uint8_t *in, size_t n, struct ac_buf *out, uint64_t *seq)
+/* ---- mandates scoped by the payee's category ---------------------------------------------------
+ */
+
+/* A mandate that admits payees by their registered category only: the server decides with the
+ * payee's category (llm: llm-inference; shop: books) and records it, so the auditor recomputes
+ * these decisions too (audit_replay: none is "not recomputable"). */
+static void category_scope(void **st)
+{
+    (void)st;
+    json_t *p = ac_test_mandate_payload("mcat", "alice", "agent-a", "shop", "CNY", "50.00", "L5");
+    json_object_set_new(p, "payees", json_pack("{s:[s]}", "categories", "llm-inference"));
+    json_decref(register_mandate(alice1, p, 201));
+    p = ac_test_mandate_payload("mcat3", "alice", "agent-a", "shop", "CNY", "50.00", "L3");
+    json_object_set_new(p, "payees", json_pack("{s:[s]}", "categories", "llm-inference"));
+    json_decref(register_mandate(alice1, p, 201));
+    /* in scope by category: settles, and the record carries the category it was decided with */
+    json_t *j = pay(agent1, "pc1", "mcat", "llm", "2.00", 201);
+    assert_string_equal(ac_test_jstr(j, "status"), "settled");
+    struct ac_ev_record r;
+    ac_test_payflow_evidence(db_url, json_object_get(j, "evidence"), &r);
+    assert_string_equal(ac_ev_kind_name(r.kind), "payment.settle");
+    assert_non_null(r.body.category);
+    assert_string_equal(r.body.category, "llm-inference");
+    ac_ev_record_clear(&r);
+    json_decref(j);
+    /* another category: denied */
+    pay_denied(agent1, "pc2", "mcat", "shop", "CNY", "2.00", "payee_not_allowed");
+    /* L3: a payee admitted only by its category steps up */
+    j = pay(agent1, "pc3", "mcat3", "llm", "2.00", 201);
+    assert_string_equal(ac_test_jstr(j, "status"), "pending_confirmation");
+    check_evidence(json_object_get(j, "evidence"), "payment.step_up", "pc3", 200, NULL);
+    json_decref(j);
+}
+
+/* Rewrite an export, re-encoding one record validly and re-chaining every later one (prev
+ * recomputed); documents, keys and checkpoints are copied as they are. category 0: the first
+ * payment.deny whose reason is a risk reason gets another risk reason; 1: payment pc1's settle
+ * record says the payee's category is "books". *seq: the tampered record. 0 or -1. */
+static int tamper_decision(const uint8_t *in, size_t n, struct ac_buf *out, uint64_t *seq,
+                           int category)
 {
     size_t off = 0;
     int done = 0;
@@ -965,8 +1001,13 @@ static int tamper_decision(const uint8_t *in, size_t n, struct ac_buf *out, uint
         } else {
             const char *swapped[1];
             int touch = done;
-            if (!done && r.kind == AC_EV_PAYMENT_DENY && r.body.nreasons == 1 &&
-                ac_reason_from_code(r.body.reasons[0]) != AC_RR__COUNT) {
+            if (!done && category && r.kind == AC_EV_PAYMENT_SETTLE &&
+                strcmp(r.body.payment, "pc1") == 0) {
+                r.body.category = "books";
+                *seq = r.seq;
+                done = touch = 1;
+            } else if (!done && !category && r.kind == AC_EV_PAYMENT_DENY && r.body.nreasons == 1 &&
+                       ac_reason_from_code(r.body.reasons[0]) != AC_RR__COUNT) {
                 swapped[0] = strcmp(r.body.reasons[0], "cap_day_exceeded") == 0
                                  ? "payee_not_allowed"
                                  : "cap_day_exceeded";
@@ -1027,7 +1068,7 @@ static void audit_replay(void **st)
 
     /* every decision recomputed with the risk engine: each payment decided by risk or refused by
      * the ledger, each step-up answer (confirm, decline with or without reasons) is accounted
-     * for, and none of these mandates scopes by category, so all recompute */
+     * for, and all recompute, those under mandates scoped by category (category_scope) too */
     char logf[1100];
     snprintf(logf, sizeof logf, "%s/audit_replay.log", ac_test_tmpdir());
     char *log = ac_test_read_file(logf, NULL);
@@ -1058,7 +1099,7 @@ static void audit_replay(void **st)
     assert_non_null(buf);
     struct ac_buf t = {0};
     uint64_t seq = 0;
-    assert_int_equal(tamper_decision(buf, n, &t, &seq), 0);
+    assert_int_equal(tamper_decision(buf, n, &t, &seq, 0), 0);
     char bad[1100];
     snprintf(bad, sizeof bad, "%s/export-tampered.bin", ac_test_tmpdir());
     FILE *f = fopen(bad, "wb");
@@ -1077,6 +1118,28 @@ static void audit_replay(void **st)
              (unsigned long long)seq);
     if (strstr(log, want) == NULL) fail_msg("tampered replay: want \"%s\" in:\n%s", want, log);
     assert_non_null(strstr(log, "], recomputed deny ["));
+    free(log);
+
+    /* the payee's category in a payment record changed (and the chain re-linked): the decision
+     * recomputed with it is a denial, not the recorded allow */
+    buf = (uint8_t *)ac_test_read_file(file, &n);
+    assert_non_null(buf);
+    assert_int_equal(tamper_decision(buf, n, &t, &seq, 1), 0);
+    f = fopen(bad, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(t.p, 1, t.len, f), t.len);
+    fclose(f);
+    ac_buf_free(&t);
+    free(buf);
+    assert_int_equal(ac_test_run("audit_replay_category", rep2, 300000), 1);
+    snprintf(logf, sizeof logf, "%s/audit_replay_category.log", ac_test_tmpdir());
+    log = ac_test_read_file(logf, NULL);
+    assert_non_null(log);
+    snprintf(want, sizeof want,
+             "FAILED at record #%llu: decision mismatch: recorded allow [], recomputed deny "
+             "[payee_not_allowed]",
+             (unsigned long long)seq);
+    if (strstr(log, want) == NULL) fail_msg("category: want \"%s\" in:\n%s", want, log);
     free(log);
 }
 
@@ -1127,11 +1190,17 @@ static int teardown(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(mandates),     cmocka_unit_test(payments),
-        cmocka_unit_test(concurrency),  cmocka_unit_test(stepup),
-        cmocka_unit_test(bad_input),    cmocka_unit_test(revocation_race),
-        cmocka_unit_test(expiry),       cmocka_unit_test(restart_keeps_everything),
-        cmocka_unit_test(audit_replay), cmocka_unit_test(sigterm_stops_cleanly),
+        cmocka_unit_test(mandates),
+        cmocka_unit_test(payments),
+        cmocka_unit_test(concurrency),
+        cmocka_unit_test(stepup),
+        cmocka_unit_test(bad_input),
+        cmocka_unit_test(revocation_race),
+        cmocka_unit_test(expiry),
+        cmocka_unit_test(category_scope),
+        cmocka_unit_test(restart_keeps_everything),
+        cmocka_unit_test(audit_replay),
+        cmocka_unit_test(sigterm_stops_cleanly),
     };
     return ac_test_e2e_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

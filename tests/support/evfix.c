@@ -143,6 +143,31 @@ enum ac_ec ac_evfix_revoke(struct ac_evfix *f, const char *binding, const char *
 
 enum ac_ec ac_evfix_accounts(struct ac_evfix *f, const char *const *ids, size_t n)
 {
+    return ac_evfix_accounts_flags(f, ids, NULL, n);
+}
+
+enum ac_ec ac_evfix_transfers(struct ac_evfix *f, const struct ac_transfer_req *t, size_t n,
+                              struct ac_transfer_result *res)
+{
+    unsigned *scales = calloc(n, sizeof *scales);
+    assert_non_null(scales);
+    for (size_t i = 0; i < n; i++)
+        scales[i] = 2;
+    struct ac_cmd c;
+    memset(&c, 0, sizeof c);
+    c.kind = AC_CMD_TRANSFERS;
+    c.n = n;
+    c.transfers = t;
+    c.results = res;
+    c.scales = scales;
+    enum ac_ec ec = ac_seq_run(f->seq, &c);
+    free(scales);
+    return ec;
+}
+
+enum ac_ec ac_evfix_accounts_flags(struct ac_evfix *f, const char *const *ids,
+                                   const uint32_t *flags, size_t n)
+{
     ac_evfix_sql_ok(f->url, "insert into ac_assets (code, scale) values ('CNY', 2) "
                             "on conflict do nothing");
     struct ac_account *a = calloc(n, sizeof *a);
@@ -152,6 +177,7 @@ enum ac_ec ac_evfix_accounts(struct ac_evfix *f, const char *const *ids, size_t 
     for (size_t i = 0; i < n; i++) {
         snprintf(a[i].id, sizeof a[i].id, "%s", ids[i]);
         snprintf(a[i].asset, sizeof a[i].asset, "CNY");
+        a[i].flags = flags ? flags[i] : 0;
     }
     struct ac_cmd c;
     memset(&c, 0, sizeof c);
@@ -185,7 +211,7 @@ void ac_evfix_pay_apply(struct ac_evfix_payop *p, struct ac_apply *a)
     }
     p->result = res.ec;
     if (res.ec != AC_EC_OK) return;
-    struct ac_ev_transfer t = {p->tid, p->debit, p->credit, res.amount, "CNY", 2, 0, NULL};
+    struct ac_ev_transfer t = {p->tid, p->debit, p->credit, res.amount, "CNY", 2, 0, NULL, 0, 0};
     struct ac_ev_record r;
     memset(&r, 0, sizeof r);
     r.kind = AC_EV_REFUND;

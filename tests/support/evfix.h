@@ -54,8 +54,15 @@ enum ac_ec ac_evfix_binding(struct ac_evfix *f, const char *id, const char *user
 enum ac_ec ac_evfix_revoke(struct ac_evfix *f, const char *binding, const char *user,
                            EVP_PKEY *ukey);
 
-/* Create accounts (asset CNY, scale 2; the asset row is inserted when missing). */
+/* Create accounts (asset CNY, scale 2; the asset row is inserted when missing) in one
+ * AC_CMD_ACCOUNTS command, as POST /v1/ledger/accounts does (flags[i] when flags is not NULL). */
 enum ac_ec ac_evfix_accounts(struct ac_evfix *f, const char *const *ids, size_t n);
+enum ac_ec ac_evfix_accounts_flags(struct ac_evfix *f, const char *const *ids,
+                                   const uint32_t *flags, size_t n);
+/* Operator transfers t[0..n) (asset CNY, scale 2) in one AC_CMD_TRANSFERS command, as POST
+ * /v1/ledger/transfers does; res[i] gets each result. Returns the command's status. */
+enum ac_ec ac_evfix_transfers(struct ac_evfix *f, const struct ac_transfer_req *t, size_t n,
+                              struct ac_transfer_result *res);
 
 /* The money operation: transfer tid of amount (base units, CNY) from debit to credit and a refund
  * record about payment (user optional). *seq and leaf get the record's seq and leaf (may be NULL).

@@ -175,11 +175,12 @@ static void build(struct fx *f, const struct knobs *k)
         p[4] = 'P';
     }
 
-    struct ac_ev_transfer hold = {"t-1", "wallet:u-1", "merchant:m-shop", 12000, "CNY", 2,
-                                  0x02,  NULL};
-    struct ac_ev_transfer post = {"t-2", "wallet:u-1", "merchant:m-shop", 12000, "CNY", 2,
-                                  0x04,  "t-1"};
-    struct ac_ev_transfer other = {"t-9", "wallet:u-2", "merchant:m-shop", 500, "CNY", 2, 0, NULL};
+    struct ac_ev_transfer hold = {
+        "t-1", "wallet:u-1", "merchant:m-shop", 12000, "CNY", 2, 0x02, NULL, 0, 0};
+    struct ac_ev_transfer post = {
+        "t-2", "wallet:u-1", "merchant:m-shop", 12000, "CNY", 2, 0x04, "t-1", 0, 0};
+    struct ac_ev_transfer other = {
+        "t-9", "wallet:u-2", "merchant:m-shop", 500, "CNY", 2, 0, NULL, 0, 0};
     static const char *const r_step[] = {"amount_over_threshold"};
     static const char *const r_deny[] = {"sig_invalid"};
 

@@ -26,11 +26,17 @@ static const char req_body[] = "{\"amount\":{\"currency\":\"CNY\",\"value\":\"12
 static const char *const reasons2[] = {"amount_over_threshold", "velocity"};
 
 /* A payment.step_up record using every member the kind allows. */
-static struct ac_ev_transfer tr_hold = {"t-1", "wallet:u-1", "merchant:m-1", 1234, "CNY", 2,
-                                        0x02,  NULL};
+static struct ac_ev_transfer tr_hold = {"t-1", "wallet:u-1", "merchant:m-1", 1234, "CNY",
+                                        2,     0x02,         NULL,           0,    0};
+/* operator transfers: a hold with a timeout, a post with a code */
+static struct ac_ev_transfer tr_ledger[2] = {
+    {"f-1", "bank", "wallet:u-1", 500, "CNY", 2, 0x03, NULL, 3600, 0},
+    {"f-2", "bank", "wallet:u-1", 500, "CNY", 2, 0x04, "f-1", 0, 7},
+};
+static struct ac_ev_account accs[2] = {{"bank", "CNY", NULL, 0}, {"wallet:u-1", "CNY", "u-1", 0x1}};
 static struct ac_ev_transfer tr_two[2] = {
-    {"t-2", "wallet:u-1", "merchant:m-1", 1234, "CNY", 2, 0x04, "t-1"},
-    {"t-3", "fees:m-1", "operator", 0, "CNY", 2, 0x00, NULL},
+    {"t-2", "wallet:u-1", "merchant:m-1", 1234, "CNY", 2, 0x04, "t-1", 0, 0},
+    {"t-3", "fees:m-1", "operator", 0, "CNY", 2, 0x00, NULL, 0, 0},
 };
 
 static void full_record(struct ac_ev_record *r)
@@ -46,6 +52,7 @@ static void full_record(struct ac_ev_record *r)
     b->user = "u-1";
     b->agent = "a-1";
     b->payee = "m-1";
+    b->category = "llm.inference";
     b->ref = "order sha-256:abc";
     b->amount = (struct ac_ev_amount){1, 1234, "CNY", 2};
     b->binding = (struct ac_ev_docref){1, {1, 2, 3}, "b-1", "user-kid-1"};
@@ -98,6 +105,15 @@ static void assert_record_eq(const struct ac_ev_record *a, const struct ac_ev_re
     assert_str_eq_opt(x->payee, y->payee);
     assert_str_eq_opt(x->tab, y->tab);
     assert_str_eq_opt(x->ref, y->ref);
+    assert_str_eq_opt(x->category, y->category);
+    assert_str_eq_opt(x->actor, y->actor);
+    assert_int_equal(x->naccounts, y->naccounts);
+    for (size_t i = 0; i < x->naccounts; i++) {
+        assert_string_equal(x->accounts[i].id, y->accounts[i].id);
+        assert_string_equal(x->accounts[i].asset, y->accounts[i].asset);
+        assert_str_eq_opt(x->accounts[i].owner, y->accounts[i].owner);
+        assert_int_equal(x->accounts[i].flags, y->accounts[i].flags);
+    }
     assert_int_equal(x->amount.present, y->amount.present);
     if (x->amount.present) {
         assert_int_equal(x->amount.value, y->amount.value);
@@ -137,6 +153,8 @@ static void assert_record_eq(const struct ac_ev_record *a, const struct ac_ev_re
         assert_int_equal(s->scale, t->scale);
         assert_int_equal(s->flags, t->flags);
         assert_str_eq_opt(s->pending_id, t->pending_id);
+        assert_int_equal(s->timeout_s, t->timeout_s);
+        assert_int_equal(s->code, t->code);
     }
 }
 
@@ -252,6 +270,12 @@ static void minimal(enum ac_ev_kind k, struct ac_ev_record *r)
     case AC_EV_PRICE_PUBLISH:
         b->payee = "llm", b->ref = "3", b->request = req;
         break;
+    case AC_EV_LEDGER_ACCOUNT:
+        b->actor = "operator", b->accounts = accs, b->naccounts = 2;
+        break;
+    case AC_EV_LEDGER_TRANSFER:
+        b->actor = "operator", b->transfers = tr_ledger, b->ntransfers = 2;
+        break;
     default:
         fail();
     }
@@ -346,6 +370,35 @@ static void rules(void **s)
     expect_invalid(&r, "requires body.reasons");
     minimal(AC_EV_PAYMENT_DENY, &r), r.body.transfers = &tr_hold, r.body.ntransfers = 1;
     expect_invalid(&r, "does not allow body.transfers");
+    /* the payee's category: an id, only with a payee, only on kinds that decide about a payee */
+    full_record(&r), r.body.category = "a b", expect_invalid(&r, "category");
+    full_record(&r), r.body.payee = NULL;
+    expect_invalid(&r, "requires body.payee");
+    minimal(AC_EV_PAYMENT_DENY, &r), r.body.category = "books";
+    expect_invalid(&r, "category without payee");
+    minimal(AC_EV_REFUND, &r), r.body.payee = "m", r.body.category = "books";
+    expect_invalid(&r, "does not allow body.category");
+    /* ledger records: who asked, accounts, a timeout only on a hold */
+    minimal(AC_EV_LEDGER_TRANSFER, &r), r.body.actor = NULL;
+    expect_invalid(&r, "requires body.actor");
+    minimal(AC_EV_LEDGER_TRANSFER, &r), r.body.payment = "p";
+    expect_invalid(&r, "does not allow body.payment");
+    minimal(AC_EV_LEDGER_ACCOUNT, &r), r.body.transfers = &tr_hold, r.body.ntransfers = 1;
+    expect_invalid(&r, "does not allow body.transfers");
+    minimal(AC_EV_PAYMENT_SETTLE, &r), r.body.actor = "operator";
+    expect_invalid(&r, "does not allow body.actor");
+    struct ac_ev_account ac = accs[1];
+    minimal(AC_EV_LEDGER_ACCOUNT, &r), r.body.accounts = &ac, r.body.naccounts = 1;
+    ac.flags = 0x3, expect_invalid(&r, "accounts[0].flags");
+    ac = accs[1], ac.owner = "", expect_invalid(&r, "accounts[0].owner");
+    ac = accs[1], ac.asset = "cny", expect_invalid(&r, "accounts[0].asset");
+    minimal(AC_EV_LEDGER_ACCOUNT, &r), r.body.naccounts = AC_EV_MAX_ACCOUNTS + 1;
+    expect_invalid(&r, "too many accounts");
+    struct ac_ev_transfer lt[2] = {tr_ledger[0], tr_ledger[1]};
+    minimal(AC_EV_LEDGER_TRANSFER, &r), r.body.transfers = lt;
+    lt[1].timeout_s = 60, expect_invalid(&r, "transfers[1].timeout");
+    lt[1] = tr_ledger[1], lt[0].timeout_s = AC_EV_TIMEOUT_MAX + 1;
+    expect_invalid(&r, "transfers[0].timeout");
 }
 
 /* ---- canonical form ---------------------------------------------------------------------------

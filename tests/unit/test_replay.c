@@ -33,7 +33,10 @@ static void make_log(struct logfx *f)
     f->vkey = ac_ev_checkpoint_vkey(ORIGIN, f->key);
     assert_non_null(f->vkey);
     static const char *const reasons[] = {"mandate_exceeded"};
-    static const struct ac_ev_transfer tr = {"t", "wallet:u", "merchant:m", 100, "CNY", 2, 0, NULL};
+    static const struct ac_ev_transfer tr = {"t", "wallet:u", "merchant:m", 100, "CNY",
+                                             2,   0,          NULL,         0,   0};
+    static const struct ac_ev_account acs[2] = {{"wallet:u", "CNY", NULL, 0},
+                                                {"merchant:m", "CNY", NULL, 0}};
     uint8_t prev[HL] = {0};
     struct ac_ev_tree t;
     ac_ev_tree_init(&t);
@@ -51,6 +54,12 @@ static void make_log(struct logfx *f)
             r.body.decision = AC_EV_DENY;
             r.body.reasons = reasons;
             r.body.nreasons = 1;
+        } else if (i == 0) { /* the accounts the transfers move money between */
+            r.kind = AC_EV_LEDGER_ACCOUNT;
+            r.body.payment = NULL;
+            r.body.actor = "operator";
+            r.body.accounts = acs;
+            r.body.naccounts = 2;
         } else {
             r.kind = AC_EV_PAYMENT_EXPIRE;
             r.body.transfers = &tr;
@@ -282,9 +291,8 @@ static void command(void **s)
     /* the 20 bare denials (no mandate, binding or request) cannot be recomputed: counted */
     assert_non_null(strstr(out, "replay: decisions: 0 recomputed with the risk engine and equal, "
                                 "0 ledger refusals (risk let them through), 0 declined by the "
-                                "user, 20 not recomputable (0 payee category not in the "
-                                "evidence, 0 mandate asset scale not in the evidence, 20 "
-                                "denials without mandate"));
+                                "user, 20 not recomputable (0 mandate asset scale not in the "
+                                "evidence, 20 denials without mandate"));
     assert_int_equal(ac_test_cli(out, sizeof out, "audit replay '%s'", bad), 1);
     assert_non_null(strstr(out, "audit: FAILED at record #3: the record says seq 4"));
     assert_int_equal(ac_test_cli(out, sizeof out, "audit replay '%s.missing'", path), 2);

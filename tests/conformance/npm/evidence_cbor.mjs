@@ -1,7 +1,8 @@
 // node evidence_cbor.mjs FILE... -- decode each file (one deterministic CBOR item: an evidence
 // record or a dispute bundle) with the npm `cbor` package, re-encode it canonically, and check
 // the bytes are identical; bundles also have each embedded record checked the same way.
-// Prints one line per file ("ok <file> <kind>") and exits 1 on the first mismatch.
+// Prints one line per file ("ok <file> <kind> body=<members> transfers=<members>|...
+// accounts=<members>|..." for a record) and exits 1 on the first mismatch.
 // The package comes from AC_NPM_DIR (ops/npm-clients.sh), never from the repository.
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
@@ -33,6 +34,10 @@ for (const f of process.argv.slice(2)) {
   } else {
     if (typeof v.kind !== 'string' || !Buffer.isBuffer(v.prev) || v.prev.length !== 32)
       throw new Error(`${f}: not an evidence record`);
-    console.log(`ok ${f} ${v.kind}`);
+    // the members npm saw, for the caller to check (body; then those of transfers and accounts)
+    const keys = (o) => Object.keys(o).sort().join(',');
+    const sub = (a) => (Array.isArray(a) ? a.map(keys).join('|') : '-');
+    console.log(`ok ${f} ${v.kind} body=${keys(v.body)} transfers=${sub(v.body.transfers)} ` +
+                `accounts=${sub(v.body.accounts)}`);
   }
 }
