@@ -183,11 +183,13 @@ static void world(void)
     snprintf(t.asset, sizeof t.asset, "CNY");
     t.amount = 1000000;
     struct ac_transfer_result tr;
+    unsigned scale = 2; /* CNY: the evidence record of the funding needs it */
     memset(&c, 0, sizeof c);
     c.kind = AC_CMD_TRANSFERS;
     c.n = 1;
     c.transfers = &t;
     c.results = &tr;
+    c.scales = &scale;
     assert_int_equal(ac_seq_run(N.seq, &c), AC_EC_OK);
     assert_int_equal(tr.ec, AC_EC_OK);
 }
