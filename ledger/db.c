@@ -11,7 +11,7 @@
 #define stmt ac_db_stmt
 
 /* Statements other modules (identity, evidence, ...) registered for each role. */
-#define MAX_REGISTERED 16
+#define MAX_REGISTERED 32
 static struct {
     enum ac_db_role role;
     const struct ac_db_stmt *s;

@@ -271,7 +271,10 @@ int ac_tabs_register_statements(void)
 {
     if (ac_db_register(AC_DB_WRITER, writer_stmts, sizeof writer_stmts / sizeof *writer_stmts))
         return -1;
-    return ac_db_register(AC_DB_READER, reader_stmts, sizeof reader_stmts / sizeof *reader_stmts);
+    /* also on the writer's connection: an Idempotency-Key's answer is rendered there, inside
+     * the batch's transaction (server/idem.h), and these answers read what the batch wrote */
+    return ac_db_register(AC_DB_READER, reader_stmts, sizeof reader_stmts / sizeof *reader_stmts) ||
+           ac_db_register(AC_DB_WRITER, reader_stmts, sizeof reader_stmts / sizeof *reader_stmts);
 }
 
 /* ==== evidence =================================================================================
