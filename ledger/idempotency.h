@@ -18,7 +18,7 @@
 #include "ledger/sequencer.h"
 
 #define AC_IDEM_KEY_MAX 255    /* characters of an Idempotency-Key (visible ASCII) */
-#define AC_IDEM_CALLER_MAX 200 /* bytes of a caller scope ("agent:<id>", "operator", ...) */
+#define AC_IDEM_CALLER_MAX 200 /* bytes of a caller scope ("agent:<user>/<agent>", "operator", ...) */
 
 struct ac_idem_record {
     const char *caller, *method, *path, *key;

@@ -167,7 +167,9 @@ static void caller_of(const struct ac_req *r, char *out, size_t cap)
     if (r->route->auth == AC_AUTH_OPERATOR)
         snprintf(out, cap, "operator");
     else if (v && v->kind == AC_PRINCIPAL_AGENT)
-        snprintf(out, cap, "agent:%s", v->agent_id);
+        /* an agent id is the binding's subject, chosen by its user and unique only per user: the
+         * scope names both ('/' is not an id character, so the pair reads back unambiguously) */
+        snprintf(out, cap, "agent:%s/%s", v->user_id, v->agent_id);
     else if (v && v->kind == AC_PRINCIPAL_MERCHANT)
         snprintf(out, cap, "merchant:%s", v->merchant_id);
     else

@@ -5,7 +5,7 @@
  * from that one command's outcome. For such a route and a request with an Idempotency-Key:
  *
  *  - the key (1-255 visible ASCII characters, one header) is scoped to the caller -- "operator"
- *    (operator token), "agent:<id>" / "merchant:<id>" (the verified RFC 9421 signer's principal),
+ *    (operator token), "agent:<user>/<agent>" / "merchant:<id>" (the verified RFC 9421 signer's principal),
  *    "anonymous" on routes whose authority is a signed document in the body -- and to the method
  *    and path; the request's fingerprint is SHA-256(method NUL path NUL body);
  *  - once authenticated and before its handler, the key is claimed in a bounded in-flight table

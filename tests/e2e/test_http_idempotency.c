@@ -43,7 +43,7 @@
 static struct ac_test_server srv;
 static struct ac_test_http http;
 static char db_url[1024];
-static EVP_PKEY *alice1, *shop1, *llm1, *agent1, *agent2;
+static EVP_PKEY *alice1, *shop1, *llm1, *agent1, *agent2, *bob1, *bobs_agent;
 
 static long long sql_int(const char *q)
 {
@@ -134,6 +134,15 @@ static char *pay_body(const char *id, const char *mandate, const char *value)
 
 /* ---- the world ------------------------------------------------------------------------------- */
 
+static void register_mandate_of(EVP_PKEY *user_key, const char *user, const char *id,
+                               const char *agent)
+{
+    json_t *p = ac_test_mandate_payload(id, user, agent, "shop", "CNY", "50.00", "L5");
+    char *body = ac_test_signed_body(user_key, AC_MANDATE_TYP, p);
+    json_decref(ac_test_api_call(&http, "POST", "/v1/mandates", NULL, body, 201));
+    free(body);
+}
+
 static void register_mandate(const char *id, const char *agent)
 {
     json_t *p = ac_test_mandate_payload(id, "alice", agent, "shop", "CNY", "50.00", "L5");
@@ -144,11 +153,12 @@ static void register_mandate(const char *id, const char *agent)
 
 static void world(void)
 {
-    ac_test_payflow_parties(&http, TOKEN, alice1, NULL, shop1, llm1);
+    ac_test_payflow_parties(&http, TOKEN, alice1, bob1, shop1, llm1);
     json_decref(call("POST", "/v1/ledger/accounts",
                      "{\"accounts\":[{\"id\":\"bank:cny\",\"asset\":\"CNY\"},"
                      "{\"id\":\"user:alice:cny\",\"asset\":\"CNY\",\"owner\":\"alice\","
                      "\"flags\":[\"debits_must_not_exceed_credits\"]},"
+                     "{\"id\":\"user:bob:cny\",\"asset\":\"CNY\",\"owner\":\"bob\"},"
                      "{\"id\":\"merchant:shop:cny\",\"asset\":\"CNY\",\"owner\":\"shop\","
                      "\"flags\":[\"debits_must_not_exceed_credits\"]},"
                      "{\"id\":\"merchant:llm:cny\",\"asset\":\"CNY\",\"owner\":\"llm\","
@@ -163,6 +173,9 @@ static void world(void)
     ac_test_payflow_binding(&http, "b2", alice1, "alice", agent2, "agent-b");
     register_mandate("m1", "agent-a");
     register_mandate("m2", "agent-b");
+    /* bob names his agent as alice named hers: agent ids are chosen by their users */
+    ac_test_payflow_binding(&http, "b-bob", bob1, "bob", bobs_agent, "agent-a");
+    register_mandate_of(bob1, "bob", "m-bob", "agent-a");
 }
 
 /* ---- payments -------------------------------------------------------------------------------- */
@@ -178,7 +191,7 @@ static void replay_moves_nothing(void **st)
     assert_int_equal(posted("user:alice:cny"), a0 - 1000);
     assert_int_equal(evidence_count(), e0 + 1);
     assert_int_equal(sql_int("select count(*) from ac_idempotency where key = 'key-p1' and "
-                             "caller = 'agent:agent-a' and path = '/v1/payments' and status = 201"),
+                             "caller = 'agent:alice/agent-a' and path = '/v1/payments' and status = 201"),
                      1);
     for (int i = 0; i < 2; i++) { /* a fresh signature each time, the same key and body */
         assert_int_equal(post(agent1, "/v1/payments", body, "key-p1", &again), 201);
@@ -260,6 +273,14 @@ static void callers_are_independent(void **st)
     ac_test_http_resp_free(&r1);
     ac_test_http_resp_free(&r2);
     assert_int_equal(posted("user:alice:cny"), a0 - 500);
+    /* bob's agent has the same agent id as alice's agent1 ("agent-a"), and the same key: still
+     * another caller (the scope names the user too), so its payment runs */
+    char *b3 = pay_body("p-bob", "m-bob", "1.00");
+    assert_int_equal(post(bobs_agent, "/v1/payments", b3, "shared-key", &r1), 201);
+    assert_false(replayed(&r1));
+    ac_test_http_resp_free(&r1);
+    assert_int_equal(posted("user:bob:cny"), -100);
+    free(b3);
     /* the operator's key of the same name on its own route */
     assert_int_equal(op_post("/v1/ledger/transfers",
                              "{\"transfers\":[{\"id\":\"t-shared\",\"debit_account\":\"bank:cny\","
@@ -472,7 +493,7 @@ static void sigterm_stops_cleanly(void **st)
 static int setup(void **st)
 {
     (void)st;
-    EVP_PKEY **keys[] = {&alice1, &shop1, &llm1, &agent1, &agent2};
+    EVP_PKEY **keys[] = {&alice1, &shop1, &llm1, &agent1, &agent2, &bob1, &bobs_agent};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         *keys[i] = ac_sig_keygen(i == 2 ? AC_SIG_ES256 : AC_SIG_ED25519);
     snprintf(db_url, sizeof db_url, "%s", ac_test_fresh_db("e2e_http_idempotency"));
@@ -489,7 +510,7 @@ static int teardown(void **st)
     (void)st;
     ac_test_http_close(&http);
     ac_test_server_kill(&srv);
-    EVP_PKEY *keys[] = {alice1, shop1, llm1, agent1, agent2};
+    EVP_PKEY *keys[] = {alice1, shop1, llm1, agent1, agent2, bob1, bobs_agent};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         EVP_PKEY_free(keys[i]);
     return 0;
