@@ -332,7 +332,9 @@ void ac_pay_request_digest(struct ac_pay_request *q)
                        q->order_digest,
                        q->topup ? q->topup->token_asset : "",
                        q->topup ? q->topup->ref : ""};
-    hash_fields(f, sizeof f / sizeof *f, q->digest);
+    /* a plain payment hashes the fields it always had, so digests stored before top-ups
+     * existed still match their payment's retry */
+    hash_fields(f, sizeof f / sizeof *f - (q->topup ? 0 : 2), q->digest);
 }
 
 /* ---- text array literals for the batch's multi-row statements ---------------------------------
@@ -896,6 +898,11 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
         return;
     }
     const struct ac_topup_leg *tl = q->topup;
+    if ((q->op == AC_OP_TOPUP) != (tl != NULL)) { /* a top-up without its token leg, or a leg
+                                                      on another op: never half a pair */
+        op->result = AC_EC_PARAMETER_INVALID;
+        return;
+    }
     if (tl) { /* priced at the provider's current version, checked here against later publishes */
         enum ac_ec pec = d->prices ? ac_prices_check_current(d->prices, q->payee, tl->version)
                                    : AC_EC_INTERNAL;

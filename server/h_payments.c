@@ -215,6 +215,10 @@ static int parse(struct ac_req *r, struct pctx *x, enum MHD_Result *rc)
         *rc = bad(r, AC_EC_ID_INVALID, "/payee", NULL);
     } else if ((q->op = ac_op_from_name(op)) == 0) {
         *rc = bad(r, AC_EC_PARAMETER_INVALID, "/op", "op must be purchase, topup or micropay");
+    } else if (q->op == AC_OP_TOPUP) {
+        /* a top-up moves fiat and tokens as one pair at a published price: POST /v1/topups */
+        *rc = bad(r, AC_EC_PARAMETER_INVALID, "/op",
+                  "a top-up is made with POST /v1/topups (fiat and tokens move as one pair)");
     } else if (purpose &&
                ac_doc_text(body, "", "purpose", 1, q->purpose, sizeof q->purpose, &derr) != 1) {
         *rc = bad(r, AC_EC_PARAMETER_INVALID, "/purpose",

@@ -321,13 +321,13 @@ static enum MHD_Result list_topups(struct ac_req *r, int user)
     }
     size_t n = 0, got = 0;
     enum ac_qs qs = ac_payments_list_topups(c, !user, id, before, (unsigned)limit + 1, rows, &n);
-    for (size_t i = 0; i < n; i++)
+    int more = n > (size_t)limit; /* the extra row only says there is a next page */
+    size_t shown = more ? (size_t)limit : n;
+    for (size_t i = 0; i < shown; i++)
         ids[i] = rows[i].id;
-    if (qs >= 0) qs = ac_prices_read_topups(c, ids, n, legs, &got);
+    if (qs >= 0) qs = ac_prices_read_topups(c, ids, shown, legs, &got);
     ac_pool_put(r->app->pool, c, qs == AC_QS_SOFT_ERROR);
     json_t *data = qs >= 0 ? json_array() : NULL;
-    int more = n > (size_t)limit;
-    size_t shown = more ? (size_t)limit : n;
     for (size_t i = 0; data && i < shown; i++)
         for (size_t k = 0; k < got; k++)
             if (strcmp(legs[k].id, rows[i].id) == 0) {

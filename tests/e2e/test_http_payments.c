@@ -664,6 +664,11 @@ static void bad_input(void **st)
                 "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"op\":\"steal\","
                 "\"amount\":{\"currency\":\"CNY\",\"value\":\"1\"}}",
                 400, "parameter_invalid");
+    /* a top-up is never half a pair: POST /v1/topups, not a fiat-only payment */
+    pay_problem(agent1,
+                "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"op\":\"topup\","
+                "\"amount\":{\"currency\":\"CNY\",\"value\":\"1\"}}",
+                400, "parameter_invalid");
     pay_problem(agent1,
                 "{\"id\":\"x1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{"
                 "\"currency\":\"EUR\",\"value\":\"1\"}}",
