@@ -1,7 +1,8 @@
 /* tests/bench/bench_e2e.c -- signed payments settled per second through the whole server.
  *
  * usage: bench_e2e -b agentclear [-s seconds] [-w warmup_s] [-c connections] [-t server_threads]
- *                  [-a agents] [-n presigned] [-T tab_presigned] [-e on|off] database-url
+ *                  [-a agents] [-n presigned] [-T tab_presigned] [-e on|off]
+ *                  [-C client_threads] [-d depth] database-url
  *
  * Starts the real server (`agentclear serve`, the binary given with -b) on a fresh database with
  * a server signing key (so evidence checkpoints are signed, as in production) and sets up, through
@@ -16,7 +17,10 @@
  * request k belongs to agent k mod agents, has its own payment id `p<k>`, pays 0.01 CNY to `hot`
  * under that agent's mandate, and carries an RFC 9421 signature (fresh nonce, created now, expires
  * in 120 s) over @method, @target-uri, agent-runtime and content-digest. They are driven closed
- * loop over `connections` keep-alive connections (benchutil.h): every one goes through the full
+ * loop over `connections` keep-alive connections (benchutil.h; -C client_threads, default 1:
+ * event-driven client threads share the connections, each keeping -d depth requests in flight,
+ * default 1, pipelined; -C 0: the old client, one blocking thread per connection): every one
+ * goes through the full
  * path -- signature verification and the replay cache, the binding, the mandate and the risk
  * decision, the ledger transfer, the evidence record (unless -e off) and the durable commit.
  * 201 (settled) answers in the window count.
@@ -33,7 +37,9 @@
  * path without evidence records, to measure what the evidence log costs. Never for production.
  *
  * Output, one figure a line (ops/bench reads it): e2e_pps, p50_ms, p99_ms, server_cores,
- * postgres_cores, window_s, payments, errors, settled_rows (the database's count of settled
+ * postgres_cores, client_cores, cpu_us_per_payment (server + PostgreSQL + client CPU over the
+ * window per settled payment; server_cpu_us, pg_cpu_us, client_cpu_us its parts), window_s,
+ * payments, errors, settled_rows (the database's count of settled
  * payments after the run), batches, avg_batch_items, avg_commit_ms (the sequencer's /metrics over
  * the run, warm-up included), evidence on|off, agents, connections, server_threads.
  * Exit status 0, or 1 when setup failed or an answer was not 201. */
@@ -346,7 +352,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench_e2e -b agentclear [-s seconds] [-w warmup] [-c connections] "
                     "[-t server_threads] [-a agents] [-n presigned] [-T tab_presigned] [-e on|off] "
-                    "database-url\n");
+                    "[-C client_threads] [-d depth] database-url\n");
     exit(2);
 }
 
@@ -365,14 +371,20 @@ static long long sql_count(const char *url, const char *q)
 int main(int argc, char **argv)
 {
     double seconds = 10, warmup = 2;
-    int connections = 128, threads = 2, evidence = 1;
+    int connections = 128, threads = 2, evidence = 1, client_threads = 1, depth = 1;
     size_t presigned = 150000;
     const char *binary = NULL;
     n_agents = 256;
     int c;
     size_t tab_presigned = 60000;
-    while ((c = getopt(argc, argv, "s:w:c:t:a:n:e:b:T:")) != -1) {
+    while ((c = getopt(argc, argv, "s:w:c:t:a:n:e:b:T:C:d:")) != -1) {
         switch (c) {
+        case 'C':
+            client_threads = atoi(optarg);
+            break;
+        case 'd':
+            depth = atoi(optarg);
+            break;
         case 's':
             seconds = atof(optarg);
             break;
@@ -407,7 +419,8 @@ int main(int argc, char **argv)
     }
     const char *url = optind < argc ? argv[optind] : NULL;
     if (url == NULL || binary == NULL || seconds <= 0 || warmup < 0 || connections < 1 ||
-        connections > 1024 || threads < 1 || n_agents < 1 || n_agents > 100000 || presigned < 1)
+        connections > 1024 || threads < 1 || n_agents < 1 || n_agents > 100000 || presigned < 1 ||
+        client_threads < 0 || client_threads > 64 || depth < 1 || depth > 64)
         usage();
 
     /* a server signing key: evidence checkpoints are signed, as in production */
@@ -471,7 +484,9 @@ int main(int argc, char **argv)
                               .warmup = warmup,
                               .server = srv.pid,
                               .mon = mon,
-                              .who = "bench_e2e"};
+                              .who = "bench_e2e",
+                              .client_threads = client_threads,
+                              .depth = depth};
     struct ac_bench_result res;
     struct seqfig f0 = seq_figures();
     if (ac_bench_run(&l, &res) != 0) return 1;
@@ -484,6 +499,14 @@ int main(int argc, char **argv)
     printf("p99_ms %.2f\n", res.p99_ms);
     printf("server_cores %.3f\n", res.server_cores);
     printf("postgres_cores %.3f\n", res.pg_cores);
+    printf("client_cores %.3f\n", res.client_cores);
+    if (res.rps > 0 && res.server_cores >= 0 && res.pg_cores >= 0 && res.client_cores >= 0) {
+        printf("server_cpu_us %.1f\n", 1e6 * res.server_cores / res.rps);
+        printf("pg_cpu_us %.1f\n", 1e6 * res.pg_cores / res.rps);
+        printf("client_cpu_us %.1f\n", 1e6 * res.client_cores / res.rps);
+        printf("cpu_us_per_payment %.1f\n",
+               1e6 * (res.server_cores + res.pg_cores + res.client_cores) / res.rps);
+    }
     printf("window_s %.2f\n", res.window_s);
     printf("payments %llu\n", (unsigned long long)res.ok);
     printf("errors %llu\n", (unsigned long long)res.errors);
@@ -537,6 +560,8 @@ int main(int argc, char **argv)
     printf("agents %d\n", n_agents);
     printf("connections %d\n", connections);
     printf("server_threads %d\n", threads);
+    printf("client_threads %d\n", client_threads);
+    printf("depth %d\n", client_threads > 0 ? depth : 1);
     fflush(stdout);
 
     int failed = res.errors_total != 0 || tab_failed;

@@ -493,11 +493,13 @@ int ac_bench_run(const struct ac_bench_load *l, struct ac_bench_result *out)
                           .tv_nsec = (long)((l->warmup - (double)(time_t)l->warmup) * 1e9)};
     nanosleep(&ws, NULL);
     double t0 = ac_bench_now(), cpu0 = ac_bench_proc_cpu(pid), pg0 = ac_bench_pg_cpu(l->mon);
+    double me0 = ac_bench_proc_cpu("self");
     while (ac_bench_now() - t0 < l->seconds && atomic_load(&r->next) < l->n) {
         struct timespec tick = {0, 20 * 1000 * 1000};
         nanosleep(&tick, NULL);
     }
     double t1 = ac_bench_now(), cpu1 = ac_bench_proc_cpu(pid), pg1 = ac_bench_pg_cpu(l->mon);
+    double me1 = ac_bench_proc_cpu("self");
     atomic_store(&r->stop, 1);
     for (int i = 0; i < nth; i++)
         pthread_join(th[i], NULL);
@@ -521,6 +523,7 @@ int ac_bench_run(const struct ac_bench_load *l, struct ac_bench_result *out)
     out->rps = (double)nl / out->window_s;
     out->server_cores = cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) / out->window_s : -1;
     out->pg_cores = pg0 >= 0 && pg1 >= 0 ? (pg1 - pg0) / out->window_s : -1;
+    out->client_cores = me0 >= 0 && me1 >= 0 ? (me1 - me0) / out->window_s : -1;
     out->p50_ms = nl ? lat[nl / 2] : -1;
     out->p99_ms = nl ? lat[nl * 99 / 100] : -1;
     out->errors_total = atomic_load(&r->errors);

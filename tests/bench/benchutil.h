@@ -66,6 +66,7 @@ struct ac_bench_result {
     double rps;            /* answers `want` in the window per second */
     double server_cores;   /* server CPU seconds per second of window (-1: unknown) */
     double pg_cores;       /* PostgreSQL's, same (-1: unknown) */
+    double client_cores;   /* this process's (the load generator's), same (-1: unknown) */
     double p50_ms, p99_ms; /* latency of the window's `want` answers, send to full answer */
     uint64_t ok, errors;   /* in the window; errors: any other answer or a transport error */
     uint64_t errors_total; /* over the whole run, warm-up included */
