@@ -1008,8 +1008,11 @@ static void apply_pay(struct ac_payments *p, struct ac_domain *d, struct ac_payo
             kind = tl ? AC_EV_TOPUP : AC_EV_PAYMENT_STEP_UP;
             transfer_id = q->transfer_id;
             authz_id = op->challenge.authorization;
-            for (size_t i = 0; i < nt; i++)
+            for (size_t i = 0; i < nt; i++) { /* the holds as the ledger took them, timeout
+                                                 included: an auditor expires them alike */
                 evt[i].flags |= AC_TF_PENDING;
+                evt[i].timeout_s = t[i].timeout_s;
+            }
         }
     }
     memcpy(op->transfer_id, transfer_id, strlen(transfer_id) + 1);

@@ -557,6 +557,19 @@ static void expire_holds(struct ac_evcheck *ck, int64_t now_us)
     }
 }
 
+/* 1 when t restates a hold that its timeout already released (same id, accounts and amount):
+ * what a payment.expire records when the server was down past the hold's timeout, so that the
+ * ledger expired the hold before the payments domain expired its authorization. */
+static int restates_expired_hold(const struct ac_evcheck *ck, const struct ac_ev_transfer *t)
+{
+    if ((t->flags & (TF_PENDING | TF_POST | TF_VOID)) != TF_PENDING) return 0;
+    size_t hi = tfind(&ck->tholds, fnv(t->id, strlen(t->id)), hold_eq, ck, t->id);
+    if (hi == SIZE_MAX) return 0;
+    const struct hold *h = &ck->holds[hi];
+    return h->expired && h->amount == t->amount && h->debit == account(ck, t->debit) &&
+           h->credit == account(ck, t->credit);
+}
+
 static int apply_transfer(struct ac_evcheck *ck, uint64_t seq, int64_t now_us,
                           const struct ac_ev_transfer *t, char *why, size_t whylen)
 {
@@ -716,7 +729,10 @@ int ac_evcheck_record(struct ac_evcheck *ck, const struct ac_ev_record *r, char 
     }
     expire_holds(ck, r->time_us);
     if (b->naccounts && create_accounts(ck, b, why, whylen) != 0) return -1;
-    for (size_t i = 0; i < b->ntransfers; i++)
+    for (size_t i = 0; i < b->ntransfers; i++) {
+        if (r->kind == AC_EV_PAYMENT_EXPIRE && restates_expired_hold(ck, &b->transfers[i]))
+            continue; /* released by its timeout already: nothing moves again */
         if (apply_transfer(ck, r->seq, r->time_us, &b->transfers[i], why, whylen) != 0) return -1;
+    }
     return 0;
 }

@@ -25,6 +25,7 @@
 #include "ledger/identity_ops.h"
 #include "ledger/payments.h"
 #include "ledger/sequencer.h"
+#include "protocol/evidence.h"
 #include "protocol/sig.h"
 #include "tests/support/agentsig.h"
 #include "tests/support/identity.h"
@@ -498,6 +499,79 @@ static void stepup(void **st)
                      1);
 }
 
+/* Record number `n` (0 = oldest) of payment id, decoded into r (the caller clears it). */
+static void record_of(const char *id, int n, struct ac_ev_record *r)
+{
+    char q[256], err[256];
+    snprintf(q, sizeof q,
+             "select encode(record, 'hex') from ac_evidence where payment_id = '%s' "
+             "order by seq offset %d limit 1",
+             id, n);
+    PGconn *c = ac_db_connect(url, AC_DB_PLAIN, err, sizeof err);
+    assert_non_null(c);
+    PGresult *res = PQexec(c, q);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(res), 1);
+    const char *hex = PQgetvalue(res, 0, 0);
+    size_t cap = strlen(hex) / 2 + 1;
+    uint8_t *bytes = malloc(cap);
+    assert_non_null(bytes);
+    long n_ = ac_test_unhex(hex, bytes, cap);
+    assert_true(n_ > 0);
+    size_t len = (size_t)n_;
+    PQclear(res);
+    PQfinish(c);
+    if (ac_ev_record_decode(bytes, len, r, err, sizeof err) != 0) fail_msg("decode: %s", err);
+    free(bytes);
+}
+
+/* The server is down past a step-up's hold grace: at the restart the ledger expires the hold by
+ * its own timeout before the payments domain expires the authorization. The step_up record
+ * carries the hold's timeout (so an auditor expires it alike) and the payment.expire record
+ * restates the hold it found released (tests/unit/test_evcheck.c: the replay accepts exactly
+ * that). */
+static void down_past_the_grace(void **st)
+{
+    (void)st;
+    json_t *p = mandate_payload("mg", "L4");
+    json_object_set_new(p, "step_up_above", json_string("1.00"));
+    mandate(p);
+    int64_t t = T0 + 50 * DAY;
+    set_now(t, 0);
+    struct ac_payop a, r;
+    pay("g1", "mg", 200, &a);
+    assert_int_equal(a.status, AC_PAY_PENDING);
+    node_stop(&N);
+    set_now(t + 30 + AC_HOLD_GRACE_S + 10, 0); /* past the challenge and the hold's timeout */
+    node_start(&N);
+    int expired = 0;
+    for (int i = 0; i < 200 && !expired; i++) {
+        expired = sql_int("select count(*) from ac_authorizations where payment_id = 'g1' and "
+                          "status = 'expired'") == 1;
+        if (!expired) usleep(50000);
+    }
+    assert_true(expired);
+    assert_int_equal(answer(&a, AC_STEPUP_CONFIRM, &r), AC_EC_AUTHORIZATION_EXPIRED);
+    assert_int_equal(sql_int("select debits_pending from ac_accounts where id = 'user:alice:cny'"),
+                     0);
+    assert_int_equal(sql_int("select held from ac_mandate_spend where mandate_id = 'mg'"), 0);
+    struct ac_ev_record su, ex;
+    record_of("g1", 0, &su);
+    record_of("g1", 1, &ex);
+    assert_int_equal(su.kind, AC_EV_PAYMENT_STEP_UP);
+    assert_int_equal(su.body.ntransfers, 1);
+    assert_int_equal(su.body.transfers[0].flags, AC_TF_PENDING);
+    assert_int_equal(su.body.transfers[0].timeout_s, 30 + AC_HOLD_GRACE_S);
+    assert_int_equal(ex.kind, AC_EV_PAYMENT_EXPIRE);
+    assert_int_equal(ex.body.ntransfers, 1);
+    assert_string_equal(ex.body.transfers[0].id, su.body.transfers[0].id);
+    assert_int_equal(ex.body.transfers[0].flags, AC_TF_PENDING);
+    assert_int_equal(ex.body.transfers[0].amount, 200);
+    assert_true(ex.time_us >= su.time_us + (int64_t)su.body.transfers[0].timeout_s * 1000000);
+    ac_ev_record_clear(&su);
+    ac_ev_record_clear(&ex);
+}
+
 /* ---- setup ----------------------------------------------------------------------------------- */
 
 static int setup(void **st)
@@ -526,6 +600,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rollover),
         cmocka_unit_test(stepup),
+        cmocka_unit_test(down_past_the_grace),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -148,12 +148,58 @@ static void holds_and_expiry(void **st)
                 "resolves hold hz, which no earlier record holds");
 }
 
+/* One payment.expire record at time t restating (or voiding) transfer x. */
+static int expire_record(int64_t t, const struct ac_ev_transfer *x)
+{
+    struct ac_ev_record r;
+    memset(&r, 0, sizeof r);
+    r.kind = AC_EV_PAYMENT_EXPIRE;
+    r.time_us = t;
+    r.body.payment = "p1";
+    r.body.transfers = x;
+    r.body.ntransfers = 1;
+    assert_int_equal(ac_ev_record_validate(&r, why, sizeof why), 0);
+    why[0] = '\0';
+    return ac_evcheck_record(ck, &r, why, sizeof why);
+}
+
+/* The server was down past a step-up hold's timeout: the ledger released the hold at the restart
+ * before the payments domain expired the authorization, whose payment.expire then restates the
+ * hold (same id, accounts and amount). The replay accepts exactly that and moves nothing again. */
+static void expired_hold_restated(void **st)
+{
+    (void)st;
+    int64_t t = T0 + 100000000;
+    assert_int_equal(xfer(t, "fund", "bank", "wallet", 10000, 0, NULL, 0), 0);
+    assert_int_equal(xfer(t, "hold", "wallet", "bank", 300, 0x02, NULL, 90), 0);
+    const struct ac_evcheck_account *w = acct("wallet");
+    /* before its timeout the hold is open: a restatement is a second hold of one id */
+    struct ac_ev_transfer same = {"hold", "wallet", "bank", 300, "CNY", 2, 0x02, NULL, 90, 0};
+    expect_fail(expire_record(t + 50000000, &same), "hold hold is recorded twice");
+    /* past it: released by the timeout, and the restatement changes nothing */
+    assert_int_equal(expire_record(t + 91000000, &same), 0);
+    assert_int_equal(w->debits_pending, 0);
+    assert_int_equal(w->debits_posted, 0);
+    assert_int_equal(w->credits_posted, 10000);
+    /* only the same hold: another amount or account is refused */
+    struct ac_ev_transfer other = same;
+    other.amount = 301;
+    expect_fail(expire_record(t + 92000000, &other), "recorded twice");
+    other = same;
+    other.debit = "bank";
+    other.credit = "wallet";
+    expect_fail(expire_record(t + 92000000, &other), "recorded twice");
+    /* and only in a payment.expire: an operator's ledger.transfer may not restate it */
+    expect_fail(xfer(t + 93000000, "hold", "wallet", "bank", 300, 0x02, NULL, 90), "recorded twice");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(accounts_from_records, setup, teardown),
         cmocka_unit_test_setup_teardown(flags_enforced, setup, teardown),
         cmocka_unit_test_setup_teardown(holds_and_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(expired_hold_restated, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
