@@ -59,6 +59,7 @@ ac_free_port() {
 }
 
 # Start (initialising if needed) a cluster in $1 on port $2, socket in $1. Prints nothing.
+# AC_PG_EXTRA_OPTS: more server options ("-c name=value ..."), e.g. for a benchmark's diagnostics.
 ac_pg_start() {
   local dir=$1 port=$2
   mkdir -p "$dir"
@@ -67,7 +68,8 @@ ac_pg_start() {
     ac_as_pg "$AC_PGBIN/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --no-locale >/dev/null
   fi
   ac_as_pg "$AC_PGBIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 ${AC_PG_EXTRA_OPTS:-}" \
+    start >/dev/null
 }
 
 ac_pg_stop() {
