@@ -13,6 +13,7 @@
 
 #include "keys/registry.h"
 #include "ledger/db.h"
+#include "ledger/deadlines.h"
 #include "ledger/domain.h"
 #include "ledger/evlog.h"
 #include "ledger/prices.h"
@@ -83,7 +84,7 @@ struct pend {
     char payment_digest[AC_STEPUP_DIGEST_LEN + 1];
     struct ac_spend_hold hold;
     int64_t exp_us;
-    struct pend *prev, *next;
+    struct ac_deadline link; /* on the pending list, with deadline exp_us */
 };
 
 /* Columns of the batch's multi-row payments insert (statement pay_ins). */
@@ -121,10 +122,7 @@ struct ac_payments {
     struct ac_strmap payments;   /* struct payment (sequencer only) */
     struct ac_strmap authz;      /* struct authz (sequencer only) */
     struct ac_strmap refunds;    /* struct refund (sequencer only) */
-    struct pend pending;   /* sentinel of the list of pending step-ups */
-    size_t npending;
-    int64_t next_exp;
-    int next_exp_valid;
+    struct ac_deadlines pending; /* pending step-ups, by expiry */
     /* the batch */
     struct mandate *dirty, *fresh;
     struct ac_buf cols[PC__COUNT];
@@ -173,9 +171,7 @@ static void init_maps(struct ac_payments *p)
     p->mandates.key = mandate_key;
     p->payments.key = payment_key;
     p->authz.key = authz_key;
-    p->pending.next = p->pending.prev = &p->pending;
-    p->npending = 0;
-    p->next_exp_valid = 0;
+    ac_deadlines_init(&p->pending);
 }
 
 struct ac_payments *ac_payments_new(const struct ac_payments_config *cfg)
@@ -218,7 +214,7 @@ void ac_payments_counts(struct ac_payments *p, struct ac_payments_counts *out)
     out->mandates = p->mandates.n;
     out->payments = p->payments.n;
     out->authorizations = p->authz.n;
-    out->pending = p->npending;
+    out->pending = ac_deadlines_count(&p->pending);
 }
 
 /* ==== small helpers ============================================================================
@@ -505,33 +501,17 @@ static void mark_dirty(struct ac_payments *p, struct mandate *m)
 
 static void pending_add(struct ac_payments *p, struct pend *e)
 {
-    e->next = &p->pending;
-    e->prev = p->pending.prev;
-    p->pending.prev->next = e;
-    p->pending.prev = e;
-    p->npending++;
-    p->next_exp_valid = 0;
+    ac_deadlines_add(&p->pending, &e->link, e, e->exp_us);
 }
 
 static void pending_remove(struct ac_payments *p, struct pend *e)
 {
-    e->prev->next = e->next;
-    e->next->prev = e->prev;
-    e->next = e->prev = e;
-    p->npending--;
-    p->next_exp_valid = 0;
+    ac_deadlines_remove(&p->pending, &e->link);
 }
 
 int64_t ac_payments_next_deadline(struct ac_payments *p)
 {
-    if (!p->next_exp_valid) {
-        int64_t t = INT64_MAX;
-        for (struct pend *e = p->pending.next; e != &p->pending; e = e->next)
-            if (e->exp_us < t) t = e->exp_us;
-        p->next_exp = t;
-        p->next_exp_valid = 1;
-    }
-    return p->next_exp;
+    return ac_deadlines_next(&p->pending);
 }
 
 int ac_payments_flush(struct ac_payments *p, struct ac_apply *a)
@@ -1255,22 +1235,29 @@ static void apply_answer(struct ac_payments *p, struct ac_domain *d, struct ac_p
                             &op->decision, op->jws, op->kid, op);
 }
 
+struct sweep {
+    struct ac_payments *p;
+    struct ac_apply *a;
+};
+
+/* Expire one pending step-up past its expiry (ac_payments_tick's sweep): 0, or -1. */
+static int expire_pending(void *item, void *cls)
+{
+    struct pend *e = item;
+    struct ac_payments *p = ((struct sweep *)cls)->p;
+    struct ac_apply *a = ((struct sweep *)cls)->a;
+    struct ac_payop op;
+    memset(&op, 0, sizeof op);
+    if (finish(p, ac_apply_domain(a), a, e, AC_EV_PAYMENT_EXPIRE, AZ_EXPIRED, AC_PAY_EXPIRED, NULL,
+               NULL, NULL, &op) != AC_EC_OK)
+        return -1;
+    return 0;
+}
+
 int ac_payments_tick(struct ac_payments *p, struct ac_apply *a)
 {
-    int64_t now = ac_apply_now(a);
-    if (ac_payments_next_deadline(p) > now) return 0;
-    struct ac_domain *d = ac_apply_domain(a);
-    struct pend *next;
-    for (struct pend *e = p->pending.next; e != &p->pending; e = next) {
-        next = e->next;
-        if (e->exp_us > now) continue;
-        struct ac_payop op;
-        memset(&op, 0, sizeof op);
-        if (finish(p, d, a, e, AC_EV_PAYMENT_EXPIRE, AZ_EXPIRED, AC_PAY_EXPIRED, NULL, NULL, NULL,
-                   &op) != AC_EC_OK)
-            return -1;
-    }
-    return 0;
+    struct sweep sw = {p, a};
+    return ac_deadlines_sweep(&p->pending, ac_apply_now(a), expire_pending, &sw);
 }
 
 /* ==== refunds ==================================================================================
@@ -1630,17 +1617,7 @@ int ac_payments_load(struct ac_payments *p, PGconn *c)
     p->authz = f->authz;
     p->refunds = f->refunds;
     pthread_rwlock_unlock(&p->lock);
-    /* the pending list: re-link its ends to p's sentinel */
-    if (f->npending) {
-        p->pending.next = f->pending.next;
-        p->pending.prev = f->pending.prev;
-        p->pending.next->prev = &p->pending;
-        p->pending.prev->next = &p->pending;
-    } else {
-        p->pending.next = p->pending.prev = &p->pending;
-    }
-    p->npending = f->npending;
-    p->next_exp_valid = 0;
+    ac_deadlines_move(&p->pending, &f->pending);
     p->dirty = p->fresh = NULL;
     p->nrows = 0;
     cols_reset(p->cols, PC__COUNT);

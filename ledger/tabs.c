@@ -8,6 +8,7 @@
 #include <openssl/sha.h>
 
 #include "keys/registry.h"
+#include "ledger/deadlines.h"
 #include "ledger/domain.h"
 #include "ledger/evlog.h"
 #include "ledger/payments_int.h"
@@ -38,15 +39,12 @@ struct tab {
     char debit[AC_ID_MAX + 1], credit[AC_ID_MAX + 1];
     struct vh *vh;
     size_t nvh, capvh;
-    struct tab *prev, *next; /* the open list */
+    struct ac_deadline open; /* on the open list, with deadline expires_us */
 };
 
 struct ac_tabs {
-    struct ac_strmap tabs; /* struct tab */
-    struct tab open;       /* sentinel of the open list */
-    size_t nopen;
-    int64_t next_exp;
-    int next_exp_valid;
+    struct ac_strmap tabs;    /* struct tab */
+    struct ac_deadlines open; /* open tabs, by expiry */
 };
 
 static const char *tab_key(const void *v)
@@ -65,9 +63,7 @@ static void init(struct ac_tabs *t)
 {
     memset(&t->tabs, 0, sizeof t->tabs);
     t->tabs.key = tab_key;
-    t->open.next = t->open.prev = &t->open;
-    t->nopen = 0;
-    t->next_exp_valid = 0;
+    ac_deadlines_init(&t->open);
 }
 
 struct ac_tabs *ac_tabs_new(void)
@@ -87,26 +83,17 @@ void ac_tabs_free(struct ac_tabs *t)
 void ac_tabs_counts(struct ac_tabs *t, struct ac_tabs_counts *out)
 {
     out->tabs = t->tabs.n;
-    out->open = t->nopen;
+    out->open = ac_deadlines_count(&t->open);
 }
 
 static void open_add(struct ac_tabs *s, struct tab *t)
 {
-    t->next = &s->open;
-    t->prev = s->open.prev;
-    s->open.prev->next = t;
-    s->open.prev = t;
-    s->nopen++;
-    s->next_exp_valid = 0;
+    ac_deadlines_add(&s->open, &t->open, t, t->expires_us);
 }
 
 static void open_remove(struct ac_tabs *s, struct tab *t)
 {
-    t->prev->next = t->next;
-    t->next->prev = t->prev;
-    t->next = t->prev = t;
-    s->nopen--;
-    s->next_exp_valid = 0;
+    ac_deadlines_remove(&s->open, &t->open);
     free(t->vh);
     t->vh = NULL;
     t->nvh = t->capvh = 0;
@@ -114,14 +101,7 @@ static void open_remove(struct ac_tabs *s, struct tab *t)
 
 int64_t ac_tabs_next_deadline(struct ac_tabs *s)
 {
-    if (!s->next_exp_valid) {
-        int64_t x = INT64_MAX;
-        for (struct tab *t = s->open.next; t != &s->open; t = t->next)
-            if (t->expires_us < x) x = t->expires_us;
-        s->next_exp = x;
-        s->next_exp_valid = 1;
-    }
-    return s->next_exp;
+    return ac_deadlines_next(&s->open);
 }
 
 /* ==== small helpers ============================================================================
@@ -356,7 +336,6 @@ static void apply_open(struct ac_tabs *s, struct ac_domain *d, struct ac_tabop *
     t->scale = q->scale;
     t->hold = q->hold;
     t->expires_us = now + q->ttl_s * 1000000;
-    t->next = t->prev = t;
     ac_strmap_put(&s->tabs, t);
 
     /* the decision: a micropay payment of the hold, against the live spend */
@@ -790,29 +769,37 @@ static void apply_settle(struct ac_tabs *s, struct ac_domain *d, struct ac_tabop
     op->result = record_step(s, d, a, t, kind, q, op);
 }
 
+struct sweep {
+    struct ac_tabs *s;
+    struct ac_apply *a;
+};
+
+/* Expire one open tab past its expiry (ac_tabs_tick's sweep): 0, or -1. */
+static int expire_tab(void *item, void *cls)
+{
+    struct tab *t = item;
+    struct ac_tabs *s = ((struct sweep *)cls)->s;
+    struct ac_apply *a = ((struct sweep *)cls)->a;
+    struct ac_domain *d = ac_apply_domain(a);
+    struct ac_tabop op;
+    memset(&op, 0, sizeof op);
+    char cur[AC_ID_MAX + 1];
+    ac_tab_transfer_id(t->id, "hold", t->holds, cur);
+    struct ac_transfer_req r;
+    pend_req(&r, t, "void", t->holds, AC_TF_VOID_PENDING, cur, -1);
+    /* a void the ledger refuses: the hold already ended by its own timeout (the server was
+     * down past it); the money is released either way, and the record lists the release */
+    if (ledger(a, &r, 1) == AC_EC_INTERNAL) return -1;
+    memcpy(op.void_id, r.id, sizeof op.void_id);
+    op.released = t->hold - t->settled;
+    if (record_step(s, d, a, t, AC_EV_TAB_EXPIRE, NULL, &op) != AC_EC_OK) return -1;
+    return 0;
+}
+
 int ac_tabs_tick(struct ac_tabs *s, struct ac_apply *a)
 {
-    int64_t now = ac_apply_now(a);
-    if (ac_tabs_next_deadline(s) > now) return 0;
-    struct ac_domain *d = ac_apply_domain(a);
-    struct tab *next;
-    for (struct tab *t = s->open.next; t != &s->open; t = next) {
-        next = t->next;
-        if (t->expires_us > now) continue;
-        struct ac_tabop op;
-        memset(&op, 0, sizeof op);
-        char cur[AC_ID_MAX + 1];
-        ac_tab_transfer_id(t->id, "hold", t->holds, cur);
-        struct ac_transfer_req r;
-        pend_req(&r, t, "void", t->holds, AC_TF_VOID_PENDING, cur, -1);
-        /* a void the ledger refuses: the hold already ended by its own timeout (the server was
-         * down past it); the money is released either way, and the record lists the release */
-        if (ledger(a, &r, 1) == AC_EC_INTERNAL) return -1;
-        memcpy(op.void_id, r.id, sizeof op.void_id);
-        op.released = t->hold - t->settled;
-        if (record_step(s, d, a, t, AC_EV_TAB_EXPIRE, NULL, &op) != AC_EC_OK) return -1;
-    }
-    return 0;
+    struct sweep sw = {s, a};
+    return ac_deadlines_sweep(&s->open, ac_apply_now(a), expire_tab, &sw);
 }
 
 /* ==== the op ===================================================================================
@@ -899,7 +886,6 @@ static int load_tab(void *cls, const PGresult *r)
     t->holds = (uint32_t)col64(r, 14);
     t->sh.amount = t->hold;
     t->sh.at_us = col64(r, 15);
-    t->next = t->prev = t;
     if (ac_wallet_account(1, t->user, t->asset, t->debit) != 0 ||
         ac_wallet_account(0, t->payee, t->asset, t->credit) != 0) {
         free(t);
@@ -939,16 +925,7 @@ int ac_tabs_load(struct ac_tabs *s, PGconn *c)
     struct ac_strmap old = s->tabs;
     s->tabs = f->tabs;
     f->tabs = old;
-    if (f->nopen) {
-        s->open.next = f->open.next;
-        s->open.prev = f->open.prev;
-        s->open.next->prev = &s->open;
-        s->open.prev->next = &s->open;
-    } else {
-        s->open.next = s->open.prev = &s->open;
-    }
-    s->nopen = f->nopen;
-    s->next_exp_valid = 0;
+    ac_deadlines_move(&s->open, &f->open);
     ac_tabs_free(f);
     return 0;
 }

@@ -182,74 +182,47 @@ static int order_digest_ok(const char *s)
     return 1;
 }
 
-static enum MHD_Result bad(struct ac_req *r, enum ac_ec ec, const char *pointer, const char *detail)
-{
-    return ac_reply_problem(r, ec, detail, json_pack("{s:s}", "pointer", pointer));
-}
+/* The members only a payment has, as unpacked. */
+struct pay_members {
+    struct pctx *x;
+    const char *op;
+    json_t *purpose, *order;
+};
 
-/* Parse the body into x->q. On failure queues a problem and returns 0 with *rc set. */
-static int parse(struct ac_req *r, struct pctx *x, enum MHD_Result *rc)
+/* The payment's own checks (ac_agent_money_spec.check): op, purpose and order_digest, into x->q. */
+static int check_members(struct ac_req *r, const struct ac_agent_money *m, void *cls,
+                         enum MHD_Result *rc)
 {
-    json_t *body;
-    *rc = ac_req_json(r, &body);
-    if (body == NULL) return 0;
-    struct ac_pay_request *q = &x->q;
-    const char *id, *mandate, *payee, *cur, *val, *op = "purchase";
-    json_t *purpose = NULL, *order = NULL;
-    json_error_t e;
-    int ok = 0;
-    if (json_unpack_ex(body, &e, JSON_STRICT, "{s:s, s:s, s:s, s:{s:s, s:s}, s?s, s?o, s?o}", "id",
-                       &id, "mandate", &mandate, "payee", &payee, "amount", "currency", &cur,
-                       "value", &val, "op", &op, "purpose", &purpose, "order_digest", &order)) {
-        *rc = ac_reply_problem(r, AC_EC_JSON_SCHEMA, e.text, NULL);
-        goto out;
-    }
-    enum ac_ec ec;
-    unsigned scale = 0;
+    struct pay_members *pm = cls;
+    struct ac_pay_request *q = &pm->x->q;
     struct ac_doc_err derr = {0};
-    if (!ac_id_valid(id)) {
-        *rc = bad(r, AC_EC_ID_INVALID, "/id", NULL);
-    } else if (!ac_id_valid(mandate)) {
-        *rc = bad(r, AC_EC_ID_INVALID, "/mandate", NULL);
-    } else if (!ac_id_valid(payee)) {
-        *rc = bad(r, AC_EC_ID_INVALID, "/payee", NULL);
-    } else if ((q->op = ac_op_from_name(op)) == 0) {
-        *rc = bad(r, AC_EC_PARAMETER_INVALID, "/op", "op must be purchase, topup or micropay");
+    if ((q->op = ac_op_from_name(pm->op)) == 0) {
+        *rc = ac_paydoc_bad(r, AC_EC_PARAMETER_INVALID, "/op",
+                            "op must be purchase, topup or micropay");
     } else if (q->op == AC_OP_TOPUP) {
         /* a top-up moves fiat and tokens as one pair at a published price: POST /v1/topups */
-        *rc = bad(r, AC_EC_PARAMETER_INVALID, "/op",
-                  "a top-up is made with POST /v1/topups (fiat and tokens move as one pair)");
-    } else if (purpose &&
-               ac_doc_text(body, "", "purpose", 1, q->purpose, sizeof q->purpose, &derr) != 1) {
-        *rc = bad(r, AC_EC_PARAMETER_INVALID, "/purpose",
-                  "purpose must be 1-255 bytes of text without control characters");
-    } else if (order && (!json_is_string(order) ||
-                         json_string_length(order) != strlen(json_string_value(order)) ||
-                         !order_digest_ok(json_string_value(order)))) {
-        *rc = bad(r, AC_EC_PARAMETER_INVALID, "/order_digest",
-                  "order_digest must be 1-127 printable ASCII characters without spaces");
-    } else if (!ac_asset_code_valid(cur)) {
-        *rc = bad(r, AC_EC_ASSET_INVALID, "/amount/currency", NULL);
-    } else if ((ec = ac_assets_scale(r->app, cur, &scale)) != AC_EC_OK) {
-        *rc = bad(r, ec, "/amount/currency", NULL);
-    } else if ((ec = ac_amount_parse(val, scale, &q->amount)) != AC_EC_OK) {
-        *rc = bad(r, ec, "/amount/value", NULL);
-    } else if (q->amount == 0) {
-        *rc = bad(r, AC_EC_AMOUNT_ZERO, "/amount/value", NULL);
+        *rc = ac_paydoc_bad(r, AC_EC_PARAMETER_INVALID, "/op",
+                            "a top-up is made with POST /v1/topups (fiat and tokens move as one "
+                            "pair)");
+    } else if (pm->purpose &&
+               ac_doc_text(m->body, "", "purpose", 1, q->purpose, sizeof q->purpose, &derr) != 1) {
+        *rc = ac_paydoc_bad(r, AC_EC_PARAMETER_INVALID, "/purpose",
+                            "purpose must be 1-255 bytes of text without control characters");
+    } else if (pm->order &&
+               (!json_is_string(pm->order) ||
+                json_string_length(pm->order) != strlen(json_string_value(pm->order)) ||
+                !order_digest_ok(json_string_value(pm->order)))) {
+        *rc = ac_paydoc_bad(r, AC_EC_PARAMETER_INVALID, "/order_digest",
+                            "order_digest must be 1-127 printable ASCII characters without spaces");
     } else {
-        snprintf(q->id, sizeof q->id, "%s", id);
-        snprintf(q->mandate, sizeof q->mandate, "%s", mandate);
-        snprintf(q->payee, sizeof q->payee, "%s", payee);
-        snprintf(q->asset, sizeof q->asset, "%s", cur);
-        if (order)
-            snprintf(q->order_digest, sizeof q->order_digest, "%s", json_string_value(order));
-        q->scale = scale;
-        ok = 1;
+        if (pm->order)
+            snprintf(q->order_digest, sizeof q->order_digest, "%s", json_string_value(pm->order));
+        return 1;
     }
-out:
-    json_decref(body);
-    return ok;
+    return 0;
 }
+
+static const struct ac_agent_money_spec pay_spec = {.payee_key = "payee", .check = check_members};
 
 enum MHD_Result ac_h_payments_post(struct ac_req *r)
 {
@@ -264,25 +237,30 @@ enum MHD_Result ac_h_payments_post(struct ac_req *r)
         ac_payment_row_clear(&p);
         return rc;
     }
-    if (!ac_seq_is_leader(r->app->seq)) return ac_paydoc_leader_only(r);
-    const struct ac_verified *v = r->verified;
-    if (v == NULL || v->kind != AC_PRINCIPAL_AGENT)
-        return ac_reply_problem(r, AC_EC_SIG_KEY_UNKNOWN, "payments are signed by an agent", NULL);
-    if ((x = calloc(1, sizeof *x)) == NULL)
-        return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
-    r->hctx = x;
-    r->hctx_free = pctx_free;
-    /* PARSE */
     enum MHD_Result rc;
-    if (!parse(r, x, &rc)) return rc;
+    x = ac_paydoc_begin(r, AC_PRINCIPAL_AGENT, "payments are signed by an agent", sizeof *x,
+                        pctx_free, &rc);
+    if (x == NULL) return rc;
+    /* PARSE + CHECK: the members; the mandate and the payee exist (the sequencer decides
+     * everything else) */
+    struct ac_agent_money m;
+    struct pay_members pm = {.x = x, .op = "purchase"};
+    if (!ac_paydoc_agent_money(r, &pay_spec, &pm, &m, &rc,
+                               "{s:s, s:s, s:s, s:{s:s, s:s}, s?s, s?o, s?o}", "id", &m.j.id,
+                               "mandate", &m.j.mandate, "payee", &m.j.payee, "amount", "currency",
+                               &m.j.currency, "value", &m.j.value, "op", &pm.op, "purpose",
+                               &pm.purpose, "order_digest", &pm.order))
+        return rc;
+    const struct ac_verified *v = r->verified;
     struct ac_pay_request *q = &x->q;
-    /* CHECK: the mandate and the payee exist (the sequencer decides everything else) */
-    struct ac_mandate_brief mb;
-    enum ac_ec ec = ac_payments_mandate_brief(r->app->payments, q->mandate, &mb);
-    if (ec != AC_EC_OK) return bad(r, ec, "/mandate", NULL);
-    ec = ac_registry_merchant_category(r->app->registry, q->payee, q->category);
-    if (ec != AC_EC_OK) return bad(r, ec, "/payee", NULL);
-    snprintf(q->binding, sizeof q->binding, "%s", v->binding_id);
+    memcpy(q->id, m.id, sizeof q->id);
+    memcpy(q->mandate, m.mandate, sizeof q->mandate);
+    memcpy(q->payee, m.payee, sizeof q->payee);
+    memcpy(q->category, m.category, sizeof q->category);
+    memcpy(q->binding, m.binding, sizeof q->binding);
+    memcpy(q->asset, m.asset, sizeof q->asset);
+    q->scale = m.scale;
+    q->amount = m.amount;
     ac_wallet_account(1, v->user_id, q->asset, q->debit);
     ac_wallet_account(0, q->payee, q->asset, q->credit);
     ac_payment_transfer_id(q->id, "pay", q->transfer_id);

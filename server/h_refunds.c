@@ -164,16 +164,10 @@ enum MHD_Result ac_h_refunds_post(struct ac_req *r)
         if (o == NULL) return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
         return ac_reply_json(r, 201, o);
     }
-    if (!ac_seq_is_leader(r->app->seq)) return ac_paydoc_leader_only(r);
-    const struct ac_verified *v = r->verified;
-    if (v == NULL || v->kind != AC_PRINCIPAL_MERCHANT)
-        return ac_reply_problem(r, AC_EC_SIG_KEY_UNKNOWN, "refunds are signed by the merchant",
-                                NULL);
-    if ((x = calloc(1, sizeof *x)) == NULL)
-        return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
-    r->hctx = x;
-    r->hctx_free = rctx_free;
     enum MHD_Result rc;
+    x = ac_paydoc_begin(r, AC_PRINCIPAL_MERCHANT, "refunds are signed by the merchant", sizeof *x,
+                        rctx_free, &rc);
+    if (x == NULL) return rc;
     if (!prepare(r, x, &rc)) return rc;
     struct ac_refund_request *q = &x->q;
     if (ac_wallet_account(0, q->merchant, q->asset, q->debit) != 0 ||

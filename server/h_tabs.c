@@ -53,11 +53,6 @@ static void tctx_free(void *p)
     free(x);
 }
 
-static enum MHD_Result bad(struct ac_req *r, enum ac_ec ec, const char *pointer, const char *detail)
-{
-    return ac_reply_problem(r, ec, detail, json_pack("{s:s}", "pointer", pointer));
-}
-
 /* ---- rendering ---------------------------------------------------------------------------------
  */
 
@@ -181,51 +176,18 @@ static enum MHD_Result reply_stored(struct ac_req *r, const char *id, unsigned o
 /* ---- POST /v1/tabs -----------------------------------------------------------------------------
  */
 
-static int parse_open(struct ac_req *r, struct tctx *x, enum MHD_Result *rc)
+/* The tab's own check (ac_agent_money_spec.check): expires_in (cls), 1..AC_TAB_TTL_MAX seconds. */
+static int check_ttl(struct ac_req *r, const struct ac_agent_money *m, void *cls,
+                     enum MHD_Result *rc)
 {
-    json_t *body;
-    *rc = ac_req_json(r, &body);
-    if (body == NULL) return 0;
-    struct ac_tab_open_request *q = &x->q;
-    const char *id, *mandate, *payee, *cur, *val;
-    json_int_t ttl = 0;
-    json_error_t e;
-    int ok = 0;
-    enum ac_ec ec;
-    unsigned scale = 0;
-    if (json_unpack_ex(body, &e, JSON_STRICT, "{s:s, s:s, s:s, s:{s:s, s:s}, s:I}", "id", &id,
-                       "mandate", &mandate, "payee", &payee, "amount", "currency", &cur, "value",
-                       &val, "expires_in", &ttl)) {
-        *rc = ac_reply_problem(r, AC_EC_JSON_SCHEMA, e.text, NULL);
-    } else if (!ac_id_valid(id)) {
-        *rc = bad(r, AC_EC_ID_INVALID, "/id", NULL);
-    } else if (!ac_id_valid(mandate)) {
-        *rc = bad(r, AC_EC_ID_INVALID, "/mandate", NULL);
-    } else if (!ac_id_valid(payee)) {
-        *rc = bad(r, AC_EC_ID_INVALID, "/payee", NULL);
-    } else if (ttl < 1 || ttl > AC_TAB_TTL_MAX) {
-        *rc = bad(r, AC_EC_PARAMETER_INVALID, "/expires_in",
-                  "expires_in must be 1 to 2592000 seconds");
-    } else if (!ac_asset_code_valid(cur)) {
-        *rc = bad(r, AC_EC_ASSET_INVALID, "/amount/currency", NULL);
-    } else if ((ec = ac_assets_scale(r->app, cur, &scale)) != AC_EC_OK) {
-        *rc = bad(r, ec, "/amount/currency", NULL);
-    } else if ((ec = ac_amount_parse(val, scale, &q->hold)) != AC_EC_OK) {
-        *rc = bad(r, ec, "/amount/value", NULL);
-    } else if (q->hold == 0) {
-        *rc = bad(r, AC_EC_AMOUNT_ZERO, "/amount/value", NULL);
-    } else {
-        snprintf(q->id, sizeof q->id, "%s", id);
-        snprintf(q->mandate, sizeof q->mandate, "%s", mandate);
-        snprintf(q->payee, sizeof q->payee, "%s", payee);
-        snprintf(q->asset, sizeof q->asset, "%s", cur);
-        q->scale = scale;
-        q->ttl_s = ttl;
-        ok = 1;
-    }
-    json_decref(body);
-    return ok;
+    json_int_t ttl = *(const json_int_t *)cls;
+    if (ttl >= 1 && ttl <= AC_TAB_TTL_MAX) return 1;
+    *rc = ac_paydoc_bad(r, AC_EC_PARAMETER_INVALID, "/expires_in",
+                        "expires_in must be 1 to 2592000 seconds");
+    return 0;
 }
+
+static const struct ac_agent_money_spec open_spec = {.payee_key = "payee", .check = check_ttl};
 
 /* The answer to a freshly applied open, from the request and the op. */
 static void row_from_open(struct ac_tab_row *t, const struct ac_tab_open_request *q,
@@ -272,23 +234,28 @@ enum MHD_Result ac_h_tabs_post(struct ac_req *r)
         row_from_open(&t, &x->q, &x->op, r->verified);
         return reply_tab(r, &t, 201, 1, NULL);
     }
-    if (!ac_seq_is_leader(r->app->seq)) return ac_paydoc_leader_only(r);
-    const struct ac_verified *v = r->verified;
-    if (v == NULL || v->kind != AC_PRINCIPAL_AGENT)
-        return ac_reply_problem(r, AC_EC_SIG_KEY_UNKNOWN, "tabs are opened by an agent", NULL);
-    if ((x = calloc(1, sizeof *x)) == NULL)
-        return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
-    r->hctx = x;
-    r->hctx_free = tctx_free;
     enum MHD_Result rc;
-    if (!parse_open(r, x, &rc)) return rc;
+    x = ac_paydoc_begin(r, AC_PRINCIPAL_AGENT, "tabs are opened by an agent", sizeof *x, tctx_free,
+                        &rc);
+    if (x == NULL) return rc;
+    struct ac_agent_money m;
+    json_int_t ttl = 0;
+    if (!ac_paydoc_agent_money(r, &open_spec, &ttl, &m, &rc, "{s:s, s:s, s:s, s:{s:s, s:s}, s:I}",
+                               "id", &m.j.id, "mandate", &m.j.mandate, "payee", &m.j.payee,
+                               "amount", "currency", &m.j.currency, "value", &m.j.value,
+                               "expires_in", &ttl))
+        return rc;
+    const struct ac_verified *v = r->verified;
     struct ac_tab_open_request *q = &x->q;
-    struct ac_mandate_brief mb;
-    enum ac_ec ec = ac_payments_mandate_brief(r->app->payments, q->mandate, &mb);
-    if (ec != AC_EC_OK) return bad(r, ec, "/mandate", NULL);
-    ec = ac_registry_merchant_category(r->app->registry, q->payee, q->category);
-    if (ec != AC_EC_OK) return bad(r, ec, "/payee", NULL);
-    snprintf(q->binding, sizeof q->binding, "%s", v->binding_id);
+    memcpy(q->id, m.id, sizeof q->id);
+    memcpy(q->mandate, m.mandate, sizeof q->mandate);
+    memcpy(q->payee, m.payee, sizeof q->payee);
+    memcpy(q->category, m.category, sizeof q->category);
+    memcpy(q->binding, m.binding, sizeof q->binding);
+    memcpy(q->asset, m.asset, sizeof q->asset);
+    q->scale = m.scale;
+    q->hold = m.amount;
+    q->ttl_s = ttl;
     if (ac_wallet_account(1, v->user_id, q->asset, q->debit) != 0 ||
         ac_wallet_account(0, q->payee, q->asset, q->credit) != 0)
         return ac_reply_problem(r, AC_EC_ACCOUNT_UNKNOWN, "no wallet account id", NULL);
@@ -409,15 +376,10 @@ static enum MHD_Result settle_or_close(struct ac_req *r, int close)
         json_object_set_new(o, "last_seq", json_integer(op->last_seq));
         return ac_reply_json(r, 200, o);
     }
-    if (!ac_seq_is_leader(r->app->seq)) return ac_paydoc_leader_only(r);
-    const struct ac_verified *v = r->verified;
-    if (v == NULL || v->kind != AC_PRINCIPAL_MERCHANT)
-        return ac_reply_problem(r, AC_EC_SIG_KEY_UNKNOWN, "tabs are settled by the payee", NULL);
-    if ((x = calloc(1, sizeof *x)) == NULL)
-        return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
-    r->hctx = x;
-    r->hctx_free = tctx_free;
     enum MHD_Result rc;
+    x = ac_paydoc_begin(r, AC_PRINCIPAL_MERCHANT, "tabs are settled by the payee", sizeof *x,
+                        tctx_free, &rc);
+    if (x == NULL) return rc;
     if (!prepare_settle(r, x, close, &rc)) return rc;
     ac_paydoc_signed(r, &x->s.sig);
     x->op.kind = AC_TABOP_SETTLE;

@@ -119,104 +119,77 @@ static enum MHD_Result reply_stored(struct ac_req *r, const char *id, unsigned o
 /* ---- POST --------------------------------------------------------------------------------------
  */
 
-static enum MHD_Result bad(struct ac_req *r, enum ac_ec ec, const char *pointer, const char *detail)
+/* The top-up's own check (ac_agent_money_spec.check): price_version (cls). */
+static int check_version(struct ac_req *r, const struct ac_agent_money *m, void *cls,
+                         enum MHD_Result *rc)
 {
-    return ac_reply_problem(r, ec, detail, json_pack("{s:s}", "pointer", pointer));
+    json_int_t version = *(const json_int_t *)cls;
+    if (version >= 1 && version <= AC_PRICE_VERSION_MAX) return 1;
+    *rc = ac_paydoc_bad(r, AC_EC_PARAMETER_INVALID, "/price_version",
+                        "price_version must be a positive integer");
+    return 0;
 }
+
+static const struct ac_agent_money_spec topup_spec = {
+    .payee_key = "provider", .token_key = "token_asset", .check = check_version};
 
 /* PARSE + CHECK into x->q and x->leg. On failure queues a problem and returns 0 with *rc set. */
 static int prepare(struct ac_req *r, struct tctx *x, enum MHD_Result *rc)
 {
     const struct ac_verified *v = r->verified;
-    json_t *body;
-    *rc = ac_req_json(r, &body);
-    if (body == NULL) return 0;
     struct ac_pay_request *q = &x->q;
     struct ac_topup_leg *t = &x->leg;
-    const char *id, *mandate, *provider, *cur, *val, *tok;
+    struct ac_agent_money m;
     json_int_t version = 0;
-    json_error_t e;
-    int ok = 0;
-    if (json_unpack_ex(body, &e, JSON_STRICT, "{s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:I}", "id", &id,
-                       "mandate", &mandate, "provider", &provider, "amount", "currency", &cur,
-                       "value", &val, "token_asset", &tok, "price_version", &version)) {
-        *rc = ac_reply_problem(r, AC_EC_JSON_SCHEMA, e.text, NULL);
-        goto out;
-    }
-    enum ac_ec ec;
-    unsigned scale = 0, tscale = 0;
-    struct ac_mandate_brief mb;
-    if (!ac_id_valid(id)) {
-        *rc = bad(r, AC_EC_ID_INVALID, "/id", NULL);
-    } else if (!ac_id_valid(mandate)) {
-        *rc = bad(r, AC_EC_ID_INVALID, "/mandate", NULL);
-    } else if (!ac_id_valid(provider)) {
-        *rc = bad(r, AC_EC_ID_INVALID, "/provider", NULL);
-    } else if (version < 1 || version > AC_PRICE_VERSION_MAX) {
-        *rc = bad(r, AC_EC_PARAMETER_INVALID, "/price_version",
-                  "price_version must be a positive integer");
-    } else if (!ac_asset_code_valid(cur)) {
-        *rc = bad(r, AC_EC_ASSET_INVALID, "/amount/currency", NULL);
-    } else if (!ac_asset_code_valid(tok)) {
-        *rc = bad(r, AC_EC_ASSET_INVALID, "/token_asset", NULL);
-    } else if ((ec = ac_assets_scale(r->app, cur, &scale)) != AC_EC_OK) {
-        *rc = bad(r, ec, "/amount/currency", NULL);
-    } else if ((ec = ac_assets_scale(r->app, tok, &tscale)) != AC_EC_OK) {
-        *rc = bad(r, ec, "/token_asset", NULL);
-    } else if ((ec = ac_amount_parse(val, scale, &q->amount)) != AC_EC_OK) {
-        *rc = bad(r, ec, "/amount/value", NULL);
-    } else if (q->amount == 0) {
-        *rc = bad(r, AC_EC_AMOUNT_ZERO, "/amount/value", NULL);
-    } else if ((ec = ac_payments_mandate_brief(r->app->payments, mandate, &mb)) != AC_EC_OK) {
-        *rc = bad(r, ec, "/mandate", NULL);
-    } else if ((ec = ac_registry_merchant_category(r->app->registry, provider, q->category)) !=
-               AC_EC_OK) {
-        *rc = bad(r, ec, "/provider", NULL);
-    } else {
-        ok = 1;
-    }
-    if (!ok) goto out;
+    if (!ac_paydoc_agent_money(r, &topup_spec, &version, &m, rc,
+                               "{s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:I}", "id", &m.j.id, "mandate",
+                               &m.j.mandate, "provider", &m.j.payee, "amount", "currency",
+                               &m.j.currency, "value", &m.j.value, "token_asset", &m.j.token,
+                               "price_version", &version))
+        return 0;
+    memcpy(q->category, m.category, sizeof q->category);
+    q->amount = m.amount;
     /* the price of that version (versions never change once published) */
-    ok = 0;
+    enum ac_ec ec;
     struct ac_price price;
     int exists = 0;
     PGconn *c = ac_pool_get(r->app->pool);
     if (c == NULL) {
         *rc = ac_reply_problem(r, AC_EC_DB_UNAVAILABLE, NULL, NULL);
-        goto out;
+        return 0;
     }
-    enum ac_qs qs = ac_prices_lookup(c, provider, (int64_t)version, cur, tok, &price, &exists);
+    enum ac_qs qs =
+        ac_prices_lookup(c, m.payee, (int64_t)version, m.asset, m.token_asset, &price, &exists);
     ac_pool_put(r->app->pool, c, qs == AC_QS_SOFT_ERROR);
     if (qs < 0) {
         *rc = ac_reply_db_error(r, qs);
     } else if (qs == AC_QS_NO_RESULTS) {
-        *rc = bad(r, exists ? AC_EC_PRICE_NOT_LISTED : AC_EC_PRICE_VERSION_UNKNOWN,
-                  exists ? "/token_asset" : "/price_version", NULL);
+        *rc = ac_paydoc_bad(r, exists ? AC_EC_PRICE_NOT_LISTED : AC_EC_PRICE_VERSION_UNKNOWN,
+                            exists ? "/token_asset" : "/price_version", NULL);
     } else if ((ec = ac_price_tokens(&price, q->amount, &t->tokens)) != AC_EC_OK) {
-        *rc = bad(r, ec, "/amount/value", NULL);
-    } else if (ac_wallet_account(1, v->user_id, cur, q->debit) != 0 ||
-               ac_wallet_account(0, provider, cur, q->credit) != 0 ||
-               ac_wallet_account(0, provider, tok, t->debit) != 0 ||
-               ac_wallet_account(1, v->user_id, tok, t->credit) != 0) {
+        *rc = ac_paydoc_bad(r, ec, "/amount/value", NULL);
+    } else if (ac_wallet_account(1, v->user_id, m.asset, q->debit) != 0 ||
+               ac_wallet_account(0, m.payee, m.asset, q->credit) != 0 ||
+               ac_wallet_account(0, m.payee, m.token_asset, t->debit) != 0 ||
+               ac_wallet_account(1, v->user_id, m.token_asset, t->credit) != 0) {
         *rc = ac_reply_problem(r, AC_EC_ACCOUNT_UNKNOWN, "no wallet account id", NULL);
     } else {
-        snprintf(q->id, sizeof q->id, "%s", id);
-        snprintf(q->mandate, sizeof q->mandate, "%s", mandate);
-        snprintf(q->payee, sizeof q->payee, "%s", provider);
-        snprintf(q->asset, sizeof q->asset, "%s", cur);
-        q->scale = scale;
+        memcpy(q->id, m.id, sizeof q->id);
+        memcpy(q->mandate, m.mandate, sizeof q->mandate);
+        memcpy(q->payee, m.payee, sizeof q->payee);
+        memcpy(q->binding, m.binding, sizeof q->binding);
+        memcpy(q->asset, m.asset, sizeof q->asset);
+        q->scale = m.scale;
         q->op = AC_OP_TOPUP;
-        snprintf(t->token_asset, sizeof t->token_asset, "%s", tok);
-        t->token_scale = tscale;
+        memcpy(t->token_asset, m.token_asset, sizeof t->token_asset);
+        t->token_scale = m.token_scale;
         t->version = (int64_t)version;
         t->price_fiat = price.fiat;
         t->price_tokens = price.tokens;
         snprintf(t->ref, sizeof t->ref, "%lld", (long long)version);
-        ok = 1;
+        return 1;
     }
-out:
-    json_decref(body);
-    return ok;
+    return 0;
 }
 
 enum MHD_Result ac_h_topups_post(struct ac_req *r)
@@ -229,23 +202,17 @@ enum MHD_Result ac_h_topups_post(struct ac_req *r)
                                       x->op.result == AC_EC_PRICE_VERSION_UNKNOWN
                                   ? "/price_version"
                                   : NULL;
-            return ptr ? bad(r, x->op.result, ptr, NULL)
+            return ptr ? ac_paydoc_bad(r, x->op.result, ptr, NULL)
                        : ac_reply_problem(r, x->op.result, NULL, NULL);
         }
         return reply_stored(r, x->q.id, x->op.replayed ? 200 : 201, 1);
     }
-    if (!ac_seq_is_leader(r->app->seq)) return ac_paydoc_leader_only(r);
-    const struct ac_verified *v = r->verified;
-    if (v == NULL || v->kind != AC_PRINCIPAL_AGENT)
-        return ac_reply_problem(r, AC_EC_SIG_KEY_UNKNOWN, "top-ups are signed by an agent", NULL);
-    if ((x = calloc(1, sizeof *x)) == NULL)
-        return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
-    r->hctx = x;
-    r->hctx_free = tctx_free;
     enum MHD_Result rc;
+    x = ac_paydoc_begin(r, AC_PRINCIPAL_AGENT, "top-ups are signed by an agent", sizeof *x,
+                        tctx_free, &rc);
+    if (x == NULL) return rc;
     if (!prepare(r, x, &rc)) return rc;
     struct ac_pay_request *q = &x->q;
-    snprintf(q->binding, sizeof q->binding, "%s", v->binding_id);
     ac_payment_transfer_id(q->id, "pay", q->transfer_id);
     ac_payment_transfer_id(q->id, "tokens", x->leg.transfer_id);
     q->topup = &x->leg;

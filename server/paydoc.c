@@ -1,7 +1,9 @@
-/* Shared by server/h_mandates.c, h_payments.c, h_refunds.c, h_bindings.c and h_authorizations.c
- * (see paydoc.h). */
+/* Shared by server/h_mandates.c, h_payments.c, h_refunds.c, h_bindings.c, h_authorizations.c,
+ * h_tabs.c and h_topups.c (see paydoc.h). */
 #include "server/paydoc.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,4 +91,101 @@ void ac_paydoc_signed(const struct ac_req *r, struct ac_pay_signed *out)
                                   .sig_len = v->siglen,
                                   .body = (const uint8_t *)ac_buf_str(&r->body),
                                   .body_len = r->body.len};
+}
+
+enum MHD_Result ac_paydoc_bad(struct ac_req *r, enum ac_ec ec, const char *pointer,
+                              const char *detail)
+{
+    return ac_reply_problem(r, ec, detail, json_pack("{s:s}", "pointer", pointer));
+}
+
+void *ac_paydoc_begin(struct ac_req *r, enum ac_principal_kind kind, const char *detail,
+                      size_t size, void (*ctx_free)(void *), enum MHD_Result *rc)
+{
+    if (!ac_seq_is_leader(r->app->seq)) {
+        *rc = ac_paydoc_leader_only(r);
+        return NULL;
+    }
+    const struct ac_verified *v = r->verified;
+    if (v == NULL || v->kind != kind) {
+        *rc = ac_reply_problem(r, AC_EC_SIG_KEY_UNKNOWN, detail, NULL);
+        return NULL;
+    }
+    void *x = calloc(1, size);
+    if (x == NULL) {
+        *rc = ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
+        return NULL;
+    }
+    r->hctx = x;
+    r->hctx_free = ctx_free;
+    return x;
+}
+
+/* The checks of ac_paydoc_agent_money() after the unpacking, in the order of its contract. */
+static int agent_money_check(struct ac_req *r, const struct ac_agent_money_spec *spec, void *cls,
+                             struct ac_agent_money *m, enum MHD_Result *rc)
+{
+    char payee_ptr[32], token_ptr[32];
+    snprintf(payee_ptr, sizeof payee_ptr, "/%s", spec->payee_key);
+    snprintf(token_ptr, sizeof token_ptr, "/%s", spec->token_key ? spec->token_key : "");
+    const char *tok = spec->token_key ? m->j.token : NULL;
+    enum ac_ec ec;
+    struct ac_mandate_brief mb;
+    if (!ac_id_valid(m->j.id)) {
+        *rc = ac_paydoc_bad(r, AC_EC_ID_INVALID, "/id", NULL);
+    } else if (!ac_id_valid(m->j.mandate)) {
+        *rc = ac_paydoc_bad(r, AC_EC_ID_INVALID, "/mandate", NULL);
+    } else if (!ac_id_valid(m->j.payee)) {
+        *rc = ac_paydoc_bad(r, AC_EC_ID_INVALID, payee_ptr, NULL);
+    } else if (spec->check && !spec->check(r, m, cls, rc)) {
+        return 0;
+    } else if (!ac_asset_code_valid(m->j.currency)) {
+        *rc = ac_paydoc_bad(r, AC_EC_ASSET_INVALID, "/amount/currency", NULL);
+    } else if (tok && !ac_asset_code_valid(tok)) {
+        *rc = ac_paydoc_bad(r, AC_EC_ASSET_INVALID, token_ptr, NULL);
+    } else if ((ec = ac_assets_scale(r->app, m->j.currency, &m->scale)) != AC_EC_OK) {
+        *rc = ac_paydoc_bad(r, ec, "/amount/currency", NULL);
+    } else if (tok && (ec = ac_assets_scale(r->app, tok, &m->token_scale)) != AC_EC_OK) {
+        *rc = ac_paydoc_bad(r, ec, token_ptr, NULL);
+    } else if ((ec = ac_amount_parse(m->j.value, m->scale, &m->amount)) != AC_EC_OK) {
+        *rc = ac_paydoc_bad(r, ec, "/amount/value", NULL);
+    } else if (m->amount == 0) {
+        *rc = ac_paydoc_bad(r, AC_EC_AMOUNT_ZERO, "/amount/value", NULL);
+    } else if ((ec = ac_payments_mandate_brief(r->app->payments, m->j.mandate, &mb)) != AC_EC_OK) {
+        *rc = ac_paydoc_bad(r, ec, "/mandate", NULL);
+    } else if ((ec = ac_registry_merchant_category(r->app->registry, m->j.payee, m->category)) !=
+               AC_EC_OK) {
+        *rc = ac_paydoc_bad(r, ec, payee_ptr, NULL);
+    } else {
+        snprintf(m->id, sizeof m->id, "%s", m->j.id);
+        snprintf(m->mandate, sizeof m->mandate, "%s", m->j.mandate);
+        snprintf(m->payee, sizeof m->payee, "%s", m->j.payee);
+        snprintf(m->asset, sizeof m->asset, "%s", m->j.currency);
+        if (tok) snprintf(m->token_asset, sizeof m->token_asset, "%s", tok);
+        snprintf(m->binding, sizeof m->binding, "%s", r->verified->binding_id);
+        return 1;
+    }
+    return 0;
+}
+
+int ac_paydoc_agent_money(struct ac_req *r, const struct ac_agent_money_spec *spec, void *cls,
+                          struct ac_agent_money *m, enum MHD_Result *rc, const char *fmt, ...)
+{
+    memset(m, 0, sizeof *m);
+    *rc = ac_req_json(r, &m->body);
+    if (m->body == NULL) return 0;
+    json_error_t e;
+    va_list ap;
+    va_start(ap, fmt);
+    int bad_shape = json_vunpack_ex(m->body, &e, JSON_STRICT, fmt, ap);
+    va_end(ap);
+    int ok = 0;
+    if (bad_shape)
+        *rc = ac_reply_problem(r, AC_EC_JSON_SCHEMA, e.text, NULL);
+    else
+        ok = agent_money_check(r, spec, cls, m, rc);
+    json_decref(m->body);
+    m->body = NULL;
+    memset(&m->j, 0, sizeof m->j);
+    return ok;
 }

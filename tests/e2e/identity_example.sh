@@ -10,34 +10,14 @@
 set -euo pipefail
 src=${AC_SOURCE_DIR:?}
 bin=${AC_BINARY:?}
-base_url=${AGENTCLEAR_TEST_DATABASE_URL:-}
-if [ -z "$base_url" ]; then
-  [ "${AC_REQUIRE_DB:-0}" = 1 ] && { echo "identity_example: no AGENTCLEAR_TEST_DATABASE_URL"; exit 1; }
-  echo "identity_example: skipped (no AGENTCLEAR_TEST_DATABASE_URL)"
-  exit 77
-fi
-for t in openssl curl sha256sum psql base64; do
-  command -v "$t" >/dev/null || { echo "identity_example: $t is not installed"; exit 1; }
-done
-
-tmp=$(mktemp -d "${AC_TEST_TMP:-/tmp}/identity_example.XXXXXX")
-server=""
-cleanup() {
-  local rc=$?
-  [ -n "$server" ] && kill -TERM "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
-  if [ $rc -ne 0 ]; then
-    echo "--- server log"; tail -c 4000 "$tmp/serve.log" 2>/dev/null || true
-    echo "--- example output"; cat "$tmp/out.txt" 2>/dev/null || true
-  else
-    rm -rf "$tmp"
-  fi
-}
-trap cleanup EXIT
+name=identity_example
+source "$src/tests/support/e2e.sh"
+ac_e2e_need_db
+ac_e2e_need_tools openssl curl sha256sum psql base64
+ac_e2e_tmpdir out.txt
 
 # a fresh database on the test cluster
-dbname=ac_e2e_identity_example
-psql -q "$base_url" -c "drop database if exists $dbname" -c "create database $dbname" >/dev/null
-db_url="${base_url%/*}/$dbname"
+ac_e2e_fresh_db ac_e2e_identity_example
 
 # the example, extracted from the document
 awk '/<!-- identity-example:begin -->/ { on = 1; next } /<!-- identity-example:end -->/ { on = 0 }
@@ -51,21 +31,7 @@ mkdir -p "$run/var" "$run/build/release"
 (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$run/var/operator-token")
 ln -s "$bin" "$run/build/release/agentclear"
 
-for attempt in 1 2 3 4 5; do
-  port=$((20000 + RANDOM % 30000))
-  (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && continue
-  AGENTCLEAR_DATABASE_URL="$db_url" AGENTCLEAR_OPERATOR_TOKEN_FILE="$run/var/operator-token" \
-    AGENTCLEAR_LISTEN="127.0.0.1:$port" "$bin" serve >"$tmp/serve.log" 2>&1 &
-  server=$!
-  for _ in $(seq 1 300); do
-    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break 2
-    kill -0 "$server" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -TERM "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
-  server=""
-done
-[ -n "$server" ] || { echo "identity_example: the server did not start"; exit 1; }
+ac_e2e_serve AGENTCLEAR_DATABASE_URL="$db_url" AGENTCLEAR_OPERATOR_TOKEN_FILE="$run/var/operator-token"
 
 sed "s/127\.0\.0\.1:8080/127.0.0.1:$port/g" "$tmp/example.sh" >"$run/example.sh"
 (cd "$run" && bash -e example.sh) >"$tmp/out.txt" 2>"$tmp/err.txt" || {
@@ -91,7 +57,6 @@ expect 5 "signed POST" '"principal":"agent"' '\"@authority\" \"@path\" \"@query\
 expect 6 "binding read" '"id":"alice-shopper-1"' '"status":"active"' "$rd"
 expect 7 "revocation" '"status":"revoked"' '"revoked_at":' '"revocation":{'
 expect 8 "after the revocation" '"code":"binding_revoked"' '"status":401'
-grep -q "AddressSanitizer\|LeakSanitizer\|runtime error:" "$tmp/serve.log" &&
-  { echo "FAIL: sanitizer report in the server log"; fails=$((fails + 1)); }
+ac_e2e_stop_cleanly || fails=$((fails + 1))
 [ $fails -eq 0 ] || exit 1
 echo "identity_example: the worked example of docs/identity.md runs as written; 8 answers checked"

@@ -9,56 +9,24 @@
 set -euo pipefail
 src=${AC_SOURCE_DIR:?}
 bin=${AC_BINARY:?}
-base_url=${AGENTCLEAR_TEST_DATABASE_URL:-}
-if [ -z "$base_url" ]; then
-  [ "${AC_REQUIRE_DB:-0}" = 1 ] && { echo "merchant_example: no AGENTCLEAR_TEST_DATABASE_URL"; exit 1; }
-  echo "merchant_example: skipped (no AGENTCLEAR_TEST_DATABASE_URL)"; exit 77
-fi
+name=merchant_example
+source "$src/tests/support/e2e.sh"
+ac_e2e_need_db
 if [ -z "${AC_NPM_DIR:-}" ]; then
   [ "${AC_REQUIRE_NPM:-0}" = 1 ] && { echo "merchant_example: no AC_NPM_DIR"; exit 1; }
   echo "merchant_example: skipped (no AC_NPM_DIR)"; exit 77
 fi
-for t in node curl psql; do
-  command -v "$t" >/dev/null || { echo "merchant_example: $t is not installed"; exit 1; }
-done
+ac_e2e_need_tools node curl psql
+ac_e2e_tmpdir out.txt err.txt
 
-tmp=$(mktemp -d "${AC_TEST_TMP:-/tmp}/merchant_example.XXXXXX")
-server=""
-cleanup() {
-  local rc=$?
-  [ -n "$server" ] && kill -TERM "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
-  if [ $rc -ne 0 ]; then
-    echo "--- server log"; tail -c 4000 "$tmp/serve.log" 2>/dev/null || true
-    echo "--- example output"; cat "$tmp/out.txt" "$tmp/err.txt" 2>/dev/null || true
-  else
-    rm -rf "$tmp"
-  fi
-}
-trap cleanup EXIT
-
-dbname=ac_e2e_merchant_example
-psql -q "$base_url" -c "drop database if exists $dbname" -c "create database $dbname" >/dev/null
-db_url="${base_url%/*}/$dbname"
+ac_e2e_fresh_db ac_e2e_merchant_example
 
 mkdir -m 700 "$tmp/keys"
 "$bin" keygen --out="$tmp/keys/server.jwk" --valid-days=30 >/dev/null
 token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
-for attempt in 1 2 3 4 5; do
-  port=$((20000 + RANDOM % 30000))
-  (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && continue
-  AGENTCLEAR_DATABASE_URL="$db_url" AGENTCLEAR_OPERATOR_TOKEN="$token" AGENTCLEAR_KEYS_DIR="$tmp/keys" \
-    AGENTCLEAR_CHECKPOINT_MS=200 AGENTCLEAR_LISTEN="127.0.0.1:$port" "$bin" serve >"$tmp/serve.log" 2>&1 &
-  server=$!
-  for _ in $(seq 1 300); do
-    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break 2
-    kill -0 "$server" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -TERM "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
-  server=""
-done
-[ -n "$server" ] || { echo "merchant_example: the server did not start"; exit 1; }
+ac_e2e_serve AGENTCLEAR_DATABASE_URL="$db_url" AGENTCLEAR_OPERATOR_TOKEN="$token" \
+  AGENTCLEAR_KEYS_DIR="$tmp/keys" AGENTCLEAR_CHECKPOINT_MS=200
 
 # twice: the script makes its ids unique, so it must also run against a server it has used
 for round in 1 2; do
@@ -86,9 +54,7 @@ for want in "${want_lines[@]}"; do
   grep -qF -- "$want" "$tmp/replay.txt" ||
     { echo "merchant_example: the replay does not say '$want'"; cat "$tmp/replay.txt"; exit 1; }
 done
-if grep -q "AddressSanitizer\|LeakSanitizer\|runtime error:" "$tmp/serve.log"; then
-  echo "FAIL: sanitizer report in the server log"; exit 1
-fi
+ac_e2e_stop_cleanly || exit 1
 echo "merchant_example: docs/examples/merchant-flow.mjs ran twice to its end; audit replay --db passed"
 cat "$tmp/replay.txt"
 cat "$tmp/out.txt"

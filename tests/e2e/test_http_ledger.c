@@ -1057,11 +1057,7 @@ static void sigterm_stops_cleanly(void **state)
     (void)state;
     /* a keep-alive connection is open, which must not keep the server from stopping */
     json_decref(call("GET", "/healthz", NULL, 200));
-    int rc = ac_test_server_stop(&srv, 15000);
-    if (rc != 0 || ac_test_server_log_has_sanitizer_report(&srv)) {
-        ac_test_server_dump_log(&srv, 20000);
-        fail_msg("SIGTERM: exit status %d (expected 0 and no sanitizer report)", srv.exit_status);
-    }
+    ac_test_payflow_stop_cleanly(&srv, 15000);
     char arg[1100];
     snprintf(arg, sizeof arg, "--database-url=%s", db_url);
     char a0[1024], a1[] = "ledger", a2[] = "check";
@@ -1078,13 +1074,7 @@ static void sigterm_stops_cleanly(void **state)
 static void ledger_api_is_evidence(void **state)
 {
     (void)state;
-    int sealed = 0;
-    for (int i = 0; i < 300 && !sealed; i++) {
-        sealed = ac_test_sql_int(db_url, "select coalesce(max(size), 0) from ac_checkpoints") ==
-                 ac_test_sql_int(db_url, "select count(*) from ac_evidence");
-        if (!sealed) usleep(100000);
-    }
-    assert_true(sealed);
+    ac_test_payflow_wait_sealed(db_url);
     assert_true(ac_test_sql_int(db_url, "select count(*) from ac_evidence where kind = "
                                         "'ledger.transfer'") > 0);
     ac_test_payflow_export_replay(db_url); /* audit replay --db must exit 0 */

@@ -7,6 +7,8 @@
  * - A top-up moves fiat user -> provider and tokens provider -> user at the published price as
  *   one linked pair, recorded as a `topup` evidence record with both transfers and the version.
  * - The pair is atomic: a provider whose token account cannot pay -> neither leg moves.
+ * - The checks every agent money request opens with (POST /v1/payments, /v1/tabs, /v1/topups)
+ *   answer the first fault in a fixed order, with its code, pointer and detail.
  * - Versions: a price change between two top-ups; a stale version is price_version_stale, an
  *   unknown one price_version_unknown, a pair the version does not list price_not_listed, an
  *   amount that buys no token topup_tokens_zero; rounding is floor.
@@ -193,6 +195,183 @@ static void topup_refused(const char *id, const char *mandate, const char *provi
 static long long tokens_of(const json_t *t)
 {
     return atoll(ac_test_jstr(json_object_get(t, "tokens"), "value"));
+}
+
+/* ---- the checks of an agent's money request, in order ---------------------------------------- */
+
+/* POST /v1/payments, /v1/tabs and /v1/topups open alike (server/paydoc.c): each case has two or
+ * more faults and the answer must name the first in the documented order (ids, the endpoint's own
+ * members, currency, amount, mandate, payee), with its code, pointer and detail. */
+static void request_checks_in_order(void **st)
+{
+    (void)st;
+    static const struct {
+        const char *path, *body;
+        int status;
+        const char *code, *pointer, *detail; /* NULL: absent */
+    } v[] = {
+        /* POST /v1/payments */
+        {"/v1/payments", "{\"id\":\"p1\"}", 400, "json_schema", NULL,
+         "Object item not found: mandate"},
+        {"/v1/payments",
+         "{\"id\":\"p 1\",\"mandate\":\"m 1\",\"payee\":\"s p\",\"amount\":{\"currency\":\"c\","
+         "\"value\":\"x\"},\"op\":\"nope\"}",
+         400, "id_invalid", "/id", NULL},
+        {"/v1/payments",
+         "{\"id\":\"p1\",\"mandate\":\"m 1\",\"payee\":\"s p\",\"amount\":{\"currency\":\"c\","
+         "\"value\":\"x\"}}",
+         400, "id_invalid", "/mandate", NULL},
+        {"/v1/payments",
+         "{\"id\":\"p1\",\"mandate\":\"m1\",\"payee\":\"s p\",\"amount\":{\"currency\":\"c\","
+         "\"value\":\"x\"},\"op\":\"nope\"}",
+         400, "id_invalid", "/payee", NULL},
+        {"/v1/payments",
+         "{\"id\":\"p1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{\"currency\":\"c\","
+         "\"value\":\"x\"},\"op\":\"nope\"}",
+         400, "parameter_invalid", "/op", "op must be purchase, topup or micropay"},
+        {"/v1/payments",
+         "{\"id\":\"p1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{\"currency\":\"c\","
+         "\"value\":\"x\"},\"op\":\"topup\"}",
+         400, "parameter_invalid", "/op",
+         "a top-up is made with POST /v1/topups (fiat and tokens move as one pair)"},
+        {"/v1/payments",
+         "{\"id\":\"p1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{\"currency\":\"c\","
+         "\"value\":\"x\"},\"purpose\":\"a\\u0001b\",\"order_digest\":\"a b\"}",
+         400, "parameter_invalid", "/purpose",
+         "purpose must be 1-255 bytes of text without control characters"},
+        {"/v1/payments",
+         "{\"id\":\"p1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{\"currency\":\"c\","
+         "\"value\":\"x\"},\"order_digest\":\"a b\"}",
+         400, "parameter_invalid", "/order_digest",
+         "order_digest must be 1-127 printable ASCII characters without spaces"},
+        {"/v1/payments",
+         "{\"id\":\"p1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{\"currency\":\"c\","
+         "\"value\":\"x\"},\"order_digest\":7}",
+         400, "parameter_invalid", "/order_digest",
+         "order_digest must be 1-127 printable ASCII characters without spaces"},
+        {"/v1/payments",
+         "{\"id\":\"p1\",\"mandate\":\"m-none\",\"payee\":\"nobody\",\"amount\":{\"currency\":"
+         "\"c\",\"value\":\"x\"}}",
+         400, "asset_invalid", "/amount/currency", NULL},
+        {"/v1/payments",
+         "{\"id\":\"p1\",\"mandate\":\"m-none\",\"payee\":\"nobody\",\"amount\":{\"currency\":"
+         "\"XYZ\",\"value\":\"x\"}}",
+         404, "asset_unknown", "/amount/currency", NULL},
+        {"/v1/payments",
+         "{\"id\":\"p1\",\"mandate\":\"m-none\",\"payee\":\"nobody\",\"amount\":{\"currency\":"
+         "\"CNY\",\"value\":\"1.234\"}}",
+         400, "amount_precision", "/amount/value", NULL},
+        {"/v1/payments",
+         "{\"id\":\"p1\",\"mandate\":\"m-none\",\"payee\":\"nobody\",\"amount\":{\"currency\":"
+         "\"CNY\",\"value\":\"0.00\"}}",
+         400, "amount_zero", "/amount/value", NULL},
+        {"/v1/payments",
+         "{\"id\":\"p1\",\"mandate\":\"m-none\",\"payee\":\"nobody\",\"amount\":{\"currency\":"
+         "\"CNY\",\"value\":\"1.00\"}}",
+         404, "mandate_unknown", "/mandate", NULL},
+        {"/v1/payments",
+         "{\"id\":\"p1\",\"mandate\":\"m1\",\"payee\":\"nobody\",\"amount\":{\"currency\":"
+         "\"CNY\",\"value\":\"1.00\"}}",
+         404, "merchant_unknown", "/payee", NULL},
+        /* POST /v1/tabs */
+        {"/v1/tabs",
+         "{\"id\":\"t1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{\"currency\":\"CNY\","
+         "\"value\":\"1.00\"}}",
+         400, "json_schema", NULL, "Object item not found: expires_in"},
+        {"/v1/tabs",
+         "{\"id\":\"t1\",\"mandate\":\"m1\",\"payee\":\"s p\",\"amount\":{\"currency\":\"c\","
+         "\"value\":\"x\"},\"expires_in\":0}",
+         400, "id_invalid", "/payee", NULL},
+        {"/v1/tabs",
+         "{\"id\":\"t1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{\"currency\":\"c\","
+         "\"value\":\"x\"},\"expires_in\":0}",
+         400, "parameter_invalid", "/expires_in", "expires_in must be 1 to 2592000 seconds"},
+        {"/v1/tabs",
+         "{\"id\":\"t1\",\"mandate\":\"m1\",\"payee\":\"shop\",\"amount\":{\"currency\":\"c\","
+         "\"value\":\"x\"},\"expires_in\":2592001}",
+         400, "parameter_invalid", "/expires_in", "expires_in must be 1 to 2592000 seconds"},
+        {"/v1/tabs",
+         "{\"id\":\"t1\",\"mandate\":\"m-none\",\"payee\":\"nobody\",\"amount\":{\"currency\":"
+         "\"XYZ\",\"value\":\"x\"},\"expires_in\":60}",
+         404, "asset_unknown", "/amount/currency", NULL},
+        {"/v1/tabs",
+         "{\"id\":\"t1\",\"mandate\":\"m-none\",\"payee\":\"nobody\",\"amount\":{\"currency\":"
+         "\"CNY\",\"value\":\"0\"},\"expires_in\":60}",
+         400, "amount_zero", "/amount/value", NULL},
+        {"/v1/tabs",
+         "{\"id\":\"t1\",\"mandate\":\"m-none\",\"payee\":\"nobody\",\"amount\":{\"currency\":"
+         "\"CNY\",\"value\":\"1\"},\"expires_in\":60}",
+         404, "mandate_unknown", "/mandate", NULL},
+        {"/v1/tabs",
+         "{\"id\":\"t1\",\"mandate\":\"m1\",\"payee\":\"nobody\",\"amount\":{\"currency\":"
+         "\"CNY\",\"value\":\"1\"},\"expires_in\":60}",
+         404, "merchant_unknown", "/payee", NULL},
+        /* POST /v1/topups */
+        {"/v1/topups",
+         "{\"id\":\"u1\",\"mandate\":\"m1\",\"provider\":\"llm\",\"amount\":{\"currency\":\"CNY\","
+         "\"value\":\"1\"},\"token_asset\":\"TOK\",\"price_version\":1,\"x\":1}",
+         400, "json_schema", NULL, "1 object item(s) left unpacked: x"},
+        {"/v1/topups",
+         "{\"id\":\"u1\",\"mandate\":\"m1\",\"provider\":\"l m\",\"amount\":{\"currency\":\"c\","
+         "\"value\":\"x\"},\"token_asset\":\"t\",\"price_version\":0}",
+         400, "id_invalid", "/provider", NULL},
+        {"/v1/topups",
+         "{\"id\":\"u1\",\"mandate\":\"m1\",\"provider\":\"llm\",\"amount\":{\"currency\":\"c\","
+         "\"value\":\"x\"},\"token_asset\":\"t\",\"price_version\":0}",
+         400, "parameter_invalid", "/price_version", "price_version must be a positive integer"},
+        {"/v1/topups",
+         "{\"id\":\"u1\",\"mandate\":\"m1\",\"provider\":\"llm\",\"amount\":{\"currency\":\"c\","
+         "\"value\":\"x\"},\"token_asset\":\"t\",\"price_version\":1}",
+         400, "asset_invalid", "/amount/currency", NULL},
+        /* the token's code is checked before the currency is looked up */
+        {"/v1/topups",
+         "{\"id\":\"u1\",\"mandate\":\"m1\",\"provider\":\"llm\",\"amount\":{\"currency\":\"XYZ\","
+         "\"value\":\"x\"},\"token_asset\":\"t\",\"price_version\":1}",
+         400, "asset_invalid", "/token_asset", NULL},
+        {"/v1/topups",
+         "{\"id\":\"u1\",\"mandate\":\"m1\",\"provider\":\"llm\",\"amount\":{\"currency\":\"XYZ\","
+         "\"value\":\"x\"},\"token_asset\":\"NOPE\",\"price_version\":1}",
+         404, "asset_unknown", "/amount/currency", NULL},
+        {"/v1/topups",
+         "{\"id\":\"u1\",\"mandate\":\"m1\",\"provider\":\"llm\",\"amount\":{\"currency\":\"CNY\","
+         "\"value\":\"x\"},\"token_asset\":\"NOPE\",\"price_version\":1}",
+         404, "asset_unknown", "/token_asset", NULL},
+        {"/v1/topups",
+         "{\"id\":\"u1\",\"mandate\":\"m-none\",\"provider\":\"nobody\",\"amount\":{\"currency\":"
+         "\"CNY\",\"value\":\"0\"},\"token_asset\":\"TOK\",\"price_version\":1}",
+         400, "amount_zero", "/amount/value", NULL},
+        {"/v1/topups",
+         "{\"id\":\"u1\",\"mandate\":\"m-none\",\"provider\":\"nobody\",\"amount\":{\"currency\":"
+         "\"CNY\",\"value\":\"1\"},\"token_asset\":\"TOK\",\"price_version\":99}",
+         404, "mandate_unknown", "/mandate", NULL},
+        {"/v1/topups",
+         "{\"id\":\"u1\",\"mandate\":\"m1\",\"provider\":\"nobody\",\"amount\":{\"currency\":"
+         "\"CNY\",\"value\":\"1\"},\"token_asset\":\"TOK\",\"price_version\":99}",
+         404, "merchant_unknown", "/provider", NULL},
+        {"/v1/topups",
+         "{\"id\":\"u1\",\"mandate\":\"m1\",\"provider\":\"llm\",\"amount\":{\"currency\":"
+         "\"CNY\",\"value\":\"1\"},\"token_asset\":\"TOK\",\"price_version\":99}",
+         404, "price_version_unknown", "/price_version", NULL},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        json_t *j = NULL;
+        int got = signed_req(agent1, "POST", v[i].path, v[i].body, &j);
+        const char *code = j ? json_string_value(json_object_get(j, "code")) : NULL;
+        const char *ptr = j ? json_string_value(json_object_get(j, "pointer")) : NULL;
+        const char *detail = j ? json_string_value(json_object_get(j, "detail")) : NULL;
+        int same = got == v[i].status && code && strcmp(code, v[i].code) == 0 &&
+                   (v[i].pointer ? ptr && strcmp(ptr, v[i].pointer) == 0 : ptr == NULL) &&
+                   (v[i].detail ? detail && strcmp(detail, v[i].detail) == 0 : detail == NULL);
+        if (!same) {
+            char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
+            fail_msg("case %zu %s: expected %d %s %s, got %d: %s", i, v[i].path, v[i].status,
+                     v[i].code, v[i].pointer ? v[i].pointer : "-", got, t ? t : "(not json)");
+        }
+        json_decref(j);
+    }
+    /* nothing of it reached the ledger */
+    assert_int_equal(sql_int("select count(*) from ac_payments where id in ('p1', 'u1')"), 0);
+    assert_int_equal(sql_int("select count(*) from ac_tabs where id = 't1'"), 0);
 }
 
 /* ---- the world ------------------------------------------------------------------------------- */
@@ -782,13 +961,7 @@ static int tamper_tokens(const uint8_t *in, size_t n, struct ac_buf *out, uint64
 static void audit_replay(void **st)
 {
     (void)st;
-    int sealed = 0;
-    for (int i = 0; i < 300 && !sealed; i++) {
-        sealed = sql_int("select coalesce(max(size), 0) from ac_checkpoints") ==
-                 sql_int("select count(*) from ac_evidence");
-        if (!sealed) usleep(100000);
-    }
-    assert_true(sealed);
+    ac_test_payflow_wait_sealed(db_url);
     assert_int_equal(sql_int("select count(*) from ac_evidence where kind = 'price.publish'"),
                      sql_int("select count(*) from ac_price_versions"));
     long long topups = sql_int("select count(*) from ac_evidence where kind = 'topup'");
@@ -849,10 +1022,7 @@ static void sigterm_stops_cleanly(void **st)
 {
     (void)st;
     ac_test_http_close(&http);
-    if (ac_test_server_stop(&srv, 20000) != 0 || ac_test_server_log_has_sanitizer_report(&srv)) {
-        ac_test_server_dump_log(&srv, 20000);
-        fail_msg("SIGTERM: exit status %d (expected 0 and no sanitizer report)", srv.exit_status);
-    }
+    ac_test_payflow_stop_cleanly(&srv, 20000);
 }
 
 /* ---- setup ----------------------------------------------------------------------------------- */
@@ -891,12 +1061,12 @@ static int teardown(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(prices),       cmocka_unit_test(topup_settles),
-        cmocka_unit_test(idempotency_keys),
-        cmocka_unit_test(pair_atomic),  cmocka_unit_test(versions),
-        cmocka_unit_test(caps_in_fiat), cmocka_unit_test(stepup_holds_both_legs),
-        cmocka_unit_test(reading),      cmocka_unit_test(restart_keeps_everything),
-        cmocka_unit_test(audit_replay), cmocka_unit_test(sigterm_stops_cleanly),
+        cmocka_unit_test(prices),        cmocka_unit_test(request_checks_in_order),
+        cmocka_unit_test(topup_settles), cmocka_unit_test(idempotency_keys),
+        cmocka_unit_test(pair_atomic),   cmocka_unit_test(versions),
+        cmocka_unit_test(caps_in_fiat),  cmocka_unit_test(stepup_holds_both_legs),
+        cmocka_unit_test(reading),       cmocka_unit_test(restart_keeps_everything),
+        cmocka_unit_test(audit_replay),  cmocka_unit_test(sigterm_stops_cleanly),
     };
     return ac_test_e2e_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "protocol/binding.h"
 #include "tests/support/agentsig.h"
@@ -151,4 +152,30 @@ void ac_test_payflow_export_replay(const char *db_url)
     snprintf(live, sizeof live, "--db=%s", db_url);
     char *rep[] = {(char *)ac_test_binary(), "audit", "replay", file, live, NULL};
     assert_int_equal(ac_test_run("audit_replay", rep, 300000), 0);
+    char logf[1100];
+    snprintf(logf, sizeof logf, "%s/audit_replay.log", ac_test_tmpdir());
+    char *log = ac_test_read_file(logf, NULL);
+    if (log == NULL || strstr(log, "replay: VERIFIED ") == NULL)
+        fail_msg("audit replay does not say VERIFIED: %s", log ? log : "(no log)");
+    free(log);
+}
+
+void ac_test_payflow_wait_sealed(const char *db_url)
+{
+    int sealed = 0;
+    for (int i = 0; i < 300 && !sealed; i++) {
+        sealed = ac_test_sql_int(db_url, "select coalesce(max(size), 0) from ac_checkpoints") ==
+                 ac_test_sql_int(db_url, "select count(*) from ac_evidence");
+        if (!sealed) usleep(100000);
+    }
+    if (!sealed) fail_msg("the evidence log is not sealed by a checkpoint after 30 s");
+}
+
+void ac_test_payflow_stop_cleanly(struct ac_test_server *s, int wait_ms)
+{
+    int rc = ac_test_server_stop(s, wait_ms);
+    if (rc != 0 || ac_test_server_log_has_sanitizer_report(s)) {
+        ac_test_server_dump_log(s, 20000);
+        fail_msg("SIGTERM: exit status %d (expected 0 and no sanitizer report)", s->exit_status);
+    }
 }

@@ -50,9 +50,18 @@ void ac_test_payflow_binding(struct ac_test_http *c, const char *id, EVP_PKEY *u
  * decodes with that seq. r receives the record (the caller ac_ev_record_clear()s it). */
 void ac_test_payflow_evidence(const char *db_url, const json_t *ev, struct ac_ev_record *r);
 
+/* Wait (at most 30 s) until the latest checkpoint of the database at db_url covers every evidence
+ * record; fails the test otherwise. */
+void ac_test_payflow_wait_sealed(const char *db_url);
+
 /* `agentclear evidence export` of the database at db_url to <tmpdir>/export.bin, then
- * `agentclear audit replay` of that file against the live database (--db); fails the test unless
- * both exit 0. */
+ * `agentclear audit replay` of that file against the live database (--db), its output in
+ * <tmpdir>/audit_replay.log; fails the test unless both exit 0 and the replay says VERIFIED. */
 void ac_test_payflow_export_replay(const char *db_url);
+
+struct ac_test_server;
+/* Stop s with SIGTERM (ac_test_server_stop, waiting at most wait_ms); fails the test, with the
+ * server's log, unless it exited by itself with 0 and its log holds no sanitizer report. */
+void ac_test_payflow_stop_cleanly(struct ac_test_server *s, int wait_ms);
 
 #endif
