@@ -30,8 +30,11 @@
  * requests are presigned by the merchant (RFC 9421 over @method, @target-uri, content-digest),
  * each carrying an agent-signed voucher: request k settles tab k mod agents with voucher sequence
  * k / agents + 1 and cumulative 0.01 times that -- ever-higher vouchers on many open tabs, each
- * posting 0.01. They are driven like the payments (same connections, warm-up and window); 200
- * answers count: tab_sps, tab_p50_ms, tab_p99_ms, tab_errors, tab_settled_rows.
+ * posting 0.01. They are driven like the payments (same connections, warm-up and window), except
+ * that each tab's settlements go in order on one connection, as its merchant would send them (a
+ * later voucher overtaking an earlier one on another connection is rightly refused, 409
+ * voucher_not_monotonic); 200 answers count: tab_sps, tab_p50_ms, tab_p99_ms, tab_errors,
+ * tab_settled_rows.
  *
  * -e off starts the server with evidence=off and benchmark-only=yes (server/config.h): the same
  * path without evidence records, to measure what the evidence log costs. Never for production.
@@ -535,6 +538,7 @@ int main(int argc, char **argv)
         tl.lens = treq_lens;
         tl.n = n_treqs;
         tl.want = 200;
+        tl.pin_groups = (size_t)n_agents; /* one tab per agent: its vouchers in order */
         tl.mon = mon;
         tl.who = "bench_e2e tabs";
         struct ac_bench_result tr;

@@ -138,7 +138,8 @@ int ac_bench_parallel(size_t n, int (*fn)(size_t i, void *ctx), void *ctx)
 struct run {
     const struct ac_bench_load *l;
     struct sockaddr_in addr;
-    _Atomic size_t next;
+    _Atomic size_t next;     /* requests taken */
+    _Atomic int next_conn;   /* connection numbers handed out */
     _Atomic int stop;
     _Atomic uint64_t errors;
     _Atomic int printed;
@@ -194,14 +195,33 @@ static int read_response(int fd, char *buf, size_t cap)
     return status;
 }
 
+/* The next request for connection `conn`, or l->n when none is left. Without pin_groups, the
+ * next of all; with it, the next of the groups this connection owns (group % connections), from
+ * *cursor on, so a group's requests go in order on one connection. */
+static size_t take(struct run *r, int conn, size_t *cursor)
+{
+    const struct ac_bench_load *l = r->l;
+    if (l->pin_groups == 0) return atomic_fetch_add(&r->next, 1);
+    for (size_t i = *cursor; i < l->n; i++) {
+        if ((int)((i % l->pin_groups) % (size_t)l->connections) != conn) continue;
+        *cursor = i + 1;
+        atomic_fetch_add(&r->next, 1);
+        return i;
+    }
+    *cursor = l->n;
+    return l->n;
+}
+
 static void *client(void *arg)
 {
     struct run *r = arg;
     const struct ac_bench_load *l = r->l;
     int fd = connect_to(&r->addr);
+    int conn = atomic_fetch_add(&r->next_conn, 1);
+    size_t cursor = 0;
     char buf[16384];
     while (!atomic_load(&r->stop)) {
-        size_t i = atomic_fetch_add(&r->next, 1);
+        size_t i = take(r, conn, &cursor);
         if (i >= l->n) break;
         if (fd < 0 && (fd = connect_to(&r->addr)) < 0) {
             atomic_fetch_add(&r->errors, 1);
@@ -249,6 +269,8 @@ struct evconn {
     unsigned head, count;
     size_t have; /* bytes of rbuf holding a partial response */
     char *rbuf;
+    int conn;      /* its number among all connections (pin_groups) */
+    size_t cursor; /* where take() goes on for it */
 };
 
 struct evjob {
@@ -264,7 +286,7 @@ static int ev_fill(struct run *r, struct evconn *c, unsigned room)
     struct iovec iov[EV_DEPTH_MAX];
     unsigned n = 0;
     while (n < room && !atomic_load(&r->stop)) {
-        size_t i = atomic_fetch_add(&r->next, 1);
+        size_t i = take(r, c->conn, &c->cursor);
         if (i >= l->n) break;
         unsigned slot = (c->head + c->count + n) % EV_DEPTH_MAX;
         c->inflight[slot] = i;
@@ -365,6 +387,7 @@ static void *ev_client(void *arg)
     int live = 0;
     for (int k = 0; k < j->nconn; k++) {
         struct evconn *c = &cs[k];
+        c->conn = atomic_fetch_add(&r->next_conn, 1);
         c->rbuf = malloc(EV_RBUF);
         c->fd = c->rbuf ? connect_to(&r->addr) : -1;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};

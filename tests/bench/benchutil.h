@@ -59,6 +59,11 @@ struct ac_bench_load {
      * (loopback delivery wakes the reader from the sender's system call). */
     int client_threads;
     int depth; /* requests in flight per connection with client_threads > 0 (default 1) */
+    /* 0: any connection takes the next request. > 0: request i belongs to group i % pin_groups and
+     * every group's requests go, in order, on one connection (the group % connections-th), as a
+     * merchant settles one tab's vouchers one after another: two of a group are never in flight
+     * at once on different connections, where the later could overtake the earlier. */
+    size_t pin_groups;
 };
 
 struct ac_bench_result {
