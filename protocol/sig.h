@@ -23,10 +23,8 @@ enum ac_sig_alg ac_sig_key_alg(EVP_PKEY *key);
 
 /* Verify a raw signature over msg. Returns 1 only when the signature is valid for key under alg;
  * 0 for a bad signature, a wrong length, or an alg that does not fit the key; never < 0.
- * Ed25519 verifications reuse, per thread, a verification context already initialised for the
- * key (a small cache of the last keys seen, each holding a reference on its key, released when
- * the entry is replaced or the thread ends): the one-shot EVP_DigestVerify() needs no new
- * EVP_MD_CTX, algorithm fetch or key set-up per call. Thread-safe. */
+ * Ed25519 signatures are verified with libsodium (about 1.5x OpenSSL 3.0's speed; see sig.c),
+ * which accepts nothing that OpenSSL's Ed25519 verify refuses. Thread-safe. */
 int ac_sig_verify(EVP_PKEY *key, enum ac_sig_alg alg, const uint8_t *msg, size_t msglen,
                   const uint8_t *sig, size_t siglen);
 

@@ -4,7 +4,7 @@
 AC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 AC_PGBIN=${AC_PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 AC_APT_PACKAGES="build-essential cmake pkg-config clang libssl-dev libpq-dev libmicrohttpd-dev
-  libjansson-dev libcbor-dev libcmocka-dev postgresql postgresql-contrib curl"
+  libjansson-dev libcbor-dev libcmocka-dev libsodium-dev postgresql postgresql-contrib curl"
 # Tools that may already come from elsewhere than Debian (a machine's own Node.js): installed
 # from Debian only when the command is missing. "command:package"
 AC_APT_COMMANDS="node:nodejs npm:npm"

@@ -1,6 +1,7 @@
 /* Raw Ed25519 / ES256 sign and verify, r||s conversion, algorithm-key fit. */
 #include "tests/support/testutil.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "protocol/sig.h"
@@ -58,12 +59,64 @@ static void other_key(void **s)
     EVP_PKEY_free(b);
 }
 
+static EVP_PKEY *ed_pub(const char *hex)
+{
+    uint8_t raw[32];
+    for (size_t i = 0; i < 32; i++)
+        assert_int_equal(sscanf(hex + 2 * i, "%2hhx", &raw[i]), 1);
+    EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, sizeof raw);
+    assert_non_null(k);
+    return k;
+}
+
+static void hex64(const char *hex, uint8_t out[64])
+{
+    for (size_t i = 0; i < 64; i++)
+        assert_int_equal(sscanf(hex + 2 * i, "%2hhx", &out[i]), 1);
+}
+
+/* RFC 8032 section 7.1, TEST 2 (a one-byte message); then the two ways a signature can be
+ * forged without the key that an Ed25519 verifier must refuse. */
+static void ed25519_rfc8032_strict(void **s)
+{
+    (void)s;
+    EVP_PKEY *k = ed_pub("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c");
+    uint8_t sig[64];
+    hex64("92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+          "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+          sig);
+    const uint8_t msg[] = {0x72};
+    assert_int_equal(ac_sig_verify(k, AC_SIG_ED25519, msg, 1, sig, 64), 1);
+    /* malleability: S + L is the same scalar mod L, so it satisfies the verification equation;
+     * RFC 8032 5.1.7 requires S < L, and the verifier must refuse it */
+    static const uint8_t L[32] = {0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7,
+                                  0xa2, 0xde, 0xf9, 0xde, 0x14, 0,    0,    0,    0,    0,    0,
+                                  0,    0,    0,    0,    0,    0,    0,    0,    0,    0x10};
+    unsigned carry = 0;
+    for (size_t i = 0; i < 32; i++) {
+        unsigned v = sig[32 + i] + L[i] + carry;
+        sig[32 + i] = (uint8_t)v;
+        carry = v >> 8;
+    }
+    assert_int_equal(carry, 0);
+    assert_int_equal(ac_sig_verify(k, AC_SIG_ED25519, msg, 1, sig, 64), 0);
+    EVP_PKEY_free(k);
+    /* a public key of small order (here the identity point) with R = identity and S = 0
+     * satisfies [S]B = R + [k]A for every message: a key anyone can sign for. Refused. */
+    k = ed_pub("0100000000000000000000000000000000000000000000000000000000000000");
+    memset(sig, 0, sizeof sig);
+    sig[0] = 0x01;
+    assert_int_equal(ac_sig_verify(k, AC_SIG_ED25519, msg, 1, sig, 64), 0);
+    EVP_PKEY_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ed25519),
         cmocka_unit_test(es256),
         cmocka_unit_test(other_key),
+        cmocka_unit_test(ed25519_rfc8032_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
