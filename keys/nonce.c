@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/prctl.h>
+
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -437,6 +439,7 @@ static long decide(struct ac_nonce_writer *w, PGconn *db, struct ac_nonce_ticket
 
 static void *writer_main(void *arg)
 {
+    prctl(PR_SET_NAME, "ac-nonces", 0, 0, 0); /* for top -H, perf --sort comm: best effort */
     struct ac_nonce_writer *w = arg;
     struct ac_nonce_ticket *batch[AC_NONCE_BATCH_MAX];
     int64_t next_purge = (int64_t)time(NULL) + AC_NONCE_PURGE_EVERY;

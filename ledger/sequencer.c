@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/prctl.h>
+
 #include "ledger/db.h"
 
 static const double batch_bounds[] = {1,   2,   4,   8,    16,   32,   64,
@@ -409,6 +411,7 @@ static int stopping(struct ac_sequencer *s)
 
 static void *run(void *arg)
 {
+    prctl(PR_SET_NAME, "ac-sequencer", 0, 0, 0); /* for top -H, perf --sort comm: best effort */
     struct ac_sequencer *s = arg;
     int warned_standby = 0;
     while (!stopping(s)) {
