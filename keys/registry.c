@@ -65,6 +65,7 @@ static const char *agent_key(const void *v)
 struct data {
     struct ac_strmap users, merchants, keys, bindings, agents;
     uint64_t visible, cur;
+    int touched; /* the writer changed something since the last commit (ac_registry_pending) */
 };
 
 struct ac_registry {
@@ -454,6 +455,7 @@ enum ac_ec ac_registry_principal_create(struct ac_registry *reg, enum ac_princip
     memcpy(p->category, category, strlen(category) + 1);
     p->created_us = now_us;
     p->gen = d->cur;
+    d->touched = 1;
     for (size_t i = 0; i < n; i++) {
         p->keys[p->nkeys++] = nk[i];
         ac_strmap_put(&d->keys, nk[i]);
@@ -489,6 +491,7 @@ enum ac_ec ac_registry_key_add(struct ac_registry *reg, enum ac_principal_role r
     } else {
         p->keys[p->nkeys++] = k;
         ac_strmap_put(&d->keys, k);
+        d->touched = 1;
     }
     pthread_rwlock_unlock(&reg->lock);
     return ec;
@@ -543,6 +546,7 @@ enum ac_ec ac_registry_binding_add(struct ac_registry *reg, const struct ac_bind
         b->info.exp = doc->exp;
         b->info.created_us = now_us;
         b->gen = d->cur;
+        d->touched = 1;
         b->prev = cur;
         ac_strmap_put(&d->bindings, b);
         ac_strmap_put(&d->agents, b);
@@ -577,6 +581,7 @@ enum ac_ec ac_registry_binding_revoke(struct ac_registry *reg, const char *bindi
         memcpy(b->info.revocation_kid, k->kid, sizeof k->kid);
         b->info.revoked_us = now_us;
         b->info.revoked = 1; /* visible at once: see registry.h */
+        d->touched = 1;
     }
     pthread_rwlock_unlock(&reg->lock);
     return ec;
@@ -587,7 +592,16 @@ void ac_registry_commit(struct ac_registry *reg)
     pthread_rwlock_wrlock(&reg->lock);
     reg->d.visible = reg->d.cur;
     reg->d.cur++;
+    reg->d.touched = 0;
     pthread_rwlock_unlock(&reg->lock);
+}
+
+int ac_registry_pending(struct ac_registry *reg)
+{
+    pthread_rwlock_rdlock(&reg->lock);
+    int t = reg->d.touched;
+    pthread_rwlock_unlock(&reg->lock);
+    return t;
 }
 
 void ac_registry_replace(struct ac_registry *reg, struct ac_registry *src)

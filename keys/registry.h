@@ -21,7 +21,9 @@
  *
  * Visibility: what the writer adds becomes visible to readers only with ac_registry_commit(),
  * which the sequencer calls after the batch's transaction committed and before it acknowledges
- * the batch's commands. A revocation is visible to readers at once (before its commit): a
+ * the batch's commands. (A pipelined batch, ledger/sequencer.c, may see its commit called before
+ * it is durable, but only when ac_registry_pending() says it changed nothing: then the commit
+ * makes nothing new visible.) A revocation is visible to readers at once (before its commit): a
  * revocation that then fails to commit errs on the safe side until the sequencer reloads. */
 #ifndef AC_REGISTRY_H
 #define AC_REGISTRY_H
@@ -196,6 +198,11 @@ void ac_registry_writer_view(int on);
 
 /* Make everything added since the last commit visible to readers. */
 void ac_registry_commit(struct ac_registry *reg);
+
+/* 1 when the writer changed something since the last ac_registry_commit() (an entry that the
+ * commit will make visible, or a revocation), else 0. The sequencer commits such a batch only
+ * after it is durable (it does not pipeline it behind another). */
+int ac_registry_pending(struct ac_registry *reg);
 
 /* Move src's content (committed or not) into reg, replacing and freeing reg's, in one step under
  * reg's write lock; src is left empty. Used to reload from the database without readers ever

@@ -36,6 +36,13 @@ static const struct stmt writer_stmts[] = {
     {"lease", "select pg_try_advisory_lock(7340, $1::int)", 1},
     {"begin", "begin", 0},
     {"commit", "commit", 0},
+    /* the partition's batch counter, its row created on first use (sql/0014) */
+    {"seq_head",
+     "with ins as (insert into ac_seq_head (partition, batch) values ($1::int4, 0) "
+     "on conflict (partition) do nothing returning batch) "
+     "select batch from ins union all select batch from ac_seq_head where partition = $1::int4",
+     1},
+    {"seq_advance", "select ac_seq_advance($1::int4, $2::int8, $3::int8)", 3},
     {"ins_accounts",
      "insert into ac_accounts (id, asset, owner, flags) "
      "select * from unnest($1::text[], $2::text[], $3::text[], $4::int4[])",
@@ -413,16 +420,24 @@ static void end_arrays(int n)
 
 /* The batch write: BEGIN (when begin), the ledger's change set (when ch), the extras, COMMIT (when
  * commit), one sync. On any error the transaction is rolled back. */
-static enum ac_qs write_pipeline(PGconn *c, const struct ac_changes *ch,
-                                 const struct ac_db_extra *x, size_t nx, int begin, int commit)
+/* Queue one batch's statements -- [BEGIN] [the guard ac_seq_advance(guard[0], guard[1])] the
+ * change set, the extras [COMMIT] -- then a sync, in pipeline mode (which the caller entered).
+ * guard: {partition, prev, next} or NULL.
+ * Returns how many statements were queued (each yields one result before the sync's); *failed
+ * is set when one could not be queued (the rest were skipped, the sync still sent if possible). */
+static int send_batch(PGconn *c, const struct ac_changes *ch, const struct ac_db_extra *x,
+                      size_t nx, int begin, int commit, const char *const *guard, int *failed)
 {
     static const struct ac_changes none;
     if (ch == NULL) ch = &none;
     int sent = 0; /* statements queued, each yields one result */
-    if (PQenterPipelineMode(c) != 1) return AC_QS_SOFT_ERROR;
     int fail = 0;
     if (begin) {
         fail = PQsendQueryPrepared(c, "begin", 0, NULL, NULL, NULL, 0) != 1;
+        sent++;
+    }
+    if (!fail && guard) {
+        fail = PQsendQueryPrepared(c, "seq_advance", 3, guard, NULL, NULL, 0) != 1;
         sent++;
     }
 
@@ -516,7 +531,13 @@ static enum ac_qs write_pipeline(PGconn *c, const struct ac_changes *ch,
         sent++;
     }
     if (PQpipelineSync(c) != 1) fail = 1;
+    *failed = fail;
+    return sent;
+}
 
+/* Read one queued batch's results, up to and including its sync. */
+static enum ac_qs recv_batch(PGconn *c, int sent, int fail)
+{
     /* Read every result: one per statement sent (each followed by a NULL), then the sync. */
     enum ac_qs qs = fail ? AC_QS_SOFT_ERROR : AC_QS_ONE_RESULT;
     int results = 0, synced = 0;
@@ -544,6 +565,16 @@ static enum ac_qs write_pipeline(PGconn *c, const struct ac_changes *ch,
         }
         PQclear(r);
     }
+    return qs;
+}
+
+static enum ac_qs write_pipeline(PGconn *c, const struct ac_changes *ch,
+                                 const struct ac_db_extra *x, size_t nx, int begin, int commit)
+{
+    if (PQenterPipelineMode(c) != 1) return AC_QS_SOFT_ERROR;
+    int fail = 0;
+    int sent = send_batch(c, ch, x, nx, begin, commit, NULL, &fail);
+    enum ac_qs qs = recv_batch(c, sent, fail);
     if (PQstatus(c) == CONNECTION_OK) {
         PQexitPipelineMode(c);
         if (qs < 0) {
@@ -572,6 +603,50 @@ enum ac_qs ac_db_write_open(PGconn *c, const struct ac_changes *ch, const struct
 enum ac_qs ac_db_write_finish(PGconn *c, const struct ac_db_extra *x, size_t nx)
 {
     return write_pipeline(c, NULL, x, nx, 0, 1);
+}
+
+int ac_db_write_send(PGconn *c, int partition, const struct ac_changes *ch,
+                     const struct ac_db_extra *x, size_t nx, long long prev_batch,
+                     long long next_batch)
+{
+    if (PQpipelineStatus(c) == PQ_PIPELINE_OFF && PQenterPipelineMode(c) != 1) {
+        snprintf(last_error, sizeof last_error, "%s", PQerrorMessage(c));
+        return -1;
+    }
+    char p[16], a[24], b[24];
+    snprintf(p, sizeof p, "%d", partition);
+    snprintf(a, sizeof a, "%lld", prev_batch);
+    snprintf(b, sizeof b, "%lld", next_batch);
+    const char *const guard[] = {p, a, b};
+    int fail = 0;
+    int sent = send_batch(c, ch, x, nx, 1, 1, guard, &fail);
+    /* push it to the server now: the point is that it executes while we apply the next one */
+    if (fail || PQflush(c) < 0) {
+        snprintf(last_error, sizeof last_error, "%s", PQerrorMessage(c));
+        return -1;
+    }
+    return sent;
+}
+
+enum ac_qs ac_db_write_recv(PGconn *c, int sent, int last)
+{
+    enum ac_qs qs = recv_batch(c, sent, 0);
+    if (qs > 0 && last && PQexitPipelineMode(c) != 1) qs = AC_QS_SOFT_ERROR;
+    return qs;
+}
+
+enum ac_qs ac_db_seq_head(PGconn *c, int partition, long long *batch)
+{
+    char p[16];
+    snprintf(p, sizeof p, "%d", partition);
+    const char *v[] = {p};
+    PGresult *r;
+    enum ac_qs qs = ac_db_exec(c, "seq_head", 1, v, &r);
+    if (qs < 0) return qs;
+    int ok = PQntuples(r) == 1;
+    if (ok) *batch = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return ok ? AC_QS_ONE_RESULT : AC_QS_HARD_ERROR;
 }
 
 /* ---- assets and reads ------------------------------------------------------------------------ */

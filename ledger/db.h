@@ -89,6 +89,22 @@ enum ac_qs ac_db_write_batch(PGconn *c, const struct ac_changes *ch, const struc
 enum ac_qs ac_db_write_open(PGconn *c, const struct ac_changes *ch, const struct ac_db_extra *x,
                             size_t nx);
 enum ac_qs ac_db_write_finish(PGconn *c, const struct ac_db_extra *x, size_t nx);
+/* The same batch pipelined: ac_db_write_send queues BEGIN, the guard ac_seq_advance(partition,
+ * prev_batch, next_batch) (sql/0014: it fails unless the partition's batch counter is
+ * prev_batch, i.e. unless the batch queued before this one committed), the change set, the
+ * extras and COMMIT, flushes them to the server and returns without reading: the number of
+ * statements queued, or -1. Several batches may be queued; ac_db_write_recv reads the oldest
+ * one's results (sent: what its send returned; last: no other batch is queued behind it, so
+ * pipeline mode is left) with ac_db_write_batch's outcomes. After any failure the caller must
+ * close the connection (nothing is rolled back here: a batch queued behind a failed one fails on
+ * its guard, or on the failed one's aborted transaction). */
+int ac_db_write_send(PGconn *c, int partition, const struct ac_changes *ch,
+                     const struct ac_db_extra *x, size_t nx, long long prev_batch,
+                     long long next_batch);
+enum ac_qs ac_db_write_recv(PGconn *c, int sent, int last);
+/* The partition's batch counter (sql/0014; its row is created at 0 on first use), read when the
+ * sequencer becomes leader. */
+enum ac_qs ac_db_seq_head(PGconn *c, int partition, long long *batch);
 /* The error text of this thread's last failed ac_db_write_batch ("" if none). */
 const char *ac_db_last_error(void);
 /* Free this thread's batch-building scratch memory (call when the writer thread ends). */

@@ -64,6 +64,13 @@ static void domain_end(void *cls, int committed)
     if (d->evlog) ac_evlog_end(d->evlog, committed);
 }
 
+static int domain_publishes(void *cls)
+{
+    struct ac_domain *d = cls;
+    return (d->registry && ac_registry_pending(d->registry)) ||
+           (d->payments && ac_payments_pending(d->payments));
+}
+
 static int64_t domain_next_deadline(void *cls)
 {
     struct ac_domain *d = cls;
@@ -109,6 +116,7 @@ struct ac_seq_domain ac_domain_seq(struct ac_domain *d)
                               .load = domain_load,
                               .flush = domain_flush,
                               .end = domain_end,
+                              .publishes = domain_publishes,
                               .next_deadline = domain_next_deadline,
                               .tick = domain_tick,
                               .ledger = domain_ledger};

@@ -541,6 +541,14 @@ int ac_payments_flush(struct ac_payments *p, struct ac_apply *a)
     return 0;
 }
 
+int ac_payments_pending(const struct ac_payments *p)
+{
+    if (p->fresh) return 1;
+    for (const struct mandate *m = p->dirty; m; m = m->next_dirty)
+        if (m->revoked != m->pub_revoked) return 1;
+    return 0;
+}
+
 void ac_payments_end(struct ac_payments *p, int committed)
 {
     if (committed && (p->fresh || p->dirty)) {

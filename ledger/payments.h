@@ -250,6 +250,9 @@ int ac_payments_load(struct ac_payments *p, PGconn *c);
 int ac_payments_flush(struct ac_payments *p, struct ac_apply *a);
 /* The batch committed (1: publish new mandates) or was abandoned (0). */
 void ac_payments_end(struct ac_payments *p, int committed);
+/* 1 when ac_payments_end(p, 1) would publish something to readers (a new mandate, a
+ * revocation), else 0. */
+int ac_payments_pending(const struct ac_payments *p);
 /* The earliest step-up expiry (unix µs), INT64_MAX when none is pending. */
 int64_t ac_payments_next_deadline(struct ac_payments *p);
 /* Expire every step-up whose challenge expired by ac_apply_now(a): void the hold, release the

@@ -132,8 +132,9 @@ static int64_t next_deadline(struct ac_sequencer *s, struct ac_state *st)
 }
 
 /* Wait for work: commands, or the next expiry, or stop. Returns a batch of commands (possibly
- * empty when an expiry is due) or sets *stop. */
-static struct ac_cmd *next_batch(struct ac_sequencer *s, struct ac_state *st, int *stop)
+ * empty when an expiry is due) or sets *stop. With nowait, only what is queued now (NULL when
+ * nothing is): a batch is in flight, and its outcome is what to wait for next. */
+static struct ac_cmd *next_batch(struct ac_sequencer *s, struct ac_state *st, int *stop, int nowait)
 {
     pthread_mutex_lock(&s->mu);
     for (;;) {
@@ -141,7 +142,7 @@ static struct ac_cmd *next_batch(struct ac_sequencer *s, struct ac_state *st, in
             *stop = 1;
             break;
         }
-        if (s->head) break;
+        if (s->head || nowait) break;
         int64_t exp = next_deadline(s, st);
         int64_t now = s->cfg.clock_us(s->cfg.clock_cls);
         if (exp <= now) break;
@@ -309,16 +310,96 @@ static void domain_end(struct ac_sequencer *s, int committed)
     if (s->has_domain && s->domain.end) s->domain.end(s->domain.cls, committed);
 }
 
-/* Run as leader until the connection fails or stop. Returns 1 on stop, 0 to reconnect. */
-static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struct ac_apply *ap)
+/* A batch whose write was sent and whose outcome is not read yet. */
+struct inflight {
+    int active;
+    struct ac_cmd *batch; /* may be NULL: a batch of time-driven work only */
+    size_t items;
+    int sent; /* statements queued (ac_db_write_send) */
+    double t0;
+};
+
+static void complete(struct ac_sequencer *s, struct ac_cmd *batch, size_t items)
+{
+    if (items) {
+        ac_hist_observe(&s->stats.batch_items, (double)items);
+        atomic_fetch_add(&s->stats.items_committed, items);
+        atomic_fetch_add(&s->stats.batches_committed, 1);
+    }
+    /* durable: complete the callers, in order */
+    while (batch) {
+        struct ac_cmd *next = batch->next;
+        batch->done(batch);
+        batch = next;
+    }
+}
+
+static void batch_failed(struct ac_sequencer *s, struct ac_cmd *batch, enum ac_qs qs)
+{
+    atomic_fetch_add(&s->stats.batches_failed, 1);
+    fail_all(batch, AC_EC_BATCH_FAILED);
+    fprintf(stderr, "sequencer: batch commit failed (%s): %s",
+            qs == AC_QS_SOFT_ERROR ? "retryable" : "hard", ac_db_last_error());
+}
+
+/* Read the outcome of the batch in flight. Committed: its callers complete (0). Failed: they
+ * fail, and so must everything applied after it (-1; the caller abandons and reloads).
+ * last: no other batch is queued behind it on the connection. With st (the batch's in-memory
+ * changes still open, not yet committed in memory), commit or roll them back accordingly. */
+static int finish(struct ac_sequencer *s, PGconn *conn, struct inflight *f, int last,
+                  struct ac_state *st)
+{
+    if (!f->active) return 0;
+    f->active = 0;
+    enum ac_qs qs = ac_db_write_recv(conn, f->sent, last);
+    if (qs < 0) {
+        if (st) {
+            ac_state_rollback(st);
+            domain_end(s, 0);
+        }
+        batch_failed(s, f->batch, qs);
+        return -1;
+    }
+    ac_hist_observe(&s->stats.commit_seconds, mono_seconds() - f->t0);
+    if (st) {
+        ac_state_commit(st);
+        domain_end(s, 1);
+    }
+    complete(s, f->batch, f->items);
+    return 0;
+}
+
+/* Run as leader until the connection fails or stop. Returns 1 on stop, 0 to reconnect.
+ *
+ * Batches are pipelined: once a batch's write is sent (BEGIN ... COMMIT in one pipeline), the next
+ * batch is taken, applied on top of it in memory and sent behind it on the same connection,
+ * while PostgreSQL executes and commits the first; then the first one's outcome is read and its
+ * callers complete. So the sequencer's own work (applying, building evidence, completing callers)
+ * overlaps the database's instead of alternating with it. A batch applied on top of another
+ * must not commit unless that one did: each pipelined batch starts with the guard
+ * ac_seq_advance(n, n + 1) (sql/0014), which fails when the batch before it rolled back. Any
+ * failure fails the batch and everything after it, and the sequencer reconnects and reloads from
+ * the database, as before. What callers are told is unchanged: only after their batch is
+ * durable. What readers see is unchanged too: a batch that would publish something (a new
+ * binding, a mandate, a revocation: struct ac_seq_domain.publishes) is waited for before its
+ * changes are made visible, and before anything else is applied. */
+static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struct ac_apply *ap,
+                long long head)
 {
     double last_ping = mono_seconds();
+    struct inflight fl = {0};
     for (;;) {
         int stop = 0;
-        struct ac_cmd *batch = next_batch(s, st, &stop);
+        struct ac_cmd *batch = next_batch(s, st, &stop, fl.active);
         if (stop) {
+            finish(s, conn, &fl, 1, NULL);
             fail_all(batch, AC_EC_NOT_LEADER);
             return 1;
+        }
+        if (batch == NULL && fl.active) {
+            /* nothing else queued: the batch in flight is what to wait for */
+            if (finish(s, conn, &fl, 1, NULL) != 0) return 0;
+            continue;
         }
         if (batch == NULL && next_deadline(s, st) > now_us(s)) {
             /* Idle: a round trip now and then, so a session that died while idle (database
@@ -353,42 +434,80 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struc
             /* out of memory: ops may have changed the domain state, so reload everything */
             ac_state_rollback(st);
             domain_end(s, 0);
+            finish(s, conn, &fl, 1, NULL); /* the batch in flight: its callers learn its outcome */
             fail_all(batch, AC_EC_INTERNAL);
             return 0;
         }
-        if (changes_empty(ch) && ap->nx == 0 && !has_seals(batch)) {
-            ac_state_commit(st);
-        } else {
-            double t0 = mono_seconds();
-            enum ac_qs qs = has_seals(batch) ? write_sealed(conn, ch, ap, batch)
-                                             : ac_db_write_batch(conn, ch, ap->x, ap->nx);
-            apply_reset(ap);
-            if (qs < 0) {
+        int seals = has_seals(batch);
+        if (changes_empty(ch) && ap->nx == 0 && !seals) {
+            /* nothing to write; but its answers may rest on the batch in flight */
+            if (finish(s, conn, &fl, 1, NULL) != 0) {
                 ac_state_rollback(st);
                 domain_end(s, 0);
                 atomic_fetch_add(&s->stats.batches_failed, 1);
                 fail_all(batch, AC_EC_BATCH_FAILED);
-                fprintf(stderr, "sequencer: batch commit failed (%s): %s",
-                        qs == AC_QS_SOFT_ERROR ? "retryable" : "hard", ac_db_last_error());
+                return 0;
+            }
+            ac_state_commit(st);
+            domain_end(s, 1);
+            complete(s, batch, items);
+            continue;
+        }
+        double t0 = mono_seconds();
+        if (seals || s->cfg.serial) {
+            /* one at a time: the batch in flight first, then this one, waited for */
+            if (finish(s, conn, &fl, 1, NULL) != 0) {
+                apply_reset(ap);
+                ac_state_rollback(st);
+                domain_end(s, 0);
+                atomic_fetch_add(&s->stats.batches_failed, 1);
+                fail_all(batch, AC_EC_BATCH_FAILED);
+                return 0;
+            }
+            t0 = mono_seconds();
+            enum ac_qs qs = seals ? write_sealed(conn, ch, ap, batch)
+                                  : ac_db_write_batch(conn, ch, ap->x, ap->nx);
+            apply_reset(ap);
+            if (qs < 0) {
+                ac_state_rollback(st);
+                domain_end(s, 0);
+                batch_failed(s, batch, qs);
                 /* The commit's outcome may be unknown: the database is the system of record, so
                  * reconnect and reload rather than trust memory. */
                 return 0;
             }
             ac_hist_observe(&s->stats.commit_seconds, mono_seconds() - t0);
             ac_state_commit(st);
+            domain_end(s, 1);
+            complete(s, batch, items);
+            continue;
         }
+        /* pipelined: send it behind the batch in flight */
+        int sent = ac_db_write_send(conn, s->cfg.partition, ch, ap->x, ap->nx, head, head + 1);
+        apply_reset(ap);
+        if (sent < 0) {
+            ac_state_rollback(st);
+            domain_end(s, 0);
+            batch_failed(s, batch, AC_QS_SOFT_ERROR);
+            finish(s, conn, &fl, 0, NULL);
+            return 0;
+        }
+        head++;
+        struct inflight cur = {.active = 1, .batch = batch, .items = items, .sent = sent, .t0 = t0};
+        if (finish(s, conn, &fl, 0, NULL) != 0) {
+            /* the batch before it failed, so it fails on its guard: read that, then reload */
+            finish(s, conn, &cur, 1, st);
+            return 0;
+        }
+        if (s->has_domain && (s->domain.publishes == NULL || s->domain.publishes(s->domain.cls))) {
+            /* readers would see its changes: not before they are durable */
+            if (finish(s, conn, &cur, 1, st) != 0) return 0;
+            continue;
+        }
+        /* nothing of it is visible outside the sequencer: go on applying on top of it */
+        ac_state_commit(st);
         domain_end(s, 1);
-        if (items) {
-            ac_hist_observe(&s->stats.batch_items, (double)items);
-            atomic_fetch_add(&s->stats.items_committed, items);
-            atomic_fetch_add(&s->stats.batches_committed, 1);
-        }
-        /* durable: complete the callers, in order */
-        while (batch) {
-            struct ac_cmd *next = batch->next;
-            batch->done(batch);
-            batch = next;
-        }
+        fl = cur;
     }
 }
 
@@ -439,8 +558,10 @@ static void *run(void *arg)
         }
         warned_standby = 0;
         struct ac_state *st = ac_state_new();
+        long long head = 0;
         if (st == NULL || ac_db_load_state(conn, st) != AC_QS_ONE_RESULT ||
-            (s->has_domain && s->domain.load && s->domain.load(s->domain.cls, conn) != 0)) {
+            (s->has_domain && s->domain.load && s->domain.load(s->domain.cls, conn) != 0) ||
+            ac_db_seq_head(conn, s->cfg.partition, &head) != AC_QS_ONE_RESULT) {
             fprintf(stderr, "sequencer: loading state failed: %s", PQerrorMessage(conn));
             ac_state_free(st);
             PQfinish(conn);
@@ -454,7 +575,7 @@ static void *run(void *arg)
         struct ac_apply ap = {.st = st,
                               .domain = s->has_domain ? s->domain.cls : NULL,
                               .hooks = s->has_domain ? &s->domain : NULL};
-        int stop = lead(s, conn, st, &ap);
+        int stop = lead(s, conn, st, &ap, head);
         apply_reset(&ap);
         free(ap.x);
         set_leader(s, 0);
@@ -579,6 +700,14 @@ enum ac_ec ac_seq_run(struct ac_sequencer *s, struct ac_cmd *cmd)
     pthread_mutex_destroy(&w.mu);
     pthread_cond_destroy(&w.cv);
     return ec;
+}
+
+size_t ac_seq_queued(struct ac_sequencer *s)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->queued;
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }
 
 int ac_seq_is_leader(const struct ac_sequencer *s)

@@ -105,8 +105,16 @@ struct ac_seq_domain {
     /* After every command of a batch was applied and before the write: add statements that
      * aggregate the batch (e.g. one multi-row insert). Returns 0 or -1 (the batch fails). */
     int (*flush)(void *cls, struct ac_apply *a);
-    /* The batch committed (1) or was abandoned (0; the state will be reloaded). Optional. */
+    /* The batch committed (1) or was abandoned (0; the state will be reloaded). Optional.
+     * end(1) may be called before the batch is durable (see publishes): its effects on the
+     * domain's own state are then tentative, and a failure reloads everything. */
     void (*end)(void *cls, int committed);
+    /* 1 when end(1) would make something visible to other threads (readers), else 0. A batch
+     * for which it returns 0 may be pipelined: end(1) is called as soon as its write is sent,
+     * and the next batch is applied and sent while the database commits it; a batch for which
+     * it returns 1 waits for its commit before end(1), so readers never see what is not durable.
+     * Optional: without it every batch waits (no pipelining). */
+    int (*publishes)(void *cls);
     /* Time-driven work of the domain (e.g. a step-up challenge expiring, a checkpoint due):
      * next_deadline returns the unix-microsecond time of the next one (INT64_MAX: none); the
      * sequencer then runs a batch at that time, possibly with no command. tick is called at the
@@ -128,6 +136,8 @@ struct ac_seq_config {
     const char *db_url;
     int partition;          /* advisory-lock key: one writer per partition */
     size_t max_batch_items; /* transfers/accounts per batch (a command is never split) */
+    int serial;             /* 1: every batch waits for its commit before the next is applied
+                             * (no pipelining; see struct ac_seq_domain.publishes) */
     size_t max_queue;       /* commands waiting; more -> AC_EC_OVERLOADED */
     /* Wall clock in microseconds; NULL = CLOCK_REALTIME. Tests inject their own. */
     int64_t (*clock_us)(void *cls);
@@ -168,6 +178,8 @@ int ac_seq_is_leader(const struct ac_sequencer *s);
 
 /* Live counters for /metrics. */
 struct ac_seq_stats *ac_seq_stats(struct ac_sequencer *s);
+/* Commands queued and not yet taken into a batch. */
+size_t ac_seq_queued(struct ac_sequencer *s);
 
 /* Block until this sequencer is leader or timeout_ms passes; returns 1 if leader. */
 int ac_seq_wait_leader(struct ac_sequencer *s, int timeout_ms);

@@ -134,6 +134,7 @@ int ac_cli_serve(int argc, char **argv)
     struct ac_seq_config sc = {.db_url = app.cfg.database_url,
                                .partition = app.cfg.partition,
                                .max_batch_items = app.cfg.max_batch,
+                               .serial = app.cfg.pipeline_off,
                                .domain = &seq_domain};
     app.seq = ac_seq_start(&sc);
     app.pool = ac_pool_new(app.cfg.database_url, app.cfg.db_pool);

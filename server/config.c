@@ -112,6 +112,12 @@ static int set(struct ac_config *c, const char *key, const char *val, char *err,
             return -1;
         }
         c->evidence_off = strcmp(val, "off") == 0;
+    } else if (strcmp(key, "pipeline") == 0) {
+        if (strcmp(val, "on") != 0 && strcmp(val, "off") != 0) {
+            snprintf(err, errlen, "pipeline must be on or off");
+            return -1;
+        }
+        c->pipeline_off = strcmp(val, "off") == 0;
     } else if (strcmp(key, "benchmark-only") == 0) {
         if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0) {
             snprintf(err, errlen, "benchmark-only must be yes or no");
@@ -171,7 +177,7 @@ int ac_config_load(struct ac_config *c, int argc, char **argv, char *err, size_t
                                        "sig-max-age",  "nonce-cache",
                                        "evidence-origin", "checkpoint-every",
                                        "checkpoint-ms", "stepup-ttl",
-                                       "evidence",     "benchmark-only",
+                                       "evidence",     "benchmark-only", "pipeline",
                                        "idempotency-retention", "idempotency-inflight"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char env[64] = "AGENTCLEAR_";

@@ -13,6 +13,9 @@ struct ac_config {
     unsigned db_pool;          /* AGENTCLEAR_DB_POOL, default threads + 2 */
     size_t max_body;           /* AGENTCLEAR_MAX_BODY bytes, default 1 MiB */
     unsigned max_batch;        /* AGENTCLEAR_MAX_BATCH items per sequencer batch, default 8192 */
+    int pipeline_off;          /* AGENTCLEAR_PIPELINE "on" (default) or "off": whether the
+                                * sequencer applies and sends the next batch while PostgreSQL
+                                * commits the one before (ledger/sequencer.h) */
     int partition;             /* AGENTCLEAR_PARTITION writer-lease key, default 0 */
     char keys_dir[1024];       /* AGENTCLEAR_KEYS_DIR server signing key files; empty: none */
     /* signed requests (server/authn.h) */

@@ -64,6 +64,7 @@ struct opts {
     size_t max_batch;
     int run[2]; /* which scenarios */
     int evidence;
+    int serial; /* -P */
 };
 
 static unsigned scales[SETUP_CHUNK]; /* ASSET_SCALE each: the scale of every transfer's asset */
@@ -586,9 +587,11 @@ static void find_sequencer_task(void)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_ledger [-s seconds] [-w warmup_s] [-c clients] [-a accounts] "
-                    "[-b max_batch] [-S spread,hot] [-E] [database-url]\n"
-                    "  -E  no evidence log (the sequencer without its domain)\n");
+    fprintf(stderr,
+            "usage: bench_ledger [-s seconds] [-w warmup_s] [-c clients] [-a accounts] "
+            "[-b max_batch] [-S spread,hot] [-E] [-P] [database-url]\n"
+            "  -E  no evidence log (the sequencer without its domain)\n"
+            "  -P  no pipelining: each batch waits for its commit (ac_seq_config.serial)\n");
     exit(2);
 }
 
@@ -602,7 +605,7 @@ int main(int argc, char **argv)
                      .run = {1, 1},
                      .evidence = 1};
     int ch;
-    while ((ch = getopt(argc, argv, "s:w:c:a:b:S:Eh")) != -1) {
+    while ((ch = getopt(argc, argv, "s:w:c:a:b:S:EPh")) != -1) {
         switch (ch) {
         case 's':
             o.seconds = atof(optarg);
@@ -621,6 +624,9 @@ int main(int argc, char **argv)
             break;
         case 'E':
             o.evidence = 0;
+            break;
+        case 'P':
+            o.serial = 1;
             break;
         case 'S':
             o.run[SC_SPREAD] = strstr(optarg, "spread") != NULL;
@@ -669,7 +675,9 @@ int main(int argc, char **argv)
     struct ac_seq_config cfg = {.db_url = o.url,
                                 .partition = 0,
                                 .max_batch_items = o.max_batch,
+                                .serial = o.serial,
                                 .domain = o.evidence ? &sd : NULL};
+    printf("agentclear_pipeline %s\n", o.serial ? "off" : "on");
     seq = ac_seq_start(&cfg);
     if (seq == NULL || !ac_seq_wait_leader(seq, 120000)) {
         fprintf(stderr, "bench: the sequencer did not become leader\n");

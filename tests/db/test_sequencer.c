@@ -2,6 +2,7 @@
  * take-over), a killed connection, a failed commit rolling memory back, expiry on its clock. */
 #include "tests/support/testutil.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -417,6 +418,143 @@ static void domain_deadline_on_clock(void **st)
     assert_int_equal(al.fired, 1);
 }
 
+/* ---- pipelined batches -----------------------------------------------------------------------
+ * The sequencer sends a batch and applies the next one on top of it while PostgreSQL commits the
+ * first. Here the first fails at COMMIT (a deferred constraint trigger), when its transaction
+ * has already ended: the batch behind it, applied on top of it in memory (its balance update
+ * counts the failed debit), must not commit. With max_batch_items = 1 each command is a batch. A
+ * batch in front ('slow') waits in its trigger on an advisory lock the test holds, so the
+ * sequencer is stuck reading its outcome while the two others queue up; once both are queued the
+ * lock is released, and the second is necessarily sent while the first is in flight. */
+
+struct async_xfer {
+    struct ac_sequencer *s;
+    const char *id, *dr, *cr;
+    int64_t amount;
+    enum ac_ec ec;
+};
+
+static void *async_xfer_main(void *arg)
+{
+    struct async_xfer *x = arg;
+    x->ec = xfer(x->s, x->id, x->dr, x->cr, x->amount, 0, 0, NULL);
+    return NULL;
+}
+
+/* Wait (up to 10 s) until cond_sql returns n, or until the sequencer has n commands queued. */
+static void wait_until(struct ac_sequencer *s, const char *cond_sql, long long n)
+{
+    for (int i = 0; i < 1000; i++) {
+        long long v = cond_sql ? ac_test_sql_int(url, cond_sql) : (long long)ac_seq_queued(s);
+        if (v == n) return;
+        usleep(10000);
+    }
+    fail_msg("timed out waiting for %s to be %lld", cond_sql ? cond_sql : "the queue", n);
+}
+
+static void pipelined_batch_fails_with_the_one_before(void **st)
+{
+    (void)st;
+    ac_test_sql(url, "create function slow_one() returns trigger language plpgsql as $$ begin "
+                     "if new.id = 'slow' then perform pg_advisory_lock_shared(4242); end if; "
+                     "return new; end $$");
+    ac_test_sql(url, "create trigger slow_one before insert on ac_transfers for each row execute "
+                     "function slow_one()");
+    ac_test_sql(url, "create function late_boom() returns trigger language plpgsql as $$ begin "
+                     "if new.id = 'late-boom' then raise exception 'refused at commit for the "
+                     "test'; end if; return null; end $$");
+    ac_test_sql(url, "create constraint trigger late_boom after insert on ac_transfers "
+                     "deferrable initially deferred for each row execute function late_boom()");
+    struct ac_seq_config cfg = {.db_url = url, .partition = 0, .max_batch_items = 1};
+    struct ac_sequencer *s = ac_seq_start(&cfg);
+    assert_non_null(s);
+    assert_true(ac_seq_wait_leader(s, 10000));
+    const char *ids[] = {"erin"};
+    assert_int_equal(accounts(s, ids, 1, AC_AF_DEBITS_MUST_NOT_EXCEED_CREDITS), AC_EC_OK);
+    assert_int_equal(xfer(s, "fund-erin", "bank", "erin", 101, 0, 0, NULL), AC_EC_OK);
+
+    PGconn *lock = ac_test_connect(url);
+    PGresult *r = PQexec(lock, "select pg_advisory_lock(4242)");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    struct async_xfer x[3] = {
+        {s, "slow", "bank", "shop", 1, AC_EC_INTERNAL},
+        {s, "late-boom", "erin", "shop", 100, AC_EC_INTERNAL}, /* fails at its COMMIT */
+        {s, "behind", "erin", "shop", 1, AC_EC_INTERNAL},      /* applied on top of late-boom */
+    };
+    pthread_t th[3];
+    assert_int_equal(pthread_create(&th[0], NULL, async_xfer_main, &x[0]), 0);
+    /* 'slow' sent and stuck in its trigger; the sequencer now waits for its outcome */
+    wait_until(s,
+               "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and "
+               "wait_event = 'advisory' and datname = current_database()",
+               1);
+    usleep(50000);
+    assert_int_equal(pthread_create(&th[1], NULL, async_xfer_main, &x[1]), 0);
+    wait_until(s, NULL, 1);
+    assert_int_equal(pthread_create(&th[2], NULL, async_xfer_main, &x[2]), 0);
+    wait_until(s, NULL, 2);
+    r = PQexec(lock, "select pg_advisory_unlock(4242)");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    PQfinish(lock);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(x[0].ec, AC_EC_OK);
+    assert_int_equal(x[1].ec, AC_EC_BATCH_FAILED);
+    /* not OK: had it committed, erin's stored debits would count the 100 that never moved */
+    assert_int_equal(x[2].ec, AC_EC_BATCH_FAILED);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_transfers where id in "
+                                          "('late-boom', 'behind')"),
+                     0);
+    assert_int_equal(
+        ac_test_sql_int(url, "select debits_posted from ac_accounts where id = 'erin'"), 0);
+    /* reloaded from the database: erin has 101 again, and the retried command goes through once */
+    assert_true(ac_seq_wait_leader(s, 15000));
+    enum ac_ec ec = AC_EC_BATCH_FAILED;
+    for (int i = 0; i < 50 && ec != AC_EC_OK; i++) {
+        ec = xfer(s, "behind", "erin", "shop", 1, 0, 0, NULL);
+        if (ec != AC_EC_OK) usleep(100000);
+    }
+    assert_int_equal(ec, AC_EC_OK);
+    assert_int_equal(
+        ac_test_sql_int(url, "select debits_posted from ac_accounts where id = 'erin'"), 1);
+    /* the stored balance is the sum of the stored transfers: nothing of the failed pair leaked */
+    assert_int_equal(ac_test_sql_int(url, "select (select debits_posted from ac_accounts where "
+                                          "id = 'erin') - (select coalesce(sum(amount), 0) from "
+                                          "ac_transfers where debit_account = 'erin')"),
+                     0);
+    ac_seq_free(s);
+    ac_test_sql(url, "drop trigger late_boom on ac_transfers");
+    ac_test_sql(url, "drop trigger slow_one on ac_transfers");
+}
+
+/* The guard itself: a partition's batch counter moves only from the value the caller names,
+ * and another partition's counter is its own. */
+static void batch_counter_guard(void **st)
+{
+    (void)st;
+    PGconn *c = ac_test_connect(url);
+    long long head = ac_test_sql_int(url, "select batch from ac_seq_head where partition = 0");
+    char q[160];
+    snprintf(q, sizeof q, "select ac_seq_advance(0, %lld, %lld)", head + 5, head + 6);
+    PGresult *r = PQexec(c, q);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_non_null(strstr(PQresultErrorMessage(r), "did not commit"));
+    PQclear(r);
+    snprintf(q, sizeof q, "select ac_seq_advance(1, %lld, %lld)", head, head + 1);
+    r = PQexec(c, q); /* partition 1 has no counter yet: nothing to advance from */
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    PQclear(r);
+    snprintf(q, sizeof q, "select ac_seq_advance(0, %lld, %lld)", head, head + 1);
+    r = PQexec(c, q);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    assert_int_equal(ac_test_sql_int(url, "select batch from ac_seq_head where partition = 0"),
+                     head + 1);
+    PQfinish(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -427,6 +565,8 @@ int main(void)
         cmocka_unit_test(expiry_on_clock),
         cmocka_unit_test(domain_ops_atomic_with_ledger),
         cmocka_unit_test(domain_deadline_on_clock),
+        cmocka_unit_test(pipelined_batch_fails_with_the_one_before),
+        cmocka_unit_test(batch_counter_guard),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
