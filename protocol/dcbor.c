@@ -404,6 +404,97 @@ int ac_dcbor_encode_built(cbor_item_t *item, int rc, uint8_t **out, size_t *len,
     return 0;
 }
 
+/* ==== streaming writer ======================================================================== */
+
+static uint8_t *w_room(struct ac_dcbor_w *w, size_t more)
+{
+    if (w->st != AC_DCBOR_OK) return NULL;
+    if (more > SIZE_MAX / 2 - w->n) {
+        w->st = AC_DCBOR_ENOMEM;
+        return NULL;
+    }
+    if (w->n + more > w->cap) {
+        size_t cap = w->cap ? w->cap : 256;
+        while (cap < w->n + more)
+            cap *= 2;
+        uint8_t *q = realloc(w->p, cap);
+        if (q == NULL) {
+            w->st = AC_DCBOR_ENOMEM;
+            return NULL;
+        }
+        w->p = q;
+        w->cap = cap;
+    }
+    uint8_t *at = w->p + w->n;
+    w->n += more;
+    return at;
+}
+
+/* The shortest head of major type major with argument v. */
+static void w_head(struct ac_dcbor_w *w, unsigned major, uint64_t v)
+{
+    uint8_t mt = (uint8_t)(major << 5);
+    size_t k = v < 24 ? 0 : v <= UINT8_MAX ? 1 : v <= UINT16_MAX ? 2 : v <= UINT32_MAX ? 4 : 8;
+    uint8_t *at = w_room(w, 1 + k);
+    if (at == NULL) return;
+    at[0] = (uint8_t)(mt | (k == 0 ? v : k == 1 ? 24 : k == 2 ? 25 : k == 4 ? 26 : 27));
+    for (size_t i = 0; i < k; i++)
+        at[1 + i] = (uint8_t)(v >> (8 * (k - 1 - i)));
+}
+
+void ac_dcbor_w_uint(struct ac_dcbor_w *w, uint64_t v)
+{
+    w_head(w, 0, v);
+}
+
+void ac_dcbor_w_int(struct ac_dcbor_w *w, int64_t v)
+{
+    if (v >= 0)
+        w_head(w, 0, (uint64_t)v);
+    else
+        w_head(w, 1, (uint64_t)(-(v + 1))); /* value = -1 - argument; no overflow */
+}
+
+static void w_str(struct ac_dcbor_w *w, unsigned major, const void *p, size_t n)
+{
+    w_head(w, major, n);
+    uint8_t *at = w_room(w, n);
+    if (at != NULL && n) memcpy(at, p, n);
+}
+
+void ac_dcbor_w_bytes(struct ac_dcbor_w *w, const uint8_t *p, size_t n)
+{
+    if (p == NULL && n) {
+        if (w->st == AC_DCBOR_OK) w->st = AC_DCBOR_EARG;
+        return;
+    }
+    w_str(w, 2, p, n);
+}
+
+void ac_dcbor_w_textz(struct ac_dcbor_w *w, const char *s)
+{
+    if (s == NULL) {
+        if (w->st == AC_DCBOR_OK) w->st = AC_DCBOR_EARG;
+        return;
+    }
+    size_t n = strlen(s);
+    if (!utf8_valid((const uint8_t *)s, n)) {
+        if (w->st == AC_DCBOR_OK) w->st = AC_DCBOR_EUTF8;
+        return;
+    }
+    w_str(w, 3, s, n);
+}
+
+void ac_dcbor_w_array(struct ac_dcbor_w *w, size_t n)
+{
+    w_head(w, 4, n);
+}
+
+void ac_dcbor_w_map(struct ac_dcbor_w *w, size_t npairs)
+{
+    w_head(w, 5, npairs);
+}
+
 /* ==== checker ================================================================================ */
 
 /* One head reported by libcbor's streaming decoder. */

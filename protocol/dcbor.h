@@ -116,6 +116,25 @@ enum ac_dcbor_status ac_dcbor_encode(const cbor_item_t *item, uint8_t **out, siz
 int ac_dcbor_encode_built(cbor_item_t *item, int rc, uint8_t **out, size_t *len, char *err,
                           size_t errlen);
 
+/* ==== streaming writer ========================================================================
+ * For a hot encoder whose map keys are fixed: it writes heads and values straight into one
+ * growing buffer, with no item tree and no allocation per item. The caller writes each map's
+ * entry count first and then its pairs in canonical key order (RFC 8949 4.2.1: shorter encoded
+ * key first, then bytewise); ac_dcbor_check() proves the result canonical in the tests. Errors
+ * (out of memory, invalid UTF-8 text) are sticky in w->st; the caller checks once at the end. */
+struct ac_dcbor_w {
+    uint8_t *p;
+    size_t n, cap;
+    enum ac_dcbor_status st;
+};
+void ac_dcbor_w_uint(struct ac_dcbor_w *w, uint64_t v);
+void ac_dcbor_w_int(struct ac_dcbor_w *w, int64_t v);
+void ac_dcbor_w_bytes(struct ac_dcbor_w *w, const uint8_t *p, size_t n);
+/* Text, NUL-terminated; AC_DCBOR_EUTF8 when not valid UTF-8, AC_DCBOR_EARG when NULL. */
+void ac_dcbor_w_textz(struct ac_dcbor_w *w, const char *s);
+void ac_dcbor_w_array(struct ac_dcbor_w *w, size_t n);
+void ac_dcbor_w_map(struct ac_dcbor_w *w, size_t npairs);
+
 /* ==== checker and decoder ==================================================================== */
 
 /* Check that buf[0..len) is exactly one item in deterministic encoding: well-formed, definite

@@ -643,10 +643,95 @@ static void failing_allocator(void **s)
     free(want);
 }
 
+/* ---- streaming writer ------------------------------------------------------------------------
+ * The writer against the tree encoder, value by value, at every head width and its edges. */
+static void writer_matches_encoder(void **s)
+{
+    (void)s;
+    static const int64_t ints[] = {
+        0,  1,   23,  24,   255,  256,    65535,  65536,       4294967295,  4294967296, INT64_MAX,
+        -1, -24, -25, -256, -257, -65536, -65537, -4294967296, -4294967297, INT64_MIN};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        struct ac_dcbor_w w = {0};
+        ac_dcbor_w_int(&w, ints[i]);
+        assert_int_equal(w.st, AC_DCBOR_OK);
+        cbor_item_t *it = ac_dcbor_int(ints[i]);
+        uint8_t *want;
+        size_t wlen;
+        assert_int_equal(ac_dcbor_encode(it, &want, &wlen), AC_DCBOR_OK);
+        cbor_decref(&it);
+        if (w.n != wlen || memcmp(w.p, want, wlen) != 0) fail_msg("int %lld", (long long)ints[i]);
+        free(want);
+        free(w.p);
+    }
+    struct ac_dcbor_w w = {0};
+    ac_dcbor_w_uint(&w, UINT64_MAX);
+    assert_int_equal(w.n, 9);
+    assert_int_equal(w.p[0], 0x1b);
+    free(w.p);
+
+    /* a map of strings and an array, as the evidence encoder writes them */
+    char longtext[300];
+    memset(longtext, 'x', sizeof longtext - 1);
+    longtext[sizeof longtext - 1] = '\0';
+    const uint8_t bytes[3] = {1, 2, 3};
+    w = (struct ac_dcbor_w){0};
+    ac_dcbor_w_map(&w, 3);
+    ac_dcbor_w_textz(&w, "a");
+    ac_dcbor_w_bytes(&w, bytes, sizeof bytes);
+    ac_dcbor_w_textz(&w, "bb");
+    ac_dcbor_w_textz(&w, longtext);
+    ac_dcbor_w_textz(&w, "ccc");
+    ac_dcbor_w_array(&w, 2);
+    ac_dcbor_w_textz(&w, "\xc3\xa9"); /* e-acute */
+    ac_dcbor_w_bytes(&w, NULL, 0);
+    assert_int_equal(w.st, AC_DCBOR_OK);
+    cbor_item_t *m = ac_dcbor_map(3);
+    cbor_item_t *a = ac_dcbor_array(2);
+    int rc = ac_dcbor_array_push(a, ac_dcbor_textz("\xc3\xa9"));
+    rc |= ac_dcbor_array_push(a, ac_dcbor_bytes(NULL, 0));
+    rc |= ac_dcbor_map_putz(m, "ccc", a);
+    rc |= ac_dcbor_map_putz(m, "a", ac_dcbor_bytes(bytes, sizeof bytes));
+    rc |= ac_dcbor_map_putz(m, "bb", ac_dcbor_textz(longtext));
+    uint8_t *want;
+    size_t wlen;
+    assert_int_equal(ac_dcbor_encode_built(m, rc, &want, &wlen, NULL, 0), 0);
+    assert_int_equal(w.n, wlen);
+    assert_memory_equal(w.p, want, wlen);
+    assert_int_equal(ac_dcbor_check(w.p, w.n, NULL, 0), AC_DCBOR_OK);
+    free(want);
+    free(w.p);
+
+    /* errors are sticky: invalid UTF-8, NULL text, NULL bytes with a length */
+    w = (struct ac_dcbor_w){0};
+    ac_dcbor_w_textz(&w, "\xc0\xaf"); /* overlong '/' */
+    ac_dcbor_w_uint(&w, 1);
+    assert_int_equal(w.st, AC_DCBOR_EUTF8);
+    free(w.p);
+    w = (struct ac_dcbor_w){0};
+    ac_dcbor_w_textz(&w, NULL);
+    assert_int_equal(w.st, AC_DCBOR_EARG);
+    free(w.p);
+    w = (struct ac_dcbor_w){0};
+    ac_dcbor_w_bytes(&w, NULL, 1);
+    assert_int_equal(w.st, AC_DCBOR_EARG);
+    free(w.p);
+    /* out of memory: the first allocation fails, nothing is written, the error stays */
+    w = (struct ac_dcbor_w){0};
+    arm(0);
+    ac_dcbor_w_textz(&w, "a");
+    disarm();
+    assert_int_equal(w.st, AC_DCBOR_ENOMEM);
+    assert_null(w.p);
+    ac_dcbor_w_uint(&w, 1);
+    assert_int_equal(w.st, AC_DCBOR_ENOMEM);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(integers),
+        cmocka_unit_test(writer_matches_encoder),
         cmocka_unit_test(strings_and_simple),
         cmocka_unit_test(arrays_and_maps),
         cmocka_unit_test(key_order),
