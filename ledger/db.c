@@ -418,11 +418,9 @@ static void end_arrays(int n)
         arr_end(&scratch[i]);
 }
 
-/* The batch write: BEGIN (when begin), the ledger's change set (when ch), the extras, COMMIT (when
- * commit), one sync. On any error the transaction is rolled back. */
-/* Queue one batch's statements -- [BEGIN] [the guard ac_seq_advance(guard[0], guard[1])] the
- * change set, the extras [COMMIT] -- then a sync, in pipeline mode (which the caller entered).
- * guard: {partition, prev, next} or NULL.
+/* Queue one batch's statements -- [BEGIN] [the guard ac_seq_advance(partition, prev, next), guard
+ * holding the three as text, or NULL] the change set, the extras [COMMIT] -- then a sync, in
+ * pipeline mode (which the caller entered).
  * Returns how many statements were queued (each yields one result before the sync's); *failed
  * is set when one could not be queued (the rest were skipped, the sync still sent if possible). */
 static int send_batch(PGconn *c, const struct ac_changes *ch, const struct ac_db_extra *x,
@@ -568,6 +566,8 @@ static enum ac_qs recv_batch(PGconn *c, int sent, int fail)
     return qs;
 }
 
+/* The batch write: BEGIN (when begin), the ledger's change set (when ch), the extras, COMMIT (when
+ * commit), one sync, and its results read. On any error the transaction is rolled back. */
 static enum ac_qs write_pipeline(PGconn *c, const struct ac_changes *ch,
                                  const struct ac_db_extra *x, size_t nx, int begin, int commit)
 {

@@ -334,6 +334,13 @@ static void complete(struct ac_sequencer *s, struct ac_cmd *batch, size_t items)
     }
 }
 
+/* Drop the batch being applied: its in-memory changes are undone (the caller then reloads). */
+static void abandon(struct ac_sequencer *s, struct ac_state *st)
+{
+    ac_state_rollback(st);
+    domain_end(s, 0);
+}
+
 static void batch_failed(struct ac_sequencer *s, struct ac_cmd *batch, enum ac_qs qs)
 {
     atomic_fetch_add(&s->stats.batches_failed, 1);
@@ -353,10 +360,7 @@ static int finish(struct ac_sequencer *s, PGconn *conn, struct inflight *f, int 
     f->active = 0;
     enum ac_qs qs = ac_db_write_recv(conn, f->sent, last);
     if (qs < 0) {
-        if (st) {
-            ac_state_rollback(st);
-            domain_end(s, 0);
-        }
+        if (st) abandon(s, st);
         batch_failed(s, f->batch, qs);
         return -1;
     }
@@ -377,7 +381,8 @@ static int finish(struct ac_sequencer *s, PGconn *conn, struct inflight *f, int 
  * callers complete. So the sequencer's own work (applying, building evidence, completing callers)
  * overlaps the database's instead of alternating with it. A batch applied on top of another
  * must not commit unless that one did: each pipelined batch starts with the guard
- * ac_seq_advance(n, n + 1) (sql/0014), which fails when the batch before it rolled back. Any
+ * ac_seq_advance(partition, n, n + 1) (sql/0014), which fails when the batch before it rolled
+ * back. Any
  * failure fails the batch and everything after it, and the sequencer reconnects and reloads from
  * the database, as before. What callers are told is unchanged: only after their batch is
  * durable. What readers see is unchanged too: a batch that would publish something (a new
@@ -432,8 +437,7 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struc
         const struct ac_changes *ch = ap->oom ? NULL : ac_state_changes(st);
         if (ch == NULL) {
             /* out of memory: ops may have changed the domain state, so reload everything */
-            ac_state_rollback(st);
-            domain_end(s, 0);
+            abandon(s, st);
             finish(s, conn, &fl, 1, NULL); /* the batch in flight: its callers learn its outcome */
             fail_all(batch, AC_EC_INTERNAL);
             return 0;
@@ -442,8 +446,7 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struc
         if (changes_empty(ch) && ap->nx == 0 && !seals) {
             /* nothing to write; but its answers may rest on the batch in flight */
             if (finish(s, conn, &fl, 1, NULL) != 0) {
-                ac_state_rollback(st);
-                domain_end(s, 0);
+                abandon(s, st);
                 atomic_fetch_add(&s->stats.batches_failed, 1);
                 fail_all(batch, AC_EC_BATCH_FAILED);
                 return 0;
@@ -458,8 +461,7 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struc
             /* one at a time: the batch in flight first, then this one, waited for */
             if (finish(s, conn, &fl, 1, NULL) != 0) {
                 apply_reset(ap);
-                ac_state_rollback(st);
-                domain_end(s, 0);
+                abandon(s, st);
                 atomic_fetch_add(&s->stats.batches_failed, 1);
                 fail_all(batch, AC_EC_BATCH_FAILED);
                 return 0;
@@ -469,8 +471,7 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struc
                                   : ac_db_write_batch(conn, ch, ap->x, ap->nx);
             apply_reset(ap);
             if (qs < 0) {
-                ac_state_rollback(st);
-                domain_end(s, 0);
+                abandon(s, st);
                 batch_failed(s, batch, qs);
                 /* The commit's outcome may be unknown: the database is the system of record, so
                  * reconnect and reload rather than trust memory. */
@@ -486,8 +487,7 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struc
         int sent = ac_db_write_send(conn, s->cfg.partition, ch, ap->x, ap->nx, head, head + 1);
         apply_reset(ap);
         if (sent < 0) {
-            ac_state_rollback(st);
-            domain_end(s, 0);
+            abandon(s, st);
             batch_failed(s, batch, AC_QS_SOFT_ERROR);
             finish(s, conn, &fl, 0, NULL);
             return 0;

@@ -309,18 +309,26 @@ static void w_key(struct ac_dcbor_w *w, const char *k)
     ac_dcbor_w_textz(w, k);
 }
 
+static void w_text_member(struct ac_dcbor_w *w, const char *key, const char *v)
+{
+    if (v == NULL) return;
+    w_key(w, key);
+    ac_dcbor_w_textz(w, v);
+}
+
+static void w_uint_member(struct ac_dcbor_w *w, const char *key, uint64_t v)
+{
+    if (v == 0) return; /* optional numbers are left out when 0 */
+    w_key(w, key);
+    ac_dcbor_w_uint(w, v);
+}
+
 /* id, kid, hash */
 static void w_docref(struct ac_dcbor_w *w, const struct ac_ev_docref *d)
 {
     ac_dcbor_w_map(w, 1 + (d->id != NULL) + (d->kid != NULL));
-    if (d->id) {
-        w_key(w, "id");
-        ac_dcbor_w_textz(w, d->id);
-    }
-    if (d->kid) {
-        w_key(w, "kid");
-        ac_dcbor_w_textz(w, d->kid);
-    }
+    w_text_member(w, "id", d->id);
+    w_text_member(w, "kid", d->kid);
     w_key(w, "hash");
     ac_dcbor_w_bytes(w, d->hash, AC_EV_HASH_LEN);
 }
@@ -359,10 +367,7 @@ static void w_transfer(struct ac_dcbor_w *w, const struct ac_ev_transfer *t)
     ac_dcbor_w_map(w, 7 + (t->pending_id != NULL) + (t->timeout_s != 0) + (t->code != 0));
     w_key(w, "id");
     ac_dcbor_w_textz(w, t->id);
-    if (t->code) {
-        w_key(w, "code");
-        ac_dcbor_w_uint(w, t->code);
-    }
+    w_uint_member(w, "code", t->code);
     w_key(w, "asset");
     ac_dcbor_w_textz(w, t->asset);
     w_key(w, "debit");
@@ -375,14 +380,8 @@ static void w_transfer(struct ac_dcbor_w *w, const struct ac_ev_transfer *t)
     ac_dcbor_w_int(w, t->amount);
     w_key(w, "credit");
     ac_dcbor_w_textz(w, t->credit);
-    if (t->pending_id) {
-        w_key(w, "pending");
-        ac_dcbor_w_textz(w, t->pending_id);
-    }
-    if (t->timeout_s) {
-        w_key(w, "timeout");
-        ac_dcbor_w_uint(w, t->timeout_s);
-    }
+    w_text_member(w, "pending", t->pending_id);
+    w_uint_member(w, "timeout", t->timeout_s);
 }
 
 /* id, asset, flags, owner */
@@ -395,17 +394,7 @@ static void w_account(struct ac_dcbor_w *w, const struct ac_ev_account *ac)
     ac_dcbor_w_textz(w, ac->asset);
     w_key(w, "flags");
     ac_dcbor_w_uint(w, ac->flags);
-    if (ac->owner) {
-        w_key(w, "owner");
-        ac_dcbor_w_textz(w, ac->owner);
-    }
-}
-
-static void w_text_member(struct ac_dcbor_w *w, const char *key, const char *v)
-{
-    if (v == NULL) return;
-    w_key(w, key);
-    ac_dcbor_w_textz(w, v);
+    w_text_member(w, "owner", ac->owner);
 }
 
 static void w_doc_member(struct ac_dcbor_w *w, const char *key, const struct ac_ev_docref *d)

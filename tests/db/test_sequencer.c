@@ -80,6 +80,18 @@ static enum ac_ec xfer(struct ac_sequencer *s, const char *id, const char *dr, c
     return res.ec;
 }
 
+/* The same transfer retried (up to 5 s) while the sequencer reconnects and reloads. */
+static enum ac_ec xfer_retried(struct ac_sequencer *s, const char *id, const char *dr,
+                               const char *cr, int64_t amount)
+{
+    enum ac_ec ec = AC_EC_BATCH_FAILED;
+    for (int i = 0; i < 50 && ec != AC_EC_OK; i++) {
+        ec = xfer(s, id, dr, cr, amount, 0, 0, NULL);
+        if (ec != AC_EC_OK) usleep(100000);
+    }
+    return ec;
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -200,12 +212,7 @@ static void failed_commit_rolls_back(void **st)
         ac_test_sql_int(url, "select debits_posted from ac_accounts where id = 'carol'"), 0);
     assert_true(ac_seq_wait_leader(s, 15000));
     /* had memory kept the failed debit, this would be exceeds_credits */
-    enum ac_ec ec = AC_EC_BATCH_FAILED;
-    for (int i = 0; i < 50 && ec != AC_EC_OK; i++) {
-        ec = xfer(s, "after-boom", "carol", "shop", 100, 0, 0, NULL);
-        if (ec != AC_EC_OK) usleep(100000);
-    }
-    assert_int_equal(ec, AC_EC_OK);
+    assert_int_equal(xfer_retried(s, "after-boom", "carol", "shop", 100), AC_EC_OK);
     ac_test_sql(url, "drop trigger refuse_boom on ac_transfers");
     ac_seq_free(s);
 }
@@ -511,12 +518,7 @@ static void pipelined_batch_fails_with_the_one_before(void **st)
         ac_test_sql_int(url, "select debits_posted from ac_accounts where id = 'erin'"), 0);
     /* reloaded from the database: erin has 101 again, and the retried command goes through once */
     assert_true(ac_seq_wait_leader(s, 15000));
-    enum ac_ec ec = AC_EC_BATCH_FAILED;
-    for (int i = 0; i < 50 && ec != AC_EC_OK; i++) {
-        ec = xfer(s, "behind", "erin", "shop", 1, 0, 0, NULL);
-        if (ec != AC_EC_OK) usleep(100000);
-    }
-    assert_int_equal(ec, AC_EC_OK);
+    assert_int_equal(xfer_retried(s, "behind", "erin", "shop", 1), AC_EC_OK);
     assert_int_equal(
         ac_test_sql_int(url, "select debits_posted from ac_accounts where id = 'erin'"), 1);
     /* the stored balance is the sum of the stored transfers: nothing of the failed pair leaked */

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <libpq-fe.h>
+#include <openssl/evp.h>
 
 #include "ledger/db.h"
 #include "ledger/migrations.h"
@@ -137,4 +138,13 @@ const char *ac_test_binary(void)
 {
     const char *b = getenv("AC_BINARY");
     return b && *b ? b : "./agentclear";
+}
+
+int ac_test_openssl_ed25519_verify(EVP_PKEY *k, const uint8_t *m, size_t n, const uint8_t *sig)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) == 1 &&
+             EVP_DigestVerify(ctx, sig, 64, m, n) == 1;
+    EVP_MD_CTX_free(ctx);
+    return ok;
 }

@@ -40,4 +40,9 @@ void ac_test_write_file(const char *path, const void *data, size_t len);
  * started or did not exit normally. */
 int ac_test_cli(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* OpenSSL's own Ed25519 verify of a 64-byte signature (a fresh context each call): the reference
+ * that ac_sig_verify() (libsodium) is compared with. 1 when valid, else 0. */
+typedef struct evp_pkey_st EVP_PKEY;
+int ac_test_openssl_ed25519_verify(EVP_PKEY *k, const uint8_t *m, size_t n, const uint8_t *sig);
+
 #endif
