@@ -292,6 +292,16 @@ static enum ac_nonce_result precheck(struct ac_nonce_cache *c, const char *keyid
     return res;
 }
 
+enum ac_nonce_result ac_nonce_reserve(struct ac_nonce_cache *c, const char *keyid,
+                                      const char *nonce, int64_t created, int64_t now, int64_t *exp)
+{
+    uint8_t h[32];
+    int ask_db;
+    *exp = 0;
+    /* db_less: memory decides, and a nonce it does not know is put there */
+    return precheck(c, keyid, nonce, created, now, 1, h, exp, &ask_db);
+}
+
 /* Remember a nonce the database has decided on, either way. No room any more (other threads
  * filled it meanwhile) only costs a later round trip: the database already holds the nonce, so
  * nothing is forgotten. */
@@ -636,6 +646,34 @@ enum ac_nonce_result ac_nonce_writer_finish(struct ac_nonce_writer *w, struct ac
     if (!done) return AC_NONCE_DB_ERROR; /* a caller error: not answered yet */
     if (t->res == AC_NONCE_NEW || t->res == AC_NONCE_REPLAYED) remember(w->c, t->h, t->exp, t->now);
     return t->res;
+}
+
+static void free_ticket(void *cls)
+{
+    free(cls);
+}
+
+int ac_nonce_writer_record(struct ac_nonce_writer *w, const char *keyid, const char *nonce,
+                           int64_t exp, int64_t now)
+{
+    if (w == NULL || !field_ok(keyid) || !field_ok(nonce)) return -1;
+    struct ac_nonce_ticket *t = calloc(1, sizeof *t);
+    if (t == NULL) return -1;
+    if (digest(w->c, keyid, nonce, t->h) != 0) { /* decide() compares the hashes */
+        free(t);
+        return -1;
+    }
+    memcpy(t->keyid, keyid, strlen(keyid) + 1);
+    memcpy(t->nonce, nonce, strlen(nonce) + 1);
+    t->exp = exp;
+    t->now = now;
+    t->done_fn = free_ticket; /* the writer answers nobody: the ticket frees itself */
+    t->done_cls = t;
+    pthread_mutex_lock(&w->mu);
+    int rc = enqueue(w, t);
+    pthread_mutex_unlock(&w->mu);
+    if (rc != 0) free(t);
+    return rc;
 }
 
 void ac_nonce_writer_stats(struct ac_nonce_writer *w, uint64_t *batches, uint64_t *nonces,

@@ -70,6 +70,16 @@ enum ac_nonce_result ac_nonce_seen_or_insert(struct ac_nonce_cache *c, PGconn *d
                                              const char *keyid, const char *nonce, int64_t created,
                                              int64_t now);
 
+/* The memory half of a check, for a request whose nonce is recorded later, in the same database
+ * round as its effect (the sequencer's ac_nonce_take, sql/0015): bounds (INVALID), window (STALE),
+ * memory (REPLAYED), room (FULL); otherwise the nonce is remembered in memory at once (so a second
+ * use in this process is refused from now on) and the answer is NEW, with *exp its expiry
+ * (expires_at). NEW here is provisional: the database may still know the nonce (a restart, another
+ * server), which whoever records it must find out. */
+enum ac_nonce_result ac_nonce_reserve(struct ac_nonce_cache *c, const char *keyid,
+                                      const char *nonce, int64_t created, int64_t now,
+                                      int64_t *exp);
+
 /* Evict expired entries from memory and, when db is not NULL, delete rows with
  * expires_at <= now. Returns the number of rows deleted from the database (0 with db NULL), or
  * -1 on a database error (memory is evicted regardless). */
@@ -144,6 +154,12 @@ enum ac_nonce_result ac_nonce_writer_start(struct ac_nonce_writer *w, struct ac_
 
 /* The answer of a pending ticket whose done() was called (remembering it in memory). */
 enum ac_nonce_result ac_nonce_writer_finish(struct ac_nonce_writer *w, struct ac_nonce_ticket *t);
+
+/* Record a nonce that ac_nonce_reserve() took but nothing else recorded (a request refused before
+ * its effect was attempted): queued for the writer's next batch, without waiting and without an
+ * answer. Returns 0, or -1 (bad arguments, out of memory, the writer closing). */
+int ac_nonce_writer_record(struct ac_nonce_writer *w, const char *keyid, const char *nonce,
+                           int64_t exp, int64_t now);
 
 /* Batches and nonces the writer sent to the database so far, and the callers queued now (for
  * tests and metrics). */

@@ -43,6 +43,10 @@ static const struct stmt writer_stmts[] = {
      "select batch from ins union all select batch from ac_seq_head where partition = $1::int4",
      1},
     {"seq_advance", "select ac_seq_advance($1::int4, $2::int8, $3::int8)", 3},
+    {"nonce_take",
+     "select taken_keyid, taken_nonce from ac_nonce_take($1::text[], $2::text[], $3::int8[], "
+     "$4::int8)",
+     4},
     {"ins_accounts",
      "insert into ac_accounts (id, asset, owner, flags) "
      "select * from unnest($1::text[], $2::text[], $3::text[], $4::int4[])",
@@ -714,6 +718,64 @@ enum ac_qs ac_db_transfer_get(PGconn *c, const char *id, struct ac_transfer_row 
     if (qs > 0) failure_from_row(r, 0, row);
     PQclear(r);
     return qs;
+}
+
+/* Append s to an array literal as a quoted element, escaping '"' and '\\' (keyids and nonces are
+ * printable ASCII chosen by the signer, so they may contain either). */
+static void arr_str_esc(struct arr *a, const char *s)
+{
+    if (a->n++) ac_buf_add(&a->b, ",", 1);
+    ac_buf_add(&a->b, "\"", 1);
+    for (const char *p = s;; p++) {
+        size_t k = strcspn(p, "\"\\");
+        ac_buf_add(&a->b, p, k);
+        p += k;
+        if (*p == '\0') break;
+        ac_buf_add(&a->b, "\\", 1);
+        ac_buf_add(&a->b, p, 1);
+    }
+    ac_buf_add(&a->b, "\"", 1);
+}
+
+enum ac_qs ac_db_nonce_take(PGconn *c, const char *const *keyids, const char *const *nonces,
+                            const int64_t *exps, size_t n, int64_t now_s, int *taken)
+{
+    start_arrays(3);
+    for (size_t i = 0; i < n; i++) {
+        arr_str_esc(&scratch[0], keyids[i]);
+        arr_str_esc(&scratch[1], nonces[i]);
+        arr_i64(&scratch[2], exps[i]);
+        taken[i] = 0;
+    }
+    end_arrays(3);
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)now_s);
+    const char *vals[4] = {NULL, NULL, NULL, now};
+    for (int i = 0; i < 3; i++) {
+        if (scratch[i].b.oom) return AC_QS_HARD_ERROR;
+        vals[i] = ac_buf_str(&scratch[i].b);
+    }
+    PGresult *r;
+    enum ac_qs qs = ac_db_exec(c, "nonce_take", 4, vals, &r);
+    if (qs < 0) {
+        snprintf(last_error, sizeof last_error, "nonce_take: %s", PQerrorMessage(c));
+        return qs;
+    }
+    /* rows come back in the order sent, usually: look from after the last match first */
+    size_t from = 0;
+    for (int row = 0; row < PQntuples(r); row++) {
+        const char *k = PQgetvalue(r, row, 0), *v = PQgetvalue(r, row, 1);
+        for (size_t m = 0; m < n; m++) {
+            size_t i = (from + m) % n;
+            if (!taken[i] && strcmp(nonces[i], v) == 0 && strcmp(keyids[i], k) == 0) {
+                taken[i] = 1;
+                from = i + 1;
+                break;
+            }
+        }
+    }
+    PQclear(r);
+    return AC_QS_ONE_RESULT;
 }
 
 enum ac_qs ac_db_ping(PGconn *c)

@@ -239,6 +239,13 @@ PGconn *ac_apply_conn(struct ac_apply *a)
 
 static void apply_reset(struct ac_apply *a);
 
+static int has_nonces(const struct ac_cmd *batch)
+{
+    for (; batch; batch = batch->next)
+        if (batch->nonce) return 1;
+    return 0;
+}
+
 static int has_seals(const struct ac_cmd *batch)
 {
     for (; batch; batch = batch->next)
@@ -373,6 +380,70 @@ static int finish(struct ac_sequencer *s, PGconn *conn, struct inflight *f, int 
     return 0;
 }
 
+/* The nonces of the batch's signed requests (ac_cmd.nonce), recorded on conn (idle) before
+ * anything of the batch is applied; the batch's COMMIT, later in the WAL, makes them durable.
+ * Commands whose nonce was there already are replays: they complete at once with
+ * AC_EC_SIG_REPLAYED and leave the batch. Returns the batch that remains (possibly NULL); on a
+ * database error every command fails with AC_EC_BATCH_FAILED and *failed is set. */
+static struct ac_cmd *take_nonces(struct ac_sequencer *s, PGconn *conn, struct ac_cmd *batch,
+                                  int *failed)
+{
+    *failed = 0;
+    size_t n = 0;
+    for (struct ac_cmd *c = batch; c; c = c->next)
+        if (c->nonce) n++;
+    if (n == 0) return batch;
+    const char **k = malloc(n * sizeof *k), **v = malloc(n * sizeof *v);
+    int64_t *e = malloc(n * sizeof *e);
+    int *taken = malloc(n * sizeof *taken);
+    struct ac_cmd **who = malloc(n * sizeof *who);
+    enum ac_qs qs = AC_QS_HARD_ERROR;
+    size_t m = 0;
+    if (k && v && e && taken && who) {
+        for (struct ac_cmd *c = batch; c; c = c->next) {
+            if (!c->nonce) continue;
+            int dup = 0; /* the caller's memory refuses a second use, but be sure: one row once */
+            for (size_t j = 0; j < m && !dup; j++)
+                dup = strcmp(v[j], c->nonce) == 0 && strcmp(k[j], c->nonce_keyid) == 0;
+            if (dup) continue; /* not taken: refused below as a replay */
+            k[m] = c->nonce_keyid;
+            v[m] = c->nonce;
+            e[m] = c->nonce_exp;
+            who[m++] = c;
+        }
+        qs = ac_db_nonce_take(conn, k, v, e, m, now_us(s) / 1000000, taken);
+    }
+    if (qs < 0) {
+        free(k), free(v), free(e), free(taken), free(who);
+        atomic_fetch_add(&s->stats.batches_failed, 1);
+        fail_all(batch, AC_EC_BATCH_FAILED);
+        fprintf(stderr, "sequencer: recording the batch's nonces failed: %s\n", ac_db_last_error());
+        *failed = 1;
+        return NULL;
+    }
+    for (size_t j = 0; j < m; j++)
+        who[j]->nonce_taken = taken[j];
+    free(k), free(v), free(e), free(taken), free(who);
+    struct ac_cmd *keep = NULL, **tail = &keep;
+    while (batch) {
+        struct ac_cmd *c = batch;
+        batch = c->next;
+        c->next = NULL;
+        if (c->nonce && !c->nonce_taken) {
+            /* a replay; marked taken (it is recorded, by whoever used it first) */
+            c->nonce_taken = 1;
+            c->status = AC_EC_SIG_REPLAYED;
+            atomic_fetch_add(&s->stats.nonces_replayed, 1);
+            c->done(c);
+            continue;
+        }
+        if (c->nonce) atomic_fetch_add(&s->stats.nonces_taken, 1);
+        *tail = c;
+        tail = &c->next;
+    }
+    return keep;
+}
+
 /* Run as leader until the connection fails or stop. Returns 1 on stop, 0 to reconnect.
  *
  * Batches are pipelined: once a batch's write is sent (BEGIN ... COMMIT in one pipeline), the next
@@ -400,6 +471,21 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struc
             finish(s, conn, &fl, 1, NULL);
             fail_all(batch, AC_EC_NOT_LEADER);
             return 1;
+        }
+        if (batch != NULL && has_nonces(batch)) {
+            /* The nonces first, on the idle connection (the batch in flight is read before):
+             * this batch's COMMIT, later in the WAL, makes them durable (sql/0015). Measured
+             * against a second connection that let the batch in flight commit meanwhile: this
+             * used less CPU a payment and settled more per second (docs/operations.md). */
+            if (finish(s, conn, &fl, 1, NULL) != 0) {
+                atomic_fetch_add(&s->stats.batches_failed, 1);
+                fail_all(batch, AC_EC_BATCH_FAILED);
+                return 0;
+            }
+            int failed;
+            batch = take_nonces(s, conn, batch, &failed);
+            if (failed) return 0;
+            if (batch == NULL) continue;
         }
         if (batch == NULL && fl.active) {
             /* nothing else queued: the batch in flight is what to wait for */

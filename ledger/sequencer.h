@@ -92,6 +92,17 @@ struct ac_cmd {
     void (*done)(struct ac_cmd *cmd);
     void *cls;
 
+    /* Optional: the nonce of the signed request behind the command (keys/nonce.h; NULL: none).
+     * Before the batch is applied, its nonces are recorded in ac_nonces (sql/0015), made durable
+     * by the batch's own COMMIT. A nonce the table already holds (a replay that the caller's
+     * memory could not know: after a restart, or sent to another server first) completes the
+     * command with AC_EC_SIG_REPLAYED, unapplied. nonce_taken: set to 1 on the sequencer thread
+     * once the nonce is recorded (whatever becomes of the command then); when it stays 0 the
+     * caller must record the nonce itself (ac_nonce_writer_record). */
+    const char *nonce_keyid, *nonce;
+    int64_t nonce_exp; /* expires_at, unix seconds */
+    int nonce_taken;
+
     struct ac_cmd *next; /* internal */
 };
 
@@ -150,6 +161,7 @@ struct ac_seq_stats {
     struct ac_hist batch_items;    /* items per committed batch */
     struct ac_hist commit_seconds; /* write+commit latency per batch */
     _Atomic uint64_t batches_committed, batches_failed, items_committed, leader_changes;
+    _Atomic uint64_t nonces_taken, nonces_replayed; /* ac_cmd.nonce, recorded / refused */
 };
 
 struct ac_sequencer;

@@ -15,6 +15,7 @@
 #include "protocol/digest.h"
 #include "protocol/runtime.h"
 #include "ledger/db.h"
+#include "server/idem.h"
 
 struct ac_authn {
     int64_t skew, max_age;
@@ -747,6 +748,21 @@ enum ac_ec ac_authn_request(struct ac_req *r, const char **detail)
     fields_free(&fs);
     if (ec != AC_EC_OK) return ec;
     /* 8. replay, last: only authenticated requests reach the cache */
+    if (app->authn->writer != NULL && (r->route->flags & AC_ROUTE_NONCE_WITH_EFFECT)) {
+        /* memory now; the database with the effect's batch (ac_authn_request_end) */
+        int64_t exp;
+        ec = nonce_ec(
+            ac_nonce_reserve(app->authn->nonces, v->keyid, v->nonce, v->created, call.now, &exp),
+            detail);
+        if (ec != AC_EC_OK) {
+            ac_verified_free(v);
+            return ec;
+        }
+        r->verified = v;
+        r->nonce_pending = 1;
+        r->nonce_exp = exp;
+        return AC_EC_OK;
+    }
     if (app->authn->writer != NULL) return replay_async(r, v, call.now, detail);
     ec = replay_check(app->authn, &call, v->keyid, v->nonce, v->created, detail);
     if (ec == AC_EC_OK)
@@ -754,4 +770,17 @@ enum ac_ec ac_authn_request(struct ac_req *r, const char **detail)
     else
         ac_verified_free(v);
     return ec;
+}
+
+void ac_authn_request_end(struct ac_req *r)
+{
+    if (!r->nonce_pending || r->verified == NULL) return;
+    r->nonce_pending = 0;
+    struct ac_authn *a = r->app->authn;
+    if (a == NULL || a->writer == NULL) return;
+    if (ac_nonce_writer_record(a->writer, r->verified->keyid, r->verified->nonce, r->nonce_exp,
+                               (int64_t)time(NULL)) != 0)
+        /* the writer is closing (shutdown) or out of memory: memory still refuses the nonce
+         * until this process ends */
+        fprintf(stderr, "authn: a refused request's nonce could not be queued for recording\n");
 }

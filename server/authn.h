@@ -145,6 +145,15 @@ enum ac_ec ac_authn_verify(struct ac_authn *a, const struct ac_authn_call *call,
  * replay check runs on a connection of the app's nonce pool (or reader pool), blocking. */
 enum ac_ec ac_authn_request(struct ac_req *r, const char **detail);
 
+/* On a route flagged AC_ROUTE_NONCE_WITH_EFFECT (server/idem.h) and with a batch writer, the
+ * replay check above is only memory's (ac_nonce_reserve): the request goes on at once, with
+ * r->nonce_pending set, and its nonce travels with the sequencer command that carries its effect
+ * (server/seqcall.c; ledger/sequencer.h, ac_cmd.nonce), which records it in the same database
+ * round as the batch and refuses a replay that memory could not know. A request that ends without
+ * that (refused before its command, or its command never reached a batch) calls this at the end:
+ * its nonce goes to the batch writer, without waiting. */
+void ac_authn_request_end(struct ac_req *r);
+
 /* Free the state of a request suspended in ac_authn_request() (r->authn_wait). Accepts NULL. */
 struct ac_authn_wait;
 void ac_authn_wait_free(struct ac_authn_wait *w);

@@ -419,6 +419,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
         ac_hist_observe(&rs->seconds, mono() - r->t0);
     }
     ac_idem_end(r);
+    ac_authn_request_end(r); /* a nonce no batch recorded */
     if (r->hctx_free) r->hctx_free(r->hctx);
     ac_verified_free(r->verified);
     ac_authn_wait_free(r->authn_wait);

@@ -68,13 +68,23 @@ enum MHD_Result ac_h_metrics(struct ac_req *r)
                   "# HELP agentclear_items_committed_total Items committed by the sequencer.\n"
                   "# TYPE agentclear_items_committed_total counter\n"
                   "agentclear_items_committed_total %llu\n"
+                  "# HELP agentclear_nonces_recorded_total Signed requests' nonces recorded "
+                  "by the sequencer with their batch.\n"
+                  "# TYPE agentclear_nonces_recorded_total counter\n"
+                  "agentclear_nonces_recorded_total %llu\n"
+                  "# HELP agentclear_nonces_replayed_total Commands refused by the sequencer "
+                  "because the database held their nonce already.\n"
+                  "# TYPE agentclear_nonces_replayed_total counter\n"
+                  "agentclear_nonces_replayed_total %llu\n"
                   "# HELP agentclear_leader 1 while this node holds the writer lease.\n"
                   "# TYPE agentclear_leader gauge\nagentclear_leader %d\n"
                   "# HELP agentclear_http_inflight Requests in progress.\n"
                   "# TYPE agentclear_http_inflight gauge\nagentclear_http_inflight %llu\n",
                   (unsigned long long)atomic_load(&ss->batches_failed),
                   (unsigned long long)atomic_load(&ss->items_committed),
-                  ac_seq_is_leader(app->seq), (unsigned long long)atomic_load(&app->inflight));
+                  (unsigned long long)atomic_load(&ss->nonces_taken),
+                  (unsigned long long)atomic_load(&ss->nonces_replayed), ac_seq_is_leader(app->seq),
+                  (unsigned long long)atomic_load(&app->inflight));
     if (b.oom) {
         ac_buf_free(&b);
         return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);

@@ -36,7 +36,7 @@ struct ac_route {
     ac_handler handler;
     enum ac_auth auth;
     size_t body_max; /* 0: no body allowed */
-    unsigned flags;  /* AC_ROUTE_IDEMPOTENT (server/idem.h); omitted in the table: 0 */
+    unsigned flags;  /* AC_ROUTE_* (server/idem.h); omitted in the table: 0 */
 };
 
 #define AC_MAX_PATH_PARAMS 4
@@ -60,6 +60,8 @@ struct ac_req {
     int started;                   /* the access handler has seen this request */
     struct ac_verified *verified;  /* signed routes: the verification result; else NULL */
     struct ac_authn_wait *authn_wait; /* signed routes: suspended on the replay check */
+    int nonce_pending;  /* r->verified's nonce is in memory only: not yet recorded (authn.h) */
+    int64_t nonce_exp;  /* its expiry (unix seconds) */
     struct ac_idem *idem; /* Idempotency-Key state (server/idem.h), or NULL */
     int idem_checked;     /* ac_idem_begin ran */
     /* the handler's own state across suspend/resume */

@@ -5,9 +5,9 @@
  * from that one command's outcome. For such a route and a request with an Idempotency-Key:
  *
  *  - the key (1-255 visible ASCII characters, one header) is scoped to the caller -- "operator"
- *    (operator token), "agent:<user>/<agent>" / "merchant:<id>" (the verified RFC 9421 signer's principal),
- *    "anonymous" on routes whose authority is a signed document in the body -- and to the method
- *    and path; the request's fingerprint is SHA-256(method NUL path NUL body);
+ *    (operator token), "agent:<user>/<agent>" / "merchant:<id>" (the verified RFC 9421 signer's
+ * principal), "anonymous" on routes whose authority is a signed document in the body -- and to the
+ * method and path; the request's fingerprint is SHA-256(method NUL path NUL body);
  *  - once authenticated and before its handler, the key is claimed in a bounded in-flight table
  *    (another request holding it: 409 idempotency_in_flight with Retry-After; table full: 503
  *    overloaded) and looked up in PostgreSQL: a record with the same fingerprint is answered
@@ -36,6 +36,9 @@
 
 /* struct ac_route.flags */
 #define AC_ROUTE_IDEMPOTENT 1u
+/* The route's effect is one sequencer command (server/seqcall.c): the request's signature nonce
+ * is recorded with it, in the batch's database round (server/authn.h, ac_authn_request_end). */
+#define AC_ROUTE_NONCE_WITH_EFFECT 2u
 
 /* The in-flight table: at most cap keys being processed at once (app->idem). */
 struct ac_idem_table;
@@ -54,8 +57,7 @@ int ac_idem_ready(struct ac_req *r, enum MHD_Result *rc);
 /* From the reply path (server/daemon.c), for every answer of a request with r->idem: returns 1
  * when the answer was captured (a seal is rendering it; body is taken over), else 0 (send it;
  * a 2xx given without the sequencer is recorded first). */
-int ac_idem_on_reply(struct ac_req *r, unsigned status, const char *ctype, char **body,
-                     size_t len);
+int ac_idem_on_reply(struct ac_req *r, unsigned status, const char *ctype, char **body, size_t len);
 
 /* From ac_seqcall: give cmd its seal (when r->idem is set) and note that the sequencer decides. */
 void ac_idem_cmd(struct ac_req *r, struct ac_cmd *cmd);

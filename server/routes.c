@@ -6,6 +6,8 @@
 #define MIB (1024 * 1024)
 /* the route takes an Idempotency-Key (server/idem.h): every POST with an effect */
 #define IDEM AC_ROUTE_IDEMPOTENT
+/* a signed request whose effect is one sequencer command: its nonce is recorded with it */
+#define SEQ_NONCE (AC_ROUTE_IDEMPOTENT | AC_ROUTE_NONCE_WITH_EFFECT)
 
 /* The flags column is left out where it is 0. */
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -39,10 +41,10 @@ const struct ac_route ac_routes[] = {
     {"GET",  "/v1/mandates/{id}",               ac_h_mandates_get,      AC_AUTH_OPERATOR, 0},
     {"POST", "/v1/mandates/{id}/revoke",        ac_h_mandate_revoke,    AC_AUTH_NONE,     96 * KIB, IDEM},
     /* payments: signed by the agent */
-    {"POST", "/v1/payments",                    ac_h_payments_post,     AC_AUTH_AGENT,    8 * KIB, IDEM},
+    {"POST", "/v1/payments",                    ac_h_payments_post,     AC_AUTH_AGENT,    8 * KIB, SEQ_NONCE},
     {"GET",  "/v1/payments/{id}",               ac_h_payments_get,      AC_AUTH_OPERATOR, 0},
     /* refunds: signed by the payment's payee merchant; listing them is the operator's */
-    {"POST", "/v1/payments/{id}/refunds",       ac_h_refunds_post,      AC_AUTH_MERCHANT, 8 * KIB, IDEM},
+    {"POST", "/v1/payments/{id}/refunds",       ac_h_refunds_post,      AC_AUTH_MERCHANT, 8 * KIB, SEQ_NONCE},
     {"GET",  "/v1/payments/{id}/refunds",       ac_h_refunds_get,       AC_AUTH_OPERATOR, 0},
     /* reading a principal's payments and balances (operator) */
     {"GET",  "/v1/users/{id}/payments",         ac_h_user_payments,     AC_AUTH_OPERATOR, 0},
@@ -51,10 +53,10 @@ const struct ac_route ac_routes[] = {
     {"GET",  "/v1/merchants/{id}/balances",     ac_h_merchant_balances, AC_AUTH_OPERATOR, 0},
     /* micropayment tabs: opened by the agent, settled and closed by the payee with the agent's
      * vouchers; reading them is the operator's */
-    {"POST", "/v1/tabs",                        ac_h_tabs_post,         AC_AUTH_AGENT,    8 * KIB, IDEM},
+    {"POST", "/v1/tabs",                        ac_h_tabs_post,         AC_AUTH_AGENT,    8 * KIB, SEQ_NONCE},
     {"GET",  "/v1/tabs/{id}",                   ac_h_tabs_get,          AC_AUTH_OPERATOR, 0},
-    {"POST", "/v1/tabs/{id}/settle",            ac_h_tab_settle,        AC_AUTH_MERCHANT, 8 * KIB, IDEM},
-    {"POST", "/v1/tabs/{id}/close",             ac_h_tab_close,         AC_AUTH_MERCHANT, 8 * KIB, IDEM},
+    {"POST", "/v1/tabs/{id}/settle",            ac_h_tab_settle,        AC_AUTH_MERCHANT, 8 * KIB, SEQ_NONCE},
+    {"POST", "/v1/tabs/{id}/close",             ac_h_tab_close,         AC_AUTH_MERCHANT, 8 * KIB, SEQ_NONCE},
     {"GET",  "/v1/users/{id}/tabs",             ac_h_user_tabs,         AC_AUTH_OPERATOR, 0},
     {"GET",  "/v1/merchants/{id}/tabs",         ac_h_merchant_tabs,     AC_AUTH_OPERATOR, 0},
     /* step-up: the id (128 random bits) is the capability to read; the user's signature decides */
@@ -62,10 +64,10 @@ const struct ac_route ac_routes[] = {
     {"POST", "/v1/authorizations/{id}/confirm", ac_h_authorization_confirm, AC_AUTH_NONE, 96 * KIB, IDEM},
     {"POST", "/v1/authorizations/{id}/decline", ac_h_authorization_decline, AC_AUTH_NONE, 96 * KIB, IDEM},
     /* token top-ups: prices signed by their merchant, top-ups by the agent; reading: operator */
-    {"PUT",  "/v1/merchants/{id}/prices",       ac_h_prices_put,        AC_AUTH_MERCHANT, 64 * KIB, IDEM},
+    {"PUT",  "/v1/merchants/{id}/prices",       ac_h_prices_put,        AC_AUTH_MERCHANT, 64 * KIB, SEQ_NONCE},
     {"GET",  "/v1/merchants/{id}/prices",       ac_h_prices_get,        AC_AUTH_OPERATOR, 0},
     {"GET",  "/v1/merchants/{id}/prices/{version}", ac_h_price_version_get, AC_AUTH_OPERATOR, 0},
-    {"POST", "/v1/topups",                      ac_h_topups_post,       AC_AUTH_AGENT,    8 * KIB, IDEM},
+    {"POST", "/v1/topups",                      ac_h_topups_post,       AC_AUTH_AGENT,    8 * KIB, SEQ_NONCE},
     {"GET",  "/v1/topups/{id}",                 ac_h_topups_get,        AC_AUTH_OPERATOR, 0},
     {"GET",  "/v1/users/{id}/topups",           ac_h_user_topups,       AC_AUTH_OPERATOR, 0},
     {"GET",  "/v1/merchants/{id}/topups",       ac_h_merchant_topups,   AC_AUTH_OPERATOR, 0},

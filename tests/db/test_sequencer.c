@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -557,6 +558,93 @@ static void batch_counter_guard(void **st)
     PQfinish(c);
 }
 
+/* A transfer command carrying a signed request's nonce (ac_cmd.nonce), run alone. */
+static enum ac_ec xfer_nonce(struct ac_sequencer *s, const char *id, const char *keyid,
+                             const char *nonce, int64_t exp, int *taken)
+{
+    struct ac_transfer_req t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.id, sizeof t.id, "%s", id);
+    snprintf(t.debit, sizeof t.debit, "n:a");
+    snprintf(t.credit, sizeof t.credit, "n:b");
+    snprintf(t.asset, sizeof t.asset, "CNY");
+    t.amount = 1;
+    struct ac_transfer_result res;
+    struct ac_cmd cmd = {.kind = AC_CMD_TRANSFERS,
+                         .n = 1,
+                         .transfers = &t,
+                         .results = &res,
+                         .nonce_keyid = keyid,
+                         .nonce = nonce,
+                         .nonce_exp = exp};
+    enum ac_ec ec = ac_seq_run(s, &cmd);
+    *taken = cmd.nonce_taken;
+    return ec != AC_EC_OK ? ec : res.ec;
+}
+
+static long long transfer_rows(const char *id)
+{
+    char q[160];
+    snprintf(q, sizeof q, "select count(*) from ac_transfers where id = '%s'", id);
+    return ac_test_sql_int(url, q);
+}
+
+/* A command's nonce is recorded before its batch is applied; one the table holds already (a
+ * replay its caller's memory could not know) refuses the command, unapplied; an expired row is
+ * taken over; quotes and backslashes (printable ASCII a signer may choose) are stored as sent. */
+static void nonces_recorded_before_the_batch(void **st)
+{
+    (void)st;
+    struct ac_sequencer *s = start(0);
+    assert_true(ac_seq_wait_leader(s, 15000));
+    const char *ids[] = {"n:a", "n:b"};
+    assert_int_equal(accounts(s, ids, 2, 0), AC_EC_OK);
+    int64_t now = (int64_t)time(NULL);
+    char q[256];
+    snprintf(q, sizeof q, "insert into ac_nonces values ('k1', 'used', %lld), ('k1', 'old', %lld)",
+             (long long)now + 100, (long long)now - 5);
+    assert_true(ac_test_sql_ok(url, q));
+    uint64_t taken0 = atomic_load(&ac_seq_stats(s)->nonces_taken);
+    uint64_t replayed0 = atomic_load(&ac_seq_stats(s)->nonces_replayed);
+
+    int taken = 0;
+    assert_int_equal(xfer_nonce(s, "n1", "k1", "fresh", now + 60, &taken), AC_EC_OK);
+    assert_int_equal(taken, 1);
+    assert_int_equal(transfer_rows("n1"), 1);
+    snprintf(q, sizeof q,
+             "select count(*) from ac_nonces where keyid = 'k1' and nonce = 'fresh' "
+             "and expires_at = %lld",
+             (long long)now + 60);
+    assert_int_equal(ac_test_sql_int(url, q), 1);
+
+    /* the table knows it: refused, nothing applied */
+    taken = 0;
+    assert_int_equal(xfer_nonce(s, "n2", "k1", "used", now + 60, &taken), AC_EC_SIG_REPLAYED);
+    assert_int_equal(taken, 1);
+    assert_int_equal(transfer_rows("n2"), 0);
+    assert_int_equal(xfer_nonce(s, "n3", "k1", "fresh", now + 60, &taken), AC_EC_SIG_REPLAYED);
+    assert_int_equal(transfer_rows("n3"), 0);
+    /* the same nonce under another key is another nonce */
+    assert_int_equal(xfer_nonce(s, "n4", "k2", "fresh", now + 60, &taken), AC_EC_OK);
+    assert_int_equal(transfer_rows("n4"), 1);
+    /* an expired row is taken over, with the new expiry */
+    assert_int_equal(xfer_nonce(s, "n5", "k1", "old", now + 60, &taken), AC_EC_OK);
+    snprintf(q, sizeof q, "select expires_at from ac_nonces where keyid = 'k1' and nonce = 'old'");
+    assert_int_equal(ac_test_sql_int(url, q), now + 60);
+    /* the array literal escapes what must be */
+    assert_int_equal(xfer_nonce(s, "n6", "k\"3", "a\"b\\c,{d}", now + 60, &taken), AC_EC_OK);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_nonces where keyid = 'k\"3' "
+                                          "and nonce = 'a\"b\\c,{d}'"),
+                     1);
+    assert_int_equal(xfer_nonce(s, "n7", "k\"3", "a\"b\\c,{d}", now + 60, &taken),
+                     AC_EC_SIG_REPLAYED);
+    /* a command without a nonce is untouched by all this */
+    assert_int_equal(xfer(s, "n8", "n:a", "n:b", 1, 0, 0, NULL), AC_EC_OK);
+    assert_int_equal(atomic_load(&ac_seq_stats(s)->nonces_taken) - taken0, 4);
+    assert_int_equal(atomic_load(&ac_seq_stats(s)->nonces_replayed) - replayed0, 3);
+    ac_seq_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -569,6 +657,7 @@ int main(void)
         cmocka_unit_test(domain_deadline_on_clock),
         cmocka_unit_test(pipelined_batch_fails_with_the_one_before),
         cmocka_unit_test(batch_counter_guard),
+        cmocka_unit_test(nonces_recorded_before_the_batch),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -939,6 +939,85 @@ static void restart_keeps_everything(void **st)
     json_decref(pay(agent1, "after-restart", "m1", "llm", "1.00", 422));
 }
 
+/* The rows ac_nonces holds for the nonce in the signed headers h (Signature-Input's nonce="...";
+ * our signer's nonces are base64url, nothing to quote). */
+static long long nonce_rows(const char *h)
+{
+    const char *p = strstr(h, "nonce=\"");
+    assert_non_null(p);
+    p += strlen("nonce=\"");
+    const char *e = strchr(p, '"');
+    assert_non_null(e);
+    char q[512];
+    snprintf(q, sizeof q, "select count(*) from ac_nonces where nonce = '%.*s'", (int)(e - p), p);
+    return ac_test_sql_int(db_url, q);
+}
+
+/* Send the signed headers h with body on c; with code, the answer must be that 401 problem. */
+static int send_signed(struct ac_test_http *c, const char *h, const char *body, const char *code)
+{
+    struct ac_test_http_resp r;
+    int st = ac_test_http_request(c, "POST", "/v1/payments", h, body, strlen(body), &r);
+    if (code) json_decref(ac_test_api_problem(&r, 401, code, body));
+    ac_test_http_resp_free(&r);
+    return st;
+}
+
+/* A payment's nonce is recorded with its batch (the sequencer, before applying it); the nonce of a
+ * payment refused before the sequencer, by the nonce writer. Once the server restarted, with
+ * nothing of its replay cache's memory left, neither request executes when sent again: the first
+ * is refused as a replay; so is the second, although what refused it at first (its mandate did
+ * not exist) has changed meanwhile. */
+static void nonces_outlive_a_restart(void **st)
+{
+    (void)st;
+    char *ok_body = ac_test_pay_body("nonce-1", "m1", "shop", "CNY", "0.01", NULL);
+    char *late_body = ac_test_pay_body("nonce-2", "m-late", "shop", "CNY", "0.01", NULL);
+    static char h_ok[16384], h_late[16384];
+    ac_test_agent_headers(agent1, srv.port, "POST", "/v1/payments", ok_body, h_ok, sizeof h_ok);
+    ac_test_agent_headers(agent1, srv.port, "POST", "/v1/payments", late_body, h_late,
+                          sizeof h_late);
+    /* through the sequencer: settled, or denied by m1's caps, either way decided there */
+    int st_ok = send_signed(&http, h_ok, ok_body, NULL);
+    if (st_ok != 201 && st_ok != 422) fail_msg("payment nonce-1: %d", st_ok);
+    assert_int_equal(nonce_rows(h_ok), 1); /* committed with it */
+    /* refused before the sequencer (no such mandate): its nonce is queued for the writer */
+    assert_int_equal(send_signed(&http, h_late, late_body, NULL), 404);
+    for (int i = 0; i < 100 && nonce_rows(h_late) == 0; i++)
+        usleep(50000);
+    assert_int_equal(nonce_rows(h_late), 1);
+    /* the mandate it named exists now */
+    json_t *p = ac_test_mandate_payload("m-late", "alice", "agent-a", "shop", "CNY", "50.00", "L5");
+    json_decref(register_mandate(alice1, p, 201));
+    /* again, same process: memory refuses both */
+    send_signed(&http, h_ok, ok_body, "sig_replayed");
+    send_signed(&http, h_late, late_body, "sig_replayed");
+    /* a new process: the sequencer's database round refuses both (sent with the Host they were
+     * signed for: the restarted server listens on another port) */
+    unsigned signed_port = srv.port;
+    ac_test_http_close(&http);
+    assert_int_equal(ac_test_server_stop(&srv, 20000), 0);
+    assert_int_equal(ac_test_server_restart(&srv, READY_MS), 0);
+    ac_test_http_init(&http, "127.0.0.1", srv.port, 20000);
+    struct ac_test_http old;
+    ac_test_http_init(&old, "127.0.0.1", srv.port, 20000);
+    old.host_port = signed_port;
+    send_signed(&old, h_ok, ok_body, "sig_replayed");
+    send_signed(&old, h_late, late_body, "sig_replayed");
+    ac_test_http_close(&old);
+    struct ac_test_http_resp m;
+    assert_int_equal(ac_test_http_request(&http, "GET", "/metrics", NULL, NULL, 0, &m), 200);
+    if (strstr(m.body, "\nagentclear_nonces_replayed_total 2\n") == NULL)
+        fail_msg("metrics: want agentclear_nonces_replayed_total 2 in:\n%s", m.body);
+    ac_test_http_resp_free(&m);
+    assert_int_equal(sql_int("select count(*) from ac_payments where id = 'nonce-1'"), 1);
+    assert_int_equal(sql_int("select count(*) from ac_payments where id = 'nonce-2'"), 0);
+    /* what refused them was the nonce: freshly signed, the second settles now */
+    json_decref(pay(agent1, "nonce-2", "m-late", "shop", "0.01", 201));
+    free(ok_body);
+    free(late_body);
+}
+
 /* ---- mandates scoped by the payee's category ---------------------------------------------------
  */
 
@@ -1195,6 +1274,7 @@ int main(void)
         cmocka_unit_test(expiry),
         cmocka_unit_test(category_scope),
         cmocka_unit_test(restart_keeps_everything),
+        cmocka_unit_test(nonces_outlive_a_restart),
         cmocka_unit_test(audit_replay),
         cmocka_unit_test(sigterm_stops_cleanly),
     };

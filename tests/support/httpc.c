@@ -438,7 +438,8 @@ int ac_test_http_request(struct ac_test_http *c, const char *method, const char 
         out->body = calloc(1, 1);
         return 0;
     }
-    int n = snprintf(req, cap, "%s %s HTTP/1.1\r\nHost: %s:%u\r\n", method, path, c->host, c->port);
+    int n = snprintf(req, cap, "%s %s HTTP/1.1\r\nHost: %s:%u\r\n", method, path, c->host,
+                     c->host_port ? c->host_port : c->port);
     if (body != NULL || len > 0)
         n += snprintf(req + n, cap - (size_t)n, "Content-Length: %zu\r\n", len);
     n += snprintf(req + n, cap - (size_t)n, "%s\r\n", headers);

@@ -32,9 +32,11 @@ struct ac_test_http {
     int fd;        /* -1 while not connected */
     char host[64]; /* numeric IPv4 address */
     unsigned port;
-    int timeout_ms;  /* bound on connect, and on one whole request/response exchange */
-    int retry_stale; /* 1 (default): see ac_test_http_request() */
-    unsigned reused; /* requests already answered on the current connection */
+    int timeout_ms;     /* bound on connect, and on one whole request/response exchange */
+    int retry_stale;    /* 1 (default): see ac_test_http_request() */
+    unsigned reused;    /* requests already answered on the current connection */
+    unsigned host_port; /* 0, or the port the Host header names instead of `port` (a request
+                           signed for a server's earlier address, sent to where it runs now) */
 };
 
 struct ac_test_http_resp {
