@@ -737,45 +737,79 @@ static void arr_str_esc(struct arr *a, const char *s)
     ac_buf_add(&a->b, "\"", 1);
 }
 
-enum ac_qs ac_db_nonce_take(PGconn *c, const char *const *keyids, const char *const *nonces,
-                            const int64_t *exps, size_t n, int64_t now_s, int *taken)
+int ac_db_nonce_take_send(PGconn *c, const char *const *keyids, const char *const *nonces,
+                          const int64_t *exps, size_t n, int64_t now_s)
 {
     start_arrays(3);
     for (size_t i = 0; i < n; i++) {
         arr_str_esc(&scratch[0], keyids[i]);
         arr_str_esc(&scratch[1], nonces[i]);
         arr_i64(&scratch[2], exps[i]);
-        taken[i] = 0;
     }
     end_arrays(3);
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)now_s);
     const char *vals[4] = {NULL, NULL, NULL, now};
     for (int i = 0; i < 3; i++) {
-        if (scratch[i].b.oom) return AC_QS_HARD_ERROR;
+        if (scratch[i].b.oom) {
+            snprintf(last_error, sizeof last_error, "nonce_take: out of memory");
+            return -1;
+        }
         vals[i] = ac_buf_str(&scratch[i].b);
     }
-    PGresult *r;
-    enum ac_qs qs = ac_db_exec(c, "nonce_take", 4, vals, &r);
-    if (qs < 0) {
+    if ((PQpipelineStatus(c) == PQ_PIPELINE_OFF && PQenterPipelineMode(c) != 1) ||
+        PQsendQueryPrepared(c, "nonce_take", 4, vals, NULL, NULL, 0) != 1 ||
+        PQpipelineSync(c) != 1 || PQflush(c) < 0) {
         snprintf(last_error, sizeof last_error, "nonce_take: %s", PQerrorMessage(c));
-        return qs;
+        return -1;
     }
-    /* rows come back in the order sent, usually: look from after the last match first */
-    size_t from = 0;
-    for (int row = 0; row < PQntuples(r); row++) {
-        const char *k = PQgetvalue(r, row, 0), *v = PQgetvalue(r, row, 1);
-        for (size_t m = 0; m < n; m++) {
-            size_t i = (from + m) % n;
-            if (!taken[i] && strcmp(nonces[i], v) == 0 && strcmp(keyids[i], k) == 0) {
-                taken[i] = 1;
-                from = i + 1;
+    return 0;
+}
+
+enum ac_qs ac_db_nonce_take_recv(PGconn *c, const char *const *keyids, const char *const *nonces,
+                                 size_t n, int *taken)
+{
+    for (size_t i = 0; i < n; i++)
+        taken[i] = 0;
+    enum ac_qs qs = AC_QS_ONE_RESULT;
+    int got = 0, synced = 0;
+    size_t from = 0; /* rows come back in the order sent, usually: look after the last match */
+    while (!synced) {
+        PGresult *r = PQgetResult(c);
+        if (r == NULL) {
+            if (PQstatus(c) != CONNECTION_OK || got >= 2) { /* defensive: never spin */
+                qs = AC_QS_SOFT_ERROR;
                 break;
             }
+            continue;
         }
+        got++;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            synced = 1;
+        } else if (st == PGRES_TUPLES_OK) {
+            for (int row = 0; row < PQntuples(r); row++) {
+                const char *k = PQgetvalue(r, row, 0), *v = PQgetvalue(r, row, 1);
+                for (size_t m = 0; m < n; m++) {
+                    size_t i = (from + m) % n;
+                    if (!taken[i] && strcmp(nonces[i], v) == 0 && strcmp(keyids[i], k) == 0) {
+                        taken[i] = 1;
+                        from = i + 1;
+                        break;
+                    }
+                }
+            }
+        } else {
+            snprintf(last_error, sizeof last_error, "nonce_take: %s", PQresultErrorMessage(r));
+            qs = st == PGRES_PIPELINE_ABORTED ? AC_QS_HARD_ERROR : ac_db_classify(c, r);
+        }
+        PQclear(r);
     }
-    PQclear(r);
-    return AC_QS_ONE_RESULT;
+    if (qs > 0 && PQexitPipelineMode(c) != 1) qs = AC_QS_SOFT_ERROR;
+    if (qs < 0)
+        for (size_t i = 0; i < n; i++)
+            taken[i] = 0;
+    return qs;
 }
 
 enum ac_qs ac_db_ping(PGconn *c)

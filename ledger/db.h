@@ -108,10 +108,15 @@ enum ac_qs ac_db_seq_head(PGconn *c, int partition, long long *batch);
 /* Record the nonces of the signed requests of a batch before it is applied (sql/0015,
  * ac_nonce_take: its own transaction, made durable by the batch's COMMIT that follows on c).
  * keyids[i], nonces[i] (printable ASCII, no two pairs equal) expire at exps[i]; a row whose expiry
- * is <= now_s may be taken over. ONE_RESULT: taken[i] is 1 for the nonces recorded now and 0 for
- * those already there (replays); else the error (nothing is known). */
-enum ac_qs ac_db_nonce_take(PGconn *c, const char *const *keyids, const char *const *nonces,
-                            const int64_t *exps, size_t n, int64_t now_s, int *taken);
+ * is <= now_s may be taken over. In two steps, so that it can be queued behind a batch in flight:
+ * ac_db_nonce_take_send queues the statement and a sync in pipeline mode (entering it if needed)
+ * and flushes it (0, or -1); once everything queued before it was read, ac_db_nonce_take_recv
+ * reads its result and leaves pipeline mode: ONE_RESULT with taken[i] 1 for the nonces recorded
+ * now and 0 for those already there (replays), else the error (taken all 0: nothing is known). */
+int ac_db_nonce_take_send(PGconn *c, const char *const *keyids, const char *const *nonces,
+                          const int64_t *exps, size_t n, int64_t now_s);
+enum ac_qs ac_db_nonce_take_recv(PGconn *c, const char *const *keyids, const char *const *nonces,
+                                 size_t n, int *taken);
 /* The error text of this thread's last failed ac_db_write_batch ("" if none). */
 const char *ac_db_last_error(void);
 /* Free this thread's batch-building scratch memory (call when the writer thread ends). */
