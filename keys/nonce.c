@@ -335,6 +335,20 @@ enum ac_nonce_result ac_nonce_seen_or_insert(struct ac_nonce_cache *c, PGconn *d
     return res;
 }
 
+int ac_nonce_record(PGconn *db, const char *keyid, const char *nonce, int64_t exp, int64_t now)
+{
+    if (db == NULL || !field_ok(keyid) || !field_ok(nonce)) return -1;
+    char e[24], n[24];
+    snprintf(e, sizeof e, "%lld", (long long)exp);
+    snprintf(n, sizeof n, "%lld", (long long)now);
+    const char *vals[] = {keyid, nonce, e, n};
+    PGresult *r = exec_stmt(db, "ac_nonce_ins", 4, vals);
+    if (r == NULL) return -1;
+    int got = PQntuples(r) == 1;
+    PQclear(r);
+    return got;
+}
+
 long ac_nonce_purge(struct ac_nonce_cache *c, PGconn *db, int64_t now)
 {
     if (c != NULL) {
@@ -344,7 +358,7 @@ long ac_nonce_purge(struct ac_nonce_cache *c, PGconn *db, int64_t now)
     }
     if (db == NULL) return 0;
     char n[24];
-    snprintf(n, sizeof n, "%lld", (long long)now);
+    snprintf(n, sizeof n, "%lld", (long long)(now - AC_NONCE_PURGE_GRACE));
     const char *vals[] = {n};
     PGresult *r = exec_stmt(db, "ac_nonce_purge", 1, vals);
     if (r == NULL) return -1;
@@ -389,8 +403,19 @@ static void arr_add(struct ac_buf *b, const char *s)
 
 /* Decide the batch t[0..n) on db: sets every res (AC_NONCE_DB_ERROR for all on a database error
  * or out of memory). Returns the number of nonces sent, or -1. */
+static int ticket_cmp(const void *a, const void *b)
+{
+    const struct ac_nonce_ticket *x = *(const struct ac_nonce_ticket *const *)a;
+    const struct ac_nonce_ticket *y = *(const struct ac_nonce_ticket *const *)b;
+    int c = strcmp(x->keyid, y->keyid);
+    return c ? c : strcmp(x->nonce, y->nonce);
+}
+
 static long decide(struct ac_nonce_writer *w, PGconn *db, struct ac_nonce_ticket **t, size_t n)
 {
+    /* rows locked in one order by every inserter (see ac_nonce_take's caller too): two
+     * statements taking overlapping nonces wait for each other instead of deadlocking */
+    qsort(t, n, sizeof *t, ticket_cmp);
     int64_t now = INT64_MAX;
     long sent = 0;
     for (int k = 0; k < 3; k++) {
@@ -447,6 +472,11 @@ static long decide(struct ac_nonce_writer *w, PGconn *db, struct ac_nonce_ticket
     return sent;
 }
 
+static void free_ticket(void *cls)
+{
+    free(cls);
+}
+
 static void *writer_main(void *arg)
 {
     prctl(PR_SET_NAME, "ac-nonces", 0, 0, 0); /* for top -H, perf --sort comm: best effort */
@@ -479,6 +509,16 @@ static void *writer_main(void *arg)
                     batch[i]->res = AC_NONCE_DB_ERROR;
         }
         int broken = n > 0 && sent < 0;
+        if (sent < 0) {
+            size_t lost = 0;
+            for (size_t i = 0; i < n; i++)
+                if (batch[i]->done_fn == free_ticket) lost++;
+            if (lost)
+                fprintf(stderr,
+                        "nonce writer: %zu nonce(s) of refused requests not recorded (database "
+                        "error); memory refuses them until this process ends\n",
+                        lost);
+        }
         if (db != NULL && !broken && now >= next_purge) {
             broken = ac_nonce_purge(w->c, db, now) < 0;
             next_purge = now + AC_NONCE_PURGE_EVERY;
@@ -646,11 +686,6 @@ enum ac_nonce_result ac_nonce_writer_finish(struct ac_nonce_writer *w, struct ac
     if (!done) return AC_NONCE_DB_ERROR; /* a caller error: not answered yet */
     if (t->res == AC_NONCE_NEW || t->res == AC_NONCE_REPLAYED) remember(w->c, t->h, t->exp, t->now);
     return t->res;
-}
-
-static void free_ticket(void *cls)
-{
-    free(cls);
 }
 
 int ac_nonce_writer_record(struct ac_nonce_writer *w, const char *keyid, const char *nonce,

@@ -81,8 +81,10 @@ enum ac_nonce_result ac_nonce_reserve(struct ac_nonce_cache *c, const char *keyi
                                       int64_t *exp);
 
 /* Evict expired entries from memory and, when db is not NULL, delete rows with
- * expires_at <= now. Returns the number of rows deleted from the database (0 with db NULL), or
- * -1 on a database error (memory is evicted regardless). */
+ * expires_at <= now - AC_NONCE_PURGE_GRACE (a row is kept that long after its expiry, so that a
+ * request whose expiry was checked against a slightly earlier clock -- the sequencer's, just before
+ * its ac_nonce_take runs -- still finds it). Returns the number of rows deleted from the database
+ * (0 with db NULL), or -1 on a database error (memory is evicted regardless). */
 long ac_nonce_purge(struct ac_nonce_cache *c, PGconn *db, int64_t now);
 
 /* Number of entries currently in memory (expired ones included until evicted). */
@@ -102,6 +104,7 @@ size_t ac_nonce_cache_size(struct ac_nonce_cache *c);
  * The thread also purges expired nonces (memory and table) every AC_NONCE_PURGE_EVERY seconds. */
 
 #define AC_NONCE_BATCH_MAX 512
+#define AC_NONCE_PURGE_GRACE 60
 #define AC_NONCE_PURGE_EVERY 60
 
 struct ac_nonce_writer;
@@ -154,6 +157,11 @@ enum ac_nonce_result ac_nonce_writer_start(struct ac_nonce_writer *w, struct ac_
 
 /* The answer of a pending ticket whose done() was called (remembering it in memory). */
 enum ac_nonce_result ac_nonce_writer_finish(struct ac_nonce_writer *w, struct ac_nonce_ticket *t);
+
+/* Record (keyid, nonce) until exp in the database on db, whatever memory says (the statement of
+ * ac_nonce_seen_or_insert). Returns 1 when recorded now, 0 when the database held it already, -1
+ * on a database error. For a caller that cannot use the writer (it is closing). */
+int ac_nonce_record(PGconn *db, const char *keyid, const char *nonce, int64_t exp, int64_t now);
 
 /* Record a nonce that ac_nonce_reserve() took but nothing else recorded (a request refused before
  * its effect was attempted): queued for the writer's next batch, without waiting and without an

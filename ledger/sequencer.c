@@ -380,6 +380,14 @@ static int finish(struct ac_sequencer *s, PGconn *conn, struct inflight *f, int 
     return 0;
 }
 
+static int cmd_nonce_cmp(const void *a, const void *b)
+{
+    const struct ac_cmd *x = *(const struct ac_cmd *const *)a;
+    const struct ac_cmd *y = *(const struct ac_cmd *const *)b;
+    int c = strcmp(x->nonce_keyid, y->nonce_keyid);
+    return c ? c : strcmp(x->nonce, y->nonce);
+}
+
 /* The nonces of the batch's signed requests (ac_cmd.nonce), recorded before anything of the batch
  * is applied; the batch's COMMIT, later in the WAL, makes them durable. The statement is queued
  * behind the batch in flight (fl), whose outcome is read first, so PostgreSQL runs it as soon as
@@ -401,23 +409,34 @@ static struct ac_cmd *take_nonces(struct ac_sequencer *s, PGconn *conn, struct i
     struct ac_cmd **who = malloc(n * sizeof *who);
     size_t m = 0;
     int ok = k && v && e && taken && who;
+    int64_t now_s = now_us(s) / 1000000;
     if (ok) {
         for (struct ac_cmd *c = batch; c; c = c->next) {
-            if (!c->nonce) continue;
+            /* A nonce whose expiry has passed by the sequencer's clock is not sent: its row may
+             * be taken over once expired, so a replay verified in its last second and applied
+             * after it would take the original's row. Such a request's signature is out of its
+             * window now anyway: refused below, as stale. */
+            if (!c->nonce || c->nonce_exp <= now_s) continue;
             int dup = 0; /* the caller's memory refuses a second use, but be sure: one row once */
             for (size_t j = 0; j < m && !dup; j++)
-                dup = strcmp(v[j], c->nonce) == 0 && strcmp(k[j], c->nonce_keyid) == 0;
+                dup = strcmp(who[j]->nonce, c->nonce) == 0 &&
+                      strcmp(who[j]->nonce_keyid, c->nonce_keyid) == 0;
             if (dup) continue; /* not taken: refused below as a replay */
-            k[m] = c->nonce_keyid;
-            v[m] = c->nonce;
-            e[m] = c->nonce_exp;
             who[m++] = c;
         }
-        ok = ac_db_nonce_take_send(conn, k, v, e, m, now_us(s) / 1000000) == 0;
+        /* rows locked in one order by every inserter (the nonce writers sort too): two
+         * statements taking overlapping nonces wait for each other instead of deadlocking */
+        qsort(who, m, sizeof *who, cmd_nonce_cmp);
+        for (size_t j = 0; j < m; j++) {
+            k[j] = who[j]->nonce_keyid;
+            v[j] = who[j]->nonce;
+            e[j] = who[j]->nonce_exp;
+        }
+        ok = m == 0 || ac_db_nonce_take_send(conn, k, v, e, m, now_s) == 0;
     }
     /* the batch in flight first (its results precede the statement's); last = 0: not yet */
-    if (finish(s, conn, fl, !ok, NULL) != 0) ok = 0;
-    if (ok) ok = ac_db_nonce_take_recv(conn, k, v, m, taken) > 0;
+    if (finish(s, conn, fl, !ok || m == 0, NULL) != 0) ok = 0;
+    if (ok && m > 0) ok = ac_db_nonce_take_recv(conn, k, v, m, taken) > 0;
     if (!ok) {
         free(k), free(v), free(e), free(taken), free(who);
         atomic_fetch_add(&s->stats.batches_failed, 1);
@@ -434,6 +453,13 @@ static struct ac_cmd *take_nonces(struct ac_sequencer *s, PGconn *conn, struct i
         struct ac_cmd *c = batch;
         batch = c->next;
         c->next = NULL;
+        if (c->nonce && c->nonce_exp <= now_s) {
+            /* expired before its batch: not applied, and nothing to record (see above) */
+            c->nonce_taken = 1;
+            c->status = AC_EC_SIG_STALE;
+            c->done(c);
+            continue;
+        }
         if (c->nonce && !c->nonce_taken) {
             /* a replay; marked taken (it is recorded, by whoever used it first) */
             c->nonce_taken = 1;

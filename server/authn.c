@@ -778,9 +778,18 @@ void ac_authn_request_end(struct ac_req *r)
     r->nonce_pending = 0;
     struct ac_authn *a = r->app->authn;
     if (a == NULL || a->writer == NULL) return;
+    int64_t now = (int64_t)time(NULL);
     if (ac_nonce_writer_record(a->writer, r->verified->keyid, r->verified->nonce, r->nonce_exp,
-                               (int64_t)time(NULL)) != 0)
-        /* the writer is closing (shutdown) or out of memory: memory still refuses the nonce
-         * until this process ends */
-        fprintf(stderr, "authn: a refused request's nonce could not be queued for recording\n");
+                               now) == 0)
+        return;
+    /* The writer is closing (shutdown: the sequencer refused the queued requests with
+     * not_leader, and they end after the writer stopped) or out of memory: record it here, on
+     * this worker, blocking for one round trip. */
+    PGconn *db = a->writer_pool ? ac_pool_get(a->writer_pool) : NULL;
+    int rc =
+        db ? ac_nonce_record(db, r->verified->keyid, r->verified->nonce, r->nonce_exp, now) : -1;
+    if (db) ac_pool_put(a->writer_pool, db, rc < 0 || !ac_db_ok(db));
+    if (rc < 0)
+        fprintf(stderr, "authn: a refused request's nonce could not be recorded (database "
+                        "unavailable); memory refuses it until this process ends\n");
 }

@@ -211,13 +211,16 @@ static void expiry_and_purge(void **s)
     assert_int_equal(ac_nonce_seen_or_insert(c3, db, "k", "b", NOW + 91, NOW + 91), AC_NONCE_NEW);
     assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "b", NOW + 91, NOW + 91),
                      AC_NONCE_REPLAYED);
-    /* purge: rows expired at NOW+200 go (all three), memory is swept too */
+    /* purge: rows expired AC_NONCE_PURGE_GRACE (60 s) before now go -- at NOW+200, "a"
+     * (expired at NOW+121) but not yet "b" (NOW+151); memory is swept of both */
     assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "late", NOW + 200, NOW + 200),
                      AC_NONCE_NEW);
     assert_int_equal(rows(db), 3);
-    assert_int_equal(ac_nonce_purge(c, db, NOW + 200), 2);
-    assert_int_equal(rows(db), 1);
+    assert_int_equal(ac_nonce_purge(c, db, NOW + 200), 1);
+    assert_int_equal(rows(db), 2);
     assert_int_equal(ac_nonce_cache_size(c), 1);
+    assert_int_equal(ac_nonce_purge(c, db, NOW + 151 + AC_NONCE_PURGE_GRACE), 1);
+    assert_int_equal(rows(db), 1);
     assert_int_equal(ac_nonce_purge(c, db, NOW + 1000), 1);
     assert_int_equal(ac_nonce_purge(c, NULL, NOW + 1000), 0);
     assert_int_equal(ac_nonce_cache_size(c), 0);

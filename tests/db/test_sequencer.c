@@ -638,6 +638,18 @@ static void nonces_recorded_before_the_batch(void **st)
                      1);
     assert_int_equal(xfer_nonce(s, "n7", "k\"3", "a\"b\\c,{d}", now + 60, &taken),
                      AC_EC_SIG_REPLAYED);
+    /* a replay of "old" (the same created time, so the same expiry, passed by now): refused as
+     * stale, not applied, and the row keeps the expiry the take-over above gave it */
+    assert_int_equal(xfer_nonce(s, "n9", "k1", "old", now - 5, &taken), AC_EC_SIG_STALE);
+    assert_int_equal(transfer_rows("n9"), 0);
+    snprintf(q, sizeof q, "select expires_at from ac_nonces where keyid = 'k1' and nonce = 'old'");
+    assert_int_equal(ac_test_sql_int(url, q), now + 60);
+    /* the edge itself: the original's row has just expired and a replay of it (same expiry)
+     * reaches its batch; taking the row over would apply it -- refused instead */
+    snprintf(q, sizeof q, "insert into ac_nonces values ('k1', 'edge', %lld)", (long long)now - 1);
+    assert_true(ac_test_sql_ok(url, q));
+    assert_int_equal(xfer_nonce(s, "n10", "k1", "edge", now - 1, &taken), AC_EC_SIG_STALE);
+    assert_int_equal(transfer_rows("n10"), 0);
     /* a command without a nonce is untouched by all this */
     assert_int_equal(xfer(s, "n8", "n:a", "n:b", 1, 0, 0, NULL), AC_EC_OK);
     assert_int_equal(atomic_load(&ac_seq_stats(s)->nonces_taken) - taken0, 4);
