@@ -772,6 +772,28 @@ enum ac_ec ac_authn_request(struct ac_req *r, const char **detail)
     return ec;
 }
 
+/* Record r's pending nonce on a connection of the writer's pool: 1 recorded now, 0 held already,
+ * -1 no database. */
+static int record_blocking(struct ac_authn *a, struct ac_req *r, int64_t now)
+{
+    PGconn *db = a->writer_pool ? ac_pool_get(a->writer_pool) : NULL;
+    int rc =
+        db ? ac_nonce_record(db, r->verified->keyid, r->verified->nonce, r->nonce_exp, now) : -1;
+    if (db) ac_pool_put(a->writer_pool, db, rc < 0 || !ac_db_ok(db));
+    return rc;
+}
+
+enum ac_ec ac_authn_record_nonce(struct ac_req *r)
+{
+    if (!r->nonce_pending || r->verified == NULL) return AC_EC_OK;
+    struct ac_authn *a = r->app->authn;
+    if (a == NULL) return AC_EC_DB_UNAVAILABLE;
+    int rc = record_blocking(a, r, (int64_t)time(NULL));
+    if (rc < 0) return AC_EC_DB_UNAVAILABLE; /* still pending: recorded at the end, if it can be */
+    r->nonce_pending = 0;
+    return rc == 1 ? AC_EC_OK : AC_EC_SIG_REPLAYED;
+}
+
 void ac_authn_request_end(struct ac_req *r)
 {
     if (!r->nonce_pending || r->verified == NULL) return;
@@ -785,11 +807,7 @@ void ac_authn_request_end(struct ac_req *r)
     /* The writer is closing (shutdown: the sequencer refused the queued requests with
      * not_leader, and they end after the writer stopped) or out of memory: record it here, on
      * this worker, blocking for one round trip. */
-    PGconn *db = a->writer_pool ? ac_pool_get(a->writer_pool) : NULL;
-    int rc =
-        db ? ac_nonce_record(db, r->verified->keyid, r->verified->nonce, r->nonce_exp, now) : -1;
-    if (db) ac_pool_put(a->writer_pool, db, rc < 0 || !ac_db_ok(db));
-    if (rc < 0)
+    if (record_blocking(a, r, now) < 0)
         fprintf(stderr, "authn: a refused request's nonce could not be recorded (database "
                         "unavailable); memory refuses it until this process ends\n");
 }

@@ -154,6 +154,13 @@ enum ac_ec ac_authn_request(struct ac_req *r, const char **detail);
  * its nonce goes to the batch writer, without waiting. */
 void ac_authn_request_end(struct ac_req *r);
 
+/* For a request with r->nonce_pending about to be answered without a batch from what the database
+ * holds (a stored Idempotency-Key answer): record its nonce now, blocking for one round trip.
+ * AC_EC_OK (recorded now, r->nonce_pending cleared), AC_EC_SIG_REPLAYED (the database held it: a
+ * replay, which must not be shown the stored answer), or AC_EC_DB_UNAVAILABLE. Without a pending
+ * nonce: AC_EC_OK. */
+enum ac_ec ac_authn_record_nonce(struct ac_req *r);
+
 /* Free the state of a request suspended in ac_authn_request() (r->authn_wait). Accepts NULL. */
 struct ac_authn_wait;
 void ac_authn_wait_free(struct ac_authn_wait *w);

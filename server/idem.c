@@ -19,7 +19,8 @@
 
 #define IDEM_HEADER "Idempotency-Key"
 
-/* ---- the in-flight table: a fixed array of buckets, chained entries, at most cap ---------------- */
+/* ---- the in-flight table: a fixed array of buckets, chained entries, at most cap ----------------
+ */
 
 struct slot {
     uint8_t id[32]; /* SHA-256 of caller NUL method NUL path NUL key */
@@ -109,7 +110,8 @@ static void release(struct ac_idem_table *t, const uint8_t id[32])
     pthread_mutex_unlock(&t->mu);
 }
 
-/* ---- per request ------------------------------------------------------------------------------ */
+/* ---- per request ------------------------------------------------------------------------------
+ */
 
 struct ac_idem {
     struct ac_idem_table *t;
@@ -248,7 +250,13 @@ int ac_idem_begin(struct ac_req *r, enum MHD_Result *rc)
         m->active = 1;
         return 1;
     }
-    if (CRYPTO_memcmp(row.fingerprint, m->fp, 32) != 0)
+    /* Answered from what is stored, with no batch: a signed request whose nonce only memory
+     * checked (server/authn.h) has it recorded first, so that a replay the memory could not know
+     * (after a restart) is refused rather than shown the stored answer. */
+    enum ac_ec nec = ac_authn_record_nonce(r);
+    if (nec != AC_EC_OK)
+        *rc = ac_reply_problem(r, nec, NULL, NULL);
+    else if (CRYPTO_memcmp(row.fingerprint, m->fp, 32) != 0)
         *rc = ac_reply_problem(r, AC_EC_IDEMPOTENCY_KEY_REUSED,
                                "this key was used with another request body", NULL);
     else
@@ -267,8 +275,7 @@ int ac_idem_ready(struct ac_req *r, enum MHD_Result *rc)
     return 1;
 }
 
-int ac_idem_on_reply(struct ac_req *r, unsigned status, const char *ctype, char **body,
-                     size_t len)
+int ac_idem_on_reply(struct ac_req *r, unsigned status, const char *ctype, char **body, size_t len)
 {
     struct ac_idem *m = r->idem;
     if (m == NULL || !m->active) return 0;

@@ -977,6 +977,14 @@ static void nonces_outlive_a_restart(void **st)
     ac_test_agent_headers(agent1, srv.port, "POST", "/v1/payments", ok_body, h_ok, sizeof h_ok);
     ac_test_agent_headers(agent1, srv.port, "POST", "/v1/payments", late_body, h_late,
                           sizeof h_late);
+    /* one more with an Idempotency-Key (not covered by the signature) */
+    char *idem_body = ac_test_pay_body("nonce-3", "m1", "shop", "CNY", "0.01", NULL);
+    static char h_idem[16384];
+    ac_test_agent_headers(agent1, srv.port, "POST", "/v1/payments", idem_body, h_idem,
+                          sizeof h_idem);
+    strcat(h_idem, "Idempotency-Key: nonce-k3\r\n");
+    int st_idem = send_signed(&http, h_idem, idem_body, NULL);
+    if (st_idem != 201 && st_idem != 422) fail_msg("payment nonce-3: %d", st_idem);
     /* through the sequencer: settled, or denied by m1's caps, either way decided there */
     int st_ok = send_signed(&http, h_ok, ok_body, NULL);
     if (st_ok != 201 && st_ok != 422) fail_msg("payment nonce-1: %d", st_ok);
@@ -1004,7 +1012,22 @@ static void nonces_outlive_a_restart(void **st)
     old.host_port = signed_port;
     send_signed(&old, h_ok, ok_body, "sig_replayed");
     send_signed(&old, h_late, late_body, "sig_replayed");
+    /* the key's stored answer is not shown to a replay either */
+    send_signed(&old, h_idem, idem_body, "sig_replayed");
     ac_test_http_close(&old);
+    /* freshly signed with the same key: the stored answer */
+    ac_test_agent_headers(agent1, srv.port, "POST", "/v1/payments", idem_body, h_idem,
+                          sizeof h_idem);
+    strcat(h_idem, "Idempotency-Key: nonce-k3\r\n");
+    struct ac_test_http_resp ir;
+    assert_int_equal(ac_test_http_request(&http, "POST", "/v1/payments", h_idem, idem_body,
+                                          strlen(idem_body), &ir),
+                     st_idem);
+    char replayed[16];
+    assert_int_equal(ac_test_http_header(&ir, "Idempotent-Replayed", replayed, sizeof replayed), 1);
+    assert_string_equal(replayed, "true");
+    ac_test_http_resp_free(&ir);
+    free(idem_body);
     struct ac_test_http_resp m;
     assert_int_equal(ac_test_http_request(&http, "GET", "/metrics", NULL, NULL, 0, &m), 200);
     if (strstr(m.body, "\nagentclear_nonces_replayed_total 2\n") == NULL)
