@@ -456,22 +456,15 @@ struct MHD_Daemon *ac_daemon_start(struct ac_app *app)
         fprintf(stderr, "serve: listen host must be an IPv4 address\n");
         return NULL;
     }
-    /* Each connection's memory pool (request line, headers, the read buffer, the reply's
-     * headers; bodies are streamed through it). libmicrohttpd zeroes the whole pool after every
-     * request on a kept-alive connection (MHD_pool_reset), so its size is paid per request: at
-     * 64 KiB that memset was about 2% of the server's CPU in the e2e benchmark. A signed payment's
-     * header section is under 2 KiB; 16 KiB leaves room for 8 KiB and more of headers (larger ones
-     * get 431). */
-    enum { CONN_MEMORY = 16384 };
     return MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG,
         (uint16_t)app->cfg.port, NULL, NULL, access_cb, app, MHD_OPTION_SOCK_ADDR, &sa,
         MHD_OPTION_THREAD_POOL_SIZE, app->cfg.threads, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
         app, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 4096u,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONN_MEMORY, MHD_OPTION_URI_LOG_CALLBACK, uri_cb, app, MHD_OPTION_UNESCAPE_CALLBACK,
-        unescape_none, NULL, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_cb, app, MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL,
+        MHD_OPTION_END);
 }
 
 void ac_daemon_stop(struct MHD_Daemon *d)
