@@ -323,16 +323,10 @@ enum ac_nonce_result ac_nonce_seen_or_insert(struct ac_nonce_cache *c, PGconn *d
         precheck(c, keyid, nonce, created, now, db == NULL, h, &exp, &ask_db);
     if (!ask_db) return res;
 
-    char e[24], n[24];
-    snprintf(e, sizeof e, "%lld", (long long)exp);
-    snprintf(n, sizeof n, "%lld", (long long)now);
-    const char *vals[] = {keyid, nonce, e, n};
-    PGresult *r = exec_stmt(db, "ac_nonce_ins", 4, vals);
-    if (r == NULL) return AC_NONCE_DB_ERROR;
-    res = PQntuples(r) == 1 ? AC_NONCE_NEW : AC_NONCE_REPLAYED;
-    PQclear(r);
+    int got = ac_nonce_record(db, keyid, nonce, exp, now);
+    if (got < 0) return AC_NONCE_DB_ERROR;
     remember(c, h, exp, now);
-    return res;
+    return got ? AC_NONCE_NEW : AC_NONCE_REPLAYED;
 }
 
 int ac_nonce_record(PGconn *db, const char *keyid, const char *nonce, int64_t exp, int64_t now)
@@ -385,9 +379,7 @@ struct ac_nonce_writer {
     struct ac_buf arr[3];     /* the batch's array parameters, reused (the thread's own) */
 };
 
-/* Append s to an array literal as a quoted element: keyids and nonces are printable ASCII
- * (field_ok), so only '"' and '\' need a backslash. */
-static void arr_add(struct ac_buf *b, const char *s)
+void ac_nonce_array_add(struct ac_buf *b, const char *s)
 {
     ac_buf_adds(b, b->len > 1 ? ",\"" : "\"");
     for (const char *p = s;; p++) {
@@ -401,8 +393,23 @@ static void arr_add(struct ac_buf *b, const char *s)
     ac_buf_add(b, "\"", 1);
 }
 
-/* Decide the batch t[0..n) on db: sets every res (AC_NONCE_DB_ERROR for all on a database error
- * or out of memory). Returns the number of nonces sent, or -1. */
+void ac_nonce_match_taken(const PGresult *r, const char *const *keyids, const char *const *nonces,
+                          size_t n, int *taken)
+{
+    size_t from = 0; /* rows usually come back in the order sent: look after the last match */
+    for (int row = 0; row < PQntuples(r); row++) {
+        const char *k = PQgetvalue(r, row, 0), *v = PQgetvalue(r, row, 1);
+        for (size_t m = 0; m < n; m++) {
+            size_t i = (from + m) % n;
+            if (taken[i] == 0 && strcmp(nonces[i], v) == 0 && strcmp(keyids[i], k) == 0) {
+                taken[i] = 1;
+                from = i + 1;
+                break;
+            }
+        }
+    }
+}
+
 static int ticket_cmp(const void *a, const void *b)
 {
     const struct ac_nonce_ticket *x = *(const struct ac_nonce_ticket *const *)a;
@@ -411,6 +418,8 @@ static int ticket_cmp(const void *a, const void *b)
     return c ? c : strcmp(x->nonce, y->nonce);
 }
 
+/* Decide the batch t[0..n) on db: sets every res (AC_NONCE_DB_ERROR for all on a database error
+ * or out of memory). Returns the number of nonces sent, or -1. */
 static long decide(struct ac_nonce_writer *w, PGconn *db, struct ac_nonce_ticket **t, size_t n)
 {
     /* rows locked in one order by every inserter (see ac_nonce_take's caller too): two
@@ -422,17 +431,22 @@ static long decide(struct ac_nonce_writer *w, PGconn *db, struct ac_nonce_ticket
         ac_buf_reset(&w->arr[k]);
         ac_buf_add(&w->arr[k], "{", 1);
     }
+    const char *keyids[AC_NONCE_BATCH_MAX], *nonces[AC_NONCE_BATCH_MAX];
+    int taken[AC_NONCE_BATCH_MAX];
+    struct ac_nonce_ticket *sent_t[AC_NONCE_BATCH_MAX];
     for (size_t i = 0; i < n; i++) {
-        t[i]->dup_of = NULL;
-        for (size_t j = 0; j < i && t[i]->dup_of == NULL; j++)
-            if (t[j]->dup_of == NULL && memcmp(t[j]->h, t[i]->h, 32) == 0)
-                t[i]->dup_of = t[j]; /* the same salted SHA-256: the same keyid and nonce */
+        /* sorted: the same keyid and nonce twice are neighbours */
+        t[i]->dup_of = i > 0 && ticket_cmp(&t[i - 1], &t[i]) == 0 ? t[i - 1] : NULL;
         if (t[i]->dup_of != NULL) continue;
+        keyids[sent] = t[i]->keyid;
+        nonces[sent] = t[i]->nonce;
+        taken[sent] = 0;
+        sent_t[sent] = t[i];
         char e[24];
         snprintf(e, sizeof e, "%lld", (long long)t[i]->exp);
-        arr_add(&w->arr[0], t[i]->keyid);
-        arr_add(&w->arr[1], t[i]->nonce);
-        arr_add(&w->arr[2], e);
+        ac_nonce_array_add(&w->arr[0], t[i]->keyid);
+        ac_nonce_array_add(&w->arr[1], t[i]->nonce);
+        ac_nonce_array_add(&w->arr[2], e);
         if (t[i]->now < now) now = t[i]->now;
         t[i]->res = AC_NONCE_REPLAYED; /* unless the database returns its row */
         sent++;
@@ -452,21 +466,10 @@ static long decide(struct ac_nonce_writer *w, PGconn *db, struct ac_nonce_ticket
             t[i]->res = AC_NONCE_DB_ERROR;
         return -1;
     }
-    /* Rows usually come back in the order sent: look from after the last match first. */
-    size_t from = 0;
-    for (int row = 0; row < PQntuples(r); row++) {
-        const char *k = PQgetvalue(r, row, 0), *v = PQgetvalue(r, row, 1);
-        for (size_t m = 0; m < n; m++) {
-            size_t i = (from + m) % n;
-            if (t[i]->dup_of == NULL && strcmp(t[i]->nonce, v) == 0 &&
-                strcmp(t[i]->keyid, k) == 0) {
-                t[i]->res = AC_NONCE_NEW;
-                from = i + 1;
-                break;
-            }
-        }
-    }
+    ac_nonce_match_taken(r, keyids, nonces, (size_t)sent, taken);
     PQclear(r);
+    for (long j = 0; j < sent; j++)
+        if (taken[j]) sent_t[j]->res = AC_NONCE_NEW;
     for (size_t i = 0; i < n; i++)
         if (t[i]->dup_of != NULL) t[i]->res = AC_NONCE_REPLAYED;
     return sent;
@@ -694,10 +697,6 @@ int ac_nonce_writer_record(struct ac_nonce_writer *w, const char *keyid, const c
     if (w == NULL || !field_ok(keyid) || !field_ok(nonce)) return -1;
     struct ac_nonce_ticket *t = calloc(1, sizeof *t);
     if (t == NULL) return -1;
-    if (digest(w->c, keyid, nonce, t->h) != 0) { /* decide() compares the hashes */
-        free(t);
-        return -1;
-    }
     memcpy(t->keyid, keyid, strlen(keyid) + 1);
     memcpy(t->nonce, nonce, strlen(nonce) + 1);
     t->exp = exp;

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/buf.h"
+
 #if defined(__has_include)
 #if __has_include(<libpq-fe.h>)
 #include <libpq-fe.h>
@@ -162,6 +164,16 @@ enum ac_nonce_result ac_nonce_writer_finish(struct ac_nonce_writer *w, struct ac
  * ac_nonce_seen_or_insert). Returns 1 when recorded now, 0 when the database held it already, -1
  * on a database error. For a caller that cannot use the writer (it is closing). */
 int ac_nonce_record(PGconn *db, const char *keyid, const char *nonce, int64_t exp, int64_t now);
+
+/* For a multi-row statement over nonces (the writer's, the sequencer's ac_nonce_take): append s to
+ * the text array literal b (which starts with "{") as a quoted element; keyids and nonces are
+ * printable ASCII, so only '"' and '\' need a backslash. */
+void ac_nonce_array_add(struct ac_buf *b, const char *s);
+
+/* ... and read its answer: for each row (keyid, nonce) of r, set taken[i] = 1 for the i with
+ * taken[i] == 0 and that keyid and nonce (entries preset otherwise are skipped). */
+void ac_nonce_match_taken(const PGresult *r, const char *const *keyids, const char *const *nonces,
+                          size_t n, int *taken);
 
 /* Record a nonce that ac_nonce_reserve() took but nothing else recorded (a request refused before
  * its effect was attempted): queued for the writer's next batch, without waiting and without an

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys/nonce.h"
 #include "protocol/buf.h"
 
 /* ---- statements ------------------------------------------------------------------------------ */
@@ -537,8 +538,10 @@ static int send_batch(PGconn *c, const struct ac_changes *ch, const struct ac_db
     return sent;
 }
 
-/* Read one queued batch's results, up to and including its sync. */
-static enum ac_qs recv_batch(PGconn *c, int sent, int fail)
+/* Read one queued batch's results, up to and including its sync; each successful result with
+ * rows is shown to rows(cls, result) when rows is not NULL. */
+static enum ac_qs recv_batch(PGconn *c, int sent, int fail,
+                             void (*rows)(void *cls, const PGresult *r), void *cls)
 {
     /* Read every result: one per statement sent (each followed by a NULL), then the sync. */
     enum ac_qs qs = fail ? AC_QS_SOFT_ERROR : AC_QS_ONE_RESULT;
@@ -560,6 +563,8 @@ static enum ac_qs recv_batch(PGconn *c, int sent, int fail)
             synced = 1;
         } else if (s == PGRES_PIPELINE_ABORTED) {
             if (qs > 0) qs = AC_QS_HARD_ERROR;
+        } else if (s == PGRES_TUPLES_OK && rows != NULL) {
+            rows(cls, r);
         } else if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
             enum ac_qs e = ac_db_classify(c, r);
             snprintf(last_error, sizeof last_error, "%s", PQresultErrorMessage(r));
@@ -578,7 +583,7 @@ static enum ac_qs write_pipeline(PGconn *c, const struct ac_changes *ch,
     if (PQenterPipelineMode(c) != 1) return AC_QS_SOFT_ERROR;
     int fail = 0;
     int sent = send_batch(c, ch, x, nx, begin, commit, NULL, &fail);
-    enum ac_qs qs = recv_batch(c, sent, fail);
+    enum ac_qs qs = recv_batch(c, sent, fail, NULL, NULL);
     if (PQstatus(c) == CONNECTION_OK) {
         PQexitPipelineMode(c);
         if (qs < 0) {
@@ -634,7 +639,7 @@ int ac_db_write_send(PGconn *c, int partition, const struct ac_changes *ch,
 
 enum ac_qs ac_db_write_recv(PGconn *c, int sent, int last)
 {
-    enum ac_qs qs = recv_batch(c, sent, 0);
+    enum ac_qs qs = recv_batch(c, sent, 0, NULL, NULL);
     if (qs > 0 && last && PQexitPipelineMode(c) != 1) qs = AC_QS_SOFT_ERROR;
     return qs;
 }
@@ -720,30 +725,13 @@ enum ac_qs ac_db_transfer_get(PGconn *c, const char *id, struct ac_transfer_row 
     return qs;
 }
 
-/* Append s to an array literal as a quoted element, escaping '"' and '\\' (keyids and nonces are
- * printable ASCII chosen by the signer, so they may contain either). */
-static void arr_str_esc(struct arr *a, const char *s)
-{
-    if (a->n++) ac_buf_add(&a->b, ",", 1);
-    ac_buf_add(&a->b, "\"", 1);
-    for (const char *p = s;; p++) {
-        size_t k = strcspn(p, "\"\\");
-        ac_buf_add(&a->b, p, k);
-        p += k;
-        if (*p == '\0') break;
-        ac_buf_add(&a->b, "\\", 1);
-        ac_buf_add(&a->b, p, 1);
-    }
-    ac_buf_add(&a->b, "\"", 1);
-}
-
 int ac_db_nonce_take_send(PGconn *c, const char *const *keyids, const char *const *nonces,
                           const int64_t *exps, size_t n, int64_t now_s)
 {
     start_arrays(3);
     for (size_t i = 0; i < n; i++) {
-        arr_str_esc(&scratch[0], keyids[i]);
-        arr_str_esc(&scratch[1], nonces[i]);
+        ac_nonce_array_add(&scratch[0].b, keyids[i]); /* with the escaping a signer's text needs */
+        ac_nonce_array_add(&scratch[1].b, nonces[i]);
         arr_i64(&scratch[2], exps[i]);
     }
     end_arrays(3);
@@ -766,45 +754,25 @@ int ac_db_nonce_take_send(PGconn *c, const char *const *keyids, const char *cons
     return 0;
 }
 
+struct take_answer {
+    const char *const *keyids, *const *nonces;
+    size_t n;
+    int *taken;
+};
+
+static void take_rows(void *cls, const PGresult *r)
+{
+    struct take_answer *a = cls;
+    ac_nonce_match_taken(r, a->keyids, a->nonces, a->n, a->taken);
+}
+
 enum ac_qs ac_db_nonce_take_recv(PGconn *c, const char *const *keyids, const char *const *nonces,
                                  size_t n, int *taken)
 {
     for (size_t i = 0; i < n; i++)
         taken[i] = 0;
-    enum ac_qs qs = AC_QS_ONE_RESULT;
-    int got = 0, synced = 0;
-    size_t from = 0; /* rows come back in the order sent, usually: look after the last match */
-    while (!synced) {
-        PGresult *r = PQgetResult(c);
-        if (r == NULL) {
-            if (PQstatus(c) != CONNECTION_OK || got >= 2) { /* defensive: never spin */
-                qs = AC_QS_SOFT_ERROR;
-                break;
-            }
-            continue;
-        }
-        got++;
-        ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_PIPELINE_SYNC) {
-            synced = 1;
-        } else if (st == PGRES_TUPLES_OK) {
-            for (int row = 0; row < PQntuples(r); row++) {
-                const char *k = PQgetvalue(r, row, 0), *v = PQgetvalue(r, row, 1);
-                for (size_t m = 0; m < n; m++) {
-                    size_t i = (from + m) % n;
-                    if (!taken[i] && strcmp(nonces[i], v) == 0 && strcmp(keyids[i], k) == 0) {
-                        taken[i] = 1;
-                        from = i + 1;
-                        break;
-                    }
-                }
-            }
-        } else {
-            snprintf(last_error, sizeof last_error, "nonce_take: %s", PQresultErrorMessage(r));
-            qs = st == PGRES_PIPELINE_ABORTED ? AC_QS_HARD_ERROR : ac_db_classify(c, r);
-        }
-        PQclear(r);
-    }
+    struct take_answer a = {keyids, nonces, n, taken};
+    enum ac_qs qs = recv_batch(c, 1, 0, take_rows, &a);
     if (qs > 0 && PQexitPipelineMode(c) != 1) qs = AC_QS_SOFT_ERROR;
     if (qs < 0)
         for (size_t i = 0; i < n; i++)

@@ -416,22 +416,22 @@ static struct ac_cmd *take_nonces(struct ac_sequencer *s, PGconn *conn, struct i
              * be taken over once expired, so a replay verified in its last second and applied
              * after it would take the original's row. Such a request's signature is out of its
              * window now anyway: refused below, as stale. */
-            if (!c->nonce || c->nonce_exp <= now_s) continue;
-            int dup = 0; /* the caller's memory refuses a second use, but be sure: one row once */
-            for (size_t j = 0; j < m && !dup; j++)
-                dup = strcmp(who[j]->nonce, c->nonce) == 0 &&
-                      strcmp(who[j]->nonce_keyid, c->nonce_keyid) == 0;
-            if (dup) continue; /* not taken: refused below as a replay */
-            who[m++] = c;
+            if (c->nonce && c->nonce_exp > now_s) who[m++] = c;
         }
         /* rows locked in one order by every inserter (the nonce writers sort too): two
          * statements taking overlapping nonces wait for each other instead of deadlocking */
         qsort(who, m, sizeof *who, cmd_nonce_cmp);
+        size_t u = 0;
         for (size_t j = 0; j < m; j++) {
-            k[j] = who[j]->nonce_keyid;
-            v[j] = who[j]->nonce;
-            e[j] = who[j]->nonce_exp;
+            /* the caller's memory refuses a second use, but be sure: one row once (the other
+             * command is not taken: refused below as a replay) */
+            if (u > 0 && cmd_nonce_cmp(&who[u - 1], &who[j]) == 0) continue;
+            who[u] = who[j];
+            k[u] = who[j]->nonce_keyid;
+            v[u] = who[j]->nonce;
+            e[u++] = who[j]->nonce_exp;
         }
+        m = u;
         ok = m == 0 || ac_db_nonce_take_send(conn, k, v, e, m, now_s) == 0;
     }
     /* the batch in flight first (its results precede the statement's); last = 0: not yet */

@@ -309,18 +309,28 @@ static void w_key(struct ac_dcbor_w *w, const char *k)
     ac_dcbor_w_textz(w, k);
 }
 
-static void w_text_member(struct ac_dcbor_w *w, const char *key, const char *v)
+/* A required member. */
+static void w_text(struct ac_dcbor_w *w, const char *key, const char *v)
 {
-    if (v == NULL) return;
     w_key(w, key);
     ac_dcbor_w_textz(w, v);
 }
 
-static void w_uint_member(struct ac_dcbor_w *w, const char *key, uint64_t v)
+static void w_uint(struct ac_dcbor_w *w, const char *key, uint64_t v)
 {
-    if (v == 0) return; /* optional numbers are left out when 0 */
     w_key(w, key);
     ac_dcbor_w_uint(w, v);
+}
+
+/* An optional member: left out when NULL (text) or 0 (numbers). */
+static void w_text_member(struct ac_dcbor_w *w, const char *key, const char *v)
+{
+    if (v != NULL) w_text(w, key, v);
+}
+
+static void w_uint_member(struct ac_dcbor_w *w, const char *key, uint64_t v)
+{
+    if (v != 0) w_uint(w, key, v);
 }
 
 /* id, kid, hash */
@@ -337,10 +347,8 @@ static void w_docref(struct ac_dcbor_w *w, const struct ac_ev_docref *d)
 static void w_amount(struct ac_dcbor_w *w, int64_t value, const char *asset, unsigned scale)
 {
     ac_dcbor_w_map(w, 3);
-    w_key(w, "asset");
-    ac_dcbor_w_textz(w, asset);
-    w_key(w, "scale");
-    ac_dcbor_w_uint(w, scale);
+    w_text(w, "asset", asset);
+    w_uint(w, "scale", scale);
     w_key(w, "value");
     ac_dcbor_w_int(w, value);
 }
@@ -357,29 +365,22 @@ static void w_request(struct ac_dcbor_w *w, const struct ac_ev_request *q)
         w_key(w, "body");
         ac_dcbor_w_bytes(w, q->body, q->body_len);
     }
-    w_key(w, "keyid");
-    ac_dcbor_w_textz(w, q->keyid);
+    w_text(w, "keyid", q->keyid);
 }
 
 /* id, code, asset, debit, flags, scale, amount, credit, pending, timeout */
 static void w_transfer(struct ac_dcbor_w *w, const struct ac_ev_transfer *t)
 {
     ac_dcbor_w_map(w, 7 + (t->pending_id != NULL) + (t->timeout_s != 0) + (t->code != 0));
-    w_key(w, "id");
-    ac_dcbor_w_textz(w, t->id);
+    w_text(w, "id", t->id);
     w_uint_member(w, "code", t->code);
-    w_key(w, "asset");
-    ac_dcbor_w_textz(w, t->asset);
-    w_key(w, "debit");
-    ac_dcbor_w_textz(w, t->debit);
-    w_key(w, "flags");
-    ac_dcbor_w_uint(w, t->flags);
-    w_key(w, "scale");
-    ac_dcbor_w_uint(w, t->scale);
+    w_text(w, "asset", t->asset);
+    w_text(w, "debit", t->debit);
+    w_uint(w, "flags", t->flags);
+    w_uint(w, "scale", t->scale);
     w_key(w, "amount");
     ac_dcbor_w_int(w, t->amount);
-    w_key(w, "credit");
-    ac_dcbor_w_textz(w, t->credit);
+    w_text(w, "credit", t->credit);
     w_text_member(w, "pending", t->pending_id);
     w_uint_member(w, "timeout", t->timeout_s);
 }
@@ -388,12 +389,9 @@ static void w_transfer(struct ac_dcbor_w *w, const struct ac_ev_transfer *t)
 static void w_account(struct ac_dcbor_w *w, const struct ac_ev_account *ac)
 {
     ac_dcbor_w_map(w, 3 + (ac->owner != NULL));
-    w_key(w, "id");
-    ac_dcbor_w_textz(w, ac->id);
-    w_key(w, "asset");
-    ac_dcbor_w_textz(w, ac->asset);
-    w_key(w, "flags");
-    ac_dcbor_w_uint(w, ac->flags);
+    w_text(w, "id", ac->id);
+    w_text(w, "asset", ac->asset);
+    w_uint(w, "flags", ac->flags);
     w_text_member(w, "owner", ac->owner);
 }
 
@@ -446,8 +444,7 @@ static void w_body(struct ac_dcbor_w *w, const struct ac_ev_body *b)
     }
     w_text_member(w, "category", b->category);
     if (b->decision != AC_EV_DECISION_NONE) {
-        w_key(w, "decision");
-        ac_dcbor_w_textz(w, decision_names[b->decision]);
+        w_text(w, "decision", decision_names[b->decision]);
     }
     if (b->ntransfers > 0) {
         w_key(w, "transfers");

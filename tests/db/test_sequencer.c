@@ -60,19 +60,26 @@ static enum ac_ec accounts(struct ac_sequencer *s, const char *ids[], size_t n, 
     return AC_EC_OK;
 }
 
+/* A CNY transfer request. */
+static void transfer_req(struct ac_transfer_req *t, const char *id, const char *dr, const char *cr,
+                         int64_t amount, uint32_t flags, uint32_t timeout)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->id, sizeof t->id, "%s", id);
+    snprintf(t->debit, sizeof t->debit, "%s", dr);
+    snprintf(t->credit, sizeof t->credit, "%s", cr);
+    snprintf(t->asset, sizeof t->asset, "CNY");
+    t->amount = amount;
+    t->flags = flags;
+    t->timeout_s = timeout;
+}
+
 /* One transfer; returns the command status, or the transfer's result when the command ran. */
 static enum ac_ec xfer(struct ac_sequencer *s, const char *id, const char *dr, const char *cr,
                        int64_t amount, uint32_t flags, uint32_t timeout, int *replayed)
 {
     struct ac_transfer_req t;
-    memset(&t, 0, sizeof t);
-    snprintf(t.id, sizeof t.id, "%s", id);
-    snprintf(t.debit, sizeof t.debit, "%s", dr);
-    snprintf(t.credit, sizeof t.credit, "%s", cr);
-    snprintf(t.asset, sizeof t.asset, "CNY");
-    t.amount = amount;
-    t.flags = flags;
-    t.timeout_s = timeout;
+    transfer_req(&t, id, dr, cr, amount, flags, timeout);
     struct ac_transfer_result res;
     struct ac_cmd cmd = {.kind = AC_CMD_TRANSFERS, .n = 1, .transfers = &t, .results = &res};
     enum ac_ec ec = ac_seq_run(s, &cmd);
@@ -563,12 +570,7 @@ static enum ac_ec xfer_nonce(struct ac_sequencer *s, const char *id, const char 
                              const char *nonce, int64_t exp, int *taken)
 {
     struct ac_transfer_req t;
-    memset(&t, 0, sizeof t);
-    snprintf(t.id, sizeof t.id, "%s", id);
-    snprintf(t.debit, sizeof t.debit, "n:a");
-    snprintf(t.credit, sizeof t.credit, "n:b");
-    snprintf(t.asset, sizeof t.asset, "CNY");
-    t.amount = 1;
+    transfer_req(&t, id, "n:a", "n:b", 1, 0, 0);
     struct ac_transfer_result res;
     struct ac_cmd cmd = {.kind = AC_CMD_TRANSFERS,
                          .n = 1,
