@@ -35,6 +35,8 @@ struct ac_nonce_cache {
     struct entry *e;
     uint32_t free_head;
     uint8_t salt[16]; /* per cache, so nobody can aim nonces at one bucket */
+    uint64_t epoch;   /* the current load's (ac_nonce_cache_load); 0: none, or one in progress */
+    uint64_t loads;   /* loads begun: the source of epochs */
 };
 
 struct ac_nonce_cache *ac_nonce_cache_new(size_t capacity, int64_t window)
@@ -265,7 +267,7 @@ static int digest(const struct ac_nonce_cache *c, const char *keyid, const char 
  * does not know is recorded there and NEW. */
 static enum ac_nonce_result precheck(struct ac_nonce_cache *c, const char *keyid, const char *nonce,
                                      int64_t created, int64_t now, int db_less, uint8_t h[32],
-                                     int64_t *exp, int *ask_db)
+                                     int64_t *exp, int *ask_db, uint64_t *epoch)
 {
     *ask_db = 0;
     if (c == NULL || !field_ok(keyid) || !field_ok(nonce)) return AC_NONCE_INVALID;
@@ -285,6 +287,8 @@ static enum ac_nonce_result precheck(struct ac_nonce_cache *c, const char *keyid
         res = AC_NONCE_FULL;
     } else if (db_less) {
         res = mem_put(c, h, *exp, now) == 0 ? AC_NONCE_NEW : AC_NONCE_FULL;
+        /* read under the same lock as the check: every row of this load was in memory then */
+        if (epoch) *epoch = c->epoch;
     } else {
         *ask_db = 1; /* the database decides, asked without holding the lock */
     }
@@ -293,13 +297,96 @@ static enum ac_nonce_result precheck(struct ac_nonce_cache *c, const char *keyid
 }
 
 enum ac_nonce_result ac_nonce_reserve(struct ac_nonce_cache *c, const char *keyid,
-                                      const char *nonce, int64_t created, int64_t now, int64_t *exp)
+                                      const char *nonce, int64_t created, int64_t now, int64_t *exp,
+                                      uint64_t *epoch)
 {
     uint8_t h[32];
     int ask_db;
     *exp = 0;
+    if (epoch) *epoch = 0;
     /* db_less: memory decides, and a nonce it does not know is put there */
-    return precheck(c, keyid, nonce, created, now, 1, h, exp, &ask_db);
+    return precheck(c, keyid, nonce, created, now, 1, h, exp, &ask_db, epoch);
+}
+
+uint64_t ac_nonce_cache_epoch(struct ac_nonce_cache *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t e = c->epoch;
+    pthread_mutex_unlock(&c->mu);
+    return e;
+}
+
+/* Rows are read this many at a time (a cursor), each batch put in memory under one lock. */
+#define LOAD_FETCH 4096
+
+long ac_nonce_cache_load(struct ac_nonce_cache *c, PGconn *db, int64_t now, uint64_t *epoch)
+{
+    *epoch = 0;
+    long loaded = 0;
+    pthread_mutex_lock(&c->mu);
+    c->epoch = 0; /* from now until the load is complete, no reservation is the load's */
+    uint64_t mine = ++c->loads;
+    pthread_mutex_unlock(&c->mu);
+    if (db == NULL || PQtransactionStatus(db) != PQTRANS_IDLE) return -1;
+    char n[24];
+    snprintf(n, sizeof n, "%lld", (long long)now);
+    const char *vals[] = {n};
+    uint8_t(*hs)[32] = malloc(LOAD_FETCH * sizeof *hs);
+    char *valid = malloc(LOAD_FETCH);
+    if (hs == NULL || valid == NULL) {
+        free(hs);
+        free(valid);
+        return -1;
+    }
+    PGresult *r = PQexec(db, "begin isolation level repeatable read, read only");
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (ok) {
+        r = PQexecParams(
+            db,
+            "declare ac_nonce_load no scroll cursor for "
+            "select keyid, nonce, expires_at from ac_nonces where expires_at > $1::int8",
+            1, NULL, vals, NULL, NULL, 0);
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+    }
+    while (ok) {
+        r = PQexec(db, "fetch 4096 from ac_nonce_load"); /* LOAD_FETCH */
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            ok = 0;
+            PQclear(r);
+            break;
+        }
+        int rows = PQntuples(r);
+        /* digests first, outside the lock. A row out of bounds (not written by this code) is
+         * skipped: no request carrying it could pass the checks, so nothing needs to know it */
+        for (int i = 0; i < rows && ok; i++) {
+            const char *k = PQgetvalue(r, i, 0), *v = PQgetvalue(r, i, 1);
+            valid[i] = field_ok(k) && field_ok(v);
+            ok = !valid[i] || digest(c, k, v, hs[i]) == 0;
+        }
+        /* no room (FULL): memory cannot hold every live nonce, so it cannot be the authority */
+        pthread_mutex_lock(&c->mu);
+        for (int i = 0; i < rows && ok; i++) {
+            ok = !valid[i] ||
+                 mem_put(c, hs[i], (int64_t)strtoll(PQgetvalue(r, i, 2), NULL, 10), now) == 0;
+            loaded += valid[i] && ok;
+        }
+        pthread_mutex_unlock(&c->mu);
+        PQclear(r);
+        if (rows < LOAD_FETCH) break;
+    }
+    free(hs);
+    free(valid);
+    r = PQexec(db, ok ? "commit" : "rollback");
+    ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) return -1;
+    pthread_mutex_lock(&c->mu);
+    /* a later load began meanwhile (another sequencer on this cache): that one decides */
+    if (c->loads == mine) c->epoch = *epoch = mine;
+    pthread_mutex_unlock(&c->mu);
+    return *epoch ? loaded : -1;
 }
 
 /* Remember a nonce the database has decided on, either way. No room any more (other threads
@@ -320,7 +407,7 @@ enum ac_nonce_result ac_nonce_seen_or_insert(struct ac_nonce_cache *c, PGconn *d
     int64_t exp = 0;
     int ask_db;
     enum ac_nonce_result res =
-        precheck(c, keyid, nonce, created, now, db == NULL, h, &exp, &ask_db);
+        precheck(c, keyid, nonce, created, now, db == NULL, h, &exp, &ask_db, NULL);
     if (!ask_db) return res;
 
     int got = ac_nonce_record(db, keyid, nonce, exp, now);
@@ -632,7 +719,8 @@ static enum ac_nonce_result ticket_precheck(struct ac_nonce_writer *w, struct ac
                                             const char *keyid, const char *nonce, int64_t created,
                                             int64_t now, int *ask_db)
 {
-    enum ac_nonce_result res = precheck(w->c, keyid, nonce, created, now, 0, t->h, &t->exp, ask_db);
+    enum ac_nonce_result res =
+        precheck(w->c, keyid, nonce, created, now, 0, t->h, &t->exp, ask_db, NULL);
     if (*ask_db) { /* field_ok() bounded both */
         memcpy(t->keyid, keyid, strlen(keyid) + 1);
         memcpy(t->nonce, nonce, strlen(nonce) + 1);

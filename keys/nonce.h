@@ -73,14 +73,30 @@ enum ac_nonce_result ac_nonce_seen_or_insert(struct ac_nonce_cache *c, PGconn *d
                                              int64_t now);
 
 /* The memory half of a check, for a request whose nonce is recorded later, in the same database
- * round as its effect (the sequencer's ac_nonce_take, sql/0015): bounds (INVALID), window (STALE),
+ * round as its effect (the sequencer, ledger/sequencer.h): bounds (INVALID), window (STALE),
  * memory (REPLAYED), room (FULL); otherwise the nonce is remembered in memory at once (so a second
  * use in this process is refused from now on) and the answer is NEW, with *exp its expiry
- * (expires_at). NEW here is provisional: the database may still know the nonce (a restart, another
- * server), which whoever records it must find out. */
+ * (expires_at) and *epoch (may be NULL) the cache's epoch at that moment (see
+ * ac_nonce_cache_load; 0 when no load is complete). NEW is final when *epoch is the epoch of the
+ * load the recording sequencer made; otherwise it is provisional: the database may still know
+ * the nonce (a restart, another server), which whoever records it must find out. */
 enum ac_nonce_result ac_nonce_reserve(struct ac_nonce_cache *c, const char *keyid,
-                                      const char *nonce, int64_t created, int64_t now,
-                                      int64_t *exp);
+                                      const char *nonce, int64_t created, int64_t now, int64_t *exp,
+                                      uint64_t *epoch);
+
+/* Make memory the authority for what it reserves from now on: put every row of ac_nonces that
+ * has not expired at `now` into memory, and start a new epoch (*epoch, never 0). The sequencer
+ * calls it on becoming leader, holding the writer lease (so no other server records a nonce
+ * with an effect meanwhile). A reservation made after it returned carries the new epoch, and
+ * was checked against every nonce recorded with an effect until then; one made before or
+ * during the load carries another (0 during it). db must be idle (not in a transaction); the
+ * rows are read with a cursor in a read-only transaction. Returns the number of rows put in
+ * memory, or -1 (a database error, or memory too small for every live nonce): *epoch is 0 then,
+ * and until a load succeeds no reservation is final. */
+long ac_nonce_cache_load(struct ac_nonce_cache *c, PGconn *db, int64_t now, uint64_t *epoch);
+
+/* The current epoch (0: no load complete, or one in progress). */
+uint64_t ac_nonce_cache_epoch(struct ac_nonce_cache *c);
 
 /* Evict expired entries from memory and, when db is not NULL, delete rows with
  * expires_at <= now - AC_NONCE_PURGE_GRACE (a row is kept that long after its expiry, so that a

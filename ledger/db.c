@@ -48,6 +48,15 @@ static const struct stmt writer_stmts[] = {
      "select taken_keyid, taken_nonce from ac_nonce_take($1::text[], $2::text[], $3::int8[], "
      "$4::int8)",
      4},
+    /* the nonces memory decided (keys/nonce.h, ac_nonce_cache_load), in the batch's own
+     * transaction: a row there already was written for a request that had no effect (another
+     * server's refusal) or has expired; it is kept at least as long as this use needs */
+    {"nonce_put",
+     "insert into ac_nonces as n (keyid, nonce, expires_at) "
+     "select k, v, e from unnest($1::text[], $2::text[], $3::int8[]) as t(k, v, e) "
+     "on conflict (keyid, nonce) do update set expires_at = greatest(n.expires_at, "
+     "excluded.expires_at)",
+     3},
     {"ins_accounts",
      "insert into ac_accounts (id, asset, owner, flags) "
      "select * from unnest($1::text[], $2::text[], $3::text[], $4::int4[])",

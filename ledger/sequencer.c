@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 
 #include "ledger/db.h"
+#include "protocol/buf.h"
 
 static const double batch_bounds[] = {1,   2,   4,   8,    16,   32,   64,
                                       128, 256, 512, 1024, 2048, 4096, 8192};
@@ -336,6 +337,11 @@ static void complete(struct ac_sequencer *s, struct ac_cmd *batch, size_t items)
     /* durable: complete the callers, in order */
     while (batch) {
         struct ac_cmd *next = batch->next;
+        if (batch->nonce && batch->nonce_in_batch > 0) {
+            /* its nonce's row committed with the batch (put_nonces) */
+            batch->nonce_taken = 1;
+            atomic_fetch_add(&s->stats.nonces_in_batch, 1);
+        }
         batch->done(batch);
         batch = next;
     }
@@ -388,15 +394,31 @@ static int cmd_nonce_cmp(const void *a, const void *b)
     return c ? c : strcmp(x->nonce, y->nonce);
 }
 
-/* The nonces of the batch's signed requests (ac_cmd.nonce), recorded before anything of the batch
- * is applied; the batch's COMMIT, later in the WAL, makes them durable. The statement is queued
- * behind the batch in flight (fl), whose outcome is read first, so PostgreSQL runs it as soon as
- * that batch committed. Commands whose nonce was there already are replays: they complete at once
- * with AC_EC_SIG_REPLAYED and leave the batch. Returns the batch that remains (possibly NULL).
- * On a failure (the batch in flight, or the statement) every command of the batch fails with
+/* 1 when memory's verdict on c's nonce is final: reserved after this leader's load (epoch). */
+static int by_memory(const struct ac_cmd *c, uint64_t epoch)
+{
+    return c->nonce != NULL && epoch != 0 && c->nonce_epoch == epoch;
+}
+
+/* The nonces of the batch's signed requests (ac_cmd.nonce), decided before anything of the batch
+ * is applied.
+ *
+ * Reserved after this leader's load (by_memory): memory's NEW was final, since it held every
+ * nonce recorded with an effect by then and every one this process reserved since. Their rows go
+ * into the batch's own transaction (put_nonces), so nothing here waits for the database and the
+ * batch in flight keeps committing while this one is applied.
+ *
+ * Reserved before it (a restart, a reconnect, another leader meanwhile): recorded in ac_nonces
+ * first (sql/0015), the batch's COMMIT, later in the WAL, making them durable. The statement is
+ * queued behind the batch in flight (fl), whose outcome is read first, so PostgreSQL runs it as
+ * soon as that batch committed. Commands whose nonce was there already are replays.
+ *
+ * Replays complete at once with AC_EC_SIG_REPLAYED, and nonces expired by the sequencer's clock
+ * with AC_EC_SIG_STALE; neither is applied. Returns the batch that remains (possibly NULL). On a
+ * failure (the batch in flight, or the statement) every command of the batch fails with
  * AC_EC_BATCH_FAILED and *failed is set: the caller reconnects. */
-static struct ac_cmd *take_nonces(struct ac_sequencer *s, PGconn *conn, struct inflight *fl,
-                                  struct ac_cmd *batch, int *failed)
+static struct ac_cmd *decide_nonces(struct ac_sequencer *s, PGconn *conn, struct inflight *fl,
+                                    struct ac_cmd *batch, uint64_t epoch, int *failed)
 {
     *failed = 0;
     size_t n = 0;
@@ -409,22 +431,30 @@ static struct ac_cmd *take_nonces(struct ac_sequencer *s, PGconn *conn, struct i
     struct ac_cmd **who = malloc(n * sizeof *who);
     size_t m = 0;
     int ok = k && v && e && taken && who;
+    /* A nonce whose expiry has passed by the sequencer's clock is neither sent nor put: its row
+     * may be taken over once expired, so a replay verified in its last second and applied after
+     * it would take the original's row. Such a request's signature is out of its window now
+     * anyway: refused below, as stale. */
     int64_t now_s = now_us(s) / 1000000;
     if (ok) {
+        /* memory's: one command per nonce (memory refuses a second reservation; be sure) */
         for (struct ac_cmd *c = batch; c; c = c->next) {
-            /* A nonce whose expiry has passed by the sequencer's clock is not sent: its row may
-             * be taken over once expired, so a replay verified in its last second and applied
-             * after it would take the original's row. Such a request's signature is out of its
-             * window now anyway: refused below, as stale. */
-            if (c->nonce && c->nonce_exp > now_s) who[m++] = c;
+            c->nonce_in_batch = 0;
+            if (by_memory(c, epoch) && c->nonce_exp > now_s) who[m++] = c;
         }
+        qsort(who, m, sizeof *who, cmd_nonce_cmp);
+        for (size_t j = 0; j < m; j++)
+            who[j]->nonce_in_batch = j > 0 && cmd_nonce_cmp(&who[j - 1], &who[j]) == 0 ? -1 : 1;
+        /* the database's */
+        m = 0;
+        for (struct ac_cmd *c = batch; c; c = c->next)
+            if (c->nonce && !by_memory(c, epoch) && c->nonce_exp > now_s) who[m++] = c;
         /* rows locked in one order by every inserter (the nonce writers sort too): two
          * statements taking overlapping nonces wait for each other instead of deadlocking */
         qsort(who, m, sizeof *who, cmd_nonce_cmp);
         size_t u = 0;
         for (size_t j = 0; j < m; j++) {
-            /* the caller's memory refuses a second use, but be sure: one row once (the other
-             * command is not taken: refused below as a replay) */
+            /* one row once (the other command is not taken: refused below as a replay) */
             if (u > 0 && cmd_nonce_cmp(&who[u - 1], &who[j]) == 0) continue;
             who[u] = who[j];
             k[u] = who[j]->nonce_keyid;
@@ -435,8 +465,10 @@ static struct ac_cmd *take_nonces(struct ac_sequencer *s, PGconn *conn, struct i
         ok = m == 0 || ac_db_nonce_take_send(conn, k, v, e, m, now_s) == 0;
     }
     /* the batch in flight first (its results precede the statement's); last = 0: not yet */
-    if (finish(s, conn, fl, !ok || m == 0, NULL) != 0) ok = 0;
-    if (ok && m > 0) ok = ac_db_nonce_take_recv(conn, k, v, m, taken) > 0;
+    if (m > 0 || !ok) {
+        if (finish(s, conn, fl, !ok, NULL) != 0) ok = 0;
+        if (ok) ok = ac_db_nonce_take_recv(conn, k, v, m, taken) > 0;
+    }
     if (!ok) {
         free(k), free(v), free(e), free(taken), free(who);
         atomic_fetch_add(&s->stats.batches_failed, 1);
@@ -460,19 +492,58 @@ static struct ac_cmd *take_nonces(struct ac_sequencer *s, PGconn *conn, struct i
             c->done(c);
             continue;
         }
-        if (c->nonce && !c->nonce_taken) {
+        if (c->nonce_in_batch < 0 || (c->nonce && !c->nonce_in_batch && !c->nonce_taken)) {
             /* a replay; marked taken (it is recorded, by whoever used it first) */
+            c->nonce_in_batch = 0;
             c->nonce_taken = 1;
             c->status = AC_EC_SIG_REPLAYED;
             atomic_fetch_add(&s->stats.nonces_replayed, 1);
             c->done(c);
             continue;
         }
-        if (c->nonce) atomic_fetch_add(&s->stats.nonces_taken, 1);
+        if (c->nonce && !c->nonce_in_batch) atomic_fetch_add(&s->stats.nonces_taken, 1);
         *tail = c;
         tail = &c->next;
     }
     return keep;
+}
+
+/* The rows of the nonces memory decided (decide_nonces), added to the batch's transaction, sorted
+ * (the lock order of every inserter). Returns 0, or -1 when out of memory. */
+static int put_nonces(struct ac_apply *ap, struct ac_cmd *batch)
+{
+    size_t n = 0;
+    for (struct ac_cmd *c = batch; c; c = c->next)
+        if (c->nonce && c->nonce_in_batch > 0) n++;
+    if (n == 0) return 0;
+    struct ac_cmd **who = malloc(n * sizeof *who);
+    if (who == NULL) return -1;
+    size_t m = 0;
+    for (struct ac_cmd *c = batch; c; c = c->next)
+        if (c->nonce && c->nonce_in_batch > 0) who[m++] = c;
+    qsort(who, m, sizeof *who, cmd_nonce_cmp);
+    struct ac_buf b[3] = {{0}};
+    for (int i = 0; i < 3; i++)
+        ac_buf_adds(&b[i], "{");
+    for (size_t j = 0; j < m; j++) {
+        ac_nonce_array_add(&b[0],
+                           who[j]->nonce_keyid); /* with the escaping a signer's text needs */
+        ac_nonce_array_add(&b[1], who[j]->nonce);
+        ac_buf_printf(&b[2], "%s%lld", j ? "," : "", (long long)who[j]->nonce_exp);
+    }
+    free(who);
+    int rc = 0;
+    for (int i = 0; i < 3; i++) {
+        ac_buf_adds(&b[i], "}");
+        if (b[i].oom) rc = -1;
+    }
+    if (rc == 0) {
+        const char *vals[3] = {ac_buf_str(&b[0]), ac_buf_str(&b[1]), ac_buf_str(&b[2])};
+        rc = ac_apply_stmt(ap, "nonce_put", 3, vals);
+    }
+    for (int i = 0; i < 3; i++)
+        ac_buf_free(&b[i]);
+    return rc;
 }
 
 /* Run as leader until the connection fails or stop. Returns 1 on stop, 0 to reconnect.
@@ -491,7 +562,7 @@ static struct ac_cmd *take_nonces(struct ac_sequencer *s, PGconn *conn, struct i
  * binding, a mandate, a revocation: struct ac_seq_domain.publishes) is waited for before its
  * changes are made visible, and before anything else is applied. */
 static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struct ac_apply *ap,
-                long long head)
+                long long head, uint64_t nonce_epoch)
 {
     double last_ping = mono_seconds();
     struct inflight fl = {0};
@@ -504,12 +575,13 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struc
             return 1;
         }
         if (batch != NULL && has_nonces(batch)) {
-            /* The nonces first, on this connection, behind the batch in flight: this batch's
-             * COMMIT, later in the WAL, makes them durable (sql/0015). Measured against a second
-             * connection that took them while the batch in flight committed: this used less CPU
-             * a payment and settled more per second (docs/operations.md). */
+            /* The nonces first: memory's verdicts go with the batch; the others are taken on
+             * this connection, behind the batch in flight, and this batch's COMMIT, later in the
+             * WAL, makes them durable (sql/0015). Measured against a second connection that took
+             * them while the batch in flight committed: this used less CPU a payment and settled
+             * more per second (docs/operations.md). */
             int failed;
-            batch = take_nonces(s, conn, &fl, batch, &failed);
+            batch = decide_nonces(s, conn, &fl, batch, nonce_epoch, &failed);
             if (failed) return 0;
             if (batch == NULL) continue;
         }
@@ -538,6 +610,7 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struc
             fail_all(batch, AC_EC_INTERNAL);
             continue;
         }
+        if (put_nonces(ap, batch) != 0) ap->oom = 1;
         if (s->has_domain && s->domain.tick && s->domain.tick(s->domain.cls, ap)) ap->oom = 1;
         size_t items = 0;
         for (struct ac_cmd *c = batch; c; c = c->next) {
@@ -681,13 +754,26 @@ static void *run(void *arg)
             nap(s, 1000);
             continue;
         }
-        fprintf(stderr, "sequencer: leader; %zu accounts, %zu transfers loaded\n",
-                ac_state_n_accounts(st), ac_state_n_transfers(st));
+        /* the replay cache's memory becomes the authority for what it reserves from now on */
+        uint64_t nonce_epoch = 0;
+        long nonces = 0;
+        if (s->cfg.nonces != NULL) {
+            nonces = ac_nonce_cache_load(s->cfg.nonces, conn, now_us(s) / 1000000, &nonce_epoch);
+            if (nonces < 0)
+                fprintf(stderr,
+                        "sequencer: the replay cache cannot hold every live nonce (%s): "
+                        "each batch asks the database\n",
+                        PQstatus(conn) == CONNECTION_OK ? "memory full" : PQerrorMessage(conn));
+            else
+                atomic_fetch_add(&s->stats.nonces_loaded, (uint64_t)nonces);
+        }
+        fprintf(stderr, "sequencer: leader; %zu accounts, %zu transfers, %ld live nonces loaded\n",
+                ac_state_n_accounts(st), ac_state_n_transfers(st), nonces < 0 ? 0 : nonces);
         set_leader(s, 1);
         struct ac_apply ap = {.st = st,
                               .domain = s->has_domain ? s->domain.cls : NULL,
                               .hooks = s->has_domain ? &s->domain : NULL};
-        int stop = lead(s, conn, st, &ap, head);
+        int stop = lead(s, conn, st, &ap, head, nonce_epoch);
         apply_reset(&ap);
         free(ap.x);
         set_leader(s, 0);

@@ -20,6 +20,7 @@
 
 #include <libpq-fe.h>
 
+#include "keys/nonce.h"
 #include "ledger/state.h"
 #include "protocol/hist.h"
 
@@ -92,16 +93,25 @@ struct ac_cmd {
     void (*done)(struct ac_cmd *cmd);
     void *cls;
 
-    /* Optional: the nonce of the signed request behind the command (keys/nonce.h; NULL: none).
-     * Before the batch is applied, its nonces are recorded in ac_nonces (sql/0015), made durable
-     * by the batch's own COMMIT. A nonce the table already holds (a replay that the caller's
-     * memory could not know: after a restart, or sent to another server first) completes the
-     * command with AC_EC_SIG_REPLAYED, unapplied. nonce_taken: set to 1 on the sequencer thread
-     * once the nonce is recorded (whatever becomes of the command then); when it stays 0 the
-     * caller must record the nonce itself (ac_nonce_writer_record). */
+    /* Optional: the nonce of the signed request behind the command (keys/nonce.h; NULL: none),
+     * reserved in the replay cache's memory (ac_nonce_reserve) at epoch nonce_epoch. Two ways:
+     *  - nonce_epoch is the epoch of the load this sequencer made on becoming leader
+     *    (struct ac_seq_config.nonces): memory's NEW was final, and the nonce's row is written in
+     *    the batch's own transaction (statement nonce_put);
+     *  - otherwise (reserved before that load: a restart, a reconnect; or no cache configured):
+     *    before the batch is applied, its nonces are recorded in ac_nonces (sql/0015), made
+     *    durable by the batch's own COMMIT. A nonce the table already holds (a replay that the
+     *    caller's memory could not know) completes the command with AC_EC_SIG_REPLAYED,
+     *    unapplied.
+     * Either way a nonce whose expiry has passed by the sequencer's clock completes the command
+     * with AC_EC_SIG_STALE, unapplied. nonce_taken: set to 1 on the sequencer thread once the
+     * nonce is recorded (whatever becomes of the command then); when it stays 0 the caller must
+     * record the nonce itself (ac_nonce_writer_record). */
     const char *nonce_keyid, *nonce;
     int64_t nonce_exp; /* expires_at, unix seconds */
+    uint64_t nonce_epoch;
     int nonce_taken;
+    int nonce_in_batch; /* internal */
 
     struct ac_cmd *next; /* internal */
 };
@@ -155,13 +165,20 @@ struct ac_seq_config {
     void *clock_cls;
     /* Optional: state beyond the ledger (see above). Copied at start. */
     const struct ac_seq_domain *domain;
+    /* Optional: the replay cache whose memory reserves the commands' nonces. On becoming leader
+     * the sequencer loads the live rows of ac_nonces into it (ac_nonce_cache_load), and commands
+     * reserved after that need no database verdict (struct ac_cmd, nonce). Must outlive the
+     * sequencer. */
+    struct ac_nonce_cache *nonces;
 };
 
 struct ac_seq_stats {
     struct ac_hist batch_items;    /* items per committed batch */
     struct ac_hist commit_seconds; /* write+commit latency per batch */
     _Atomic uint64_t batches_committed, batches_failed, items_committed, leader_changes;
-    _Atomic uint64_t nonces_taken, nonces_replayed; /* ac_cmd.nonce, recorded / refused */
+    /* ac_cmd.nonce: recorded after the database's verdict / refused by it; recorded with the
+     * batch on memory's verdict; rows loaded into memory on becoming leader */
+    _Atomic uint64_t nonces_taken, nonces_replayed, nonces_in_batch, nonces_loaded;
 };
 
 struct ac_sequencer;

@@ -751,9 +751,10 @@ enum ac_ec ac_authn_request(struct ac_req *r, const char **detail)
     if (app->authn->writer != NULL && (r->route->flags & AC_ROUTE_NONCE_WITH_EFFECT)) {
         /* memory now; the database with the effect's batch (ac_authn_request_end) */
         int64_t exp;
-        ec = nonce_ec(
-            ac_nonce_reserve(app->authn->nonces, v->keyid, v->nonce, v->created, call.now, &exp),
-            detail);
+        uint64_t epoch;
+        ec = nonce_ec(ac_nonce_reserve(app->authn->nonces, v->keyid, v->nonce, v->created, call.now,
+                                       &exp, &epoch),
+                      detail);
         if (ec != AC_EC_OK) {
             ac_verified_free(v);
             return ec;
@@ -761,6 +762,7 @@ enum ac_ec ac_authn_request(struct ac_req *r, const char **detail)
         r->verified = v;
         r->nonce_pending = 1;
         r->nonce_exp = exp;
+        r->nonce_epoch = epoch;
         return AC_EC_OK;
     }
     if (app->authn->writer != NULL) return replay_async(r, v, call.now, detail);
@@ -792,6 +794,11 @@ enum ac_ec ac_authn_record_nonce(struct ac_req *r)
     if (rc < 0) return AC_EC_DB_UNAVAILABLE; /* still pending: recorded at the end, if it can be */
     r->nonce_pending = 0;
     return rc == 1 ? AC_EC_OK : AC_EC_SIG_REPLAYED;
+}
+
+struct ac_nonce_cache *ac_authn_nonces(struct ac_authn *a)
+{
+    return a->nonces;
 }
 
 void ac_authn_request_end(struct ac_req *r)

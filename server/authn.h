@@ -147,12 +147,17 @@ enum ac_ec ac_authn_request(struct ac_req *r, const char **detail);
 
 /* On a route flagged AC_ROUTE_NONCE_WITH_EFFECT (server/idem.h) and with a batch writer, the
  * replay check above is only memory's (ac_nonce_reserve): the request goes on at once, with
- * r->nonce_pending set, and its nonce travels with the sequencer command that carries its effect
- * (server/seqcall.c; ledger/sequencer.h, ac_cmd.nonce), which records it in the same database
- * round as the batch and refuses a replay that memory could not know. A request that ends without
- * that (refused before its command, or its command never reached a batch) calls this at the end:
- * its nonce goes to the batch writer, without waiting. */
+ * r->nonce_pending set (and r->nonce_epoch, the cache's epoch then), and its nonce travels with
+ * the sequencer command that carries its effect (server/seqcall.c; ledger/sequencer.h,
+ * ac_cmd.nonce), which records it with the batch: on memory's verdict when memory was the
+ * authority (the sequencer loaded the live nonces into it, ac_nonce_cache_load, before the
+ * reservation), else after the database's, which refuses a replay that memory could not know.
+ * A request that ends without that (refused before its command, or its command never reached a
+ * batch) calls this at the end: its nonce goes to the batch writer, without waiting. */
 void ac_authn_request_end(struct ac_req *r);
+
+/* The verifier's replay cache (for the sequencer: struct ac_seq_config.nonces). */
+struct ac_nonce_cache *ac_authn_nonces(struct ac_authn *a);
 
 /* For a request with r->nonce_pending about to be answered without a batch from what the database
  * holds (a stored Idempotency-Key answer): record its nonce now, blocking for one round trip.

@@ -63,16 +63,15 @@ int ac_cli_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (app.cfg.keys_dir[0]) {
         app.keyring = ac_keyring_new();
-        int nk = app.keyring ? ac_keyring_load_dir(app.keyring, app.cfg.keys_dir, err, sizeof err)
-                             : -1;
+        int nk =
+            app.keyring ? ac_keyring_load_dir(app.keyring, app.cfg.keys_dir, err, sizeof err) : -1;
         if (nk < 0) {
             fprintf(stderr, "serve: %s\n", app.keyring ? err : "out of memory");
             ac_keyring_free(app.keyring);
             return 1;
         }
         fprintf(stderr, "serve: %d signing key(s) from %s%s\n", nk, app.cfg.keys_dir,
-                ac_keyring_current(app.keyring, (int64_t)time(NULL)) ? ""
-                                                                     : "; none is valid now");
+                ac_keyring_current(app.keyring, (int64_t)time(NULL)) ? "" : "; none is valid now");
     }
     /* migrate first; a database that is not up yet is waited for (bounded) */
     int tries = 0;
@@ -116,8 +115,7 @@ int ac_cli_serve(int argc, char **argv)
         fprintf(stderr, "serve: evidence log %s, checkpoint every %lu records or %lu ms\n",
                 app.cfg.evidence_origin, app.cfg.checkpoint_every, app.cfg.checkpoint_ms);
     if (app.registry == NULL || app.payments == NULL || domain.tabs == NULL || prices == NULL ||
-        ac_domain_register_statements() != 0 ||
-        ac_evread_register_statements() != 0) {
+        ac_domain_register_statements() != 0 || ac_evread_register_statements() != 0) {
         fprintf(stderr, "serve: out of memory\n");
         return 1;
     }
@@ -131,15 +129,23 @@ int ac_cli_serve(int argc, char **argv)
         fprintf(stderr, "serve: cannot set up idempotency keys\n");
         return 1;
     }
+    /* the verifier before the sequencer: its replay cache is loaded by the sequencer on becoming
+     * leader (ledger/sequencer.h, struct ac_seq_config.nonces) */
+    app.pool = ac_pool_new(app.cfg.database_url, app.cfg.db_pool);
+    app.nonce_pool = ac_pool_new(app.cfg.database_url, app.cfg.db_pool);
+    if (app.nonce_pool) ac_pool_set_session(app.nonce_pool, "set synchronous_commit = off");
+    if (app.nonce_pool == NULL || (app.authn = ac_authn_new(&app.cfg)) == NULL ||
+        ac_authn_start_writer(app.authn, app.nonce_pool) != 0) {
+        fprintf(stderr, "serve: cannot set up the request verifier (sig-skew, nonce-cache)\n");
+        return 1;
+    }
     struct ac_seq_config sc = {.db_url = app.cfg.database_url,
                                .partition = app.cfg.partition,
                                .max_batch_items = app.cfg.max_batch,
                                .serial = app.cfg.pipeline_off,
-                               .domain = &seq_domain};
+                               .domain = &seq_domain,
+                               .nonces = ac_authn_nonces(app.authn)};
     app.seq = ac_seq_start(&sc);
-    app.pool = ac_pool_new(app.cfg.database_url, app.cfg.db_pool);
-    app.nonce_pool = ac_pool_new(app.cfg.database_url, app.cfg.db_pool);
-    if (app.nonce_pool) ac_pool_set_session(app.nonce_pool, "set synchronous_commit = off");
     app.assets = ac_assets_new();
     app.evread = ac_evread_new();
     /* signed requests resolve their keyid in the identity registry */
@@ -163,7 +169,8 @@ int ac_cli_serve(int argc, char **argv)
     fprintf(stderr, "serve: listening on http://%s:%u (%u threads)%s\n", app.cfg.listen_host,
             app.cfg.port, app.cfg.threads,
             app.cfg.operator_token[0] ? "" : "; operator API disabled (no token)");
-    while (!stop_flag) pause();
+    while (!stop_flag)
+        pause();
     fprintf(stderr, "serve: stopping\n");
     /* Stop listening; stop the sequencer, which completes (and resumes) every request it holds
      * and refuses later ones; then the daemon's connections can finish. */

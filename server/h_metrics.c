@@ -69,21 +69,29 @@ enum MHD_Result ac_h_metrics(struct ac_req *r)
                   "# TYPE agentclear_items_committed_total counter\n"
                   "agentclear_items_committed_total %llu\n"
                   "# HELP agentclear_nonces_recorded_total Signed requests' nonces recorded "
-                  "by the sequencer with their batch.\n"
+                  "by the sequencer with their batch, by whose verdict made them new: the "
+                  "leader's memory, or the database (reserved before the leader's load).\n"
                   "# TYPE agentclear_nonces_recorded_total counter\n"
-                  "agentclear_nonces_recorded_total %llu\n"
+                  "agentclear_nonces_recorded_total{verdict=\"memory\"} %llu\n"
+                  "agentclear_nonces_recorded_total{verdict=\"database\"} %llu\n"
                   "# HELP agentclear_nonces_replayed_total Commands refused by the sequencer "
-                  "because the database held their nonce already.\n"
+                  "because their nonce was used already.\n"
                   "# TYPE agentclear_nonces_replayed_total counter\n"
                   "agentclear_nonces_replayed_total %llu\n"
+                  "# HELP agentclear_nonces_loaded_total Live nonces loaded into the replay "
+                  "cache on becoming leader.\n"
+                  "# TYPE agentclear_nonces_loaded_total counter\n"
+                  "agentclear_nonces_loaded_total %llu\n"
                   "# HELP agentclear_leader 1 while this node holds the writer lease.\n"
                   "# TYPE agentclear_leader gauge\nagentclear_leader %d\n"
                   "# HELP agentclear_http_inflight Requests in progress.\n"
                   "# TYPE agentclear_http_inflight gauge\nagentclear_http_inflight %llu\n",
                   (unsigned long long)atomic_load(&ss->batches_failed),
                   (unsigned long long)atomic_load(&ss->items_committed),
+                  (unsigned long long)atomic_load(&ss->nonces_in_batch),
                   (unsigned long long)atomic_load(&ss->nonces_taken),
-                  (unsigned long long)atomic_load(&ss->nonces_replayed), ac_seq_is_leader(app->seq),
+                  (unsigned long long)atomic_load(&ss->nonces_replayed),
+                  (unsigned long long)atomic_load(&ss->nonces_loaded), ac_seq_is_leader(app->seq),
                   (unsigned long long)atomic_load(&app->inflight));
     if (b.oom) {
         ac_buf_free(&b);

@@ -57,11 +57,12 @@ struct ac_req {
     int resumed;
     unsigned status; /* of the reply, for metrics */
     double t0;
-    int started;                   /* the access handler has seen this request */
-    struct ac_verified *verified;  /* signed routes: the verification result; else NULL */
+    int started;                      /* the access handler has seen this request */
+    struct ac_verified *verified;     /* signed routes: the verification result; else NULL */
     struct ac_authn_wait *authn_wait; /* signed routes: suspended on the replay check */
-    int nonce_pending;  /* r->verified's nonce is in memory only: not yet recorded (authn.h) */
-    int64_t nonce_exp;  /* its expiry (unix seconds) */
+    int nonce_pending;    /* r->verified's nonce is in memory only: not yet recorded (authn.h) */
+    int64_t nonce_exp;    /* its expiry (unix seconds) */
+    uint64_t nonce_epoch; /* the replay cache's epoch when it was reserved (keys/nonce.h) */
     struct ac_idem *idem; /* Idempotency-Key state (server/idem.h), or NULL */
     int idem_checked;     /* ac_idem_begin ran */
     /* the handler's own state across suspend/resume */
@@ -84,17 +85,19 @@ enum MHD_Result ac_reply_json_text(struct ac_req *r, unsigned status, char *text
 json_t *ac_json_b64(const uint8_t *p, size_t n);
 /* RFC 9457 problem+json: type, title, status, detail (may be NULL), code, instance; `extra`
  * members (may be NULL; reference stolen) are merged in. 503s carry Retry-After. */
-enum MHD_Result ac_reply_problem(struct ac_req *r, enum ac_ec ec, const char *detail, json_t *extra);
+enum MHD_Result ac_reply_problem(struct ac_req *r, enum ac_ec ec, const char *detail,
+                                 json_t *extra);
 /* An answer recorded under an Idempotency-Key (server/idem.h), sent as it was given: status,
  * Content-Type, Location (NULL: none) and the body bytes (copied); `replayed` adds
  * `Idempotent-Replayed: true`. */
 enum MHD_Result ac_reply_recorded(struct ac_req *r, unsigned status, const char *ctype,
                                   const char *location, const char *body, size_t len, int replayed);
 /* Plain text body (for /metrics). */
-enum MHD_Result ac_reply_text(struct ac_req *r, unsigned status, const char *ctype, const char *text,
-                              size_t len);
+enum MHD_Result ac_reply_text(struct ac_req *r, unsigned status, const char *ctype,
+                              const char *text, size_t len);
 
-/* ---- request helpers --------------------------------------------------------------------------- */
+/* ---- request helpers ---------------------------------------------------------------------------
+ */
 
 /* Parse the body as a JSON object (duplicates rejected). On failure queues a problem reply, sets
  * *out = NULL and returns the MHD result to return from the handler; on success returns MHD_YES

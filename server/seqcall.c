@@ -24,6 +24,7 @@ enum MHD_Result ac_seqcall(struct ac_req *r, struct ac_cmd *cmd)
         cmd->nonce_keyid = r->verified->keyid;
         cmd->nonce = r->verified->nonce;
         cmd->nonce_exp = r->nonce_exp;
+        cmd->nonce_epoch = r->nonce_epoch;
     } else {
         cmd->nonce_keyid = cmd->nonce = NULL;
     }

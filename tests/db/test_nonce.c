@@ -37,6 +37,8 @@ static void wipe(PGconn *c)
 }
 
 #define NOW 1700000000
+#define AC_TEST_STR_(x) #x
+#define AC_TEST_STR(x) AC_TEST_STR_(x)
 
 static void new_then_replayed(void **s)
 {
@@ -284,6 +286,68 @@ static void db_down(void **s)
     assert_int_equal(ac_nonce_seen_or_insert(c, db, "k", "z", NOW, NOW), AC_NONCE_DB_ERROR);
     assert_int_equal(ac_nonce_cache_size(c), 0);
     assert_int_equal(ac_nonce_purge(c, db, NOW), -1);
+    ac_nonce_cache_free(c);
+    PQfinish(db);
+}
+
+/* Loading the live rows makes memory the authority: live rows are known afterwards, expired
+ * ones are not; a reservation carries the epoch of the load complete at that moment (0 before any,
+ * and a new one after each load); rows out of bounds are skipped; memory too small for every live
+ * row fails the load and leaves no epoch. */
+static void load_and_epochs(void **s)
+{
+    (void)s;
+    PGconn *db = ac_test_connect(url);
+    wipe(db);
+    PGresult *r = PQexec(
+        db, "insert into ac_nonces values ('k', 'live', " AC_TEST_STR(
+                NOW) " + 30), "
+                     "('k', 'dead', " AC_TEST_STR(NOW) "), ('k', 'caf\xc3\xa9', " AC_TEST_STR(
+                         NOW) " + 30), ('k2', 'quo\"te', " AC_TEST_STR(NOW) " + 30)");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    struct ac_nonce_cache *c = ac_nonce_cache_new(64, 60);
+    int64_t exp;
+    uint64_t e0 = 99, e1, e2, ep;
+    assert_int_equal(ac_nonce_cache_epoch(c), 0);
+    assert_int_equal(ac_nonce_reserve(c, "k", "before", NOW, NOW, &exp, &e0), AC_NONCE_NEW);
+    assert_int_equal(e0, 0);
+    assert_int_equal(exp, NOW + 60);
+    /* 2 live rows in bounds (the non-ASCII one cannot be carried by any request: skipped) */
+    assert_int_equal(ac_nonce_cache_load(c, db, NOW, &e1), 2);
+    assert_true(e1 != 0);
+    assert_int_equal(ac_nonce_cache_epoch(c), e1);
+    assert_int_equal(PQtransactionStatus(db), PQTRANS_IDLE);
+    assert_int_equal(ac_nonce_reserve(c, "k", "live", NOW, NOW, &exp, &ep), AC_NONCE_REPLAYED);
+    assert_int_equal(ac_nonce_reserve(c, "k2", "quo\"te", NOW, NOW, &exp, &ep), AC_NONCE_REPLAYED);
+    assert_int_equal(ac_nonce_reserve(c, "k", "dead", NOW, NOW, &exp, &ep), AC_NONCE_NEW);
+    assert_int_equal(ep, e1);
+    /* what memory reserved before the load is still known (memory forgets nothing live) */
+    assert_int_equal(ac_nonce_reserve(c, "k", "before", NOW, NOW, &exp, &ep), AC_NONCE_REPLAYED);
+    /* a second load: a new epoch */
+    assert_int_equal(ac_nonce_cache_load(c, db, NOW, &e2), 2);
+    assert_true(e2 != 0 && e2 != e1);
+    assert_int_equal(ac_nonce_reserve(c, "k", "after", NOW, NOW, &exp, &ep), AC_NONCE_NEW);
+    assert_int_equal(ep, e2);
+    ac_nonce_cache_free(c);
+
+    /* memory too small: no authority */
+    c = ac_nonce_cache_new(1, 60);
+    assert_int_equal(ac_nonce_cache_load(c, db, NOW, &e1), -1);
+    assert_int_equal(e1, 0);
+    assert_int_equal(ac_nonce_cache_epoch(c), 0);
+    ac_nonce_cache_free(c);
+    /* a connection inside a transaction is refused, and one that broke fails */
+    c = ac_nonce_cache_new(64, 60);
+    r = PQexec(db, "begin");
+    PQclear(r);
+    assert_int_equal(ac_nonce_cache_load(c, db, NOW, &e1), -1);
+    r = PQexec(db, "rollback");
+    PQclear(r);
+    r = PQexec(db, "select pg_terminate_backend(pg_backend_pid())");
+    PQclear(r);
+    assert_int_equal(ac_nonce_cache_load(c, db, NOW, &e1), -1);
+    assert_int_equal(e1, 0);
     ac_nonce_cache_free(c);
     PQfinish(db);
 }
@@ -587,7 +651,7 @@ int main(void)
         cmocka_unit_test(expiry_and_purge),  cmocka_unit_test(memory_bound),
         cmocka_unit_test(db_down),           cmocka_unit_test(writer_answers),
         cmocka_unit_test(writer_races),      cmocka_unit_test(writer_dup_in_batch),
-        cmocka_unit_test(writer_db_down),
+        cmocka_unit_test(writer_db_down),    cmocka_unit_test(load_and_epochs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -584,6 +584,26 @@ static enum ac_ec xfer_nonce(struct ac_sequencer *s, const char *id, const char 
     return ec != AC_EC_OK ? ec : res.ec;
 }
 
+/* The same, reserved at a replay cache's epoch (struct ac_cmd.nonce_epoch). */
+static enum ac_ec xfer_nonce_at(struct ac_sequencer *s, const char *id, const char *keyid,
+                                const char *nonce, int64_t exp, uint64_t epoch, int *taken)
+{
+    struct ac_transfer_req t;
+    transfer_req(&t, id, "n:a", "n:b", 1, 0, 0);
+    struct ac_transfer_result res;
+    struct ac_cmd cmd = {.kind = AC_CMD_TRANSFERS,
+                         .n = 1,
+                         .transfers = &t,
+                         .results = &res,
+                         .nonce_keyid = keyid,
+                         .nonce = nonce,
+                         .nonce_exp = exp,
+                         .nonce_epoch = epoch};
+    enum ac_ec ec = ac_seq_run(s, &cmd);
+    *taken = cmd.nonce_taken;
+    return ec != AC_EC_OK ? ec : res.ec;
+}
+
 static long long transfer_rows(const char *id)
 {
     char q[160];
@@ -659,6 +679,137 @@ static void nonces_recorded_before_the_batch(void **st)
     ac_seq_free(s);
 }
 
+static long long nonce_exp_of(const char *keyid, const char *nonce)
+{
+    char q[256];
+    snprintf(q, sizeof q,
+             "select coalesce((select expires_at from ac_nonces where keyid = '%s' and nonce = "
+             "'%s'), -1)",
+             keyid, nonce);
+    return ac_test_sql_int(url, q);
+}
+
+/* With a replay cache (struct ac_seq_config.nonces) the leader loads the live nonces into memory
+ * on becoming leader; what memory reserves after that is final: no database verdict, the row
+ * written in the batch's own transaction (and rolled back with it). What was reserved before the
+ * load goes to the database, as above. A new leader loads what the one before recorded. */
+static void nonces_decided_by_the_leaders_memory(void **st)
+{
+    (void)st;
+    int64_t now = (int64_t)time(NULL);
+    char q[512];
+    snprintf(q, sizeof q,
+             "insert into ac_nonces values ('km', 'live', %lld), ('km', 'dead', %lld), "
+             "('km', 'standby', %lld)",
+             (long long)now + 100, (long long)now - 5, (long long)now + 100);
+    assert_true(ac_test_sql_ok(url, q));
+    snprintf(q, sizeof q, "select count(*) from ac_nonces where expires_at > %lld", (long long)now);
+    long long live = ac_test_sql_int(url, q);
+    struct ac_nonce_cache *c = ac_nonce_cache_new(4096, 61);
+    assert_non_null(c);
+    int64_t exp, early_exp;
+    uint64_t early, ep;
+    /* reserved before any load: its epoch is no leader's */
+    assert_int_equal(ac_nonce_reserve(c, "km", "early", now, now, &early_exp, &early),
+                     AC_NONCE_NEW);
+    assert_int_equal(early, 0);
+
+    struct ac_seq_config cfg = {.db_url = url, .max_batch_items = 1024, .nonces = c};
+    struct ac_sequencer *s = ac_seq_start(&cfg);
+    assert_non_null(s);
+    assert_true(ac_seq_wait_leader(s, 15000));
+    uint64_t epoch = ac_nonce_cache_epoch(c);
+    assert_true(epoch != 0);
+    assert_int_equal(atomic_load(&ac_seq_stats(s)->nonces_loaded), live);
+    const char *ids[] = {"n:a", "n:b"};
+    assert_int_equal(accounts(s, ids, 2, 0), AC_EC_OK); /* created by the test before, or now */
+    uint64_t taken0 = atomic_load(&ac_seq_stats(s)->nonces_taken);
+    uint64_t inb0 = atomic_load(&ac_seq_stats(s)->nonces_in_batch);
+    uint64_t replayed0 = atomic_load(&ac_seq_stats(s)->nonces_replayed);
+
+    /* the load: a live row is known to memory, an expired one is not */
+    assert_int_equal(ac_nonce_reserve(c, "km", "live", now, now, &exp, &ep), AC_NONCE_REPLAYED);
+    assert_int_equal(ac_nonce_reserve(c, "km", "dead", now, now, &exp, &ep), AC_NONCE_NEW);
+    assert_int_equal(ep, epoch);
+    int taken = 0;
+    assert_int_equal(xfer_nonce_at(s, "m0", "km", "dead", exp, ep, &taken), AC_EC_OK);
+    assert_int_equal(taken, 1);
+    assert_int_equal(nonce_exp_of("km", "dead"), exp); /* the expired row taken over */
+
+    /* memory's verdict: applied, and the row written with the batch */
+    assert_int_equal(ac_nonce_reserve(c, "km", "fresh", now, now, &exp, &ep), AC_NONCE_NEW);
+    taken = 0;
+    assert_int_equal(xfer_nonce_at(s, "m1", "km", "fresh", exp, ep, &taken), AC_EC_OK);
+    assert_int_equal(taken, 1);
+    assert_int_equal(transfer_rows("m1"), 1);
+    assert_int_equal(nonce_exp_of("km", "fresh"), exp);
+
+    /* a row another server wrote after the load, for a request it refused: memory decides (that
+     * request never had an effect), and the row is kept at least as long as this use needs */
+    snprintf(q, sizeof q, "insert into ac_nonces values ('km', 'other', %lld)",
+             (long long)now + 10);
+    assert_true(ac_test_sql_ok(url, q));
+    assert_int_equal(ac_nonce_reserve(c, "km", "other", now, now, &exp, &ep), AC_NONCE_NEW);
+    assert_int_equal(xfer_nonce_at(s, "m2", "km", "other", exp, ep, &taken), AC_EC_OK);
+    assert_int_equal(nonce_exp_of("km", "other"), exp);
+
+    /* reserved before the load: the database decides -- new, or held (refused, unapplied) */
+    assert_int_equal(xfer_nonce_at(s, "m3", "km", "early", early_exp, early, &taken), AC_EC_OK);
+    assert_int_equal(taken, 1);
+    assert_int_equal(nonce_exp_of("km", "early"), early_exp);
+    assert_int_equal(xfer_nonce_at(s, "m4", "km", "standby", now + 61, early, &taken),
+                     AC_EC_SIG_REPLAYED);
+    assert_int_equal(transfer_rows("m4"), 0);
+
+    /* expired by the sequencer's clock: stale, unapplied, no row */
+    assert_int_equal(xfer_nonce_at(s, "m5", "km", "stale", now - 1, epoch, &taken),
+                     AC_EC_SIG_STALE);
+    assert_int_equal(transfer_rows("m5"), 0);
+    assert_int_equal(nonce_exp_of("km", "stale"), -1);
+
+    /* a batch that fails: its nonce's row goes with it, and the caller must record it */
+    ac_test_sql(url, "create or replace function refuse_boom() returns trigger language plpgsql "
+                     "as $$ begin if new.id = 'boom' then raise exception 'refused for the "
+                     "test'; end if; return new; end $$");
+    ac_test_sql(url, "drop trigger if exists refuse_boom on ac_transfers");
+    ac_test_sql(url, "create trigger refuse_boom before insert on ac_transfers for each row "
+                     "execute function refuse_boom()");
+    assert_int_equal(ac_nonce_reserve(c, "km", "lost", now, now, &exp, &ep), AC_NONCE_NEW);
+    taken = 1;
+    assert_int_equal(xfer_nonce_at(s, "boom", "km", "lost", exp, ep, &taken), AC_EC_BATCH_FAILED);
+    assert_int_equal(taken, 0);
+    assert_int_equal(nonce_exp_of("km", "lost"), -1);
+    ac_test_sql(url, "drop trigger refuse_boom on ac_transfers");
+    assert_true(ac_seq_wait_leader(s, 15000)); /* it reloaded: a new epoch */
+    uint64_t epoch2 = ac_nonce_cache_epoch(c);
+    assert_true(epoch2 != 0 && epoch2 != epoch);
+    /* a command reserved in the epoch before goes to the database now */
+    assert_int_equal(ac_nonce_reserve(c, "km", "between", now, now, &exp, &ep), AC_NONCE_NEW);
+    assert_int_equal(xfer_nonce_at(s, "m6", "km", "between", exp, epoch, &taken), AC_EC_OK);
+    assert_int_equal(taken, 1);
+
+    assert_int_equal(atomic_load(&ac_seq_stats(s)->nonces_in_batch) - inb0, 3);
+    assert_int_equal(atomic_load(&ac_seq_stats(s)->nonces_taken) - taken0, 2);
+    assert_int_equal(atomic_load(&ac_seq_stats(s)->nonces_replayed) - replayed0, 1);
+    ac_seq_free(s);
+
+    /* a new leader with a new cache (a restart): what the first recorded is known at once */
+    struct ac_nonce_cache *c2 = ac_nonce_cache_new(4096, 61);
+    cfg.nonces = c2;
+    s = ac_seq_start(&cfg);
+    assert_non_null(s);
+    assert_true(ac_seq_wait_leader(s, 15000));
+    const char *used[] = {"fresh", "other", "early", "dead", "between", "live"};
+    for (size_t i = 0; i < sizeof used / sizeof *used; i++)
+        assert_int_equal(ac_nonce_reserve(c2, "km", used[i], now, now, &exp, &ep),
+                         AC_NONCE_REPLAYED);
+    /* the failed batch's nonce was never recorded (its caller records it) */
+    assert_int_equal(ac_nonce_reserve(c2, "km", "lost", now, now, &exp, &ep), AC_NONCE_NEW);
+    ac_seq_free(s);
+    ac_nonce_cache_free(c2);
+    ac_nonce_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -672,6 +823,7 @@ int main(void)
         cmocka_unit_test(pipelined_batch_fails_with_the_one_before),
         cmocka_unit_test(batch_counter_guard),
         cmocka_unit_test(nonces_recorded_before_the_batch),
+        cmocka_unit_test(nonces_decided_by_the_leaders_memory),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
