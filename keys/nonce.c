@@ -308,6 +308,13 @@ enum ac_nonce_result ac_nonce_reserve(struct ac_nonce_cache *c, const char *keyi
     return precheck(c, keyid, nonce, created, now, 1, h, exp, &ask_db, epoch);
 }
 
+void ac_nonce_cache_end_epoch(struct ac_nonce_cache *c, uint64_t epoch)
+{
+    pthread_mutex_lock(&c->mu);
+    if (epoch != 0 && c->epoch == epoch) c->epoch = 0;
+    pthread_mutex_unlock(&c->mu);
+}
+
 uint64_t ac_nonce_cache_epoch(struct ac_nonce_cache *c)
 {
     pthread_mutex_lock(&c->mu);
@@ -339,8 +346,19 @@ long ac_nonce_cache_load(struct ac_nonce_cache *c, PGconn *db, int64_t now, uint
         return -1;
     }
     PGresult *r = PQexec(db, "begin isolation level repeatable read, read only");
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK, too_many = 0;
     PQclear(r);
+    if (ok) {
+        /* Room first, in the same snapshot as the rows: loading more than half the capacity
+         * would leave too little for the requests to come (FULL answers 503), and a load that
+         * ran out of room halfway would leave memory full of them */
+        r = PQexecParams(db, "select count(*) from ac_nonces where expires_at > $1::int8", 1, NULL,
+                         vals, NULL, NULL, 0);
+        ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+        if (ok && strtoull(PQgetvalue(r, 0, 0), NULL, 10) > c->cap / 2) too_many = 1;
+        ok = ok && !too_many;
+        PQclear(r);
+    }
     if (ok) {
         r = PQexecParams(
             db,
@@ -381,6 +399,7 @@ long ac_nonce_cache_load(struct ac_nonce_cache *c, PGconn *db, int64_t now, uint
     r = PQexec(db, ok ? "commit" : "rollback");
     ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
+    if (too_many) return AC_NONCE_LOAD_TOO_MANY;
     if (!ok) return -1;
     pthread_mutex_lock(&c->mu);
     /* a later load began meanwhile (another sequencer on this cache): that one decides */

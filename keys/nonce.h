@@ -12,8 +12,11 @@
  *    rather than forgotten.
  *  - PostgreSQL, table ac_nonces (sql/0002_nonces.sql): decides "new" with one atomic
  *    INSERT ... ON CONFLICT ... RETURNING, so server instances sharing the database (and a
- *    restarted server) never both accept one nonce. A row whose expiry has passed may be taken
- *    again by the same statement (the clock check already rejects a request that old).
+ *    restarted server) never both accept one nonce through it. A row whose expiry has passed may
+ *    be taken again by the same statement (the clock check already rejects a request that old).
+ *    For requests with an effect, the leader's memory decides instead once it loaded the table
+ *    (ac_nonce_cache_load): such a request then executes at most once, though a standby may have
+ *    recorded (and refused) it too.
  *
  * Thread-safe: one cache serves all HTTP workers; each call brings its own connection. */
 #ifndef AC_NONCE_H
@@ -87,13 +90,20 @@ enum ac_nonce_result ac_nonce_reserve(struct ac_nonce_cache *c, const char *keyi
 /* Make memory the authority for what it reserves from now on: put every row of ac_nonces that
  * has not expired at `now` into memory, and start a new epoch (*epoch, never 0). The sequencer
  * calls it on becoming leader, holding the writer lease (so no other server records a nonce
- * with an effect meanwhile). A reservation made after it returned carries the new epoch, and
- * was checked against every nonce recorded with an effect until then; one made before or
- * during the load carries another (0 during it). db must be idle (not in a transaction); the
- * rows are read with a cursor in a read-only transaction. Returns the number of rows put in
- * memory, or -1 (a database error, or memory too small for every live nonce): *epoch is 0 then,
- * and until a load succeeds no reservation is final. */
+ * with an effect meanwhile: one writer per database, see docs/identity.md). A reservation made
+ * after it returned carries the new epoch, and was checked against every nonce recorded with an
+ * effect until then; one made before or during the load carries another (0 during it). db must
+ * be idle (not in a transaction); the rows are counted and read with a cursor in one read-only
+ * transaction. Returns the number of rows put in memory; AC_NONCE_LOAD_TOO_MANY when they are
+ * more than half the cache's capacity (nothing is loaded: the room is left to the requests to
+ * come); -1 on a database error. On either failure *epoch is 0, and until a load succeeds no
+ * reservation is final. */
+#define AC_NONCE_LOAD_TOO_MANY (-2)
 long ac_nonce_cache_load(struct ac_nonce_cache *c, PGconn *db, int64_t now, uint64_t *epoch);
+
+/* The leadership of that epoch has ended: unless a later load began, no reservation is final
+ * from now on (the epoch becomes 0). */
+void ac_nonce_cache_end_epoch(struct ac_nonce_cache *c, uint64_t epoch);
 
 /* The current epoch (0: no load complete, or one in progress). */
 uint64_t ac_nonce_cache_epoch(struct ac_nonce_cache *c);

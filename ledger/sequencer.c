@@ -437,29 +437,28 @@ static struct ac_cmd *decide_nonces(struct ac_sequencer *s, PGconn *conn, struct
      * anyway: refused below, as stale. */
     int64_t now_s = now_us(s) / 1000000;
     if (ok) {
-        /* memory's: one command per nonce (memory refuses a second reservation; be sure) */
+        /* One command per nonce, whichever way it is decided (memory refuses a second
+         * reservation; be sure): a later one is refused below as a replay (-1). Sorted: rows
+         * are locked in one order by every inserter (the nonce writers sort too), so two
+         * statements taking overlapping nonces wait for each other instead of deadlocking. */
         for (struct ac_cmd *c = batch; c; c = c->next) {
             c->nonce_in_batch = 0;
-            if (by_memory(c, epoch) && c->nonce_exp > now_s) who[m++] = c;
+            if (c->nonce && c->nonce_exp > now_s) who[m++] = c;
         }
-        qsort(who, m, sizeof *who, cmd_nonce_cmp);
-        for (size_t j = 0; j < m; j++)
-            who[j]->nonce_in_batch = j > 0 && cmd_nonce_cmp(&who[j - 1], &who[j]) == 0 ? -1 : 1;
-        /* the database's */
-        m = 0;
-        for (struct ac_cmd *c = batch; c; c = c->next)
-            if (c->nonce && !by_memory(c, epoch) && c->nonce_exp > now_s) who[m++] = c;
-        /* rows locked in one order by every inserter (the nonce writers sort too): two
-         * statements taking overlapping nonces wait for each other instead of deadlocking */
         qsort(who, m, sizeof *who, cmd_nonce_cmp);
         size_t u = 0;
         for (size_t j = 0; j < m; j++) {
-            /* one row once (the other command is not taken: refused below as a replay) */
-            if (u > 0 && cmd_nonce_cmp(&who[u - 1], &who[j]) == 0) continue;
-            who[u] = who[j];
-            k[u] = who[j]->nonce_keyid;
-            v[u] = who[j]->nonce;
-            e[u++] = who[j]->nonce_exp;
+            struct ac_cmd *c = who[j];
+            if (j > 0 && cmd_nonce_cmp(&who[j - 1], &who[j]) == 0) {
+                c->nonce_in_batch = -1;
+            } else if (by_memory(c, epoch)) {
+                c->nonce_in_batch = 1; /* its row goes with the batch (put_nonces) */
+            } else {
+                who[u] = c; /* the database's verdict */
+                k[u] = c->nonce_keyid;
+                v[u] = c->nonce;
+                e[u++] = c->nonce_exp;
+            }
         }
         m = u;
         ok = m == 0 || ac_db_nonce_take_send(conn, k, v, e, m, now_s) == 0;
@@ -757,23 +756,31 @@ static void *run(void *arg)
         /* the replay cache's memory becomes the authority for what it reserves from now on */
         uint64_t nonce_epoch = 0;
         long nonces = 0;
+        double t_load = mono_seconds();
         if (s->cfg.nonces != NULL) {
             nonces = ac_nonce_cache_load(s->cfg.nonces, conn, now_us(s) / 1000000, &nonce_epoch);
-            if (nonces < 0)
+            if (nonces == AC_NONCE_LOAD_TOO_MANY)
+                fprintf(stderr, "sequencer: more live nonces than half the replay cache "
+                                "(nonce-cache): each batch asks the database\n");
+            else if (nonces < 0)
                 fprintf(stderr,
-                        "sequencer: the replay cache cannot hold every live nonce (%s): "
-                        "each batch asks the database\n",
-                        PQstatus(conn) == CONNECTION_OK ? "memory full" : PQerrorMessage(conn));
+                        "sequencer: loading the live nonces failed (%s): each batch "
+                        "asks the database\n",
+                        PQerrorMessage(conn));
             else
                 atomic_fetch_add(&s->stats.nonces_loaded, (uint64_t)nonces);
         }
-        fprintf(stderr, "sequencer: leader; %zu accounts, %zu transfers, %ld live nonces loaded\n",
-                ac_state_n_accounts(st), ac_state_n_transfers(st), nonces < 0 ? 0 : nonces);
+        fprintf(stderr,
+                "sequencer: leader; %zu accounts, %zu transfers, %ld live nonces (%.0f ms) "
+                "loaded\n",
+                ac_state_n_accounts(st), ac_state_n_transfers(st), nonces < 0 ? 0 : nonces,
+                (mono_seconds() - t_load) * 1000);
         set_leader(s, 1);
         struct ac_apply ap = {.st = st,
                               .domain = s->has_domain ? s->domain.cls : NULL,
                               .hooks = s->has_domain ? &s->domain : NULL};
         int stop = lead(s, conn, st, &ap, head, nonce_epoch);
+        if (s->cfg.nonces != NULL) ac_nonce_cache_end_epoch(s->cfg.nonces, nonce_epoch);
         apply_reset(&ap);
         free(ap.x);
         set_leader(s, 0);

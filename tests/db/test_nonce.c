@@ -292,8 +292,8 @@ static void db_down(void **s)
 
 /* Loading the live rows makes memory the authority: live rows are known afterwards, expired
  * ones are not; a reservation carries the epoch of the load complete at that moment (0 before any,
- * and a new one after each load); rows out of bounds are skipped; memory too small for every live
- * row fails the load and leaves no epoch. */
+ * and a new one after each load, 0 again once its leadership ended); rows out of bounds are
+ * skipped; more live rows than half the memory fail the load, loading nothing, with no epoch. */
 static void load_and_epochs(void **s)
 {
     (void)s;
@@ -331,11 +331,24 @@ static void load_and_epochs(void **s)
     assert_int_equal(ep, e2);
     ac_nonce_cache_free(c);
 
-    /* memory too small: no authority */
-    c = ac_nonce_cache_new(1, 60);
-    assert_int_equal(ac_nonce_cache_load(c, db, NOW, &e1), -1);
+    /* more live rows than half the memory: nothing loaded (the room is the requests'), no
+     * authority; exactly half: loaded */
+    c = ac_nonce_cache_new(3, 60);
+    assert_int_equal(ac_nonce_cache_load(c, db, NOW, &e1), AC_NONCE_LOAD_TOO_MANY);
     assert_int_equal(e1, 0);
     assert_int_equal(ac_nonce_cache_epoch(c), 0);
+    assert_int_equal(ac_nonce_cache_size(c), 0);
+    assert_int_equal(PQtransactionStatus(db), PQTRANS_IDLE);
+    ac_nonce_cache_free(c);
+    c = ac_nonce_cache_new(6, 60); /* 3 live rows (one of them skipped): exactly half */
+    assert_int_equal(ac_nonce_cache_load(c, db, NOW, &e1), 2);
+    /* the end of that leadership: no reservation is final any more */
+    ac_nonce_cache_end_epoch(c, e1 + 1); /* not the current one: no effect */
+    assert_int_equal(ac_nonce_cache_epoch(c), e1);
+    ac_nonce_cache_end_epoch(c, e1);
+    assert_int_equal(ac_nonce_cache_epoch(c), 0);
+    assert_int_equal(ac_nonce_reserve(c, "k", "late", NOW, NOW, &exp, &ep), AC_NONCE_NEW);
+    assert_int_equal(ep, 0);
     ac_nonce_cache_free(c);
     /* a connection inside a transaction is refused, and one that broke fails */
     c = ac_nonce_cache_new(64, 60);

@@ -792,6 +792,7 @@ static void nonces_decided_by_the_leaders_memory(void **st)
     assert_int_equal(atomic_load(&ac_seq_stats(s)->nonces_taken) - taken0, 2);
     assert_int_equal(atomic_load(&ac_seq_stats(s)->nonces_replayed) - replayed0, 1);
     ac_seq_free(s);
+    assert_int_equal(ac_nonce_cache_epoch(c), 0); /* its leadership ended */
 
     /* a new leader with a new cache (a restart): what the first recorded is known at once */
     struct ac_nonce_cache *c2 = ac_nonce_cache_new(4096, 61);
