@@ -325,6 +325,8 @@ uint64_t ac_nonce_cache_epoch(struct ac_nonce_cache *c)
 
 /* Rows are read this many at a time (a cursor), each batch put in memory under one lock. */
 #define LOAD_FETCH 4096
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 long ac_nonce_cache_load(struct ac_nonce_cache *c, PGconn *db, int64_t now, uint64_t *epoch)
 {
@@ -369,7 +371,7 @@ long ac_nonce_cache_load(struct ac_nonce_cache *c, PGconn *db, int64_t now, uint
         PQclear(r);
     }
     while (ok) {
-        r = PQexec(db, "fetch 4096 from ac_nonce_load"); /* LOAD_FETCH */
+        r = PQexec(db, "fetch " STR(LOAD_FETCH) " from ac_nonce_load");
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             ok = 0;
             PQclear(r);

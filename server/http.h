@@ -96,8 +96,7 @@ enum MHD_Result ac_reply_recorded(struct ac_req *r, unsigned status, const char 
 enum MHD_Result ac_reply_text(struct ac_req *r, unsigned status, const char *ctype,
                               const char *text, size_t len);
 
-/* ---- request helpers ---------------------------------------------------------------------------
- */
+/* ---- request helpers ------------------------------------------------------------------------ */
 
 /* Parse the body as a JSON object (duplicates rejected). On failure queues a problem reply, sets
  * *out = NULL and returns the MHD result to return from the handler; on success returns MHD_YES

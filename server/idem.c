@@ -19,8 +19,7 @@
 
 #define IDEM_HEADER "Idempotency-Key"
 
-/* ---- the in-flight table: a fixed array of buckets, chained entries, at most cap ----------------
- */
+/* ---- the in-flight table: a fixed array of buckets, chained entries, at most cap ------------- */
 
 struct slot {
     uint8_t id[32]; /* SHA-256 of caller NUL method NUL path NUL key */
@@ -110,8 +109,7 @@ static void release(struct ac_idem_table *t, const uint8_t id[32])
     pthread_mutex_unlock(&t->mu);
 }
 
-/* ---- per request ------------------------------------------------------------------------------
- */
+/* ---- per request -------------------------------------------------------------------------- */
 
 struct ac_idem {
     struct ac_idem_table *t;

@@ -5,9 +5,10 @@
  * from that one command's outcome. For such a route and a request with an Idempotency-Key:
  *
  *  - the key (1-255 visible ASCII characters, one header) is scoped to the caller -- "operator"
- *    (operator token), "agent:<user>/<agent>" / "merchant:<id>" (the verified RFC 9421 signer's
- * principal), "anonymous" on routes whose authority is a signed document in the body -- and to the
- * method and path; the request's fingerprint is SHA-256(method NUL path NUL body);
+ *    (operator token), "agent:<user>/<agent>" / "merchant:<id>" (the verified RFC 9421
+ *    signer's principal), "anonymous" on routes whose authority is a signed document in the
+ *    body -- and to the method and path; the request's fingerprint is
+ *    SHA-256(method NUL path NUL body);
  *  - once authenticated and before its handler, the key is claimed in a bounded in-flight table
  *    (another request holding it: 409 idempotency_in_flight with Retry-After; table full: 503
  *    overloaded) and looked up in PostgreSQL: a record with the same fingerprint is answered

@@ -37,8 +37,6 @@ static void wipe(PGconn *c)
 }
 
 #define NOW 1700000000
-#define AC_TEST_STR_(x) #x
-#define AC_TEST_STR(x) AC_TEST_STR_(x)
 
 static void new_then_replayed(void **s)
 {
@@ -299,11 +297,12 @@ static void load_and_epochs(void **s)
     (void)s;
     PGconn *db = ac_test_connect(url);
     wipe(db);
-    PGresult *r = PQexec(
-        db, "insert into ac_nonces values ('k', 'live', " AC_TEST_STR(
-                NOW) " + 30), "
-                     "('k', 'dead', " AC_TEST_STR(NOW) "), ('k', 'caf\xc3\xa9', " AC_TEST_STR(
-                         NOW) " + 30), ('k2', 'quo\"te', " AC_TEST_STR(NOW) " + 30)");
+    char q[256];
+    snprintf(q, sizeof q,
+             "insert into ac_nonces values ('k', 'live', %d), ('k', 'dead', %d), "
+             "('k', 'caf\xc3\xa9', %d), ('k2', 'quo\"te', %d)",
+             NOW + 30, NOW, NOW + 30, NOW + 30);
+    PGresult *r = PQexec(db, q);
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
     struct ac_nonce_cache *c = ac_nonce_cache_new(64, 60);

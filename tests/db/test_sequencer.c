@@ -195,19 +195,24 @@ static void killed_connection_recovers(void **st)
     ac_seq_free(s);
 }
 
+/* A trigger that makes the commit of any batch inserting transfer 'boom' fail (dropped with
+ * "drop trigger refuse_boom on ac_transfers"). */
+static void refuse_boom(void)
+{
+    ac_test_sql(url, "create or replace function refuse_boom() returns trigger language plpgsql "
+                     "as $$ begin if new.id = 'boom' then raise exception 'refused for the "
+                     "test'; end if; return new; end $$");
+    ac_test_sql(url, "drop trigger if exists refuse_boom on ac_transfers");
+    ac_test_sql(url, "create trigger refuse_boom before insert on ac_transfers for each row "
+                     "execute function refuse_boom()");
+}
+
 /* A commit that fails (here: a trigger refuses one transfer) fails the whole batch, writes
  * nothing, and leaves memory as before: the funds it would have used are still available. */
 static void failed_commit_rolls_back(void **st)
 {
     (void)st;
-    ac_test_sql(
-        url, "create function refuse_boom() returns trigger language plpgsql as $$ begin "
-             "if new.id = 'boom' then raise exception 'refused for the test'; end if; return new; "
-             "end $$");
-    ac_test_sql(
-        url,
-        "create trigger refuse_boom before insert on ac_transfers for each row execute function "
-        "refuse_boom()");
+    refuse_boom();
     struct ac_sequencer *s = start(0);
     assert_true(ac_seq_wait_leader(s, 10000));
     const char *ids[] = {"carol"};
@@ -565,26 +570,8 @@ static void batch_counter_guard(void **st)
     PQfinish(c);
 }
 
-/* A transfer command carrying a signed request's nonce (ac_cmd.nonce), run alone. */
-static enum ac_ec xfer_nonce(struct ac_sequencer *s, const char *id, const char *keyid,
-                             const char *nonce, int64_t exp, int *taken)
-{
-    struct ac_transfer_req t;
-    transfer_req(&t, id, "n:a", "n:b", 1, 0, 0);
-    struct ac_transfer_result res;
-    struct ac_cmd cmd = {.kind = AC_CMD_TRANSFERS,
-                         .n = 1,
-                         .transfers = &t,
-                         .results = &res,
-                         .nonce_keyid = keyid,
-                         .nonce = nonce,
-                         .nonce_exp = exp};
-    enum ac_ec ec = ac_seq_run(s, &cmd);
-    *taken = cmd.nonce_taken;
-    return ec != AC_EC_OK ? ec : res.ec;
-}
-
-/* The same, reserved at a replay cache's epoch (struct ac_cmd.nonce_epoch). */
+/* A transfer command carrying a signed request's nonce (ac_cmd.nonce), reserved at a replay
+ * cache's epoch (ac_cmd.nonce_epoch), run alone. */
 static enum ac_ec xfer_nonce_at(struct ac_sequencer *s, const char *id, const char *keyid,
                                 const char *nonce, int64_t exp, uint64_t epoch, int *taken)
 {
@@ -602,6 +589,13 @@ static enum ac_ec xfer_nonce_at(struct ac_sequencer *s, const char *id, const ch
     enum ac_ec ec = ac_seq_run(s, &cmd);
     *taken = cmd.nonce_taken;
     return ec != AC_EC_OK ? ec : res.ec;
+}
+
+/* The same with no epoch: the database decides. */
+static enum ac_ec xfer_nonce(struct ac_sequencer *s, const char *id, const char *keyid,
+                             const char *nonce, int64_t exp, int *taken)
+{
+    return xfer_nonce_at(s, id, keyid, nonce, exp, 0, taken);
 }
 
 static long long transfer_rows(const char *id)
@@ -768,12 +762,7 @@ static void nonces_decided_by_the_leaders_memory(void **st)
     assert_int_equal(nonce_exp_of("km", "stale"), -1);
 
     /* a batch that fails: its nonce's row goes with it, and the caller must record it */
-    ac_test_sql(url, "create or replace function refuse_boom() returns trigger language plpgsql "
-                     "as $$ begin if new.id = 'boom' then raise exception 'refused for the "
-                     "test'; end if; return new; end $$");
-    ac_test_sql(url, "drop trigger if exists refuse_boom on ac_transfers");
-    ac_test_sql(url, "create trigger refuse_boom before insert on ac_transfers for each row "
-                     "execute function refuse_boom()");
+    refuse_boom();
     assert_int_equal(ac_nonce_reserve(c, "km", "lost", now, now, &exp, &ep), AC_NONCE_NEW);
     taken = 1;
     assert_int_equal(xfer_nonce_at(s, "boom", "km", "lost", exp, ep, &taken), AC_EC_BATCH_FAILED);
