@@ -1,6 +1,8 @@
 #include "keys/nonce.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,9 @@ struct ac_nonce_cache {
     int64_t window;
     size_t cap, count;
     int64_t min_exp;   /* no entry expires before this (a lower bound; INT64_MAX when empty) */
+    int64_t pass_min;  /* while a sliced sweep runs: the least expiry put since it began */
+    pthread_mutex_t pass_mu; /* one sliced sweep at a time */
+    atomic_int waiters;      /* reservations waiting for mu (the sliced sweep lets them in) */
     uint32_t nbuckets; /* a power of two */
     uint32_t *buckets;
     struct entry *e;
@@ -49,8 +54,10 @@ struct ac_nonce_cache *ac_nonce_cache_new(size_t capacity, int64_t window)
         nb <<= 1;
     c->buckets = malloc(nb * sizeof c->buckets[0]);
     c->e = calloc(capacity, sizeof c->e[0]);
-    if (c->buckets == NULL || c->e == NULL || RAND_bytes(c->salt, sizeof c->salt) != 1 ||
-        pthread_mutex_init(&c->mu, NULL) != 0) {
+    int mu = c->buckets != NULL && c->e != NULL && RAND_bytes(c->salt, sizeof c->salt) == 1 &&
+             pthread_mutex_init(&c->mu, NULL) == 0;
+    if (!mu || pthread_mutex_init(&c->pass_mu, NULL) != 0) {
+        if (mu) pthread_mutex_destroy(&c->mu);
         free(c->buckets);
         free(c->e);
         free(c);
@@ -65,6 +72,7 @@ struct ac_nonce_cache *ac_nonce_cache_new(size_t capacity, int64_t window)
     c->cap = capacity;
     c->window = window;
     c->min_exp = INT64_MAX;
+    c->pass_min = INT64_MAX;
     return c;
 }
 
@@ -72,6 +80,7 @@ void ac_nonce_cache_free(struct ac_nonce_cache *c)
 {
     if (c == NULL) return;
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->pass_mu);
     free(c->buckets);
     free(c->e);
     free(c);
@@ -105,11 +114,11 @@ static void drop(struct ac_nonce_cache *c, uint32_t *link)
     c->count--;
 }
 
-/* Evict every entry with exp <= now and recompute min_exp. */
-static void sweep(struct ac_nonce_cache *c, int64_t now)
+/* Evict every entry of buckets [b0, b1) with exp <= now; returns the least expiry left there. */
+static int64_t sweep_range(struct ac_nonce_cache *c, uint32_t b0, uint32_t b1, int64_t now)
 {
     int64_t min = INT64_MAX;
-    for (uint32_t b = 0; b < c->nbuckets; b++) {
+    for (uint32_t b = b0; b < b1; b++) {
         uint32_t *link = &c->buckets[b];
         while (*link != NIL) {
             if (c->e[*link].exp <= now) {
@@ -120,7 +129,46 @@ static void sweep(struct ac_nonce_cache *c, int64_t now)
             }
         }
     }
-    c->min_exp = min;
+    return min;
+}
+
+/* Evict every entry with exp <= now and recompute min_exp (the caller holds the lock). */
+static void sweep(struct ac_nonce_cache *c, int64_t now)
+{
+    c->min_exp = sweep_range(c, 0, c->nbuckets, now);
+}
+
+/* Buckets swept under one hold of the lock by the periodic sweep. A whole sweep of the default
+ * 2^20 buckets holding about half a million live entries took 30-50 ms, during which every signed
+ * request waited for the lock; a slice is a 1024th of that (tests/bench/bench_nonce.c). */
+#define SWEEP_SLICE 1024u
+
+/* The periodic sweep: the same eviction a slice at a time, the lock released in between. The
+ * least expiry it saw, or that was put meanwhile (pass_min), bounds what is left from below. */
+static void sweep_sliced(struct ac_nonce_cache *c, int64_t now)
+{
+    pthread_mutex_lock(&c->pass_mu);
+    pthread_mutex_lock(&c->mu);
+    c->pass_min = INT64_MAX;
+    uint32_t nb = c->nbuckets;
+    pthread_mutex_unlock(&c->mu);
+    int64_t min = INT64_MAX;
+    for (uint32_t b = 0; b < nb; b += SWEEP_SLICE) {
+        pthread_mutex_lock(&c->mu);
+        int64_t m = sweep_range(c, b, nb - b > SWEEP_SLICE ? b + SWEEP_SLICE : nb, now);
+        if (m < min) min = m;
+        if (b + SWEEP_SLICE >= nb) { /* the last slice: publish under the same hold */
+            if (c->pass_min < min) min = c->pass_min;
+            c->min_exp = min;
+            c->pass_min = INT64_MAX;
+        }
+        pthread_mutex_unlock(&c->mu);
+        /* A pthread mutex is not fair: taking it again at once would keep out the reservations
+         * woken to take it (measured: they waited for the whole sweep). Let them in first. */
+        for (int spin = 0; spin < 1000 && atomic_load(&c->waiters) > 0; spin++)
+            sched_yield();
+    }
+    pthread_mutex_unlock(&c->pass_mu);
 }
 
 /* 1 when h is present and unexpired; an expired match is evicted on the way. */
@@ -165,6 +213,7 @@ static int mem_put(struct ac_nonce_cache *c, const uint8_t h[32], int64_t exp, i
     c->buckets[b] = i;
     c->count++;
     if (exp < c->min_exp) c->min_exp = exp;
+    if (exp < c->pass_min) c->pass_min = exp;
     return 0;
 }
 
@@ -182,7 +231,15 @@ static const struct {
      "on conflict (keyid, nonce) do update set expires_at = excluded.expires_at "
      "where ac_nonces.expires_at <= $4::int8 returning 1",
      4},
-    {"ac_nonce_purge", "delete from ac_nonces where expires_at <= $1::int8", 1},
+    /* At most $2 expired rows, in a transaction of their own: a purge of a minute's nonces
+     * (hundreds of thousands at a few thousand requests a second) would otherwise be one long
+     * statement writing as much WAL as the payments beside it. SKIP LOCKED: it never waits for a
+     * row a batch holds (a signer reusing a nonce whose row expired, taken over by nonce_put
+     * in the sequencer's transaction), so the two cannot deadlock; the row goes next time. */
+    {"ac_nonce_purge",
+     "delete from ac_nonces where ctid = any(array(select ctid from ac_nonces "
+     "where expires_at <= $1::int8 limit $2::int4 for update skip locked))",
+     2},
     /* The same for many nonces at once (the batch writer): the arrays are parallel, without
      * duplicate (keyid, nonce) pairs (a row may be affected only once per statement); the rows
      * returned are those this statement inserted or took over. $4 is the earliest `now` of the
@@ -279,7 +336,9 @@ static enum ac_nonce_result precheck(struct ac_nonce_cache *c, const char *keyid
     *exp = created + c->window;
     if (digest(c, keyid, nonce, h) != 0) return AC_NONCE_FULL; /* out of memory: overloaded */
 
+    atomic_fetch_add(&c->waiters, 1);
     pthread_mutex_lock(&c->mu);
+    atomic_fetch_sub(&c->waiters, 1);
     enum ac_nonce_result res = AC_NONCE_NEW;
     if (mem_seen(c, h, now)) {
         res = AC_NONCE_REPLAYED;
@@ -451,22 +510,32 @@ int ac_nonce_record(PGconn *db, const char *keyid, const char *nonce, int64_t ex
     return got;
 }
 
-long ac_nonce_purge(struct ac_nonce_cache *c, PGconn *db, int64_t now)
+/* Delete at most `limit` rows with expires_at <= cutoff (one statement, its own transaction).
+ * Returns the number deleted, or -1 on a database error. */
+static long purge_rows(PGconn *db, int64_t cutoff, long limit)
 {
-    if (c != NULL) {
-        pthread_mutex_lock(&c->mu);
-        sweep(c, now);
-        pthread_mutex_unlock(&c->mu);
-    }
-    if (db == NULL) return 0;
-    char n[24];
-    snprintf(n, sizeof n, "%lld", (long long)(now - AC_NONCE_PURGE_GRACE));
-    const char *vals[] = {n};
-    PGresult *r = exec_stmt(db, "ac_nonce_purge", 1, vals);
+    char n[24], l[24];
+    snprintf(n, sizeof n, "%lld", (long long)cutoff);
+    snprintf(l, sizeof l, "%ld", limit);
+    const char *vals[] = {n, l};
+    PGresult *r = exec_stmt(db, "ac_nonce_purge", 2, vals);
     if (r == NULL) return -1;
     long deleted = atol(PQcmdTuples(r));
     PQclear(r);
     return deleted;
+}
+
+long ac_nonce_purge(struct ac_nonce_cache *c, PGconn *db, int64_t now)
+{
+    if (c != NULL) sweep_sliced(c, now);
+    if (db == NULL) return 0;
+    long total = 0, d;
+    do {
+        d = purge_rows(db, now - AC_NONCE_PURGE_GRACE, AC_NONCE_PURGE_CHUNK);
+        if (d < 0) return -1;
+        total += d;
+    } while (d == AC_NONCE_PURGE_CHUNK);
+    return total;
 }
 
 /* ==== the batch writer =========================================================================
@@ -484,6 +553,8 @@ struct ac_nonce_writer {
     int joined;
     pthread_t th;
     uint64_t batches, nonces; /* under mu */
+    uint64_t purged;          /* rows the purges deleted, under mu */
+    int purge_asked;          /* ac_nonce_writer_purge_soon(), under mu */
     struct ac_buf arr[3];     /* the batch's array parameters, reused (the thread's own) */
 };
 
@@ -594,9 +665,13 @@ static void *writer_main(void *arg)
     struct ac_nonce_writer *w = arg;
     struct ac_nonce_ticket *batch[AC_NONCE_BATCH_MAX];
     int64_t next_purge = (int64_t)time(NULL) + AC_NONCE_PURGE_EVERY;
+    /* A purge under way deletes one chunk of rows a turn, so nonces queued meanwhile wait for a
+     * chunk at most, not for the whole purge. */
+    int purging = 0;
+    int64_t cutoff = 0;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (w->head == NULL && !w->stop) {
+        while (w->head == NULL && !w->stop && !purging && !w->purge_asked) {
             struct timespec until = {.tv_sec = (time_t)next_purge, .tv_nsec = 0};
             if (pthread_cond_timedwait(&w->work, &w->mu, &until) != 0) break; /* purge is due */
         }
@@ -607,10 +682,13 @@ static void *writer_main(void *arg)
             w->head = w->head->next;
         }
         if (w->head == NULL) w->tail = NULL;
+        int asked = w->purge_asked;
+        w->purge_asked = 0;
         pthread_mutex_unlock(&w->mu);
 
         int64_t now = (int64_t)time(NULL);
-        PGconn *db = n > 0 || now >= next_purge ? w->get(w->cls) : NULL;
+        int purge = purging || asked || now >= next_purge;
+        PGconn *db = n > 0 || purge ? w->get(w->cls) : NULL;
         long sent = -1;
         if (n > 0) {
             if (db != NULL)
@@ -630,10 +708,25 @@ static void *writer_main(void *arg)
                         "error); memory refuses them until this process ends\n",
                         lost);
         }
-        if (db != NULL && !broken && now >= next_purge) {
-            broken = ac_nonce_purge(w->c, db, now) < 0;
-            next_purge = now + AC_NONCE_PURGE_EVERY;
-        } else if (db == NULL && now >= next_purge) {
+        if (db != NULL && !broken && purge) {
+            if (!purging) { /* a purge begins: memory now, the table a chunk a turn */
+                (void)ac_nonce_purge(w->c, NULL, now);
+                cutoff = now - AC_NONCE_PURGE_GRACE;
+                purging = 1;
+            }
+            long d = purge_rows(db, cutoff, AC_NONCE_PURGE_CHUNK);
+            broken = d < 0;
+            if (d > 0) {
+                pthread_mutex_lock(&w->mu);
+                w->purged += (uint64_t)d;
+                pthread_mutex_unlock(&w->mu);
+            }
+            if (d != AC_NONCE_PURGE_CHUNK) { /* done, or failed: next time round */
+                purging = 0;
+                next_purge = now + AC_NONCE_PURGE_EVERY;
+            }
+        } else if (purge && (db == NULL || broken)) {
+            purging = 0;
             next_purge = now + AC_NONCE_PURGE_EVERY; /* try again later */
         }
         if (db != NULL) w->put(w->cls, db, broken || PQstatus(db) != CONNECTION_OK);
@@ -817,6 +910,22 @@ int ac_nonce_writer_record(struct ac_nonce_writer *w, const char *keyid, const c
     pthread_mutex_unlock(&w->mu);
     if (rc != 0) free(t);
     return rc;
+}
+
+void ac_nonce_writer_purge_soon(struct ac_nonce_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->purge_asked = 1;
+    pthread_cond_signal(&w->work);
+    pthread_mutex_unlock(&w->mu);
+}
+
+uint64_t ac_nonce_writer_purged(struct ac_nonce_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t n = w->purged;
+    pthread_mutex_unlock(&w->mu);
+    return n;
 }
 
 void ac_nonce_writer_stats(struct ac_nonce_writer *w, uint64_t *batches, uint64_t *nonces,

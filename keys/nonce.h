@@ -112,7 +112,12 @@ uint64_t ac_nonce_cache_epoch(struct ac_nonce_cache *c);
  * expires_at <= now - AC_NONCE_PURGE_GRACE (a row is kept that long after its expiry, so that a
  * request whose expiry was checked against a slightly earlier clock -- the sequencer's, just before
  * its ac_nonce_take runs -- still finds it). Returns the number of rows deleted from the database
- * (0 with db NULL), or -1 on a database error (memory is evicted regardless). */
+ * (0 with db NULL), or -1 on a database error (memory is evicted regardless).
+ *
+ * Neither part stalls the requests beside it: memory is swept a slice of buckets at a time, the
+ * lock released between slices; rows go AC_NONCE_PURGE_CHUNK to a statement (each its own
+ * transaction, so a failure keeps the chunks before it deleted), and a row another transaction
+ * has locked is skipped, not waited for: it goes at a later purge. */
 long ac_nonce_purge(struct ac_nonce_cache *c, PGconn *db, int64_t now);
 
 /* Number of entries currently in memory (expired ones included until evicted). */
@@ -129,11 +134,13 @@ size_t ac_nonce_cache_size(struct ac_nonce_cache *c);
  * many requests and when idle a request waits for one round trip only (no timer). The same
  * (keyid, nonce) twice in one batch: the first is decided by the database, the second is
  * REPLAYED. A database error answers AC_NONCE_DB_ERROR to the whole batch and records nothing.
- * The thread also purges expired nonces (memory and table) every AC_NONCE_PURGE_EVERY seconds. */
+ * The thread also purges expired nonces every AC_NONCE_PURGE_EVERY seconds (as ac_nonce_purge,
+ * the table one chunk a turn, so that a nonce queued meanwhile waits for a chunk at most). */
 
 #define AC_NONCE_BATCH_MAX 512
 #define AC_NONCE_PURGE_GRACE 60
 #define AC_NONCE_PURGE_EVERY 60
+#define AC_NONCE_PURGE_CHUNK 5000
 
 struct ac_nonce_writer;
 
@@ -206,6 +213,12 @@ void ac_nonce_match_taken(const PGresult *r, const char *const *keyids, const ch
  * answer. Returns 0, or -1 (bad arguments, out of memory, the writer closing). */
 int ac_nonce_writer_record(struct ac_nonce_writer *w, const char *keyid, const char *nonce,
                            int64_t exp, int64_t now);
+
+/* Begin a purge now rather than at its time (a purge under way goes on). */
+void ac_nonce_writer_purge_soon(struct ac_nonce_writer *w);
+
+/* Rows the writer's purges deleted so far. */
+uint64_t ac_nonce_writer_purged(struct ac_nonce_writer *w);
 
 /* Batches and nonces the writer sent to the database so far, and the callers queued now (for
  * tests and metrics). */

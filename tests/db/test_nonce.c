@@ -273,6 +273,66 @@ static void memory_bound(void **s)
     PQfinish(db);
 }
 
+/* The purge takes the table a chunk at a time and never waits for a locked row; memory is swept
+ * a slice of buckets at a time, and what it leaves as the least expiry still lets a full cache
+ * make room once entries expire. */
+static void purge_in_chunks(void **s)
+{
+    (void)s;
+    PGconn *db = ac_test_connect(url);
+    wipe(db);
+    char q[256];
+    long expired = 2L * AC_NONCE_PURGE_CHUNK + 7;
+    snprintf(q, sizeof q,
+             "insert into ac_nonces select 'k', 'n' || g, %lld from generate_series(1, %ld) g; "
+             "insert into ac_nonces values ('k', 'live1', %lld), ('k', 'live2', %lld)",
+             (long long)NOW - 1000, expired, (long long)NOW + 1000, (long long)NOW + 1000);
+    ac_test_sql(url, q);
+    /* another transaction holds an expired row (as nonce_put taking it over would) */
+    PGconn *locker = ac_test_connect(url);
+    PGresult *r = PQexec(locker, "begin; select 1 from ac_nonces where nonce = 'n1' for update");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    /* waiting for that lock would fail the purge here rather than hang the test */
+    r = PQexec(db, "set lock_timeout = '3s'");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    assert_int_equal(ac_nonce_purge(NULL, db, NOW), expired - 1);
+    assert_int_equal(rows(db), 3);
+    r = PQexec(locker, "commit");
+    PQclear(r);
+    assert_int_equal(ac_nonce_purge(NULL, db, NOW), 1);
+    assert_int_equal(rows(db), 2);
+    PQfinish(locker);
+
+    /* memory: 20,000 entries make 32,768 buckets, eight slices */
+    struct ac_nonce_cache *c = ac_nonce_cache_new(20000, 60);
+    char n[32];
+    for (int i = 0; i < 10000; i++) {
+        snprintf(n, sizeof n, "m%d", i);
+        /* half expire at NOW+10, half at NOW+60 */
+        assert_int_equal(ac_nonce_seen_or_insert(c, NULL, "k", n, i % 2 ? NOW - 50 : NOW, NOW),
+                         AC_NONCE_NEW);
+    }
+    assert_int_equal(ac_nonce_purge(c, NULL, NOW + 30), 0);
+    assert_int_equal(ac_nonce_cache_size(c), 5000);
+    assert_int_equal(ac_nonce_seen_or_insert(c, NULL, "k", "m0", NOW + 30, NOW + 30),
+                     AC_NONCE_REPLAYED);
+    assert_int_equal(ac_nonce_seen_or_insert(c, NULL, "k", "m1", NOW + 30, NOW + 30), AC_NONCE_NEW);
+    for (int i = 0; i < 14999; i++) {
+        snprintf(n, sizeof n, "f%d", i);
+        assert_int_equal(ac_nonce_seen_or_insert(c, NULL, "k", n, NOW + 30, NOW + 30),
+                         AC_NONCE_NEW);
+    }
+    /* full, nothing expired yet */
+    assert_int_equal(ac_nonce_seen_or_insert(c, NULL, "k", "x", NOW + 59, NOW + 59), AC_NONCE_FULL);
+    /* at NOW+60 the sweep's least expiry is due: the 5,000 go and there is room */
+    assert_int_equal(ac_nonce_seen_or_insert(c, NULL, "k", "x", NOW + 60, NOW + 60), AC_NONCE_NEW);
+    assert_int_equal(ac_nonce_cache_size(c), 15001);
+    ac_nonce_cache_free(c);
+    PQfinish(db);
+}
+
 static void db_down(void **s)
 {
     (void)s;
@@ -625,6 +685,70 @@ static void writer_dup_in_batch(void **st)
     src_free(&s);
 }
 
+/* The writer's purge deletes a chunk a turn: a nonce queued while it runs is answered after one
+ * chunk, not after the whole purge, and the purge then finishes by itself. */
+struct purge_probe {
+    struct ac_nonce_writer *w;
+    atomic_int done;
+    uint64_t purged_then;
+};
+
+static void purge_probe_done(void *cls)
+{
+    struct purge_probe *p = cls;
+    p->purged_then = ac_nonce_writer_purged(p->w);
+    atomic_store(&p->done, 1);
+}
+
+static void writer_purges_a_chunk_a_turn(void **st)
+{
+    (void)st;
+    struct src s;
+    src_init(&s);
+    wipe(s.db);
+    int64_t t = tnow();
+    long expired = 2L * AC_NONCE_PURGE_CHUNK + 5;
+    char q[256];
+    snprintf(q, sizeof q,
+             "insert into ac_nonces select 'k', 'n' || g, %lld from generate_series(1, %ld) g; "
+             "insert into ac_nonces values ('k', 'live', %lld)",
+             (long long)(t - AC_NONCE_PURGE_GRACE - 10), expired, (long long)t + 1000);
+    ac_test_sql(url, q);
+    struct ac_nonce_cache *c = ac_nonce_cache_new(64, 300);
+    struct ac_nonce_writer *w = ac_nonce_writer_new(c, src_get, src_put, &s);
+    assert_non_null(w);
+    /* hold the writer at its connection as its purge begins */
+    pthread_mutex_lock(&s.mu);
+    s.gated = 1;
+    pthread_mutex_unlock(&s.mu);
+    ac_nonce_writer_purge_soon(w);
+    pthread_mutex_lock(&s.mu);
+    while (!s.in_gate)
+        pthread_cond_wait(&s.cv, &s.mu);
+    pthread_mutex_unlock(&s.mu);
+    struct ac_nonce_ticket tk;
+    struct purge_probe pr = {.w = w};
+    assert_int_equal(ac_nonce_writer_start(w, &tk, "agent", "during", t, t, purge_probe_done, &pr),
+                     AC_NONCE_PENDING);
+    pthread_mutex_lock(&s.mu);
+    s.gated = 0;
+    pthread_cond_broadcast(&s.cv);
+    pthread_mutex_unlock(&s.mu);
+    for (int i = 0; i < 30000 && !atomic_load(&pr.done); i++)
+        usleep(1000);
+    assert_true(atomic_load(&pr.done));
+    assert_int_equal(ac_nonce_writer_finish(w, &tk), AC_NONCE_NEW);
+    assert_true(pr.purged_then >= (uint64_t)AC_NONCE_PURGE_CHUNK);
+    assert_true(pr.purged_then < (uint64_t)expired);
+    for (int i = 0; i < 30000 && ac_nonce_writer_purged(w) < (uint64_t)expired; i++)
+        usleep(1000);
+    assert_int_equal(ac_nonce_writer_purged(w), expired);
+    assert_int_equal(rows(s.db), 2); /* 'live' and 'during' */
+    ac_nonce_writer_free(w);
+    ac_nonce_cache_free(c);
+    src_free(&s);
+}
+
 static void writer_db_down(void **st)
 {
     (void)st;
@@ -664,6 +788,7 @@ int main(void)
         cmocka_unit_test(db_down),           cmocka_unit_test(writer_answers),
         cmocka_unit_test(writer_races),      cmocka_unit_test(writer_dup_in_batch),
         cmocka_unit_test(writer_db_down),    cmocka_unit_test(load_and_epochs),
+        cmocka_unit_test(purge_in_chunks),   cmocka_unit_test(writer_purges_a_chunk_a_turn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
