@@ -34,7 +34,7 @@ struct ac_nonce_cache {
     int64_t min_exp;   /* no entry expires before this (a lower bound; INT64_MAX when empty) */
     int64_t pass_min;  /* while a sliced sweep runs: the least expiry put since it began */
     pthread_mutex_t pass_mu; /* one sliced sweep at a time */
-    atomic_int waiters;      /* reservations waiting for mu (the sliced sweep lets them in) */
+    atomic_int waiters;      /* callers waiting for mu (the sliced sweep lets them in) */
     uint32_t nbuckets; /* a power of two */
     uint32_t *buckets;
     struct entry *e;
@@ -142,6 +142,15 @@ static void sweep(struct ac_nonce_cache *c, int64_t now)
  * 2^20 buckets holding about half a million live entries took 30-50 ms, during which every signed
  * request waited for the lock; a slice is a 1024th of that (tests/bench/bench_nonce.c). */
 #define SWEEP_SLICE 1024u
+#define HANDOFF_NS 100000L
+
+/* Take the cache's lock as a caller the sliced sweep lets in between its slices. */
+static void lock_counted(struct ac_nonce_cache *c)
+{
+    atomic_fetch_add(&c->waiters, 1);
+    pthread_mutex_lock(&c->mu);
+    atomic_fetch_sub(&c->waiters, 1);
+}
 
 /* The periodic sweep: the same eviction a slice at a time, the lock released in between. The
  * least expiry it saw, or that was put meanwhile (pass_min), bounds what is left from below. */
@@ -163,10 +172,18 @@ static void sweep_sliced(struct ac_nonce_cache *c, int64_t now)
             c->pass_min = INT64_MAX;
         }
         pthread_mutex_unlock(&c->mu);
-        /* A pthread mutex is not fair: taking it again at once would keep out the reservations
-         * woken to take it (measured: they waited for the whole sweep). Let them in first. */
-        for (int spin = 0; spin < 1000 && atomic_load(&c->waiters) > 0; spin++)
-            sched_yield();
+        /* A pthread mutex is not fair: taking it again at once would keep out the callers woken
+         * to take it (measured: they waited for the whole sweep). Let them in first, for at most
+         * HANDOFF_NS a slice. */
+        if (b + SWEEP_SLICE < nb && atomic_load(&c->waiters) > 0) {
+            struct timespec t0, t;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            do {
+                sched_yield();
+                clock_gettime(CLOCK_MONOTONIC, &t);
+            } while (atomic_load(&c->waiters) > 0 &&
+                     (t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < HANDOFF_NS);
+        }
     }
     pthread_mutex_unlock(&c->pass_mu);
 }
@@ -336,9 +353,7 @@ static enum ac_nonce_result precheck(struct ac_nonce_cache *c, const char *keyid
     *exp = created + c->window;
     if (digest(c, keyid, nonce, h) != 0) return AC_NONCE_FULL; /* out of memory: overloaded */
 
-    atomic_fetch_add(&c->waiters, 1);
-    pthread_mutex_lock(&c->mu);
-    atomic_fetch_sub(&c->waiters, 1);
+    lock_counted(c);
     enum ac_nonce_result res = AC_NONCE_NEW;
     if (mem_seen(c, h, now)) {
         res = AC_NONCE_REPLAYED;
@@ -474,7 +489,7 @@ long ac_nonce_cache_load(struct ac_nonce_cache *c, PGconn *db, int64_t now, uint
  * nothing is forgotten. */
 static void remember(struct ac_nonce_cache *c, const uint8_t h[32], int64_t exp, int64_t now)
 {
-    pthread_mutex_lock(&c->mu);
+    lock_counted(c);
     (void)mem_put(c, h, exp, now);
     pthread_mutex_unlock(&c->mu);
 }
@@ -708,6 +723,33 @@ static void *writer_main(void *arg)
                         "error); memory refuses them until this process ends\n",
                         lost);
         }
+
+        /* Wake the callers. An asynchronous caller may reuse its ticket as soon as its done()
+         * ran, so its callback is taken out first and called without touching the ticket. */
+        ac_nonce_done_fn fns[AC_NONCE_BATCH_MAX];
+        void *clss[AC_NONCE_BATCH_MAX];
+        size_t nf = 0;
+        pthread_mutex_lock(&w->mu);
+        if (sent >= 0) {
+            w->batches++;
+            w->nonces += (uint64_t)sent;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (batch[i]->done_fn != NULL) {
+                fns[nf] = batch[i]->done_fn;
+                clss[nf++] = batch[i]->done_cls;
+                batch[i]->done = 1;
+            } else {
+                batch[i]->done = 1;
+                pthread_cond_signal(batch[i]->cv);
+            }
+        }
+        pthread_mutex_unlock(&w->mu);
+        for (size_t i = 0; i < nf; i++)
+            fns[i](clss[i]);
+
+        /* The purge's step comes after the callers are woken: they wait for their batch only,
+         * and a nonce queued meanwhile for the chunk in progress at most. */
         if (db != NULL && !broken && purge) {
             if (!purging) { /* a purge begins: memory now, the table a chunk a turn */
                 (void)ac_nonce_purge(w->c, NULL, now);
@@ -730,33 +772,7 @@ static void *writer_main(void *arg)
             next_purge = now + AC_NONCE_PURGE_EVERY; /* try again later */
         }
         if (db != NULL) w->put(w->cls, db, broken || PQstatus(db) != CONNECTION_OK);
-
-        /* Wake the callers. An asynchronous caller may reuse its ticket as soon as its done()
-         * ran, so its callback is taken out first and called without touching the ticket. */
-        ac_nonce_done_fn fns[AC_NONCE_BATCH_MAX];
-        void *clss[AC_NONCE_BATCH_MAX];
-        size_t nf = 0;
         pthread_mutex_lock(&w->mu);
-        if (sent >= 0) {
-            w->batches++;
-            w->nonces += (uint64_t)sent;
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (batch[i]->done_fn != NULL) {
-                fns[nf] = batch[i]->done_fn;
-                clss[nf++] = batch[i]->done_cls;
-                batch[i]->done = 1;
-            } else {
-                batch[i]->done = 1;
-                pthread_cond_signal(batch[i]->cv);
-            }
-        }
-        if (nf > 0) {
-            pthread_mutex_unlock(&w->mu);
-            for (size_t i = 0; i < nf; i++)
-                fns[i](clss[i]);
-            pthread_mutex_lock(&w->mu);
-        }
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
