@@ -752,7 +752,7 @@ static void *writer_main(void *arg)
          * and a nonce queued meanwhile for the chunk in progress at most. */
         if (db != NULL && !broken && purge) {
             if (!purging) { /* a purge begins: memory now, the table a chunk a turn */
-                (void)ac_nonce_purge(w->c, NULL, now);
+                sweep_sliced(w->c, now);
                 cutoff = now - AC_NONCE_PURGE_GRACE;
                 purging = 1;
             }

@@ -46,6 +46,10 @@ struct ac_sequencer {
     _Atomic int db_up;  /* last connection attempt succeeded */
     int64_t last_us;
     struct ac_seq_stats stats;
+    /* The nonce_put parameters of the batch being applied: the nonces memory decided, in the
+     * sorted order decide_nonces found them in (put_nonces sends them); the sequencer thread's. */
+    struct ac_buf put_arr[3];
+    size_t put_n;
 };
 
 static int64_t realtime_us(void *cls)
@@ -446,6 +450,10 @@ static struct ac_cmd *decide_nonces(struct ac_sequencer *s, PGconn *conn, struct
             if (c->nonce && c->nonce_exp > now_s) who[m++] = c;
         }
         qsort(who, m, sizeof *who, cmd_nonce_cmp);
+        for (int i = 0; i < 3; i++) {
+            ac_buf_reset(&s->put_arr[i]);
+            ac_buf_adds(&s->put_arr[i], "{");
+        }
         size_t u = 0;
         for (size_t j = 0; j < m; j++) {
             struct ac_cmd *c = who[j];
@@ -453,6 +461,12 @@ static struct ac_cmd *decide_nonces(struct ac_sequencer *s, PGconn *conn, struct
                 c->nonce_in_batch = -1;
             } else if (by_memory(c, epoch)) {
                 c->nonce_in_batch = 1; /* its row goes with the batch (put_nonces) */
+                /* with the escaping a signer's text needs */
+                ac_nonce_array_add(&s->put_arr[0], c->nonce_keyid);
+                ac_nonce_array_add(&s->put_arr[1], c->nonce);
+                ac_buf_printf(&s->put_arr[2], "%s%lld", s->put_n ? "," : "",
+                              (long long)c->nonce_exp);
+                s->put_n++;
             } else {
                 who[u] = c; /* the database's verdict */
                 k[u] = c->nonce_keyid;
@@ -507,42 +521,19 @@ static struct ac_cmd *decide_nonces(struct ac_sequencer *s, PGconn *conn, struct
     return keep;
 }
 
-/* The rows of the nonces memory decided (decide_nonces), added to the batch's transaction, sorted
- * (the lock order of every inserter). Returns 0, or -1 when out of memory. */
-static int put_nonces(struct ac_apply *ap, struct ac_cmd *batch)
+/* The rows of the nonces memory decided (decide_nonces), added to the batch's transaction, in
+ * sorted order (the lock order of every inserter). Returns 0, or -1 when out of memory. */
+static int put_nonces(struct ac_sequencer *s, struct ac_apply *ap)
 {
-    size_t n = 0;
-    for (struct ac_cmd *c = batch; c; c = c->next)
-        if (c->nonce && c->nonce_in_batch > 0) n++;
-    if (n == 0) return 0;
-    struct ac_cmd **who = malloc(n * sizeof *who);
-    if (who == NULL) return -1;
-    size_t m = 0;
-    for (struct ac_cmd *c = batch; c; c = c->next)
-        if (c->nonce && c->nonce_in_batch > 0) who[m++] = c;
-    qsort(who, m, sizeof *who, cmd_nonce_cmp);
-    struct ac_buf b[3] = {{0}};
-    for (int i = 0; i < 3; i++)
-        ac_buf_adds(&b[i], "{");
-    for (size_t j = 0; j < m; j++) {
-        ac_nonce_array_add(&b[0],
-                           who[j]->nonce_keyid); /* with the escaping a signer's text needs */
-        ac_nonce_array_add(&b[1], who[j]->nonce);
-        ac_buf_printf(&b[2], "%s%lld", j ? "," : "", (long long)who[j]->nonce_exp);
-    }
-    free(who);
-    int rc = 0;
+    if (s->put_n == 0) return 0;
+    s->put_n = 0;
+    const char *vals[3];
     for (int i = 0; i < 3; i++) {
-        ac_buf_adds(&b[i], "}");
-        if (b[i].oom) rc = -1;
+        ac_buf_adds(&s->put_arr[i], "}");
+        if (s->put_arr[i].oom) return -1;
+        vals[i] = ac_buf_str(&s->put_arr[i]);
     }
-    if (rc == 0) {
-        const char *vals[3] = {ac_buf_str(&b[0]), ac_buf_str(&b[1]), ac_buf_str(&b[2])};
-        rc = ac_apply_stmt(ap, "nonce_put", 3, vals);
-    }
-    for (int i = 0; i < 3; i++)
-        ac_buf_free(&b[i]);
-    return rc;
+    return ac_apply_stmt(ap, "nonce_put", 3, vals);
 }
 
 /* Run as leader until the connection fails or stop. Returns 1 on stop, 0 to reconnect.
@@ -573,6 +564,7 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struc
             fail_all(batch, AC_EC_NOT_LEADER);
             return 1;
         }
+        s->put_n = 0; /* nothing of an earlier batch's */
         if (batch != NULL && has_nonces(batch)) {
             /* The nonces first: memory's verdicts go with the batch; the others are taken on
              * this connection, behind the batch in flight, and this batch's COMMIT, later in the
@@ -609,7 +601,7 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struc
             fail_all(batch, AC_EC_INTERNAL);
             continue;
         }
-        if (put_nonces(ap, batch) != 0) ap->oom = 1;
+        if (put_nonces(s, ap) != 0) ap->oom = 1;
         if (s->has_domain && s->domain.tick && s->domain.tick(s->domain.cls, ap)) ap->oom = 1;
         size_t items = 0;
         for (struct ac_cmd *c = batch; c; c = c->next) {
@@ -842,6 +834,8 @@ void ac_seq_free(struct ac_sequencer *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->leader_cv);
+    for (int i = 0; i < 3; i++)
+        ac_buf_free(&s->put_arr[i]);
     free(s->db_url);
     free(s);
 }

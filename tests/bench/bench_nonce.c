@@ -12,24 +12,18 @@
  * long), evicted, reserve_max_us and reserve_p99_us during the sweep, reserve_max_us_idle and
  * reserve_p99_us_idle over as many reservations without a sweep. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "keys/nonce.h"
+#include "tests/bench/benchutil.h"
 
 #define NOW 1700000000
 #define WINDOW 61
 #define PROBES_MAX 4000000
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 struct prober {
     struct ac_nonce_cache *c;
@@ -50,9 +44,9 @@ static void *probe(void *arg)
         snprintf(n, sizeof n, "p%ld", p->next++);
         int64_t exp;
         uint64_t epoch;
-        p->t0[i] = now_s();
+        p->t0[i] = ac_bench_now();
         enum ac_nonce_result r = ac_nonce_reserve(p->c, "prober", n, NOW, NOW, &exp, &epoch);
-        p->t1[i] = now_s();
+        p->t1[i] = ac_bench_now();
         atomic_store(&p->n, i + 1);
         if (r != AC_NONCE_NEW) p->full = 1;
     }
@@ -115,9 +109,9 @@ int main(int argc, char **argv)
     pthread_create(&th, NULL, probe, &p);
     while (atomic_load(&p.n) < 1000) /* the prober is running */
         sched_yield();
-    double t0 = now_s();
+    double t0 = ac_bench_now();
     ac_nonce_purge(c, NULL, NOW + 30);
-    double t1 = now_s();
+    double t1 = ac_bench_now();
     atomic_store(&p.stop, 1);
     pthread_join(th, NULL);
     size_t evicted = before + atomic_load(&p.n) - ac_nonce_cache_size(c);

@@ -38,6 +38,16 @@ static void wipe(PGconn *c)
 
 #define NOW 1700000000
 
+/* n rows of keyid 'k', nonces <prefix>1 .. <prefix>n, expiring at exp. */
+static void add_rows(const char *prefix, long n, int64_t exp)
+{
+    char q[256];
+    snprintf(q, sizeof q,
+             "insert into ac_nonces select 'k', '%s' || g, %lld from generate_series(1, %ld) g",
+             prefix, (long long)exp, n);
+    ac_test_sql(url, q);
+}
+
 static void new_then_replayed(void **s)
 {
     (void)s;
@@ -281,13 +291,9 @@ static void purge_in_chunks(void **s)
     (void)s;
     PGconn *db = ac_test_connect(url);
     wipe(db);
-    char q[256];
     long expired = 2L * AC_NONCE_PURGE_CHUNK + 7;
-    snprintf(q, sizeof q,
-             "insert into ac_nonces select 'k', 'n' || g, %lld from generate_series(1, %ld) g; "
-             "insert into ac_nonces values ('k', 'live1', %lld), ('k', 'live2', %lld)",
-             (long long)NOW - 1000, expired, (long long)NOW + 1000, (long long)NOW + 1000);
-    ac_test_sql(url, q);
+    add_rows("n", expired, NOW - 1000);
+    add_rows("live", 2, NOW + 1000);
     /* another transaction holds an expired row (as nonce_put taking it over would) */
     PGconn *locker = ac_test_connect(url);
     PGresult *r = PQexec(locker, "begin; select 1 from ac_nonces where nonce = 'n1' for update");
@@ -712,12 +718,8 @@ static void writer_purges_a_chunk_a_turn(void **st)
     wipe(s.db);
     int64_t t = tnow();
     long expired = 2L * AC_NONCE_PURGE_CHUNK + 5;
-    char q[256];
-    snprintf(q, sizeof q,
-             "insert into ac_nonces select 'k', 'n' || g, %lld from generate_series(1, %ld) g; "
-             "insert into ac_nonces values ('k', 'live', %lld)",
-             (long long)(t - AC_NONCE_PURGE_GRACE - 10), expired, (long long)t + 1000);
-    ac_test_sql(url, q);
+    add_rows("n", expired, t - AC_NONCE_PURGE_GRACE - 10);
+    add_rows("live", 1, t + 1000);
     struct ac_nonce_cache *c = ac_nonce_cache_new(64, 300);
     struct ac_nonce_writer *w = ac_nonce_writer_new(c, src_get, src_put, &s);
     assert_non_null(w);
@@ -749,7 +751,7 @@ static void writer_purges_a_chunk_a_turn(void **st)
     assert_int_equal(ac_nonce_writer_purged(w), expired);
     /* the writer gone, its connection is this thread's to use */
     ac_nonce_writer_free(w);
-    assert_int_equal(rows(s.db), 2); /* 'live' and 'during' */
+    assert_int_equal(rows(s.db), 2); /* 'live1' and 'during' */
     ac_nonce_cache_free(c);
     src_free(&s);
 }
