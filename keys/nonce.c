@@ -703,7 +703,7 @@ static void *writer_main(void *arg)
 
         int64_t now = (int64_t)time(NULL);
         int purge = purging || asked || now >= next_purge;
-        PGconn *db = n > 0 || purge ? w->get(w->cls) : NULL;
+        PGconn *db = n > 0 ? w->get(w->cls) : NULL;
         long sent = -1;
         if (n > 0) {
             if (db != NULL)
@@ -723,6 +723,7 @@ static void *writer_main(void *arg)
                         "error); memory refuses them until this process ends\n",
                         lost);
         }
+        if (db != NULL) w->put(w->cls, db, broken || PQstatus(db) != CONNECTION_OK);
 
         /* Wake the callers. An asynchronous caller may reuse its ticket as soon as its done()
          * ran, so its callback is taken out first and called without touching the ticket. */
@@ -748,9 +749,11 @@ static void *writer_main(void *arg)
         for (size_t i = 0; i < nf; i++)
             fns[i](clss[i]);
 
-        /* The purge's step comes after the callers are woken: they wait for their batch only,
-         * and a nonce queued meanwhile for the chunk in progress at most. */
-        if (db != NULL && !broken && purge) {
+        /* The purge's step comes after the callers are woken, on a connection of its own: they
+         * wait for their batch only, and a nonce queued meanwhile for the chunk in progress at
+         * most. Not after a failed batch: next time round. */
+        db = purge && !broken ? w->get(w->cls) : NULL;
+        if (db != NULL) {
             if (!purging) { /* a purge begins: memory now, the table a chunk a turn */
                 sweep_sliced(w->c, now);
                 cutoff = now - AC_NONCE_PURGE_GRACE;
@@ -767,11 +770,11 @@ static void *writer_main(void *arg)
                 purging = 0;
                 next_purge = now + AC_NONCE_PURGE_EVERY;
             }
-        } else if (purge && (db == NULL || broken)) {
+            w->put(w->cls, db, broken || PQstatus(db) != CONNECTION_OK);
+        } else if (purge) {
             purging = 0;
             next_purge = now + AC_NONCE_PURGE_EVERY; /* try again later */
         }
-        if (db != NULL) w->put(w->cls, db, broken || PQstatus(db) != CONNECTION_OK);
         pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
