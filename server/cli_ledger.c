@@ -2,7 +2,8 @@
  * agentclear ledger check [--database-url=...]
  *   For every asset: posted debits = posted credits and pending debits = pending credits; every
  *   account's balances equal what its transfers imply; no flagged account overdrawn; every
- *   transfer names existing accounts of its asset; every post/void matches its pending transfer.
+ *   transfer names existing accounts of its asset; every post/void matches its pending transfer;
+ *   every payment names an existing mandate (sql/0016: no foreign key, the sequencer's guarantee).
  *   Prints each violation; exits 0 when clean, 1 on any violation, 2 when it cannot check. */
 #include <stdio.h>
 #include <string.h>
@@ -78,6 +79,9 @@ static const struct {
      "' post/void transfers' from ac_transfers p left join ac_transfers x on x.pending_id = p.id "
      "and x.flags & 12 <> 0 where p.flags & 2 <> 0 group by p.id, p.pstate having "
      "(p.pstate in (2, 3) and count(x.id) <> 1) or (p.pstate in (1, 4) and count(x.id) <> 0)"},
+    {"payments name existing mandates",
+     "select p.id, 'mandate ' || p.mandate_id || ' does not exist' from ac_payments p "
+     "left join ac_mandates m on m.id = p.mandate_id where m.id is null"},
 };
 
 int ac_cli_ledger(int argc, char **argv)

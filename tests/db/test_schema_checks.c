@@ -195,6 +195,51 @@ static void inserts_still_refused(void **s)
     PQfinish(c);
 }
 
+/* sql/0016: ac_payments.mandate_id is no longer a foreign key, and in its place ac_mandates keeps
+ * every row it was given, and its id: no DELETE, no TRUNCATE, no UPDATE of id, referenced or not.
+ * Revocation, an UPDATE of other columns, still goes through. */
+static void mandates_are_kept(void **s)
+{
+    (void)s;
+    ac_test_sql(url, "insert into ac_assets (code, scale) values ('EUR', 2) on conflict do nothing");
+    ac_test_sql(url, "insert into ac_users (id, created_us) values ('u_keep', 1)");
+    ac_test_sql(url, "insert into ac_principal_keys (kid, user_id, alg, jwk, created_us) values "
+                     "(repeat('k', 43), 'u_keep', 'EdDSA', '{}', 1)");
+    ac_test_sql(url, "insert into ac_mandates (id, user_id, user_kid, asset, nbf, exp, autonomy, "
+                     "jws, created_us) values ('m_keep', 'u_keep', repeat('k', 43), 'EUR', 1, 2, "
+                     "1, 'x', 1)");
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from pg_constraint where conrelid = "
+                                          "'ac_payments'::regclass and contype = 'f'"),
+                     0);
+    assert_false(ac_test_sql_ok(url, "delete from ac_mandates where id = 'm_keep'"));
+    assert_false(ac_test_sql_ok(url, "update ac_mandates set id = 'm_other' where id = 'm_keep'"));
+    assert_false(ac_test_sql_ok(url, "truncate ac_mandates cascade"));
+    PGconn *c = ac_test_connect(url);
+    PGresult *r = PQexec(c, "delete from ac_mandates");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "23001");
+    PQclear(r);
+    PQfinish(c);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_mandates where id = 'm_keep'"),
+                     1);
+    ac_test_sql(url, "update ac_mandates set status = 'revoked', revoked_us = 3, revocation_kid = "
+                     "repeat('k', 43), revocation_jws = 'y' where id = 'm_keep'");
+    assert_int_equal(
+        ac_test_sql_int(url, "select count(*) from ac_mandates where status = 'revoked'"), 1);
+
+    /* what the key refused, `agentclear ledger check` reports */
+    char out[4096];
+    assert_int_equal(ac_test_cli(out, sizeof out, "ledger check --database-url='%s'", url), 0);
+    assert_non_null(strstr(out, "payments name existing mandates"));
+    ac_test_sql(url, "insert into ac_payments (id, request_digest, mandate_id, binding_id, user_id, "
+                     "agent_id, payee, op, amount, asset, status, verdict, autonomy, created_us, "
+                     "updated_us) values ('p_orphan', sha256(''), 'm_gone', 'b', 'u_keep', 'a', "
+                     "'shop', 'purchase', 1, 'EUR', 'denied', 'deny', 1, 1, 1)");
+    assert_int_equal(ac_test_cli(out, sizeof out, "ledger check --database-url='%s'", url), 1);
+    if (strstr(out, "p_orphan: mandate m_gone does not exist") == NULL)
+        fail_msg("ledger check did not report the orphan payment:\n%s", out);
+}
+
 int main(void)
 {
     url = ac_test_fresh_db("db_schema_checks");
@@ -202,6 +247,7 @@ int main(void)
         cmocka_unit_test(same_verdicts),
         cmocka_unit_test(no_bounded_repetition_left),
         cmocka_unit_test(inserts_still_refused),
+        cmocka_unit_test(mandates_are_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
