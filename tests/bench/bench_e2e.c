@@ -41,7 +41,10 @@
  *
  * Output, one figure a line (ops/bench reads it): e2e_pps, p50_ms, p99_ms, server_cores,
  * postgres_cores, client_cores, cpu_us_per_payment (server + PostgreSQL + client CPU over the
- * window per settled payment; server_cpu_us, pg_cpu_us, client_cpu_us its parts), window_s,
+ * window per settled payment; server_cpu_us, pg_cpu_us, client_cpu_us its parts), writer_cpu,
+ * writer_runq, writer_disk, writer_idle (the sequencer's PostgreSQL backend, the serial stage:
+ * shares of the window on a CPU, waiting for one, in fsync, idle; struct ac_bench_result) and
+ * writer_cpu_us (its CPU per settled payment), window_s,
  * payments, errors, settled_rows (the database's count of settled
  * payments after the run), batches, avg_batch_items, avg_commit_ms (the sequencer's /metrics over
  * the run, warm-up included), evidence on|off, agents, connections, server_threads.
@@ -509,6 +512,13 @@ int main(int argc, char **argv)
         printf("client_cpu_us %.1f\n", 1e6 * res.client_cores / res.rps);
         printf("cpu_us_per_payment %.1f\n",
                1e6 * (res.server_cores + res.pg_cores + res.client_cores) / res.rps);
+    }
+    if (res.writer_cpu >= 0) {
+        printf("writer_cpu %.3f\n", res.writer_cpu);
+        printf("writer_runq %.3f\n", res.writer_runq);
+        printf("writer_disk %.3f\n", res.writer_disk);
+        printf("writer_idle %.3f\n", res.writer_idle);
+        if (res.rps > 0) printf("writer_cpu_us %.1f\n", 1e6 * res.writer_cpu / res.rps);
     }
     printf("window_s %.2f\n", res.window_s);
     printf("payments %llu\n", (unsigned long long)res.ok);

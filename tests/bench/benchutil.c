@@ -60,6 +60,50 @@ double ac_bench_pg_cpu(PGconn *mon)
     return sum;
 }
 
+/* The pid of the backend holding the sequencer's lease (ledger/db.c, pg_try_advisory_lock(7340,
+ * partition)) in mon's database, as text in pid (cap bytes), or "" when there is none. */
+static void writer_pid(PGconn *mon, char *pid, size_t cap)
+{
+    pid[0] = '\0';
+    if (mon == NULL) return;
+    PGresult *r = PQexec(mon, "select pid from pg_locks where locktype = 'advisory' and granted "
+                              "and classid = 7340 and objsubid = 2 and database = (select oid "
+                              "from pg_database where datname = current_database()) limit 1");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        snprintf(pid, cap, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+}
+
+/* Nanoseconds pid spent on a CPU and waiting on a run queue (/proc/PID/schedstat); -1 when
+ * unreadable. */
+static int sched_ns(const char *pid, double *run, double *wait)
+{
+    char fn[128];
+    snprintf(fn, sizeof fn, "/proc/%s/schedstat", pid);
+    FILE *f = fopen(fn, "r");
+    if (f == NULL) return -1;
+    unsigned long long a = 0, b = 0;
+    int ok = fscanf(f, "%llu %llu", &a, &b) == 2;
+    fclose(f);
+    *run = (double)a;
+    *wait = (double)b;
+    return ok ? 0 : -1;
+}
+
+/* pid's scheduler state letter (R, S, D, ...), or 0 when unreadable. */
+static char proc_state(const char *pid)
+{
+    char fn[128], buf[512];
+    snprintf(fn, sizeof fn, "/proc/%s/stat", pid);
+    FILE *f = fopen(fn, "r");
+    if (f == NULL) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
 int ac_bench_server_start(struct ac_test_server *srv, const char *name, const char *binary,
                           const char *url, int threads, const char *const *extra, char *token)
 {
@@ -515,14 +559,26 @@ int ac_bench_run(const struct ac_bench_load *l, struct ac_bench_result *out)
     struct timespec ws = {.tv_sec = (time_t)l->warmup,
                           .tv_nsec = (long)((l->warmup - (double)(time_t)l->warmup) * 1e9)};
     nanosleep(&ws, NULL);
+    char wpid[32];
+    writer_pid(l->mon, wpid, sizeof wpid);
+    double wrun0 = 0, wwait0 = 0, wrun1 = 0, wwait1 = 0;
+    int wok = wpid[0] && sched_ns(wpid, &wrun0, &wwait0) == 0;
     double t0 = ac_bench_now(), cpu0 = ac_bench_proc_cpu(pid), pg0 = ac_bench_pg_cpu(l->mon);
     double me0 = ac_bench_proc_cpu("self");
+    unsigned long samples = 0, in_disk = 0, in_sleep = 0;
     while (ac_bench_now() - t0 < l->seconds && atomic_load(&r->next) < l->n) {
-        struct timespec tick = {0, 20 * 1000 * 1000};
+        /* every millisecond: the writer backend's state, a read of one small /proc file */
+        struct timespec tick = {0, 1000 * 1000};
         nanosleep(&tick, NULL);
+        if (!wok) continue;
+        char st = proc_state(wpid);
+        samples++;
+        in_disk += st == 'D';
+        in_sleep += st == 'S';
     }
     double t1 = ac_bench_now(), cpu1 = ac_bench_proc_cpu(pid), pg1 = ac_bench_pg_cpu(l->mon);
     double me1 = ac_bench_proc_cpu("self");
+    wok = wok && sched_ns(wpid, &wrun1, &wwait1) == 0 && samples > 0;
     atomic_store(&r->stop, 1);
     for (int i = 0; i < nth; i++)
         pthread_join(th[i], NULL);
@@ -547,6 +603,10 @@ int ac_bench_run(const struct ac_bench_load *l, struct ac_bench_result *out)
     out->server_cores = cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) / out->window_s : -1;
     out->pg_cores = pg0 >= 0 && pg1 >= 0 ? (pg1 - pg0) / out->window_s : -1;
     out->client_cores = me0 >= 0 && me1 >= 0 ? (me1 - me0) / out->window_s : -1;
+    out->writer_cpu = wok ? (wrun1 - wrun0) / 1e9 / out->window_s : -1;
+    out->writer_runq = wok ? (wwait1 - wwait0) / 1e9 / out->window_s : -1;
+    out->writer_disk = wok ? (double)in_disk / (double)samples : -1;
+    out->writer_idle = wok ? (double)in_sleep / (double)samples : -1;
     out->p50_ms = nl ? lat[nl / 2] : -1;
     out->p99_ms = nl ? lat[nl * 99 / 100] : -1;
     out->errors_total = atomic_load(&r->errors);
