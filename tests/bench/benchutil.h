@@ -78,7 +78,7 @@ struct ac_bench_result {
     int ran_out;           /* the requests ran out before the window's end */
     /* The sequencer's PostgreSQL backend (the leader's, found by its lease through mon), the
      * serial stage every write waits for: shares of the window it spent on a CPU and waiting
-     * for one (/proc/PID/schedstat), and, of the samples taken every millisecond, the share it
+     * for one (/proc/PID/schedstat), and, of the samples taken every 10 ms, the share it
      * was in uninterruptible sleep (disk: its commits' fsync) and asleep otherwise (idle, waiting
      * for the sequencer's next statement). All -1 when it was not found. */
     double writer_cpu, writer_runq, writer_disk, writer_idle;
