@@ -2,11 +2,11 @@
 --
 -- The foreign key ac_payments.mandate_id -> ac_mandates(id) ran a referential check for every
 -- payment row: a query on ac_mandates and a FOR KEY SHARE lock on the mandate's row, which also
--- writes a WAL record and dirties the mandate's page. In the end-to-end benchmark that was about
--- 4 microseconds of the one writer backend a payment (docs/operations.md), on the path every
--- payment waits for. The sequencer, the only writer of ac_payments, decides a payment only
--- against a mandate it holds, and it holds only mandates loaded from ac_mandates or written
--- earlier in the same transaction, so the check never found anything to refuse.
+-- writes a WAL record and dirties the mandate's page: 3 to 4 microseconds of the one writer
+-- backend a payment (docs/operations.md), on the path every payment waits for. The sequencer,
+-- the only writer of ac_payments, decides a payment only against a mandate it holds, and it
+-- holds only mandates loaded from ac_mandates or written earlier in the same transaction, so the
+-- check never found anything to refuse.
 --
 -- What the key also did was keep a referenced mandate from disappearing. Mandates are never
 -- deleted (revocation sets a status), and now the table refuses it outright: no DELETE, no
