@@ -573,7 +573,9 @@ struct ac_nonce_writer {
     struct ac_buf arr[3];     /* the batch's array parameters, reused (the thread's own) */
 };
 
-void ac_nonce_array_add(struct ac_buf *b, const char *s)
+/* Append s to the text array literal b (which starts with "{") as a quoted element; keyids and
+ * nonces are printable ASCII, so only '"' and '\\' need a backslash. */
+static void array_add(struct ac_buf *b, const char *s)
 {
     ac_buf_adds(b, b->len > 1 ? ",\"" : "\"");
     for (const char *p = s;; p++) {
@@ -585,6 +587,23 @@ void ac_nonce_array_add(struct ac_buf *b, const char *s)
         ac_buf_add(b, p, 1);
     }
     ac_buf_add(b, "\"", 1);
+}
+
+void ac_nonce_array_row(struct ac_buf *keyids, struct ac_buf *nonces, struct ac_buf *exps,
+                        const char *keyid, const char *nonce, int64_t exp)
+{
+    array_add(keyids, keyid);
+    array_add(nonces, nonce);
+    /* decimal digits without printf: this runs on the sequencer thread for every nonce */
+    char tmp[24], *p = tmp + sizeof tmp;
+    uint64_t u = exp < 0 ? 0 - (uint64_t)exp : (uint64_t)exp;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (exp < 0) *--p = '-';
+    if (exps->len > 1) ac_buf_add(exps, ",", 1);
+    ac_buf_add(exps, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 void ac_nonce_match_taken(const PGresult *r, const char *const *keyids, const char *const *nonces,
@@ -636,11 +655,8 @@ static long decide(struct ac_nonce_writer *w, PGconn *db, struct ac_nonce_ticket
         nonces[sent] = t[i]->nonce;
         taken[sent] = 0;
         sent_t[sent] = t[i];
-        char e[24];
-        snprintf(e, sizeof e, "%lld", (long long)t[i]->exp);
-        ac_nonce_array_add(&w->arr[0], t[i]->keyid);
-        ac_nonce_array_add(&w->arr[1], t[i]->nonce);
-        ac_nonce_array_add(&w->arr[2], e);
+        ac_nonce_array_row(&w->arr[0], &w->arr[1], &w->arr[2], t[i]->keyid, t[i]->nonce,
+                           t[i]->exp);
         if (t[i]->now < now) now = t[i]->now;
         t[i]->res = AC_NONCE_REPLAYED; /* unless the database returns its row */
         sent++;

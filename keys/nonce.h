@@ -198,10 +198,12 @@ enum ac_nonce_result ac_nonce_writer_finish(struct ac_nonce_writer *w, struct ac
  * on a database error. For a caller that cannot use the writer (it is closing). */
 int ac_nonce_record(PGconn *db, const char *keyid, const char *nonce, int64_t exp, int64_t now);
 
-/* For a multi-row statement over nonces (the writer's, the sequencer's ac_nonce_take): append s to
- * the text array literal b (which starts with "{") as a quoted element; keyids and nonces are
- * printable ASCII, so only '"' and '\' need a backslash. */
-void ac_nonce_array_add(struct ac_buf *b, const char *s);
+/* For a multi-row statement over nonces (the writer's; the sequencer's ac_nonce_take and
+ * nonce_put): append one row (keyid, nonce, exp) to three parallel text array literals, each
+ * begun with "{" by the caller, who closes them with "}". keyids and nonces are printable ASCII,
+ * quoted, with only '"' and '\' needing a backslash. */
+void ac_nonce_array_row(struct ac_buf *keyids, struct ac_buf *nonces, struct ac_buf *exps,
+                        const char *keyid, const char *nonce, int64_t exp);
 
 /* ... and read its answer: for each row (keyid, nonce) of r, set taken[i] = 1 for the i with
  * taken[i] == 0 and that keyid and nonce (entries preset otherwise are skipped). */

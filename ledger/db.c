@@ -739,9 +739,9 @@ int ac_db_nonce_take_send(PGconn *c, const char *const *keyids, const char *cons
 {
     start_arrays(3);
     for (size_t i = 0; i < n; i++) {
-        ac_nonce_array_add(&scratch[0].b, keyids[i]); /* with the escaping a signer's text needs */
-        ac_nonce_array_add(&scratch[1].b, nonces[i]);
-        arr_i64(&scratch[2], exps[i]);
+        /* with the escaping a signer's text needs */
+        ac_nonce_array_row(&scratch[0].b, &scratch[1].b, &scratch[2].b, keyids[i], nonces[i],
+                           exps[i]);
     }
     end_arrays(3);
     char now[24];

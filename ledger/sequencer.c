@@ -47,9 +47,9 @@ struct ac_sequencer {
     int64_t last_us;
     struct ac_seq_stats stats;
     /* The nonce_put parameters of the batch being applied: the nonces memory decided, in the
-     * sorted order decide_nonces found them in (put_nonces sends them); the sequencer thread's. */
+     * sorted order decide_nonces found them in (put_nonces sends them; none while put_arr[0]
+     * holds no element); the sequencer thread's. */
     struct ac_buf put_arr[3];
-    size_t put_n;
 };
 
 static int64_t realtime_us(void *cls)
@@ -461,12 +461,8 @@ static struct ac_cmd *decide_nonces(struct ac_sequencer *s, PGconn *conn, struct
                 c->nonce_in_batch = -1;
             } else if (by_memory(c, epoch)) {
                 c->nonce_in_batch = 1; /* its row goes with the batch (put_nonces) */
-                /* with the escaping a signer's text needs */
-                ac_nonce_array_add(&s->put_arr[0], c->nonce_keyid);
-                ac_nonce_array_add(&s->put_arr[1], c->nonce);
-                ac_buf_printf(&s->put_arr[2], "%s%lld", s->put_n ? "," : "",
-                              (long long)c->nonce_exp);
-                s->put_n++;
+                ac_nonce_array_row(&s->put_arr[0], &s->put_arr[1], &s->put_arr[2],
+                                   c->nonce_keyid, c->nonce, c->nonce_exp);
             } else {
                 who[u] = c; /* the database's verdict */
                 k[u] = c->nonce_keyid;
@@ -525,8 +521,7 @@ static struct ac_cmd *decide_nonces(struct ac_sequencer *s, PGconn *conn, struct
  * sorted order (the lock order of every inserter). Returns 0, or -1 when out of memory. */
 static int put_nonces(struct ac_sequencer *s, struct ac_apply *ap)
 {
-    if (s->put_n == 0) return 0;
-    s->put_n = 0;
+    if (s->put_arr[0].len <= 1) return 0; /* "{" alone, or reset: no row */
     const char *vals[3];
     for (int i = 0; i < 3; i++) {
         ac_buf_adds(&s->put_arr[i], "}");
@@ -564,7 +559,7 @@ static int lead(struct ac_sequencer *s, PGconn *conn, struct ac_state *st, struc
             fail_all(batch, AC_EC_NOT_LEADER);
             return 1;
         }
-        s->put_n = 0; /* nothing of an earlier batch's */
+        ac_buf_reset(&s->put_arr[0]); /* nothing of an earlier batch's */
         if (batch != NULL && has_nonces(batch)) {
             /* The nonces first: memory's verdicts go with the batch; the others are taken on
              * this connection, behind the batch in flight, and this batch's COMMIT, later in the
