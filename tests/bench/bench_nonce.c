@@ -53,12 +53,6 @@ static void *probe(void *arg)
     return NULL;
 }
 
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
 /* The reservations of p that overlapped [from, to], as microseconds in p->us; prints their
  * longest and 99th percentile. */
 static void report(const char *suffix, struct prober *p, double from, double to)
@@ -67,7 +61,7 @@ static void report(const char *suffix, struct prober *p, double from, double to)
     float *us = p->us;
     for (size_t i = 0; i < all; i++)
         if (p->t0[i] <= to && p->t1[i] >= from) us[n++] = (float)((p->t1[i] - p->t0[i]) * 1e6);
-    qsort(us, n, sizeof *us, cmp_float);
+    qsort(us, n, sizeof *us, ac_bench_cmp_float);
     printf("reserve_max_us%s %.1f\n", suffix, n ? us[n - 1] : -1.0);
     printf("reserve_p99_us%s %.1f\n", suffix, n ? us[n * 99 / 100] : -1.0);
     printf("reservations%s %zu\n", suffix, n);

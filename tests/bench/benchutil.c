@@ -513,7 +513,7 @@ static void *ev_client(void *arg)
     return NULL;
 }
 
-static int cmp_float(const void *a, const void *b)
+int ac_bench_cmp_float(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
     return x < y ? -1 : x > y;
@@ -598,7 +598,7 @@ int ac_bench_run(const struct ac_bench_load *l, struct ac_bench_result *out)
         else
             out->errors++;
     }
-    qsort(lat, nl, sizeof *lat, cmp_float);
+    qsort(lat, nl, sizeof *lat, ac_bench_cmp_float);
     out->window_s = t1 - t0;
     out->ok = nl;
     out->rps = (double)nl / out->window_s;

@@ -16,6 +16,9 @@
 /* CLOCK_MONOTONIC seconds. */
 double ac_bench_now(void);
 
+/* qsort comparator for an array of float, ascending (latencies, before taking percentiles). */
+int ac_bench_cmp_float(const void *a, const void *b);
+
 /* CPU seconds (user + system) of /proc/<pid>/stat, or -1. */
 double ac_bench_proc_cpu(const char *pid);
 
