@@ -58,18 +58,26 @@ ac_free_port() {
   return 1
 }
 
-# Start (initialising if needed) a cluster in $1 on port $2, socket in $1. Prints nothing.
-# AC_PG_EXTRA_OPTS: more server options ("-c name=value ..."), e.g. for a benchmark's diagnostics.
-ac_pg_start() {
-  local dir=$1 port=$2
+# Initialise a cluster in $1/data unless there is one. Prints nothing.
+ac_pg_init() {
+  local dir=$1
   mkdir -p "$dir"
   [ "$(id -u)" = 0 ] && chown postgres "$dir" && chmod 700 "$dir"
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     ac_as_pg "$AC_PGBIN/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --no-locale >/dev/null
   fi
+}
+
+# The server options every cluster of ours gets (before AC_PG_EXTRA_OPTS).
+AC_PG_OPTS="-c listen_addresses=127.0.0.1 -c max_connections=200"
+
+# Start (initialising if needed) a cluster in $1 on port $2, socket in $1. Prints nothing.
+# AC_PG_EXTRA_OPTS: more server options ("-c name=value ..."), e.g. for a benchmark's diagnostics.
+ac_pg_start() {
+  local dir=$1 port=$2
+  ac_pg_init "$dir"
   ac_as_pg "$AC_PGBIN/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 ${AC_PG_EXTRA_OPTS:-}" \
-    start >/dev/null
+    -o "-p $port -k $dir $AC_PG_OPTS ${AC_PG_EXTRA_OPTS:-}" start >/dev/null
 }
 
 ac_pg_stop() {
