@@ -594,16 +594,8 @@ void ac_nonce_array_row(struct ac_buf *keyids, struct ac_buf *nonces, struct ac_
 {
     array_add(keyids, keyid);
     array_add(nonces, nonce);
-    /* decimal digits without printf: this runs on the sequencer thread for every nonce */
-    char tmp[24], *p = tmp + sizeof tmp;
-    uint64_t u = exp < 0 ? 0 - (uint64_t)exp : (uint64_t)exp;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (exp < 0) *--p = '-';
     if (exps->len > 1) ac_buf_add(exps, ",", 1);
-    ac_buf_add(exps, p, (size_t)(tmp + sizeof tmp - p));
+    ac_buf_add_i64(exps, exp); /* on the sequencer thread for every nonce: no printf */
 }
 
 void ac_nonce_match_taken(const PGresult *r, const char *const *keyids, const char *const *nonces,

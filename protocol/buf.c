@@ -34,6 +34,18 @@ void ac_buf_adds(struct ac_buf *b, const char *s)
     ac_buf_add(b, s, strlen(s));
 }
 
+void ac_buf_add_i64(struct ac_buf *b, long long v)
+{
+    char tmp[24], *p = tmp + sizeof tmp;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    ac_buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
 void ac_buf_printf(struct ac_buf *b, const char *fmt, ...)
 {
     va_list ap;
