@@ -10,10 +10,10 @@
 
 #include <sys/prctl.h>
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "protocol/buf.h"
+#include "protocol/sha256.h"
 
 #define NIL UINT32_MAX
 /* Largest capacity: entries are indexed by uint32_t, and 2^26 entries are ~3 GiB already. */
@@ -312,28 +312,16 @@ static int field_ok(const char *s)
     return n > 0;
 }
 
-/* SHA-256, fetched once (an implicit fetch per digest costs a provider lookup under a lock). */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_fetch(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
 static int digest(const struct ac_nonce_cache *c, const char *keyid, const char *nonce,
                   uint8_t h[32])
 {
-    if (pthread_once(&sha256_once, sha256_fetch) != 0 || sha256_md == NULL) return -1;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned len = 0;
-    int ok = ctx != NULL && EVP_DigestInit_ex(ctx, sha256_md, NULL) == 1 &&
-             EVP_DigestUpdate(ctx, c->salt, sizeof c->salt) == 1 &&
-             EVP_DigestUpdate(ctx, keyid, strlen(keyid) + 1) == 1 && /* with its NUL separator */
-             EVP_DigestUpdate(ctx, nonce, strlen(nonce)) == 1 &&
-             EVP_DigestFinal_ex(ctx, h, &len) == 1 && len == 32;
-    EVP_MD_CTX_free(ctx);
-    return ok ? 0 : -1;
+    const struct ac_sha256_part parts[] = {
+        {c->salt, sizeof c->salt},
+        {keyid, strlen(keyid) + 1}, /* with its NUL separator */
+        {nonce, strlen(nonce)},
+    };
+    ac_sha256v(parts, 3, h);
+    return 0;
 }
 
 /* The checks before the database: bounds, window, memory. Returns the answer with *ask_db 0, or
@@ -573,27 +561,11 @@ struct ac_nonce_writer {
     struct ac_buf arr[3];     /* the batch's array parameters, reused (the thread's own) */
 };
 
-/* Append s to the text array literal b (which starts with "{") as a quoted element; keyids and
- * nonces are printable ASCII, so only '"' and '\\' need a backslash. */
-static void array_add(struct ac_buf *b, const char *s)
-{
-    ac_buf_adds(b, b->len > 1 ? ",\"" : "\"");
-    for (const char *p = s;; p++) {
-        size_t n = strcspn(p, "\"\\");
-        ac_buf_add(b, p, n);
-        p += n;
-        if (*p == '\0') break;
-        ac_buf_add(b, "\\", 1);
-        ac_buf_add(b, p, 1);
-    }
-    ac_buf_add(b, "\"", 1);
-}
-
 void ac_nonce_array_row(struct ac_buf *keyids, struct ac_buf *nonces, struct ac_buf *exps,
                         const char *keyid, const char *nonce, int64_t exp)
 {
-    array_add(keyids, keyid);
-    array_add(nonces, nonce);
+    ac_buf_array_str(keyids, keyid);
+    ac_buf_array_str(nonces, nonce);
     if (exps->len > 1) ac_buf_add(exps, ",", 1);
     ac_buf_add_i64(exps, exp); /* on the sequencer thread for every nonce: no printf */
 }

@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/sha.h>
-
+#include "protocol/sha256.h"
 #include "protocol/strmap.h"
 
 /* ---- entries --------------------------------------------------------------------------------- */
@@ -530,7 +529,7 @@ enum ac_ec ac_registry_binding_add(struct ac_registry *reg, const struct ac_bind
         ec = AC_EC_INTERNAL;
     } else {
         b->info.agent_key = doc->agent_key;
-        SHA256((const unsigned char *)jws, strlen(jws), b->jws_sha256);
+        ac_sha256(jws, strlen(jws), b->jws_sha256);
         memcpy(b->info.id, doc->id, sizeof b->info.id);
         memcpy(b->info.user_id, doc->user_id, sizeof b->info.user_id);
         memcpy(b->info.user_kid, doc->user_kid, sizeof b->info.user_kid);

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
 #include "keys/registry.h"
 #include "ledger/db.h"
@@ -19,6 +18,7 @@
 #include "ledger/prices.h"
 #include "protocol/b64.h"
 #include "protocol/buf.h"
+#include "protocol/sha256.h"
 #include "protocol/strmap.h"
 #include "risk/spend.h"
 
@@ -280,7 +280,7 @@ static void hash_fields(const char *const *f, size_t n, uint8_t out[32])
         memcpy(buf + len, f[i], l);
         len += l;
     }
-    SHA256((const unsigned char *)buf, len, out);
+    ac_sha256(buf, len, out);
 }
 
 void ac_payment_transfer_id(const char *payment_id, const char *role, char out[AC_ID_MAX + 1])
@@ -338,19 +338,15 @@ void ac_pay_request_digest(struct ac_pay_request *q)
 
 static void col_str(struct ac_buf *b, const char *s)
 {
-    ac_buf_add(b, b->len ? ",\"" : "{\"", 2);
-    for (const char *c = s; *c; c++) {
-        if (*c == '"' || *c == '\\') ac_buf_add(b, "\\", 1);
-        ac_buf_add(b, c, 1);
-    }
-    ac_buf_add(b, "\"", 1);
+    if (b->len == 0) ac_buf_add(b, "{", 1);
+    ac_buf_array_str(b, s);
 }
 
 static void col_i64(struct ac_buf *b, long long v)
 {
-    char t[24];
-    snprintf(t, sizeof t, "%lld", v);
-    col_str(b, t);
+    ac_buf_add(b, b->len ? ",\"" : "{\"", 2);
+    ac_buf_add_i64(b, v);
+    ac_buf_add(b, "\"", 1);
 }
 
 static int cols_close(struct ac_buf *cols, int n, const char **vals)
@@ -603,7 +599,7 @@ static void docref(struct ac_ev_docref *r, const uint8_t hash[32], const char *i
 
 static void doc_sha256(const char *text, uint8_t out[32])
 {
-    SHA256((const unsigned char *)text, strlen(text), out);
+    ac_sha256(text, strlen(text), out);
 }
 
 /* ==== mandates =================================================================================

@@ -27,12 +27,12 @@
  * test can build this file with allocators that fail on demand. Bucket arrays use calloc: a large
  * one comes as fresh zero pages, not a memset that would stall the caller. */
 #include "ledger/state.h"
+#include "protocol/sha256.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #ifndef AC_STATE_MALLOC
@@ -128,9 +128,6 @@ struct ac_state {
     struct ac_pending_change *pch;
     size_t pchcap;
     struct ac_changes chg;
-
-    EVP_MD *md;
-    EVP_MD_CTX *mdctx;
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -561,29 +558,13 @@ static size_t digest_encode(const struct ac_transfer_req *r, uint8_t buf[DIGEST_
     return (size_t)(p - buf);
 }
 
-/* Truncated SHA-256 of the canonical encoding of every field of `r`. Thread-safe. Aborts when
- * OpenSSL cannot compute a digest (out of memory): a made-up digest would break idempotency. */
+/* Truncated SHA-256 of the canonical encoding of every field of `r`. Thread-safe. */
 void ac_transfer_digest(const struct ac_transfer_req *r, uint8_t out[16])
 {
-    uint8_t buf[DIGEST_BUF], md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
+    uint8_t buf[DIGEST_BUF], md[AC_SHA256_LEN];
     size_t n = digest_encode(r, buf);
-    if (EVP_Digest(buf, n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 16) abort();
+    ac_sha256(buf, n, md);
     memcpy(out, md, 16);
-}
-
-/* same digest with the state's fetched SHA-256 and reused context; returns 0 or -1 */
-static int state_digest(struct ac_state *st, const struct ac_transfer_req *r, uint8_t out[16])
-{
-    uint8_t buf[DIGEST_BUF], md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    size_t n = digest_encode(r, buf);
-    if (EVP_DigestInit_ex2(st->mdctx, st->md, NULL) != 1 ||
-        EVP_DigestUpdate(st->mdctx, buf, n) != 1 ||
-        EVP_DigestFinal_ex(st->mdctx, md, &mdlen) != 1 || mdlen < 16)
-        return -1;
-    memcpy(out, md, 16);
-    return 0;
 }
 
 /* ---- life cycle --------------------------------------------------------------------------- */
@@ -599,10 +580,7 @@ struct ac_state *ac_state_new(void)
     if (st->ab) st->amask = ACCT_BUCKETS0 - 1;
     st->xb = AC_STATE_CALLOC(XFER_BUCKETS0, sizeof *st->xb);
     if (st->xb) st->xmask = XFER_BUCKETS0 - 1;
-    st->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    st->mdctx = EVP_MD_CTX_new();
-    if (st->ab == NULL || st->xb == NULL || st->md == NULL || st->mdctx == NULL ||
-        RAND_bytes(key, sizeof key) != 1) {
+    if (st->ab == NULL || st->xb == NULL || RAND_bytes(key, sizeof key) != 1) {
         ac_state_free(st);
         return NULL;
     }
@@ -643,8 +621,6 @@ void ac_state_free(struct ac_state *st)
     free(st->newacc);
     free(st->dirty);
     free(st->pch);
-    EVP_MD_CTX_free(st->mdctx);
-    EVP_MD_free(st->md);
     free(st);
 }
 
@@ -960,7 +936,7 @@ static enum ac_ec apply_one(struct ac_state *st, const struct ac_transfer_req *r
         reserve(&st->heap, &st->hcap, st->hn + 1, sizeof *st->heap) != 0)
         return AC_EC_INTERNAL;
     if (!ac_id_valid(r->id)) return AC_EC_ID_INVALID;
-    if (state_digest(st, r, dg) != 0) return AC_EC_INTERNAL;
+    ac_transfer_digest(r, dg);
     uint32_t h = hash_id(st, r->id);
     const struct xfer *old = xfer_find(st, r->id, h);
     if (old) {

@@ -5,13 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/sha.h>
-
 #include "keys/registry.h"
 #include "ledger/deadlines.h"
 #include "ledger/domain.h"
 #include "ledger/evlog.h"
 #include "ledger/payments_int.h"
+#include "protocol/sha256.h"
 #include "protocol/strmap.h"
 #include "risk/spend.h"
 
@@ -153,7 +152,7 @@ static void hash_fields(const char *const *f, size_t n, uint8_t out[32])
         memcpy(buf + len, f[i], l);
         len += l;
     }
-    SHA256((const unsigned char *)buf, len, out);
+    ac_sha256(buf, len, out);
 }
 
 void ac_tab_transfer_id(const char *tab, const char *role, uint32_t n, char out[AC_ID_MAX + 1])

@@ -1,6 +1,7 @@
 #include "protocol/buf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,95 @@ void ac_buf_add_i64(struct ac_buf *b, long long v)
     } while (u);
     if (v < 0) *--p = '-';
     ac_buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+int ac_utf8_valid(const void *text, size_t n)
+{
+    const uint8_t *s = text;
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        uint32_t cp, min;
+        if (c >= 0xc2 && c <= 0xdf) {
+            need = 1, cp = c & 0x1f, min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            need = 2, cp = c & 0x0f, min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return 0;
+        }
+        if (n - i - 1 < need) return 0;
+        for (size_t k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return 0;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+void ac_buf_json_str(struct ac_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF"; /* jansson's "\\u%04X" */
+    ac_buf_add(b, "\"", 1);
+    for (const char *p = s;;) {
+        size_t n = 0;
+        while (p[n] != '\0' && p[n] != '"' && p[n] != '\\' && (unsigned char)p[n] >= 0x20)
+            n++;
+        ac_buf_add(b, p, n);
+        p += n;
+        if (*p == '\0') break;
+        unsigned char c = (unsigned char)*p++;
+        const char *short_form = c == '"'    ? "\\\""
+                                 : c == '\\' ? "\\\\"
+                                 : c == '\b' ? "\\b"
+                                 : c == '\f' ? "\\f"
+                                 : c == '\n' ? "\\n"
+                                 : c == '\r' ? "\\r"
+                                 : c == '\t' ? "\\t"
+                                             : NULL;
+        if (short_form != NULL) {
+            ac_buf_add(b, short_form, 2);
+        } else {
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            ac_buf_add(b, e, sizeof e);
+        }
+    }
+    ac_buf_add(b, "\"", 1);
+}
+
+void ac_buf_json_key(struct ac_buf *b, const char *name)
+{
+    ac_buf_add(b, ",\"", 2);
+    ac_buf_adds(b, name);
+    ac_buf_add(b, "\":", 2);
+}
+
+void ac_buf_json_member(struct ac_buf *b, const char *name, const char *s)
+{
+    ac_buf_json_key(b, name);
+    ac_buf_json_str(b, s);
+}
+
+void ac_buf_array_str(struct ac_buf *b, const char *s)
+{
+    ac_buf_add(b, b->len > 1 ? ",\"" : "\"", b->len > 1 ? 2 : 1);
+    for (;;) {
+        size_t n = strcspn(s, "\"\\");
+        ac_buf_add(b, s, n);
+        s += n;
+        if (*s == '\0') break;
+        ac_buf_add(b, "\\", 1);
+        ac_buf_add(b, s++, 1);
+    }
+    ac_buf_add(b, "\"", 1);
 }
 
 void ac_buf_printf(struct ac_buf *b, const char *fmt, ...)

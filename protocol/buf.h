@@ -19,6 +19,23 @@ void ac_buf_printf(struct ac_buf *b, const char *fmt, ...) __attribute__((format
 /* Append v in decimal, without printf: for the numbers of a batch's array parameters, built on
  * the sequencer's thread for every row, where vfprintf was a third of the build's CPU. */
 void ac_buf_add_i64(struct ac_buf *b, long long v);
+/* JSON text as jansson's json_dumps(..., JSON_COMPACT) writes it, for answers built without a
+ * jansson tree on hot paths (tests compare the two byte for byte):
+ * ac_buf_json_str: s as a JSON string: '"', '\\' and \b \f \n \r \t by their short forms, other
+ *   control characters as \u00XX (upper-case hex), every other byte unchanged. s must be UTF-8,
+ *   as jansson's strings are (jansson refuses to pack other text): pass validated strings only;
+ * ac_buf_json_key: ,"name": -- a member after the first (name is a literal needing no escape);
+ * ac_buf_json_member: ,"name":"s" -- the two together. */
+void ac_buf_json_str(struct ac_buf *b, const char *s);
+void ac_buf_json_key(struct ac_buf *b, const char *name);
+void ac_buf_json_member(struct ac_buf *b, const char *name, const char *s);
+/* 1 when text[0..n) is RFC 3629 UTF-8 (no overlong forms, no surrogates, nothing above
+ * U+10FFFF: what jansson and deterministic CBOR accept), else 0. */
+int ac_utf8_valid(const void *text, size_t n);
+/* An element of a PostgreSQL text array literal that the caller began with "{" (and closes with
+ * "}"): s quoted, after a "," when b holds an element already, with '"' and '\\' escaped. For the
+ * batches' multi-row statements, on the sequencer's thread: runs are appended whole. */
+void ac_buf_array_str(struct ac_buf *b, const char *s);
 /* Empty the buffer, keep its memory, clear oom. */
 void ac_buf_reset(struct ac_buf *b);
 /* Free the memory; the buffer is then empty and reusable. */

@@ -44,38 +44,6 @@ const char *ac_dcbor_strerror(enum ac_dcbor_status st)
     return "unknown status";
 }
 
-/* RFC 3629 UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static int utf8_valid(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        uint32_t cp, min;
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1, cp = c & 0x1f, min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2, cp = c & 0x0f, min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3, cp = c & 0x07, min = 0x10000;
-        } else {
-            return 0;
-        }
-        if (n - i - 1 < need) return 0;
-        for (size_t k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return 0;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-        i += need + 1;
-    }
-    return 1;
-}
-
 /* ==== builder ================================================================================ */
 
 cbor_item_t *ac_dcbor_uint(uint64_t v)
@@ -245,7 +213,7 @@ static enum ac_dcbor_status enc_string(struct buf *b, const cbor_item_t *it, int
     if (!indef) {
         size_t n = text ? cbor_string_length(it) : cbor_bytestring_length(it);
         const uint8_t *d = text ? cbor_string_handle(it) : cbor_bytestring_handle(it);
-        if (text && !utf8_valid(d, n)) return AC_DCBOR_EUTF8;
+        if (text && !ac_utf8_valid(d, n)) return AC_DCBOR_EUTF8;
         enum ac_dcbor_status st = put_head(b, major, n);
         return st ? st : put(b, d, n);
     }
@@ -266,7 +234,7 @@ static enum ac_dcbor_status enc_string(struct buf *b, const cbor_item_t *it, int
         if ((st = put(b, d, n)) != AC_DCBOR_OK) return st;
     }
     /* a code point may straddle chunks, so validate the joined text */
-    if (text && !utf8_valid(b->p + start, total)) return AC_DCBOR_EUTF8;
+    if (text && !ac_utf8_valid(b->p + start, total)) return AC_DCBOR_EUTF8;
     return AC_DCBOR_OK;
 }
 
@@ -478,7 +446,7 @@ void ac_dcbor_w_textz(struct ac_dcbor_w *w, const char *s)
         return;
     }
     size_t n = strlen(s);
-    if (!utf8_valid((const uint8_t *)s, n)) {
+    if (!ac_utf8_valid((const uint8_t *)s, n)) {
         if (w->st == AC_DCBOR_OK) w->st = AC_DCBOR_EUTF8;
         return;
     }
@@ -675,7 +643,7 @@ enum ac_dcbor_status ac_dcbor_check(const uint8_t *buf, size_t len, const uint64
         case EV_BYTES:
         case EV_TEXT:
             if (r.read < e.v || r.read - e.v != head_len(e.v)) return AC_DCBOR_ENONMINIMAL;
-            if (e.kind == EV_TEXT && !utf8_valid(e.data, (size_t)e.v)) return AC_DCBOR_EUTF8;
+            if (e.kind == EV_TEXT && !ac_utf8_valid(e.data, (size_t)e.v)) return AC_DCBOR_EUTF8;
             break;
         case EV_TAG: {
             if (r.read != head_len(e.v)) return AC_DCBOR_ENONMINIMAL;

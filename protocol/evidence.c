@@ -13,6 +13,7 @@
 #include "protocol/buf.h"
 #include "protocol/dcbor.h"
 #include "protocol/note.h"
+#include "protocol/sha256.h"
 
 /* ==== names ================================================================================== */
 
@@ -950,8 +951,7 @@ void ac_ev_record_clear(struct ac_ev_record *r)
 
 int ac_ev_record_hash(const uint8_t *buf, size_t len, uint8_t out[AC_EV_HASH_LEN])
 {
-    unsigned n = 0;
-    if (EVP_Digest(buf, len, out, &n, EVP_sha256(), NULL) != 1 || n != AC_EV_HASH_LEN) return -1;
+    ac_sha256(buf, len, out);
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <openssl/param_build.h>
 
 #include "protocol/b64.h"
+#include "protocol/sha256.h"
 
 /* 32 bytes in base64url without padding */
 #define B64_32 43
@@ -428,11 +429,10 @@ json_t *ac_jwk_export_private(EVP_PKEY *key)
 int ac_jwk_thumbprint(EVP_PKEY *key, char out[AC_JWK_THUMBPRINT_SIZE])
 {
     char buf[CANON_MAX];
-    uint8_t md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
+    uint8_t md[AC_SHA256_LEN];
     out[0] = '\0';
     if (canonical(key, buf) != 0) return -1;
-    if (EVP_Digest(buf, strlen(buf), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) return -1;
+    ac_sha256(buf, strlen(buf), md);
     ac_b64_encode(md, 32, out, 1);
     return 0;
 }

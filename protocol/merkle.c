@@ -1,47 +1,18 @@
 /* RFC 9162 Merkle tree hashing, proofs and the incremental frontier. See merkle.h. */
 #include "protocol/merkle.h"
 
-#include <pthread.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
-/* SHA-256() one-shot fetches the digest on every call in OpenSSL 3 and measured 2.4x slower than
- * EVP with a digest fetched once; a context reused across the hashes of one operation is a further
- * ~20% faster than EVP_Digest (which allocates a context per call). So: one EVP_MD for the process,
- * one EVP_MD_CTX per public call. */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_fetch(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-/* A context for one operation, or NULL when the digest or the allocation is unavailable. */
-static EVP_MD_CTX *hctx_new(void)
-{
-    if (pthread_once(&sha256_once, sha256_fetch) != 0 || !sha256_md) return NULL;
-    return EVP_MD_CTX_new();
-}
-
-static int digest(EVP_MD_CTX *c, const uint8_t *buf, size_t len, uint8_t out[AC_MERKLE_HASH_LEN])
-{
-    unsigned int n = 0;
-    if (EVP_DigestInit_ex2(c, sha256_md, NULL) != 1 || EVP_DigestUpdate(c, buf, len) != 1 ||
-        EVP_DigestFinal_ex(c, out, &n) != 1 || n != AC_MERKLE_HASH_LEN)
-        return -1;
-    return 0;
-}
+#include "protocol/sha256.h"
 
 /* out = H(0x01 || l || r); out may alias l or r (both are copied first). */
-static int node(EVP_MD_CTX *c, const uint8_t *l, const uint8_t *r, uint8_t *out)
+static void node(const uint8_t *l, const uint8_t *r, uint8_t *out)
 {
     uint8_t buf[1 + 2 * AC_MERKLE_HASH_LEN];
     buf[0] = 0x01;
     memcpy(buf + 1, l, AC_MERKLE_HASH_LEN);
     memcpy(buf + 1 + AC_MERKLE_HASH_LEN, r, AC_MERKLE_HASH_LEN);
-    return digest(c, buf, sizeof buf, out);
+    ac_sha256(buf, sizeof buf, out);
 }
 
 static int hash_eq(const uint8_t *a, const uint8_t *b)
@@ -62,29 +33,21 @@ void ac_merkle_empty_root(uint8_t out[AC_MERKLE_HASH_LEN])
 int ac_merkle_leaf_hash(const uint8_t *data, size_t len, uint8_t out[AC_MERKLE_HASH_LEN])
 {
     static const uint8_t prefix = 0x00;
-    EVP_MD_CTX *c = hctx_new();
-    if (!c) return -1;
-    unsigned int n = 0;
-    int ok = EVP_DigestInit_ex2(c, sha256_md, NULL) == 1 && EVP_DigestUpdate(c, &prefix, 1) == 1 &&
-             (len == 0 || EVP_DigestUpdate(c, data, len) == 1) &&
-             EVP_DigestFinal_ex(c, out, &n) == 1 && n == AC_MERKLE_HASH_LEN;
-    EVP_MD_CTX_free(c);
-    return ok ? 0 : -1;
+    const struct ac_sha256_part parts[] = {{&prefix, 1}, {data, len}};
+    ac_sha256v(parts, 2, out);
+    return 0;
 }
 
 int ac_merkle_node_hash(const uint8_t left[AC_MERKLE_HASH_LEN],
                         const uint8_t right[AC_MERKLE_HASH_LEN], uint8_t out[AC_MERKLE_HASH_LEN])
 {
-    EVP_MD_CTX *c = hctx_new();
-    if (!c) return -1;
-    int rc = node(c, left, right, out);
-    EVP_MD_CTX_free(c);
-    return rc;
+    node(left, right, out);
+    return 0;
 }
 
 /* ---- frontier ------------------------------------------------------------------------------ */
 
-static int frontier_append(EVP_MD_CTX *c, struct ac_merkle_frontier *f, const uint8_t *leaf)
+static int frontier_append(struct ac_merkle_frontier *f, const uint8_t *leaf)
 {
     if (f->size == UINT64_MAX) return -1;
     uint8_t carry[AC_MERKLE_HASH_LEN];
@@ -92,17 +55,17 @@ static int frontier_append(EVP_MD_CTX *c, struct ac_merkle_frontier *f, const ui
     unsigned i = 0;
     /* size < UINT64_MAX, so some bit below 64 is clear and i stays < 64 */
     for (; (f->size >> i) & 1; i++)
-        if (node(c, f->node[i], carry, carry) != 0) return -1;
+        node(f->node[i], carry, carry);
     memcpy(f->node[i], carry, AC_MERKLE_HASH_LEN);
     f->size++;
     return 0;
 }
 
-static int frontier_root(EVP_MD_CTX *c, const struct ac_merkle_frontier *f, uint8_t *out)
+static void frontier_root(const struct ac_merkle_frontier *f, uint8_t *out)
 {
     if (f->size == 0) {
         ac_merkle_empty_root(out);
-        return 0;
+        return;
     }
     unsigned i = 0;
     while (!((f->size >> i) & 1))
@@ -110,9 +73,8 @@ static int frontier_root(EVP_MD_CTX *c, const struct ac_merkle_frontier *f, uint
     uint8_t r[AC_MERKLE_HASH_LEN];
     memcpy(r, f->node[i], AC_MERKLE_HASH_LEN);
     for (i++; i < 64; i++)
-        if (((f->size >> i) & 1) && node(c, f->node[i], r, r) != 0) return -1;
+        if ((f->size >> i) & 1) node(f->node[i], r, r);
     memcpy(out, r, AC_MERKLE_HASH_LEN);
-    return 0;
 }
 
 void ac_merkle_frontier_init(struct ac_merkle_frontier *f)
@@ -123,37 +85,26 @@ void ac_merkle_frontier_init(struct ac_merkle_frontier *f)
 int ac_merkle_frontier_append(struct ac_merkle_frontier *f,
                               const uint8_t leaf_hash[AC_MERKLE_HASH_LEN])
 {
-    if (f->size == UINT64_MAX) return -1;
-    EVP_MD_CTX *c = hctx_new();
-    if (!c) return -1;
-    int rc = frontier_append(c, f, leaf_hash);
-    EVP_MD_CTX_free(c);
-    return rc;
+    return frontier_append(f, leaf_hash);
 }
 
 int ac_merkle_frontier_root(const struct ac_merkle_frontier *f, uint8_t out[AC_MERKLE_HASH_LEN])
 {
-    if (f->size == 0) {
-        ac_merkle_empty_root(out);
-        return 0;
-    }
-    EVP_MD_CTX *c = hctx_new();
-    if (!c) return -1;
-    int rc = frontier_root(c, f, out);
-    EVP_MD_CTX_free(c);
-    return rc;
+    frontier_root(f, out);
+    return 0;
 }
 
 /* ---- tree hash and proofs over an array ---------------------------------------------------- */
 
 /* MTH(leaves[0..n)): the frontier of those leaves, folded. */
-static int mth(EVP_MD_CTX *c, const uint8_t (*leaves)[AC_MERKLE_HASH_LEN], size_t n, uint8_t *out)
+static int mth(const uint8_t (*leaves)[AC_MERKLE_HASH_LEN], size_t n, uint8_t *out)
 {
     struct ac_merkle_frontier f;
     ac_merkle_frontier_init(&f);
     for (size_t i = 0; i < n; i++)
-        if (frontier_append(c, &f, leaves[i]) != 0) return -1;
-    return frontier_root(c, &f, out);
+        if (frontier_append(&f, leaves[i]) != 0) return -1;
+    frontier_root(&f, out);
+    return 0;
 }
 
 /* The largest power of two strictly less than n; n >= 2. */
@@ -171,41 +122,40 @@ struct proof_out {
 };
 
 /* Append MTH(leaves[0..n)) to the proof. */
-static int push_mth(EVP_MD_CTX *c, struct proof_out *p, const uint8_t (*leaves)[AC_MERKLE_HASH_LEN],
-                    size_t n)
+static int push_mth(struct proof_out *p, const uint8_t (*leaves)[AC_MERKLE_HASH_LEN], size_t n)
 {
     if (p->len >= p->cap) return -1;
-    if (mth(c, leaves, n, p->h[p->len]) != 0) return -1;
+    if (mth(leaves, n, p->h[p->len]) != 0) return -1;
     p->len++;
     return 0;
 }
 
 /* PATH(m, D[n]), RFC 9162 §2.1.3.1; 0 <= m < n. Recursion depth <= 64. */
-static int path(EVP_MD_CTX *c, struct proof_out *p, const uint8_t (*leaves)[AC_MERKLE_HASH_LEN],
-                size_t n, size_t m)
+static int path(struct proof_out *p, const uint8_t (*leaves)[AC_MERKLE_HASH_LEN], size_t n,
+                size_t m)
 {
     if (n <= 1) return 0;
     size_t k = split_point(n);
     if (m < k) {
-        if (path(c, p, leaves, k, m) != 0) return -1;
-        return push_mth(c, p, leaves + k, n - k);
+        if (path(p, leaves, k, m) != 0) return -1;
+        return push_mth(p, leaves + k, n - k);
     }
-    if (path(c, p, leaves + k, n - k, m - k) != 0) return -1;
-    return push_mth(c, p, leaves, k);
+    if (path(p, leaves + k, n - k, m - k) != 0) return -1;
+    return push_mth(p, leaves, k);
 }
 
 /* SUBPROOF(m, D[n], b), RFC 9162 §2.1.4.1; 0 < m <= n. */
-static int subproof(EVP_MD_CTX *c, struct proof_out *p, const uint8_t (*leaves)[AC_MERKLE_HASH_LEN],
-                    size_t n, size_t m, int b)
+static int subproof(struct proof_out *p, const uint8_t (*leaves)[AC_MERKLE_HASH_LEN], size_t n,
+                    size_t m, int b)
 {
-    if (m == n) return b ? 0 : push_mth(c, p, leaves, n);
+    if (m == n) return b ? 0 : push_mth(p, leaves, n);
     size_t k = split_point(n);
     if (m <= k) {
-        if (subproof(c, p, leaves, k, m, b) != 0) return -1;
-        return push_mth(c, p, leaves + k, n - k);
+        if (subproof(p, leaves, k, m, b) != 0) return -1;
+        return push_mth(p, leaves + k, n - k);
     }
-    if (subproof(c, p, leaves + k, n - k, m - k, 0) != 0) return -1;
-    return push_mth(c, p, leaves, k);
+    if (subproof(p, leaves + k, n - k, m - k, 0) != 0) return -1;
+    return push_mth(p, leaves, k);
 }
 
 int ac_merkle_root(const uint8_t (*leaves)[AC_MERKLE_HASH_LEN], size_t n,
@@ -215,22 +165,15 @@ int ac_merkle_root(const uint8_t (*leaves)[AC_MERKLE_HASH_LEN], size_t n,
         ac_merkle_empty_root(out);
         return 0;
     }
-    EVP_MD_CTX *c = hctx_new();
-    if (!c) return -1;
-    int rc = mth(c, leaves, n, out);
-    EVP_MD_CTX_free(c);
-    return rc;
+    return mth(leaves, n, out);
 }
 
 int ac_merkle_inclusion_proof(const uint8_t (*leaves)[AC_MERKLE_HASH_LEN], size_t n, size_t index,
                               uint8_t (*proof)[AC_MERKLE_HASH_LEN], size_t cap, size_t *proof_len)
 {
     if (index >= n) return -1;
-    EVP_MD_CTX *c = hctx_new();
-    if (!c) return -1;
     struct proof_out p = {proof, cap, 0};
-    int rc = path(c, &p, leaves, n, index);
-    EVP_MD_CTX_free(c);
+    int rc = path(&p, leaves, n, index);
     if (rc == 0) *proof_len = p.len;
     return rc;
 }
@@ -243,11 +186,8 @@ int ac_merkle_consistency_proof(const uint8_t (*leaves)[AC_MERKLE_HASH_LEN], siz
         *proof_len = 0;
         return 0;
     }
-    EVP_MD_CTX *c = hctx_new();
-    if (!c) return -1;
     struct proof_out p = {proof, cap, 0};
-    int rc = subproof(c, &p, leaves, n, m, 1);
-    EVP_MD_CTX_free(c);
+    int rc = subproof(&p, leaves, n, m, 1);
     if (rc == 0) *proof_len = p.len;
     return rc;
 }
@@ -263,38 +203,26 @@ int ac_merkle_verify_inclusion(uint64_t index, uint64_t size,
     if (index >= size) return 0;
     /* a valid path is never longer than the tree is deep; cheap rejection before hashing */
     if (proof_len > 64) return 0;
-    EVP_MD_CTX *c = hctx_new();
-    if (!c) return -1;
     /* 2., 3. */
     uint64_t fn = index, sn = size - 1;
     uint8_t r[AC_MERKLE_HASH_LEN];
     memcpy(r, leaf_hash, AC_MERKLE_HASH_LEN);
-    int rc = 1;
     /* 4. */
     for (size_t i = 0; i < proof_len; i++) {
-        if (sn == 0) {
-            rc = 0; /* 4a: the proof is longer than the path */
-            break;
-        }
+        if (sn == 0) return 0; /* 4a: the proof is longer than the path */
         if ((fn & 1) || fn == sn) {
-            if (node(c, proof[i], r, r) != 0) {
-                rc = -1;
-                break;
-            }
+            node(proof[i], r, r);
             while (!(fn & 1) && fn != 0) {
                 fn >>= 1;
                 sn >>= 1;
             }
-        } else if (node(c, r, proof[i], r) != 0) {
-            rc = -1;
-            break;
+        } else {
+            node(r, proof[i], r);
         }
         fn >>= 1;
         sn >>= 1;
     }
-    EVP_MD_CTX_free(c);
     /* 5. */
-    if (rc != 1) return rc;
     return sn == 0 && hash_eq(r, root) ? 1 : 0;
 }
 
@@ -321,8 +249,6 @@ int ac_merkle_verify_consistency(uint64_t size1, uint64_t size2,
         seed = proof[0];
         i = 1;
     }
-    EVP_MD_CTX *c = hctx_new();
-    if (!c) return -1;
     /* 3., 4. */
     uint64_t fn = size1 - 1, sn = size2 - 1;
     while (fn & 1) {
@@ -333,31 +259,22 @@ int ac_merkle_verify_consistency(uint64_t size1, uint64_t size2,
     uint8_t fr[AC_MERKLE_HASH_LEN], sr[AC_MERKLE_HASH_LEN];
     memcpy(fr, seed, AC_MERKLE_HASH_LEN);
     memcpy(sr, seed, AC_MERKLE_HASH_LEN);
-    int rc = 1;
     /* 6. */
     for (; i < proof_len; i++) {
-        if (sn == 0) {
-            rc = 0; /* 6a */
-            break;
-        }
+        if (sn == 0) return 0; /* 6a */
         if ((fn & 1) || fn == sn) {
-            if (node(c, proof[i], fr, fr) != 0 || node(c, proof[i], sr, sr) != 0) {
-                rc = -1;
-                break;
-            }
+            node(proof[i], fr, fr);
+            node(proof[i], sr, sr);
             while (!(fn & 1) && fn != 0) {
                 fn >>= 1;
                 sn >>= 1;
             }
-        } else if (node(c, sr, proof[i], sr) != 0) {
-            rc = -1;
-            break;
+        } else {
+            node(sr, proof[i], sr);
         }
         fn >>= 1;
         sn >>= 1;
     }
-    EVP_MD_CTX_free(c);
     /* 7. */
-    if (rc != 1) return rc;
     return hash_eq(fr, root1) && hash_eq(sr, root2) && sn == 0 ? 1 : 0;
 }

@@ -25,11 +25,11 @@
 
 /* ==== hashing ============================================================================== */
 
-/* out = SHA-256(0x00 || data[0..len)). data may be NULL when len is 0. Returns 0, or -1 when the
- * SHA-256 implementation fails (out then unspecified). */
+/* out = SHA-256(0x00 || data[0..len)). data may be NULL when len is 0. Returns 0: the hashing
+ * (protocol/sha256.h) cannot fail; the int return is kept for the callers that check it. */
 int ac_merkle_leaf_hash(const uint8_t *data, size_t len, uint8_t out[AC_MERKLE_HASH_LEN]);
 
-/* out = SHA-256(0x01 || left || right). out may alias left or right. Returns 0 or -1 (as above). */
+/* out = SHA-256(0x01 || left || right). out may alias left or right. Returns 0 (as above). */
 int ac_merkle_node_hash(const uint8_t left[AC_MERKLE_HASH_LEN],
                         const uint8_t right[AC_MERKLE_HASH_LEN], uint8_t out[AC_MERKLE_HASH_LEN]);
 
@@ -39,20 +39,20 @@ void ac_merkle_empty_root(uint8_t out[AC_MERKLE_HASH_LEN]);
 /* ==== tree hash and proof generation over an array of leaf hashes ========================= */
 
 /* MTH(D[n]) of n leaf hashes (RFC 9162 §2.1.1); n == 0 gives the empty root. leaves may be NULL
- * when n is 0. n-1 node hashes, O(log n) memory. Returns 0, or -1 on a hashing failure. */
+ * when n is 0. n-1 node hashes, O(log n) memory. Returns 0. */
 int ac_merkle_root(const uint8_t (*leaves)[AC_MERKLE_HASH_LEN], size_t n,
                    uint8_t out[AC_MERKLE_HASH_LEN]);
 
 /* Inclusion proof PATH(index, D[n]) (RFC 9162 §2.1.3.1) of the leaf at index in the tree of the
  * first n leaves. Writes at most cap hashes to proof (AC_MERKLE_MAX_PROOF always suffices) and
- * the count to *proof_len. Returns 0, or -1 when index >= n, cap is too small or hashing fails
- * (proof and *proof_len are then unspecified). O(n) hashing. */
+ * the count to *proof_len. Returns 0, or -1 when index >= n or cap is too small (proof and
+ * *proof_len are then unspecified). O(n) hashing. */
 int ac_merkle_inclusion_proof(const uint8_t (*leaves)[AC_MERKLE_HASH_LEN], size_t n, size_t index,
                               uint8_t (*proof)[AC_MERKLE_HASH_LEN], size_t cap, size_t *proof_len);
 
 /* Consistency proof PROOF(m, D[n]) (RFC 9162 §2.1.4.1) between the tree of the first m leaves and
  * the tree of the first n leaves; leaves holds at least n hashes. m == n gives the empty proof.
- * Returns 0, or -1 when m == 0, m > n, cap is too small or hashing fails (outputs unspecified). */
+ * Returns 0, or -1 when m == 0, m > n or cap is too small (outputs unspecified). */
 int ac_merkle_consistency_proof(const uint8_t (*leaves)[AC_MERKLE_HASH_LEN], size_t m, size_t n,
                                 uint8_t (*proof)[AC_MERKLE_HASH_LEN], size_t cap,
                                 size_t *proof_len);
@@ -61,7 +61,7 @@ int ac_merkle_consistency_proof(const uint8_t (*leaves)[AC_MERKLE_HASH_LEN], siz
 
 /* Verify an inclusion proof with the RFC 9162 §2.1.3.2 algorithm: leaf_hash at index is in the
  * tree of the given size whose root is root. Returns 1 only when the proof is valid; 0 when it
- * is not (index >= size, wrong length, wrong hashes); -1 when hashing fails. Compare with == 1.
+ * is not (index >= size, wrong length, wrong hashes). Compare with == 1.
  * proof may be NULL when proof_len is 0. */
 int ac_merkle_verify_inclusion(uint64_t index, uint64_t size,
                                const uint8_t leaf_hash[AC_MERKLE_HASH_LEN],
@@ -72,7 +72,7 @@ int ac_merkle_verify_inclusion(uint64_t index, uint64_t size,
  * root1 is a prefix of the tree of size2 leaves with root2. Beyond the RFC, which requires
  * 0 < size1 < size2: size1 == size2 is consistent exactly when the proof is empty and the roots
  * are equal (and, for size 0, equal to the empty root); size1 == 0 < size2 and size1 > size2 are
- * rejected. Returns 1 only when consistent; 0 when not; -1 when hashing fails. Compare with == 1.
+ * rejected. Returns 1 only when consistent, 0 when not. Compare with == 1.
  * proof may be NULL when proof_len is 0. */
 int ac_merkle_verify_consistency(uint64_t size1, uint64_t size2,
                                  const uint8_t root1[AC_MERKLE_HASH_LEN],
@@ -94,12 +94,12 @@ struct ac_merkle_frontier {
 void ac_merkle_frontier_init(struct ac_merkle_frontier *f);
 
 /* Append one leaf hash: at most 64 node hashes (amortised one). Returns 0, or -1 when the tree is
- * full (size == UINT64_MAX) or hashing fails; f is then unchanged. */
+ * full (size == UINT64_MAX); f is then unchanged. */
 int ac_merkle_frontier_append(struct ac_merkle_frontier *f,
                               const uint8_t leaf_hash[AC_MERKLE_HASH_LEN]);
 
 /* MTH of the leaves appended so far (the empty root for size 0): at most 63 node hashes.
- * Returns 0, or -1 when hashing fails (out unspecified). f is not changed. */
+ * Returns 0. f is not changed. */
 int ac_merkle_frontier_root(const struct ac_merkle_frontier *f, uint8_t out[AC_MERKLE_HASH_LEN]);
 
 #endif

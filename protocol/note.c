@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "protocol/b64.h"
+#include "protocol/sha256.h"
 #include "protocol/sig.h"
 
 #define SIG_TYPE_ED25519 0x01
@@ -128,14 +129,8 @@ int ac_note_key_id(const char *name, size_t len, const uint8_t pub[32], uint32_t
 {
     static const uint8_t sep[2] = {'\n', SIG_TYPE_ED25519};
     uint8_t h[32];
-    unsigned int hl = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
-             EVP_DigestUpdate(c, name, len) == 1 && EVP_DigestUpdate(c, sep, 2) == 1 &&
-             EVP_DigestUpdate(c, pub, ED25519_LEN) == 1 && EVP_DigestFinal_ex(c, h, &hl) == 1 &&
-             hl == 32;
-    EVP_MD_CTX_free(c);
-    if (!ok) return -1;
+    const struct ac_sha256_part parts[] = {{name, len}, {sep, 2}, {pub, ED25519_LEN}};
+    ac_sha256v(parts, 3, h);
     *id = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
     return 0;
 }

@@ -5,7 +5,8 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/sha.h>
+
+#include "protocol/sha256.h"
 
 static int value_text_ok(const char *s)
 {
@@ -162,5 +163,5 @@ void ac_price_digest(const char *merchant, int64_t version, const struct ac_pric
         if (k > 0) len += (size_t)k;
     }
     if (len > sizeof buf) len = sizeof buf;
-    SHA256((const unsigned char *)buf, len, out);
+    ac_sha256(buf, len, out);
 }

@@ -3,9 +3,8 @@
 
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "protocol/sfv.h"
+#include "protocol/sha256.h"
 
 int ac_runtime_hexdigest_valid(const char *s)
 {
@@ -33,17 +32,16 @@ enum ac_ec ac_runtime_digest(const char *software, const char *model, const char
         !ac_runtime_hexdigest_valid(environment))
         return AC_EC_BINDING_INVALID;
     static const char prefix[] = "agentclear-runtime/v1\n";
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    unsigned len = 0;
-    int ok = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
-             EVP_DigestUpdate(c, prefix, sizeof prefix - 1) == 1 &&
-             EVP_DigestUpdate(c, software, strlen(software)) == 1 &&
-             EVP_DigestUpdate(c, "\n", 1) == 1 && EVP_DigestUpdate(c, model, strlen(model)) == 1 &&
-             EVP_DigestUpdate(c, "\n", 1) == 1 &&
-             EVP_DigestUpdate(c, environment, strlen(environment)) == 1 &&
-             EVP_DigestFinal_ex(c, out, &len) == 1 && len == AC_RUNTIME_DIGEST_LEN;
-    EVP_MD_CTX_free(c);
-    return ok ? AC_EC_OK : AC_EC_INTERNAL;
+    const struct ac_sha256_part parts[] = {
+        {prefix, sizeof prefix - 1},
+        {software, strlen(software)},
+        {"\n", 1},
+        {model, strlen(model)},
+        {"\n", 1},
+        {environment, strlen(environment)},
+    };
+    ac_sha256v(parts, sizeof parts / sizeof parts[0], out);
+    return AC_EC_OK;
 }
 
 long ac_runtime_header(const uint8_t d[AC_RUNTIME_DIGEST_LEN], char *out, size_t cap)

@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "protocol/b64.h"
+#include "protocol/sha256.h"
 
 void ac_stepup_nonce_encode(const uint8_t raw[AC_STEPUP_NONCE_BYTES],
                             char out[AC_STEPUP_NONCE_LEN + 1])
@@ -103,11 +103,9 @@ static int digest_of(const json_t *payment, char out[AC_STEPUP_DIGEST_LEN + 1])
     out[0] = '\0';
     char *text = ac_doc_canonical(payment);
     if (text == NULL) return -1;
-    uint8_t md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    int ok = EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32;
+    uint8_t md[AC_SHA256_LEN];
+    ac_sha256(text, strlen(text), md);
     free(text);
-    if (!ok) return -1;
     ac_b64_encode(md, 32, out, 1);
     return 0;
 }

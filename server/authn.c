@@ -74,64 +74,15 @@ json_t *ac_verified_json(const struct ac_verified *v)
     return o;
 }
 
-/* A JSON string escaped as jansson escapes it: '"', '\\' and \b \f \n \r \t by their short
- * forms, other control characters as \u00XX (the strings of a result are printable ASCII; other
- * bytes pass unchanged, as they are UTF-8 wherever they come from). */
-static void text_str(struct ac_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    ac_buf_add(b, "\"", 1);
-    for (const char *p = s;;) {
-        size_t n = 0;
-        while (p[n] != '\0' && p[n] != '"' && p[n] != '\\' && (unsigned char)p[n] >= 0x20)
-            n++;
-        ac_buf_add(b, p, n);
-        p += n;
-        if (*p == '\0') break;
-        unsigned char c = (unsigned char)*p++;
-        const char *short_form = c == '"'    ? "\\\""
-                                 : c == '\\' ? "\\\\"
-                                 : c == '\b' ? "\\b"
-                                 : c == '\f' ? "\\f"
-                                 : c == '\n' ? "\\n"
-                                 : c == '\r' ? "\\r"
-                                 : c == '\t' ? "\\t"
-                                             : NULL;
-        if (short_form != NULL) {
-            ac_buf_add(b, short_form, 2);
-        } else {
-            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            ac_buf_add(b, e, sizeof e);
-        }
-    }
-    ac_buf_add(b, "\"", 1);
-}
-
-/* ,"name": (the value follows) */
-static void text_key(struct ac_buf *b, const char *name)
-{
-    ac_buf_add(b, ",\"", 2);
-    ac_buf_adds(b, name);
-    ac_buf_add(b, "\":", 2);
-}
-
-static void text_s(struct ac_buf *b, const char *name, const char *val)
-{
-    text_key(b, name);
-    text_str(b, val);
-}
-
 static void text_i(struct ac_buf *b, const char *name, int64_t val)
 {
-    char n[24];
-    int k = snprintf(n, sizeof n, "%lld", (long long)val);
-    text_key(b, name);
-    ac_buf_add(b, n, (size_t)k);
+    ac_buf_json_key(b, name);
+    ac_buf_add_i64(b, (long long)val);
 }
 
 static void text_b64(struct ac_buf *b, const char *name, const uint8_t *p, size_t n)
 {
-    text_key(b, name);
+    ac_buf_json_key(b, name);
     char stack[1024];
     size_t need = ac_b64_enc_len(n);
     char *s = need <= sizeof stack ? stack : malloc(need);
@@ -161,23 +112,23 @@ int ac_verified_json_text(const struct ac_verified *v, struct ac_buf *out)
         }
     }
     ac_buf_adds(out, "{\"principal\":");
-    text_str(out, agent ? "agent" : "merchant");
-    text_s(out, "key_id", v->keyid);
+    ac_buf_json_str(out, agent ? "agent" : "merchant");
+    ac_buf_json_member(out, "key_id", v->keyid);
     if (agent) {
-        text_s(out, "binding_id", v->binding_id);
-        text_s(out, "user_id", v->user_id);
-        text_s(out, "agent_id", v->agent_id);
+        ac_buf_json_member(out, "binding_id", v->binding_id);
+        ac_buf_json_member(out, "user_id", v->user_id);
+        ac_buf_json_member(out, "agent_id", v->agent_id);
         text_i(out, "max_autonomy", v->max_autonomy);
         text_b64(out, "runtime_digest", v->runtime_digest, sizeof v->runtime_digest);
     } else {
-        text_s(out, "merchant_id", v->merchant_id);
+        ac_buf_json_member(out, "merchant_id", v->merchant_id);
     }
-    text_s(out, "alg", v->alg);
+    ac_buf_json_member(out, "alg", v->alg);
     text_i(out, "created", v->created);
     if (v->has_expires) text_i(out, "expires", v->expires);
-    text_s(out, "nonce", v->nonce);
-    text_s(out, "label", v->label ? v->label : "");
-    text_s(out, "signature_input", v->signature_input ? v->signature_input : "");
+    ac_buf_json_member(out, "nonce", v->nonce);
+    ac_buf_json_member(out, "label", v->label ? v->label : "");
+    ac_buf_json_member(out, "signature_input", v->signature_input ? v->signature_input : "");
     text_b64(out, "signature_base", v->base, v->base_len);
     text_b64(out, "signature", v->sig, v->siglen);
     text_i(out, "verified_at", v->verified_at);

@@ -7,9 +7,9 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 #include "protocol/b64.h"
+#include "protocol/sha256.h"
 #include "server/authn.h"
 #include "server/http.h"
 #include "server/idem.h"
@@ -91,9 +91,9 @@ static int operator_ok(struct ac_req *r)
     const char *tok = r->app->cfg.operator_token;
     const char *h = ac_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
     if (tok[0] == '\0' || h == NULL || strncmp(h, "Bearer ", 7) != 0) return 0;
-    unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)h + 7, strlen(h + 7), a);
-    SHA256((const unsigned char *)tok, strlen(tok), b);
+    uint8_t a[AC_SHA256_LEN], b[AC_SHA256_LEN];
+    ac_sha256(h + 7, strlen(h + 7), a);
+    ac_sha256(tok, strlen(tok), b);
     return CRYPTO_memcmp(a, b, sizeof a) == 0;
 }
 

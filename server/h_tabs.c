@@ -21,11 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/sha.h>
-
 #include "keys/registry.h"
 #include "ledger/tabs.h"
 #include "protocol/b64.h"
+#include "protocol/sha256.h"
 #include "server/authn.h"
 #include "server/handlers.h"
 #include "server/paydoc.h"
@@ -341,7 +340,7 @@ static int prepare_settle(struct ac_req *r, struct tctx *x, int close, enum MHD_
         }
         s->has_voucher = 1;
         s->jws = x->voucher;
-        SHA256((const unsigned char *)x->voucher, strlen(x->voucher), s->jws_hash);
+        ac_sha256(x->voucher, strlen(x->voucher), s->jws_hash);
     }
     memcpy(x->asset, t.asset, sizeof x->asset);
     x->scale = t.scale;

@@ -121,13 +121,27 @@ void *ac_paydoc_begin(struct ac_req *r, enum ac_principal_kind kind, const char 
     return x;
 }
 
+/* dst = src, cut to cap - 1 bytes (the sources were validated to fit: this only bounds them) */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* "/" + key: the JSON pointer of a top-level member */
+static const char *member_ptr(char out[32], const char *key)
+{
+    out[0] = '/';
+    copy_str(out + 1, 31, key ? key : "");
+    return out;
+}
+
 /* The checks of ac_paydoc_agent_money() after the unpacking, in the order of its contract. */
 static int agent_money_check(struct ac_req *r, const struct ac_agent_money_spec *spec, void *cls,
                              struct ac_agent_money *m, enum MHD_Result *rc)
 {
-    char payee_ptr[32], token_ptr[32];
-    snprintf(payee_ptr, sizeof payee_ptr, "/%s", spec->payee_key);
-    snprintf(token_ptr, sizeof token_ptr, "/%s", spec->token_key ? spec->token_key : "");
+    char ptr[32];
     const char *tok = spec->token_key ? m->j.token : NULL;
     enum ac_ec ec;
     struct ac_mandate_brief mb;
@@ -136,17 +150,17 @@ static int agent_money_check(struct ac_req *r, const struct ac_agent_money_spec 
     } else if (!ac_id_valid(m->j.mandate)) {
         *rc = ac_paydoc_bad(r, AC_EC_ID_INVALID, "/mandate", NULL);
     } else if (!ac_id_valid(m->j.payee)) {
-        *rc = ac_paydoc_bad(r, AC_EC_ID_INVALID, payee_ptr, NULL);
+        *rc = ac_paydoc_bad(r, AC_EC_ID_INVALID, member_ptr(ptr, spec->payee_key), NULL);
     } else if (spec->check && !spec->check(r, m, cls, rc)) {
         return 0;
     } else if (!ac_asset_code_valid(m->j.currency)) {
         *rc = ac_paydoc_bad(r, AC_EC_ASSET_INVALID, "/amount/currency", NULL);
     } else if (tok && !ac_asset_code_valid(tok)) {
-        *rc = ac_paydoc_bad(r, AC_EC_ASSET_INVALID, token_ptr, NULL);
+        *rc = ac_paydoc_bad(r, AC_EC_ASSET_INVALID, member_ptr(ptr, spec->token_key), NULL);
     } else if ((ec = ac_assets_scale(r->app, m->j.currency, &m->scale)) != AC_EC_OK) {
         *rc = ac_paydoc_bad(r, ec, "/amount/currency", NULL);
     } else if (tok && (ec = ac_assets_scale(r->app, tok, &m->token_scale)) != AC_EC_OK) {
-        *rc = ac_paydoc_bad(r, ec, token_ptr, NULL);
+        *rc = ac_paydoc_bad(r, ec, member_ptr(ptr, spec->token_key), NULL);
     } else if ((ec = ac_amount_parse(m->j.value, m->scale, &m->amount)) != AC_EC_OK) {
         *rc = ac_paydoc_bad(r, ec, "/amount/value", NULL);
     } else if (m->amount == 0) {
@@ -155,14 +169,14 @@ static int agent_money_check(struct ac_req *r, const struct ac_agent_money_spec 
         *rc = ac_paydoc_bad(r, ec, "/mandate", NULL);
     } else if ((ec = ac_registry_merchant_category(r->app->registry, m->j.payee, m->category)) !=
                AC_EC_OK) {
-        *rc = ac_paydoc_bad(r, ec, payee_ptr, NULL);
+        *rc = ac_paydoc_bad(r, ec, member_ptr(ptr, spec->payee_key), NULL);
     } else {
-        snprintf(m->id, sizeof m->id, "%s", m->j.id);
-        snprintf(m->mandate, sizeof m->mandate, "%s", m->j.mandate);
-        snprintf(m->payee, sizeof m->payee, "%s", m->j.payee);
-        snprintf(m->asset, sizeof m->asset, "%s", m->j.currency);
-        if (tok) snprintf(m->token_asset, sizeof m->token_asset, "%s", tok);
-        snprintf(m->binding, sizeof m->binding, "%s", r->verified->binding_id);
+        copy_str(m->id, sizeof m->id, m->j.id);
+        copy_str(m->mandate, sizeof m->mandate, m->j.mandate);
+        copy_str(m->payee, sizeof m->payee, m->j.payee);
+        copy_str(m->asset, sizeof m->asset, m->j.currency);
+        if (tok) copy_str(m->token_asset, sizeof m->token_asset, tok);
+        copy_str(m->binding, sizeof m->binding, r->verified->binding_id);
         return 1;
     }
     return 0;

@@ -40,8 +40,12 @@ struct ac_pay_signed;
 void ac_paydoc_signed(const struct ac_req *r, struct ac_pay_signed *out);
 
 struct ac_payment_row;
+struct ac_buf;
 /* The payment object of the API (server/h_payments.c). New reference or NULL. */
 json_t *ac_payment_json(const struct ac_payment_row *p);
+/* The same object as JSON text appended to out, byte for byte what jansson writes of it
+ * (JSON_COMPACT); 0, or -1 when out of memory or p has a step-up (use ac_payment_json then). */
+int ac_payment_json_text(const struct ac_payment_row *p, struct ac_buf *out);
 
 /* 503 not_leader: these endpoints are served by the writer node. */
 enum MHD_Result ac_paydoc_leader_only(struct ac_req *r);

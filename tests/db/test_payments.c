@@ -7,7 +7,9 @@
  * - step-up: a confirmation one microsecond before the challenge's exp settles; a hold nobody
  *   confirms is voided by the sequencer's deadline at exp (spend and ledger released, a
  *   payment.expire record), and a confirmation after it is refused;
- * - the mandate's stored spend row, the wallet and the evidence records agree. */
+ * - the mandate's stored spend row, the wallet and the evidence records agree;
+ * - free text (a purpose with quotes, backslashes, braces and commas) goes through the batch's
+ *   array literals and comes back from the database byte for byte. */
 #include "tests/support/testutil.h"
 
 #include <stdatomic.h>
@@ -595,12 +597,50 @@ static int teardown(void **st)
     return 0;
 }
 
+static void free_text_round_trip(void **st)
+{
+    (void)st;
+    mandate(mandate_payload("mt", "L5"));
+    set_now(T0 + 50 * DAY + 3600, 0);
+    static const char *const purposes[] = {
+        "a \"quoted\" word",     "back\\slash\\", "{x,y}", "NULL", "\"", "\\",
+        "caf\xc3\xa9 , \"{\\}\""};
+    for (size_t i = 0; i < sizeof purposes / sizeof purposes[0]; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "t%zu", i);
+        struct preq x;
+        preq(&x, id, "mt", 10);
+        snprintf(x.q.purpose, sizeof x.q.purpose, "%s", purposes[i]);
+        snprintf(x.q.order_digest, sizeof x.q.order_digest, "sha-256=:%zu\\\":", i);
+        ac_pay_request_digest(&x.q);
+        struct ac_payop op;
+        memset(&op, 0, sizeof op);
+        op.kind = AC_PAYOP_PAY;
+        op.pay = &x.q;
+        assert_int_equal(run_op(&op), AC_EC_OK);
+        if (op.status != AC_PAY_SETTLED)
+            fail_msg("%s: status %s, first reason %s", id, ac_pay_status_name(op.status),
+                     op.decision.n ? ac_reason_code(op.decision.reasons[0]) : "");
+        char err[256];
+        PGconn *c = ac_db_connect(url, AC_DB_READER, err, sizeof err); /* as the HTTP threads */
+        assert_non_null(c);
+        struct ac_payment_row row;
+        assert_int_equal(ac_payments_read_payment(c, id, &row), AC_QS_ONE_RESULT);
+        PQfinish(c);
+        assert_string_equal(row.purpose, purposes[i]);
+        assert_string_equal(row.order_digest, x.q.order_digest);
+        assert_int_equal(row.amount, 10);
+        ac_payment_row_clear(&row);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rollover),
         cmocka_unit_test(stepup),
         cmocka_unit_test(down_past_the_grace),
+        cmocka_unit_test(free_text_round_trip),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

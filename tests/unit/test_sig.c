@@ -1,9 +1,15 @@
-/* Raw Ed25519 / ES256 sign and verify, r||s conversion, algorithm-key fit. */
+/* Raw Ed25519 / ES256 sign and verify, r||s conversion, algorithm-key fit, and the algorithm of
+ * keys made every way the server makes them (and of keys it must refuse). */
 #include "tests/support/testutil.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+
+#include "protocol/jose.h"
 #include "protocol/sig.h"
 
 static void roundtrip(enum ac_sig_alg alg)
@@ -110,13 +116,69 @@ static void ed25519_rfc8032_strict(void **s)
     EVP_PKEY_free(k);
 }
 
+static void expect_alg(EVP_PKEY *k, enum ac_sig_alg want)
+{
+    assert_non_null(k);
+    assert_int_equal(ac_sig_key_alg(k), want);
+    EVP_PKEY_free(k);
+}
+
+static void key_kinds(void **s)
+{
+    (void)s;
+    uint8_t raw[32];
+    memset(raw, 9, sizeof raw);
+    /* Ed25519 as the note verifier (legacy NID), the JWK import (by name) and a generator make it
+     */
+    expect_alg(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, sizeof raw),
+               AC_SIG_ED25519);
+    expect_alg(EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL, raw, sizeof raw),
+               AC_SIG_ED25519);
+    EVP_PKEY *j = NULL;
+    const char *jwk = "{\"kty\":\"OKP\",\"crv\":\"Ed25519\","
+                      "\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}";
+    assert_int_equal(ac_jwk_import_public_text(jwk, strlen(jwk), &j, NULL), AC_EC_OK);
+    expect_alg(j, AC_SIG_ED25519);
+    /* private keys: raw (the note signer), an OKP JWK with "d" (RFC 8037's example) */
+    expect_alg(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, raw, sizeof raw),
+               AC_SIG_ED25519);
+    const char *jwk_d = "{\"kty\":\"OKP\",\"crv\":\"Ed25519\","
+                        "\"d\":\"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A\","
+                        "\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}";
+    j = NULL;
+    assert_int_equal(ac_jwk_import_private_text(jwk_d, strlen(jwk_d), &j, NULL), AC_EC_OK);
+    expect_alg(j, AC_SIG_ED25519);
+    /* P-256 from a generator and from a JWK's coordinates (EVP_PKEY_fromdata), public and pair */
+    EVP_PKEY *p256 = EVP_EC_gen("P-256");
+    assert_non_null(p256);
+    char *text = ac_jwk_public_text(p256);
+    assert_non_null(text);
+    j = NULL;
+    assert_int_equal(ac_jwk_import_public_text(text, strlen(text), &j, NULL), AC_EC_OK);
+    free(text);
+    expect_alg(j, AC_SIG_ES256);
+    json_t *pj = ac_jwk_export_private(p256);
+    assert_non_null(pj);
+    j = NULL;
+    assert_int_equal(ac_jwk_import_private(pj, &j, NULL), AC_EC_OK);
+    json_decref(pj);
+    expect_alg(j, AC_SIG_ES256);
+    expect_alg(p256, AC_SIG_ES256);
+    /* other curves and key types: no algorithm of ours */
+    expect_alg(EVP_EC_gen("P-384"), AC_SIG_NONE);
+    expect_alg(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, raw, sizeof raw), AC_SIG_NONE);
+    uint8_t raw57[57];
+    memset(raw57, 9, sizeof raw57);
+    expect_alg(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED448, NULL, raw57, sizeof raw57), AC_SIG_NONE);
+    assert_int_equal(ac_sig_key_alg(NULL), AC_SIG_NONE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(ed25519),
-        cmocka_unit_test(es256),
-        cmocka_unit_test(other_key),
-        cmocka_unit_test(ed25519_rfc8032_strict),
+        cmocka_unit_test(ed25519),   cmocka_unit_test(es256),
+        cmocka_unit_test(other_key), cmocka_unit_test(ed25519_rfc8032_strict),
+        cmocka_unit_test(key_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
