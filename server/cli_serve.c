@@ -172,9 +172,15 @@ int ac_cli_serve(int argc, char **argv)
     while (!stop_flag)
         pause();
     fprintf(stderr, "serve: stopping\n");
-    /* Stop listening; stop the sequencer, which completes (and resumes) every request it holds
-     * and refuses later ones; then the daemon's connections can finish. */
-    MHD_quiesce_daemon(d);
+    /* Stop the sequencer, which completes (and resumes) every request it holds and refuses later
+     * ones (503 not_leader); close the verifier's nonce writer likewise (503 db_unavailable);
+     * then stop the daemon, which closes the listening socket and every connection.
+     *
+     * No MHD_quiesce_daemon() first: with MHD_USE_EPOLL and a thread pool it races the workers'
+     * own removal of the listening socket from their epoll sets (libmicrohttpd 0.9.75: neither
+     * side holds a lock, and one side's EPOLL_CTL_DEL then fails with ENOENT and MHD_PANIC aborts
+     * the process: "Failed to remove listen FD from epoll set", seen in CI). Requests that arrive
+     * while we stop get the 503s above; a client retries them with its Idempotency-Key. */
     ac_seq_stop(app.seq);
     ac_authn_close(app.authn); /* resumes every request waiting on a nonce */
     ac_daemon_stop(d);
