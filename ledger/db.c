@@ -129,7 +129,8 @@ int ac_db_prepare(PGconn *c, const struct ac_db_stmt *s, size_t n, char *err, si
 
 PGconn *ac_db_connect(const char *url, enum ac_db_role role, char *err, size_t errlen)
 {
-    /* keepalives and a TCP user timeout bound how long a dead peer can stall a call */
+    /* keepalives and a TCP user timeout bound how long a dead peer can stall a call over TCP
+     * (libpq ignores them on a Unix socket, which the kernel closes when the server dies) */
     const char *keys[] = {"dbname",
                           "connect_timeout",
                           "application_name",

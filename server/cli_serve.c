@@ -179,8 +179,9 @@ int ac_cli_serve(int argc, char **argv)
      * No MHD_quiesce_daemon() first: with MHD_USE_EPOLL and a thread pool it races the workers'
      * own removal of the listening socket from their epoll sets (libmicrohttpd 0.9.75: neither
      * side holds a lock, and one side's EPOLL_CTL_DEL then fails with ENOENT and MHD_PANIC aborts
-     * the process: "Failed to remove listen FD from epoll set", seen in CI). Requests that arrive
-     * while we stop get the 503s above; a client retries them with its Idempotency-Key. */
+     * the process: "Failed to remove listen FD from epoll set", seen in CI). Writes and signed
+     * requests that arrive while we stop get the 503s above (reads are still answered); a client
+     * retries them with its Idempotency-Key. */
     ac_seq_stop(app.seq);
     ac_authn_close(app.authn); /* resumes every request waiting on a nonce */
     ac_daemon_stop(d);
