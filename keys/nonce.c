@@ -312,8 +312,8 @@ static int field_ok(const char *s)
     return n > 0;
 }
 
-static int digest(const struct ac_nonce_cache *c, const char *keyid, const char *nonce,
-                  uint8_t h[32])
+static void digest(const struct ac_nonce_cache *c, const char *keyid, const char *nonce,
+                   uint8_t h[32])
 {
     const struct ac_sha256_part parts[] = {
         {c->salt, sizeof c->salt},
@@ -321,7 +321,6 @@ static int digest(const struct ac_nonce_cache *c, const char *keyid, const char 
         {nonce, strlen(nonce)},
     };
     ac_sha256v(parts, 3, h);
-    return 0;
 }
 
 /* The checks before the database: bounds, window, memory. Returns the answer with *ask_db 0, or
@@ -339,7 +338,7 @@ static enum ac_nonce_result precheck(struct ac_nonce_cache *c, const char *keyid
         (created > now && (uint64_t)created - (uint64_t)now > w) || created > INT64_MAX - c->window)
         return AC_NONCE_STALE;
     *exp = created + c->window;
-    if (digest(c, keyid, nonce, h) != 0) return AC_NONCE_FULL; /* out of memory: overloaded */
+    digest(c, keyid, nonce, h);
 
     lock_counted(c);
     enum ac_nonce_result res = AC_NONCE_NEW;
@@ -442,10 +441,10 @@ long ac_nonce_cache_load(struct ac_nonce_cache *c, PGconn *db, int64_t now, uint
         int rows = PQntuples(r);
         /* digests first, outside the lock. A row out of bounds (not written by this code) is
          * skipped: no request carrying it could pass the checks, so nothing needs to know it */
-        for (int i = 0; i < rows && ok; i++) {
+        for (int i = 0; i < rows; i++) {
             const char *k = PQgetvalue(r, i, 0), *v = PQgetvalue(r, i, 1);
             valid[i] = field_ok(k) && field_ok(v);
-            ok = !valid[i] || digest(c, k, v, hs[i]) == 0;
+            if (valid[i]) digest(c, k, v, hs[i]);
         }
         /* no room (FULL): memory cannot hold every live nonce, so it cannot be the authority */
         pthread_mutex_lock(&c->mu);

@@ -357,10 +357,8 @@ static void arr_start(struct arr *a)
 
 static void arr_str(struct arr *a, const char *s)
 {
-    if (a->n++) ac_buf_add(&a->b, ",", 1);
-    ac_buf_add(&a->b, "\"", 1);
-    ac_buf_adds(&a->b, s);
-    ac_buf_add(&a->b, "\"", 1);
+    a->n++;
+    ac_buf_array_str(&a->b, s);
 }
 
 /* A number: eight per transfer, on the sequencer thread (ac_buf_add_i64: no printf). */

@@ -217,7 +217,8 @@ void ac_ev_record_clear(struct ac_ev_record *r);
 
 /* ==== hashing ================================================================================ */
 
-/* out = SHA-256(buf[0..len)): the record hash, the next record's prev. Returns 0 or -1. */
+/* out = SHA-256(buf[0..len)): the record hash, the next record's prev. Returns 0: the hashing
+ * (protocol/sha256.h) cannot fail; the int return is kept for the callers that check it. */
 int ac_ev_record_hash(const uint8_t *buf, size_t len, uint8_t out[AC_EV_HASH_LEN]);
 
 /* out = SHA-256(0x00 || buf[0..len)): the RFC 9162 leaf hash of the record. Returns 0 or -1. */

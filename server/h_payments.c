@@ -175,7 +175,8 @@ int ac_payment_json_text(const struct ac_payment_row *p, struct ac_buf *out)
 static enum MHD_Result reply_payment(struct ac_req *r, const struct ac_payment_row *p,
                                      unsigned ok_status, int as_problem)
 {
-    if (!as_problem || (p->status != AC_PAY_DENIED && p->status != AC_PAY_FAILED)) {
+    int refused = as_problem && (p->status == AC_PAY_DENIED || p->status == AC_PAY_FAILED);
+    if (!refused) {
         struct ac_buf b = {0};
         if (ac_payment_json_text(p, &b) == 0)
             return ac_reply_json_text(r, ok_status, b.p, b.len); /* the reply frees b.p */
@@ -183,8 +184,7 @@ static enum MHD_Result reply_payment(struct ac_req *r, const struct ac_payment_r
     }
     json_t *o = ac_payment_json(p);
     if (o == NULL) return ac_reply_problem(r, AC_EC_INTERNAL, "out of memory", NULL);
-    if (!as_problem || (p->status != AC_PAY_DENIED && p->status != AC_PAY_FAILED))
-        return ac_reply_json(r, ok_status, o);
+    if (!refused) return ac_reply_json(r, ok_status, o);
     enum ac_ec ec = AC_EC_PAYMENT_DENIED;
     if (p->status == AC_PAY_FAILED) {
         ec = ac_ec_from_code(p->error);

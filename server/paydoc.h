@@ -44,7 +44,8 @@ struct ac_buf;
 /* The payment object of the API (server/h_payments.c). New reference or NULL. */
 json_t *ac_payment_json(const struct ac_payment_row *p);
 /* The same object as JSON text appended to out, byte for byte what jansson writes of it
- * (JSON_COMPACT); 0, or -1 when out of memory or p has a step-up (use ac_payment_json then). */
+ * (JSON_COMPACT); 0, or -1 when out of memory, p has a step-up or its free text is not UTF-8
+ * (use ac_payment_json then). */
 int ac_payment_json_text(const struct ac_payment_row *p, struct ac_buf *out);
 
 /* 503 not_leader: these endpoints are served by the writer node. */
