@@ -165,6 +165,7 @@ static enum MHD_Result send_now(struct ac_req *r, unsigned status, const char *c
     r->status = status;
     enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
+    ac_idem_answered(r);
     return rc;
 }
 

@@ -378,6 +378,14 @@ void ac_idem_done(struct ac_req *r, const struct ac_cmd *cmd)
         drop_capture(m);
 }
 
+void ac_idem_answered(struct ac_req *r)
+{
+    struct ac_idem *m = r->idem;
+    if (m == NULL || !m->held) return;
+    release(m->t, m->id);
+    m->held = 0;
+}
+
 void ac_idem_end(struct ac_req *r)
 {
     struct ac_idem *m = r->idem;

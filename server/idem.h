@@ -66,7 +66,15 @@ void ac_idem_cmd(struct ac_req *r, struct ac_cmd *cmd);
  * it. */
 void ac_idem_done(struct ac_req *r, const struct ac_cmd *cmd);
 
-/* The request completed: release its key and free its state. */
+/* An answer was queued for r: release its key. Every answer is queued only after what it
+ * reports is durable (a sealed record committed with its batch, or a 2xx recorded first) or when
+ * nothing was written, so a duplicate that claims the key from now on finds the record or runs
+ * afresh. Released here rather than when libmicrohttpd reports the request complete, which
+ * comes after the answer was sent: a client that got its answer could otherwise be told 409
+ * idempotency_in_flight for the very next request with the key. */
+void ac_idem_answered(struct ac_req *r);
+
+/* The request completed: release its key if still held and free its state. */
 void ac_idem_end(struct ac_req *r);
 
 #endif

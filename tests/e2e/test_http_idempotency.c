@@ -6,6 +6,7 @@
  * - The same key with another body: 422 idempotency_key_reused, nothing moves.
  * - Many threads sending the same key at once: exactly one effect; the others 409
  *   idempotency_in_flight (with Retry-After) or the replay.
+ * - A duplicate sent the instant the answer arrives is the replay, not 409.
  * - Keys that are too long, hold spaces or control bytes, or come twice: 400.
  * - Two callers (two agents; the operator) with the same key are independent.
  * - The key survives a restart of the server.
@@ -356,6 +357,44 @@ static void concurrent_duplicates(void **st)
     free(body);
 }
 
+/* A duplicate sent the moment the answer arrives, on another open connection, is the replay,
+ * never 409: the key is released when the answer is queued, not when libmicrohttpd has finished
+ * sending it. The duplicate's headers are signed before the first request goes out, so that it
+ * follows the answer as closely as a client can. */
+static void duplicate_right_after_answer(void **st)
+{
+    (void)st;
+    struct ac_test_http c2;
+    struct ac_test_http_resp r;
+    ac_test_http_init(&c2, "127.0.0.1", srv.port, 20000);
+    assert_int_equal(ac_test_http_request(&c2, "GET", "/healthz", "", NULL, 0, &r), 200);
+    ac_test_http_resp_free(&r);
+    long long a0 = posted("user:alice:cny"), e0 = evidence_count();
+    enum { ROUNDS = 200 };
+    static char hdrs[16384];
+    for (int i = 0; i < ROUNDS; i++) {
+        char id[32], key[48];
+        snprintf(id, sizeof id, "p-next-%d", i);
+        snprintf(key, sizeof key, "next-key-%d", i);
+        char *body = pay_body(id, "m1", "0.01");
+        ac_test_agent_headers(agent1, srv.port, "POST", "/v1/payments", body, hdrs, sizeof hdrs);
+        size_t n = strlen(hdrs);
+        snprintf(hdrs + n, sizeof hdrs - n, "Idempotency-Key: %s\r\n", key);
+        struct ac_test_http_resp first, again;
+        assert_int_equal(post(agent1, "/v1/payments", body, key, &first), 201);
+        assert_int_equal(
+            ac_test_http_request(&c2, "POST", "/v1/payments", hdrs, body, strlen(body), &again),
+            201);
+        same_answer(&first, &again);
+        ac_test_http_resp_free(&first);
+        ac_test_http_resp_free(&again);
+        free(body);
+    }
+    ac_test_http_close(&c2);
+    assert_int_equal(posted("user:alice:cny"), a0 - ROUNDS);
+    assert_int_equal(evidence_count(), e0 + ROUNDS);
+}
+
 static void failed_batch_leaves_no_key(void **st)
 {
     (void)st;
@@ -521,6 +560,7 @@ int main(void)
         cmocka_unit_test(bad_keys_are_400),
         cmocka_unit_test(callers_are_independent),
         cmocka_unit_test(concurrent_duplicates),
+        cmocka_unit_test(duplicate_right_after_answer),
         cmocka_unit_test(failed_batch_leaves_no_key),
         cmocka_unit_test(operator_and_document_routes),
         cmocka_unit_test(survives_restart),
