@@ -240,6 +240,46 @@ static void mandates_are_kept(void **s)
         fail_msg("ledger check did not report the orphan payment:\n%s", out);
 }
 
+/* sql/0017: ac_payments.seq has no unique index of its own. What kept it unique still does: an
+ * insert cannot supply it (generated always as identity), so every row takes the next value. */
+static void payment_seq_is_generated(void **s)
+{
+    (void)s;
+    ac_test_sql(url, "insert into ac_assets (code, scale) values ('EUR', 2) on conflict do nothing");
+    const char *ins = "insert into ac_payments (id, request_digest, mandate_id, binding_id, "
+                      "user_id, agent_id, payee, op, amount, asset, status, verdict, autonomy, "
+                      "created_us, updated_us) values ('%s', sha256(''), 'm', 'b', 'u', 'a', "
+                      "'shop', 'purchase', 1, 'EUR', 'denied', 'deny', 1, 1, 1)";
+    char q[600];
+    snprintf(q, sizeof q, ins, "p_seq_1");
+    ac_test_sql(url, q);
+    snprintf(q, sizeof q, ins, "p_seq_2");
+    ac_test_sql(url, q);
+    assert_int_equal(ac_test_sql_int(url, "select count(*) from pg_index where indrelid = "
+                                          "'ac_payments'::regclass and indkey::text = (select "
+                                          "attnum::text from pg_attribute where attrelid = "
+                                          "'ac_payments'::regclass and attname = 'seq')"),
+                     0);
+    assert_int_equal(ac_test_sql_int(url, "select ((select seq from ac_payments where id = "
+                                          "'p_seq_2') > (select seq from ac_payments where id = "
+                                          "'p_seq_1'))::int"),
+                     1);
+    /* a row cannot bring a seq of its own, so it cannot repeat one */
+    PGconn *c = ac_test_connect(url);
+    PGresult *r = PQexec(c, "insert into ac_payments (seq, id, request_digest, mandate_id, "
+                            "binding_id, user_id, agent_id, payee, op, amount, asset, status, "
+                            "verdict, autonomy, created_us, updated_us) select seq, 'p_seq_3', "
+                            "request_digest, mandate_id, binding_id, user_id, agent_id, payee, op, "
+                            "amount, asset, status, verdict, autonomy, created_us, updated_us from "
+                            "ac_payments where id = 'p_seq_1'");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "428C9");
+    PQclear(r);
+    PQfinish(c);
+    assert_int_equal(ac_test_sql_int(url, "select count(distinct seq) - count(*) from ac_payments"),
+                     0);
+}
+
 int main(void)
 {
     url = ac_test_fresh_db("db_schema_checks");
@@ -248,6 +288,7 @@ int main(void)
         cmocka_unit_test(no_bounded_repetition_left),
         cmocka_unit_test(inserts_still_refused),
         cmocka_unit_test(mandates_are_kept),
+        cmocka_unit_test(payment_seq_is_generated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

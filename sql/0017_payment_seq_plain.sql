@@ -1,0 +1,11 @@
+-- 0017: ac_payments.seq keeps its order but no longer has a unique index of its own.
+--
+-- seq is `generated always as identity`: every value comes from the table's own sequence, and an
+-- insert cannot supply one without OVERRIDING SYSTEM VALUE, which nothing here uses. So the unique
+-- constraint could never refuse a row. What it did was maintain an index that no statement reads:
+-- payments are read by id, or by user or payee and seq (ac_payments_user_seq,
+-- ac_payments_payee_seq and the top-up partial indexes), never by seq alone. Each payment's insert
+-- on the sequencer's one writer backend paid for that index: about 1.6 microseconds a row (70,000
+-- rows copied six times each way, docs/operations.md), on the path every payment waits for.
+-- ac_transfers keeps its seq index: loading the ledger reads the transfers in seq order.
+alter table ac_payments drop constraint if exists ac_payments_seq_key;
