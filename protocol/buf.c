@@ -47,34 +47,46 @@ void ac_buf_add_i64(struct ac_buf *b, long long v)
     ac_buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
+int ac_utf8_next(const uint8_t *s, size_t n, size_t *i, uint32_t *cp)
+{
+    uint8_t c = s[*i];
+    if (c < 0x80) {
+        *cp = c;
+        (*i)++;
+        return 0;
+    }
+    size_t need;
+    uint32_t v, min;
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 1, v = c & 0x1f, min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 2, v = c & 0x0f, min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 3, v = c & 0x07, min = 0x10000;
+    } else {
+        return -1;
+    }
+    if (n - *i - 1 < need) return -1;
+    for (size_t k = 1; k <= need; k++) {
+        if ((s[*i + k] & 0xc0) != 0x80) return -1;
+        v = v << 6 | (s[*i + k] & 0x3f);
+    }
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return -1;
+    *i += need + 1;
+    *cp = v;
+    return 0;
+}
+
 int ac_utf8_valid(const void *text, size_t n)
 {
     const uint8_t *s = text;
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
+    uint32_t cp;
+    for (size_t i = 0; i < n;) {
+        if (s[i] < 0x80) { /* the usual byte, without the call */
             i++;
             continue;
         }
-        size_t need;
-        uint32_t cp, min;
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1, cp = c & 0x1f, min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2, cp = c & 0x0f, min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3, cp = c & 0x07, min = 0x10000;
-        } else {
-            return 0;
-        }
-        if (n - i - 1 < need) return 0;
-        for (size_t k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return 0;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-        i += need + 1;
+        if (ac_utf8_next(s, n, &i, &cp) != 0) return 0;
     }
     return 1;
 }

@@ -4,6 +4,7 @@
 #define AC_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct ac_buf {
     char *p;
@@ -32,6 +33,9 @@ void ac_buf_json_member(struct ac_buf *b, const char *name, const char *s);
 /* 1 when text[0..n) is RFC 3629 UTF-8 (no overlong forms, no surrogates, nothing above
  * U+10FFFF: what jansson and deterministic CBOR accept), else 0. */
 int ac_utf8_valid(const void *text, size_t n);
+/* Decode the code point at s[*i] (*i < n) by the same rules into *cp and advance *i past it.
+ * Returns 0, or -1 on invalid UTF-8 (*i and *cp unchanged). */
+int ac_utf8_next(const uint8_t *s, size_t n, size_t *i, uint32_t *cp);
 /* An element of a PostgreSQL text array literal that the caller began with "{" (and closes with
  * "}"): s quoted, after a "," when b holds an element already, with '"' and '\\' escaped. For the
  * batches' multi-row statements, on the sequencer's thread: runs are appended whole. */

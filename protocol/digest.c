@@ -22,12 +22,12 @@ static const struct {
 static int hash(unsigned bit, const uint8_t *body, size_t blen, uint8_t *md)
 {
     static const uint8_t empty[1] = {0};
-    unsigned mdlen = 0;
     if (body == NULL) body = empty; /* blen is 0 then */
     if (bit == AC_DIGEST_SHA256) {
         ac_sha256(body, blen, md);
         return 0;
     }
+    unsigned mdlen = 0;
     return EVP_Digest(body, blen, md, &mdlen, EVP_sha512(), NULL) == 1 ? 0 : -1;
 }
 

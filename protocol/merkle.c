@@ -47,11 +47,17 @@ int ac_merkle_node_hash(const uint8_t left[AC_MERKLE_HASH_LEN],
 
 /* ---- frontier ------------------------------------------------------------------------------ */
 
-static int frontier_append(struct ac_merkle_frontier *f, const uint8_t *leaf)
+void ac_merkle_frontier_init(struct ac_merkle_frontier *f)
+{
+    memset(f, 0, sizeof *f);
+}
+
+int ac_merkle_frontier_append(struct ac_merkle_frontier *f,
+                              const uint8_t leaf_hash[AC_MERKLE_HASH_LEN])
 {
     if (f->size == UINT64_MAX) return -1;
     uint8_t carry[AC_MERKLE_HASH_LEN];
-    memcpy(carry, leaf, AC_MERKLE_HASH_LEN);
+    memcpy(carry, leaf_hash, AC_MERKLE_HASH_LEN);
     unsigned i = 0;
     /* size < UINT64_MAX, so some bit below 64 is clear and i stays < 64 */
     for (; (f->size >> i) & 1; i++)
@@ -61,11 +67,11 @@ static int frontier_append(struct ac_merkle_frontier *f, const uint8_t *leaf)
     return 0;
 }
 
-static void frontier_root(const struct ac_merkle_frontier *f, uint8_t *out)
+int ac_merkle_frontier_root(const struct ac_merkle_frontier *f, uint8_t out[AC_MERKLE_HASH_LEN])
 {
     if (f->size == 0) {
         ac_merkle_empty_root(out);
-        return;
+        return 0;
     }
     unsigned i = 0;
     while (!((f->size >> i) & 1))
@@ -75,22 +81,6 @@ static void frontier_root(const struct ac_merkle_frontier *f, uint8_t *out)
     for (i++; i < 64; i++)
         if ((f->size >> i) & 1) node(f->node[i], r, r);
     memcpy(out, r, AC_MERKLE_HASH_LEN);
-}
-
-void ac_merkle_frontier_init(struct ac_merkle_frontier *f)
-{
-    memset(f, 0, sizeof *f);
-}
-
-int ac_merkle_frontier_append(struct ac_merkle_frontier *f,
-                              const uint8_t leaf_hash[AC_MERKLE_HASH_LEN])
-{
-    return frontier_append(f, leaf_hash);
-}
-
-int ac_merkle_frontier_root(const struct ac_merkle_frontier *f, uint8_t out[AC_MERKLE_HASH_LEN])
-{
-    frontier_root(f, out);
     return 0;
 }
 
@@ -102,9 +92,8 @@ static int mth(const uint8_t (*leaves)[AC_MERKLE_HASH_LEN], size_t n, uint8_t *o
     struct ac_merkle_frontier f;
     ac_merkle_frontier_init(&f);
     for (size_t i = 0; i < n; i++)
-        if (frontier_append(&f, leaves[i]) != 0) return -1;
-    frontier_root(&f, out);
-    return 0;
+        if (ac_merkle_frontier_append(&f, leaves[i]) != 0) return -1;
+    return ac_merkle_frontier_root(&f, out);
 }
 
 /* The largest power of two strictly less than n; n >= 2. */

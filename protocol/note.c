@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "protocol/b64.h"
+#include "protocol/buf.h"
 #include "protocol/sha256.h"
 #include "protocol/sig.h"
 
@@ -40,37 +41,6 @@ const char *ac_note_strerror(enum ac_note_status st)
 
 /* ==== text rules ============================================================================= */
 
-/* Decode one RFC 3629 code point at s[*i]; advances *i. Returns 0, or -1 on invalid UTF-8. */
-static int next_cp(const uint8_t *s, size_t n, size_t *i, uint32_t *cp)
-{
-    uint8_t c = s[*i];
-    if (c < 0x80) {
-        *cp = c;
-        (*i)++;
-        return 0;
-    }
-    size_t need;
-    uint32_t v, min;
-    if (c >= 0xc2 && c <= 0xdf) {
-        need = 1, v = c & 0x1f, min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        need = 2, v = c & 0x0f, min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 3, v = c & 0x07, min = 0x10000;
-    } else {
-        return -1;
-    }
-    if (n - *i - 1 < need) return -1;
-    for (size_t k = 1; k <= need; k++) {
-        if ((s[*i + k] & 0xc0) != 0x80) return -1;
-        v = v << 6 | (s[*i + k] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) return -1;
-    *i += need + 1;
-    *cp = v;
-    return 0;
-}
-
 /* Valid UTF-8 without control characters other than '\n' (the note-wide rule). */
 static int chars_valid(const char *t, size_t n)
 {
@@ -78,7 +48,7 @@ static int chars_valid(const char *t, size_t n)
     size_t i = 0;
     uint32_t cp;
     while (i < n) {
-        if (next_cp(s, n, &i, &cp) != 0) return 0;
+        if (ac_utf8_next(s, n, &i, &cp) != 0) return 0;
         if (cp < 0x20 && cp != '\n') return 0;
     }
     return 1;
@@ -114,7 +84,7 @@ int ac_note_name_valid(const char *name, size_t len)
     size_t i = 0;
     uint32_t cp;
     while (i < len) {
-        if (next_cp(s, len, &i, &cp) != 0) return 0;
+        if (ac_utf8_next(s, len, &i, &cp) != 0) return 0;
         if (cp < 0x20 || cp == '+' || is_space(cp)) return 0;
     }
     return 1;

@@ -195,6 +195,17 @@ static void inserts_still_refused(void **s)
     PQfinish(c);
 }
 
+/* q is refused with SQLSTATE state */
+static void refused_with(const char *q, const char *state)
+{
+    PGconn *c = ac_test_connect(url);
+    PGresult *r = PQexec(c, q);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), state);
+    PQclear(r);
+    PQfinish(c);
+}
+
 /* sql/0016: ac_payments.mandate_id is no longer a foreign key, and in its place ac_mandates keeps
  * every row it was given, and its id: no DELETE, no TRUNCATE, no UPDATE of id, referenced or not.
  * Revocation, an UPDATE of other columns, still goes through. */
@@ -214,12 +225,7 @@ static void mandates_are_kept(void **s)
     assert_false(ac_test_sql_ok(url, "delete from ac_mandates where id = 'm_keep'"));
     assert_false(ac_test_sql_ok(url, "update ac_mandates set id = 'm_other' where id = 'm_keep'"));
     assert_false(ac_test_sql_ok(url, "truncate ac_mandates cascade"));
-    PGconn *c = ac_test_connect(url);
-    PGresult *r = PQexec(c, "delete from ac_mandates");
-    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
-    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "23001");
-    PQclear(r);
-    PQfinish(c);
+    refused_with("delete from ac_mandates", "23001");
     assert_int_equal(ac_test_sql_int(url, "select count(*) from ac_mandates where id = 'm_keep'"),
                      1);
     ac_test_sql(url, "update ac_mandates set status = 'revoked', revoked_us = 3, revocation_kid = "
@@ -265,17 +271,13 @@ static void payment_seq_is_generated(void **s)
                                           "'p_seq_1'))::int"),
                      1);
     /* a row cannot bring a seq of its own, so it cannot repeat one */
-    PGconn *c = ac_test_connect(url);
-    PGresult *r = PQexec(c, "insert into ac_payments (seq, id, request_digest, mandate_id, "
-                            "binding_id, user_id, agent_id, payee, op, amount, asset, status, "
-                            "verdict, autonomy, created_us, updated_us) select seq, 'p_seq_3', "
-                            "request_digest, mandate_id, binding_id, user_id, agent_id, payee, op, "
-                            "amount, asset, status, verdict, autonomy, created_us, updated_us from "
-                            "ac_payments where id = 'p_seq_1'");
-    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
-    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "428C9");
-    PQclear(r);
-    PQfinish(c);
+    refused_with("insert into ac_payments (seq, id, request_digest, mandate_id, "
+                 "binding_id, user_id, agent_id, payee, op, amount, asset, status, "
+                 "verdict, autonomy, created_us, updated_us) select seq, 'p_seq_3', "
+                 "request_digest, mandate_id, binding_id, user_id, agent_id, payee, op, "
+                 "amount, asset, status, verdict, autonomy, created_us, updated_us from "
+                 "ac_payments where id = 'p_seq_1'",
+                 "428C9");
     assert_int_equal(ac_test_sql_int(url, "select count(distinct seq) - count(*) from ac_payments"),
                      0);
 }
