@@ -491,10 +491,14 @@ static int upstream_connect(struct ac_test_proxy *p)
     return fd;
 }
 
-static void on_accept(struct ac_test_proxy *p, int cut)
+static void on_accept(struct ac_test_proxy *p)
 {
     int fd = accept(p->lfd, NULL, NULL);
     if (fd < 0) return;
+    /* read now, not before poll(): a restore while it waited must let this connection through */
+    pthread_mutex_lock(&p->mu);
+    int cut = p->cut;
+    pthread_mutex_unlock(&p->mu);
     if (cut) { /* the database is "down": refuse by closing at once */
         close(fd);
         return;
@@ -562,7 +566,7 @@ static void *proxy_main(void *arg)
     }
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        int stop = p->stop, cut = p->cut;
+        int stop = p->stop;
         unsigned req = p->cut_req;
         pthread_mutex_unlock(&p->mu);
         if (stop) break;
@@ -603,7 +607,7 @@ static void *proxy_main(void *arg)
             if ((rev[0] | rev[1]) == 0) continue;
             if (pump(p->pairs[i], rev) != 0) pair_close(p, i);
         }
-        if (fds[1].revents & POLLIN) on_accept(p, cut);
+        if (fds[1].revents & POLLIN) on_accept(p);
     }
     for (int i = 0; i < PROXY_MAX_PAIRS; i++)
         pair_close(p, i);
