@@ -166,8 +166,9 @@ int ac_cli_serve(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    fprintf(stderr, "serve: listening on http://%s:%u (%u threads)%s\n", app.cfg.listen_host,
-            app.cfg.port, app.cfg.threads,
+    fprintf(stderr, "serve: listening on http://%s:%u (%u threads, event loop %s)%s\n",
+            app.cfg.listen_host, app.cfg.port, app.cfg.threads,
+            app.cfg.event_loop_poll ? "poll" : "epoll",
             app.cfg.operator_token[0] ? "" : "; operator API disabled (no token)");
     while (!stop_flag)
         pause();

@@ -118,6 +118,12 @@ static int set(struct ac_config *c, const char *key, const char *val, char *err,
             return -1;
         }
         c->pipeline_off = strcmp(val, "off") == 0;
+    } else if (strcmp(key, "event-loop") == 0) {
+        if (strcmp(val, "epoll") != 0 && strcmp(val, "poll") != 0) {
+            snprintf(err, errlen, "event-loop must be epoll or poll");
+            return -1;
+        }
+        c->event_loop_poll = strcmp(val, "poll") == 0;
     } else if (strcmp(key, "benchmark-only") == 0) {
         if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0) {
             snprintf(err, errlen, "benchmark-only must be yes or no");
@@ -170,15 +176,30 @@ int ac_config_load(struct ac_config *c, int argc, char **argv, char *err, size_t
     c->checkpoint_ms = 1000;
     c->idem_retention = 86400;
     c->idem_inflight = 65536;
-    static const char *const keys[] = {"database-url", "listen",    "operator-token",
-                                       "operator-token-file", "threads", "db-pool",
-                                       "max-body",     "max-batch", "partition",
-                                       "keys-dir",     "public-url", "sig-skew",
-                                       "sig-max-age",  "nonce-cache",
-                                       "evidence-origin", "checkpoint-every",
-                                       "checkpoint-ms", "stepup-ttl",
-                                       "evidence",     "benchmark-only", "pipeline",
-                                       "idempotency-retention", "idempotency-inflight"};
+    static const char *const keys[] = {"database-url",
+                                       "listen",
+                                       "operator-token",
+                                       "operator-token-file",
+                                       "threads",
+                                       "db-pool",
+                                       "max-body",
+                                       "max-batch",
+                                       "partition",
+                                       "keys-dir",
+                                       "public-url",
+                                       "sig-skew",
+                                       "sig-max-age",
+                                       "nonce-cache",
+                                       "evidence-origin",
+                                       "checkpoint-every",
+                                       "checkpoint-ms",
+                                       "stepup-ttl",
+                                       "evidence",
+                                       "benchmark-only",
+                                       "pipeline",
+                                       "idempotency-retention",
+                                       "idempotency-inflight",
+                                       "event-loop"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char env[64] = "AGENTCLEAR_";
         size_t n = strlen(env);

@@ -16,6 +16,8 @@ struct ac_config {
     int pipeline_off;          /* AGENTCLEAR_PIPELINE "on" (default) or "off": whether the
                                 * sequencer applies and sends the next batch while PostgreSQL
                                 * commits the one before (ledger/sequencer.h) */
+    int event_loop_poll;       /* AGENTCLEAR_EVENT_LOOP "epoll" (default) or "poll": how the HTTP
+                                * threads wait for their connections (server/daemon.c) */
     int partition;             /* AGENTCLEAR_PARTITION writer-lease key, default 0 */
     char keys_dir[1024];       /* AGENTCLEAR_KEYS_DIR server signing key files; empty: none */
     /* signed requests (server/authn.h) */

@@ -457,9 +457,13 @@ struct MHD_Daemon *ac_daemon_start(struct ac_app *app)
         fprintf(stderr, "serve: listen host must be an IPv4 address\n");
         return NULL;
     }
+    /* epoll: a thread's wait costs the same however many connections it holds, but every suspend
+     * and resume takes the connection out of the epoll set and puts it back (two epoll_ctl calls
+     * a request). poll: no such calls, but each turn walks all the thread's connections. So poll
+     * suits a few hundred pooled connections, epoll thousands (docs/operations.md). */
+    unsigned loop = app->cfg.event_loop_poll ? MHD_USE_POLL : MHD_USE_EPOLL;
     return MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_ERROR_LOG,
+        MHD_USE_INTERNAL_POLLING_THREAD | loop | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
         (uint16_t)app->cfg.port, NULL, NULL, access_cb, app, MHD_OPTION_SOCK_ADDR, &sa,
         MHD_OPTION_THREAD_POOL_SIZE, app->cfg.threads, MHD_OPTION_NOTIFY_COMPLETED, completed_cb,
         app, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 4096u,

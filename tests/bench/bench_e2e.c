@@ -2,7 +2,7 @@
  *
  * usage: bench_e2e -b agentclear [-s seconds] [-w warmup_s] [-c connections] [-t server_threads]
  *                  [-a agents] [-n presigned] [-T tab_presigned] [-e on|off]
- *                  [-C client_threads] [-d depth] database-url
+ *                  [-C client_threads] [-d depth] [-L epoll|poll] database-url
  *
  * Starts the real server (`agentclear serve`, the binary given with -b) on a fresh database with
  * a server signing key (so evidence checkpoints are signed, as in production) and sets up, through
@@ -39,6 +39,9 @@
  * -e off starts the server with evidence=off and benchmark-only=yes (server/config.h): the same
  * path without evidence records, to measure what the evidence log costs. Never for production.
  *
+ * -L sets the server's HTTP event loop (AGENTCLEAR_EVENT_LOOP, default here epoll, as the server's;
+ * ops/bench e2e passes poll: docs/operations.md says which suits how many connections).
+ *
  * Output, one figure a line (ops/bench reads it): e2e_pps, p50_ms, p99_ms, server_cores,
  * postgres_cores, client_cores, cpu_us_per_payment (server + PostgreSQL + client CPU over the
  * window per settled payment; server_cpu_us, pg_cpu_us, client_cpu_us its parts), writer_cpu,
@@ -47,7 +50,7 @@
  * writer_cpu_us (its CPU per settled payment), window_s,
  * payments, errors, settled_rows (the database's count of settled
  * payments after the run), batches, avg_batch_items, avg_commit_ms (the sequencer's /metrics over
- * the run, warm-up included), evidence on|off, agents, connections, server_threads.
+ * the run, warm-up included), evidence on|off, agents, connections, server_threads, event_loop.
  * Exit status 0, or 1 when setup failed or an answer was not 201. */
 #include <stdint.h>
 #include <stdio.h>
@@ -358,7 +361,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench_e2e -b agentclear [-s seconds] [-w warmup] [-c connections] "
                     "[-t server_threads] [-a agents] [-n presigned] [-T tab_presigned] [-e on|off] "
-                    "[-C client_threads] [-d depth] database-url\n");
+                    "[-C client_threads] [-d depth] [-L epoll|poll] database-url\n");
     exit(2);
 }
 
@@ -379,11 +382,11 @@ int main(int argc, char **argv)
     double seconds = 10, warmup = 2;
     int connections = 128, threads = 2, evidence = 1, client_threads = 1, depth = 1;
     size_t presigned = 150000;
-    const char *binary = NULL;
+    const char *binary = NULL, *loop = "epoll";
     n_agents = 256;
     int c;
     size_t tab_presigned = 60000;
-    while ((c = getopt(argc, argv, "s:w:c:t:a:n:e:b:T:C:d:")) != -1) {
+    while ((c = getopt(argc, argv, "s:w:c:t:a:n:e:b:T:C:d:L:")) != -1) {
         switch (c) {
         case 'C':
             client_threads = atoi(optarg);
@@ -416,6 +419,10 @@ int main(int argc, char **argv)
         case 'b':
             binary = optarg;
             break;
+        case 'L':
+            if (strcmp(optarg, "epoll") != 0 && strcmp(optarg, "poll") != 0) usage();
+            loop = optarg;
+            break;
         case 'T':
             tab_presigned = strtoul(optarg, NULL, 10);
             break;
@@ -440,9 +447,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_e2e: cannot make the server key\n");
         return 1;
     }
-    const char *env_on[] = {keys_env, NULL};
-    const char *env_off[] = {keys_env, "AGENTCLEAR_EVIDENCE=off", "AGENTCLEAR_BENCHMARK_ONLY=yes",
-                             NULL};
+    char loop_env[64];
+    snprintf(loop_env, sizeof loop_env, "AGENTCLEAR_EVENT_LOOP=%s", loop);
+    const char *env_on[] = {keys_env, loop_env, NULL};
+    const char *env_off[] = {keys_env, loop_env, "AGENTCLEAR_EVIDENCE=off",
+                             "AGENTCLEAR_BENCHMARK_ONLY=yes", NULL};
     agents = calloc((size_t)n_agents, sizeof *agents);
     if (agents == NULL) return 1;
     double t_setup = ac_bench_now();
@@ -574,6 +583,7 @@ int main(int argc, char **argv)
     printf("agents %d\n", n_agents);
     printf("connections %d\n", connections);
     printf("server_threads %d\n", threads);
+    printf("event_loop %s\n", loop);
     printf("client_threads %d\n", client_threads);
     printf("depth %d\n", client_threads > 0 ? depth : 1);
     fflush(stdout);

@@ -198,29 +198,49 @@ static int status_code(int st)
 
 /* ---- the server ---------------------------------------------------------------------------- */
 
+/* 1 when the test's own env entries set the variable named by key[0..kl). */
+static int has_env(const struct ac_test_server *s, const char *key, size_t kl)
+{
+    for (int i = 0; s->env[i]; i++)
+        if (strncmp(s->env[i], key, kl) == 0 && s->env[i][kl] == '=') return 1;
+    return 0;
+}
+
 static int is_overridden(const char *entry, const struct ac_test_server *s)
 {
     if (strncmp(entry, "AGENTCLEAR_", 11) == 0) return 1; /* only what the test says */
     const char *eq = strchr(entry, '=');
-    size_t kl = eq ? (size_t)(eq - entry) : strlen(entry);
-    for (int i = 0; s->env[i]; i++)
-        if (strncmp(s->env[i], entry, kl) == 0 && s->env[i][kl] == '=') return 1;
+    return has_env(s, entry, eq ? (size_t)(eq - entry) : strlen(entry));
+}
+
+/* 1 once the server's log says it listens with the given event loop (the line comes just after
+ * /readyz can answer, so wait for it until deadline). */
+static int logs_event_loop(const struct ac_test_server *s, const char *loop, long long deadline)
+{
+    char needle[80];
+    snprintf(needle, sizeof needle, "event loop %s)", loop);
+    do {
+        if (ac_test_server_log_has(s, needle)) return 1;
+        sleep_ms(20);
+    } while (mono_ms() < deadline);
     return 0;
 }
 
-static char **build_env(const struct ac_test_server *s, char *own[3])
+/* The environment of a server: ours without AGENTCLEAR_*, the test's entries, then own[] (its
+ * last entry may be NULL). */
+static char **build_env(const struct ac_test_server *s, char *own[4])
 {
     size_t n = 0;
     while (environ[n])
         n++;
-    char **envp = calloc(n + AC_TEST_MAX_ENV + 4, sizeof *envp);
+    char **envp = calloc(n + AC_TEST_MAX_ENV + 5, sizeof *envp);
     if (envp == NULL) return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (!is_overridden(environ[i], s)) envp[k++] = environ[i];
     for (int i = 0; s->env[i]; i++)
         envp[k++] = s->env[i];
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4 && own[i] != NULL; i++)
         envp[k++] = own[i];
     envp[k] = NULL;
     return envp;
@@ -265,7 +285,14 @@ static int launch(struct ac_test_server *s, int ready_ms)
         snprintf(e_db, sizeof e_db, "AGENTCLEAR_DATABASE_URL=%s", s->db_url);
         snprintf(e_listen, sizeof e_listen, "AGENTCLEAR_LISTEN=127.0.0.1:%u", s->port);
         snprintf(e_tok, sizeof e_tok, "AGENTCLEAR_OPERATOR_TOKEN=%s", s->token);
-        char *own[3] = {e_db, e_listen, e_tok};
+        char *own[4] = {e_db, e_listen, e_tok, NULL};
+        char e_loop[64];
+        static const char loop_var[] = "AGENTCLEAR_EVENT_LOOP";
+        const char *loop = getenv("AC_TEST_EVENT_LOOP");
+        if (loop != NULL && *loop != '\0' && !has_env(s, loop_var, sizeof loop_var - 1)) {
+            snprintf(e_loop, sizeof e_loop, "%s=%s", loop_var, loop);
+            own[3] = e_loop;
+        }
         char **envp = build_env(s, own);
         if (envp == NULL) return -1;
         char a0[] = "agentclear", a1[] = "serve";
@@ -277,7 +304,13 @@ static int launch(struct ac_test_server *s, int ready_ms)
             return -1;
         }
         int taken;
-        if (wait_ready(s, deadline, &taken)) return 0;
+        if (wait_ready(s, deadline, &taken)) {
+            if (own[3] == NULL || logs_event_loop(s, loop, deadline)) return 0;
+            fprintf(stderr,
+                    "server %s: not running the %s event loop that AC_TEST_EVENT_LOOP asks\n",
+                    s->name, loop);
+            break;
+        }
         if (taken && mono_ms() < deadline) continue; /* someone took the port: another one */
         break;
     }

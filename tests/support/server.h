@@ -38,7 +38,10 @@ const char *ac_test_tmpdir(void);
  * AGENTCLEAR_OPERATOR_TOKEN=token, AGENTCLEAR_LISTEN and the extra env entries ("KEY=VALUE",
  * NULL-terminated array or NULL), and wait (at most ready_ms) until GET /readyz answers 200. A
  * port taken meanwhile by someone else is retried with another. Returns 0 when ready; otherwise
- * kills the child, prints its log to stderr and returns -1. `name` labels the log files. */
+ * kills the child, prints its log to stderr and returns -1. `name` labels the log files.
+ * AC_TEST_EVENT_LOOP=poll|epoll in the test program's environment gives every server it starts
+ * that AGENTCLEAR_EVENT_LOOP (unless extra_env sets one), and a server whose log does not say it
+ * runs that loop is a failed start (tests/CMakeLists.txt runs suites both ways). */
 int ac_test_server_start(struct ac_test_server *s, const char *name, const char *db_url,
                          const char *token, const char *const *extra_env, int ready_ms);
 

@@ -1,5 +1,5 @@
 /* server/config.c: the benchmark-only evidence=off switch is refused unless benchmark-only=yes is
- * also given, and its values are checked. */
+ * also given, and its values are checked; the HTTP event loop is epoll unless poll is asked for. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +14,7 @@ static int load(int argc, char **argv, struct ac_config *c, char *err, size_t n)
 {
     unsetenv("AGENTCLEAR_EVIDENCE");
     unsetenv("AGENTCLEAR_BENCHMARK_ONLY");
+    unsetenv("AGENTCLEAR_EVENT_LOOP");
     setenv("AGENTCLEAR_DATABASE_URL", "postgresql://nowhere/none", 1);
     return ac_config_load(c, argc, argv, err, n);
 }
@@ -73,6 +74,35 @@ static void bad_values(void **st)
     assert_int_equal(c.evidence_off, 0);
 }
 
+static void event_loop(void **st)
+{
+    (void)st;
+    struct ac_config c;
+    char err[256] = "";
+    char *dflt[] = {"serve", NULL};
+    assert_int_equal(load(1, dflt, &c, err, sizeof err), 0);
+    assert_int_equal(c.event_loop_poll, 0);
+    char *poll[] = {"serve", "--event-loop=poll", NULL};
+    assert_int_equal(load(2, poll, &c, err, sizeof err), 0);
+    assert_int_equal(c.event_loop_poll, 1);
+    char *both[] = {"serve", "--event-loop=poll", "--event-loop=epoll", NULL};
+    assert_int_equal(load(3, both, &c, err, sizeof err), 0);
+    assert_int_equal(c.event_loop_poll, 0);
+    char *bad[] = {"serve", "--event-loop=select", NULL};
+    assert_int_equal(load(2, bad, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "event-loop must be epoll or poll"));
+    char *empty[] = {"serve", "--event-loop=", NULL};
+    assert_int_equal(load(2, empty, &c, err, sizeof err), -1);
+    /* the environment, and the command line over it */
+    setenv("AGENTCLEAR_EVENT_LOOP", "poll", 1);
+    assert_int_equal(ac_config_load(&c, 1, dflt, err, sizeof err), 0);
+    assert_int_equal(c.event_loop_poll, 1);
+    char *over[] = {"serve", "--event-loop=epoll", NULL};
+    assert_int_equal(ac_config_load(&c, 2, over, err, sizeof err), 0);
+    assert_int_equal(c.event_loop_poll, 0);
+    unsetenv("AGENTCLEAR_EVENT_LOOP");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -80,6 +110,7 @@ int main(void)
         cmocka_unit_test(evidence_off_refused_alone),
         cmocka_unit_test(evidence_off_with_benchmark_only),
         cmocka_unit_test(bad_values),
+        cmocka_unit_test(event_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
