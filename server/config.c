@@ -176,30 +176,18 @@ int ac_config_load(struct ac_config *c, int argc, char **argv, char *err, size_t
     c->checkpoint_ms = 1000;
     c->idem_retention = 86400;
     c->idem_inflight = 65536;
-    static const char *const keys[] = {"database-url",
-                                       "listen",
-                                       "operator-token",
-                                       "operator-token-file",
-                                       "threads",
-                                       "db-pool",
-                                       "max-body",
-                                       "max-batch",
-                                       "partition",
-                                       "keys-dir",
-                                       "public-url",
-                                       "sig-skew",
-                                       "sig-max-age",
-                                       "nonce-cache",
-                                       "evidence-origin",
-                                       "checkpoint-every",
-                                       "checkpoint-ms",
-                                       "stepup-ttl",
-                                       "evidence",
-                                       "benchmark-only",
-                                       "pipeline",
-                                       "idempotency-retention",
-                                       "idempotency-inflight",
+    /* clang-format off */
+    static const char *const keys[] = {"database-url", "listen",    "operator-token",
+                                       "operator-token-file", "threads", "db-pool",
+                                       "max-body",     "max-batch", "partition",
+                                       "keys-dir",     "public-url", "sig-skew",
+                                       "sig-max-age",  "nonce-cache",
+                                       "evidence-origin", "checkpoint-every",
+                                       "checkpoint-ms", "stepup-ttl",
+                                       "evidence",     "benchmark-only", "pipeline",
+                                       "idempotency-retention", "idempotency-inflight",
                                        "event-loop"};
+    /* clang-format on */
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char env[64] = "AGENTCLEAR_";
         size_t n = strlen(env);

@@ -219,11 +219,11 @@ static int logs_event_loop(const struct ac_test_server *s, const char *loop, lon
 {
     char needle[80];
     snprintf(needle, sizeof needle, "event loop %s)", loop);
-    do {
+    for (;;) {
         if (ac_test_server_log_has(s, needle)) return 1;
+        if (mono_ms() >= deadline) return 0;
         sleep_ms(20);
-    } while (mono_ms() < deadline);
-    return 0;
+    }
 }
 
 /* The environment of a server: ours without AGENTCLEAR_*, the test's entries, then own[] (its
@@ -309,7 +309,9 @@ static int launch(struct ac_test_server *s, int ready_ms)
             fprintf(stderr,
                     "server %s: not running the %s event loop that AC_TEST_EVENT_LOOP asks\n",
                     s->name, loop);
-            break;
+            ac_test_server_kill(s);
+            ac_test_server_dump_log(s, 8192);
+            return -1;
         }
         if (taken && mono_ms() < deadline) continue; /* someone took the port: another one */
         break;

@@ -93,9 +93,15 @@ int ac_test_cli(char *out, size_t cap, const char *fmt, ...)
     return WEXITSTATUS(st);
 }
 
-const char *ac_test_fresh_db(const char *name)
+const char *ac_test_fresh_db(const char *base_name)
 {
     static char url[1024];
+    char name[128];
+    const char *loop = getenv("AC_TEST_EVENT_LOOP");
+    if (loop != NULL && *loop != '\0' && strspn(loop, "abcdefghijklmnopqrstuvwxyz") == strlen(loop))
+        snprintf(name, sizeof name, "%s_%s", base_name, loop);
+    else
+        snprintf(name, sizeof name, "%s", base_name);
     const char *base = ac_test_db_url();
     char err[512];
     PGconn *c = ac_db_connect(base, AC_DB_PLAIN, err, sizeof err);

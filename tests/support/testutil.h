@@ -15,7 +15,9 @@ const char *ac_test_db_url(void);
 /* Create (dropping any old one) a database named `name` on the test cluster, apply the
  * migrations, and return its URL (static buffer, overwritten by the next call). Fails the test
  * program (exit 1) when it cannot. Each test program uses its own name, so suites run in parallel
- * (ctest -j) without sharing state. */
+ * (ctest -j) without sharing state. Under AC_TEST_EVENT_LOOP (a program run a second time with
+ * another event loop, tests/CMakeLists.txt) the name gets "_<loop>" appended, so the two runs
+ * never drop each other's database. */
 const char *ac_test_fresh_db(const char *name);
 
 /* Path to the agentclear binary under test (AC_BINARY, set by CTest). */

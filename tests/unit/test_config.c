@@ -82,8 +82,8 @@ static void event_loop(void **st)
     char *dflt[] = {"serve", NULL};
     assert_int_equal(load(1, dflt, &c, err, sizeof err), 0);
     assert_int_equal(c.event_loop_poll, 0);
-    char *poll[] = {"serve", "--event-loop=poll", NULL};
-    assert_int_equal(load(2, poll, &c, err, sizeof err), 0);
+    char *use_poll[] = {"serve", "--event-loop=poll", NULL};
+    assert_int_equal(load(2, use_poll, &c, err, sizeof err), 0);
     assert_int_equal(c.event_loop_poll, 1);
     char *both[] = {"serve", "--event-loop=poll", "--event-loop=epoll", NULL};
     assert_int_equal(load(3, both, &c, err, sizeof err), 0);
