@@ -19,6 +19,19 @@ static int public_url_ok(const char *v)
     return *a == '\0' || strcmp(a, "/") == 0;
 }
 
+/* A setting of two words a and b: *out = 1 when val is `one` of them, 0 for the other; -1 with
+ * "key must be a or b" for anything else. */
+static int choice(const char *key, const char *val, const char *a, const char *b, const char *one,
+                  int *out, char *err, size_t errlen)
+{
+    if (strcmp(val, a) != 0 && strcmp(val, b) != 0) {
+        snprintf(err, errlen, "%s must be %s or %s", key, a, b);
+        return -1;
+    }
+    *out = strcmp(val, one) == 0;
+    return 0;
+}
+
 static int set(struct ac_config *c, const char *key, const char *val, char *err, size_t errlen)
 {
     char *end;
@@ -107,29 +120,13 @@ static int set(struct ac_config *c, const char *key, const char *val, char *err,
         else
             c->checkpoint_ms = v;
     } else if (strcmp(key, "evidence") == 0) {
-        if (strcmp(val, "on") != 0 && strcmp(val, "off") != 0) {
-            snprintf(err, errlen, "evidence must be on or off");
-            return -1;
-        }
-        c->evidence_off = strcmp(val, "off") == 0;
+        return choice(key, val, "on", "off", "off", &c->evidence_off, err, errlen);
     } else if (strcmp(key, "pipeline") == 0) {
-        if (strcmp(val, "on") != 0 && strcmp(val, "off") != 0) {
-            snprintf(err, errlen, "pipeline must be on or off");
-            return -1;
-        }
-        c->pipeline_off = strcmp(val, "off") == 0;
+        return choice(key, val, "on", "off", "off", &c->pipeline_off, err, errlen);
     } else if (strcmp(key, "event-loop") == 0) {
-        if (strcmp(val, "epoll") != 0 && strcmp(val, "poll") != 0) {
-            snprintf(err, errlen, "event-loop must be epoll or poll");
-            return -1;
-        }
-        c->event_loop_poll = strcmp(val, "poll") == 0;
+        return choice(key, val, "epoll", "poll", "poll", &c->event_loop_poll, err, errlen);
     } else if (strcmp(key, "benchmark-only") == 0) {
-        if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0) {
-            snprintf(err, errlen, "benchmark-only must be yes or no");
-            return -1;
-        }
-        c->benchmark_only = strcmp(val, "yes") == 0;
+        return choice(key, val, "yes", "no", "yes", &c->benchmark_only, err, errlen);
     } else if (strcmp(key, "operator-token") == 0) {
         snprintf(c->operator_token, sizeof c->operator_token, "%s", val);
     } else if (strcmp(key, "operator-token-file") == 0) {

@@ -390,7 +390,7 @@ void ac_idem_end(struct ac_req *r)
 {
     struct ac_idem *m = r->idem;
     if (m == NULL) return;
-    if (m->held) release(m->t, m->id);
+    ac_idem_answered(r); /* when no answer was queued */
     drop_capture(m);
     free(m);
     r->idem = NULL;

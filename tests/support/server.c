@@ -288,8 +288,8 @@ static int launch(struct ac_test_server *s, int ready_ms)
         char *own[4] = {e_db, e_listen, e_tok, NULL};
         char e_loop[64];
         static const char loop_var[] = "AGENTCLEAR_EVENT_LOOP";
-        const char *loop = getenv("AC_TEST_EVENT_LOOP");
-        if (loop != NULL && *loop != '\0' && !has_env(s, loop_var, sizeof loop_var - 1)) {
+        const char *loop = ac_test_event_loop();
+        if (loop != NULL && !has_env(s, loop_var, sizeof loop_var - 1)) {
             snprintf(e_loop, sizeof e_loop, "%s=%s", loop_var, loop);
             own[3] = e_loop;
         }

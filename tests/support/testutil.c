@@ -93,12 +93,23 @@ int ac_test_cli(char *out, size_t cap, const char *fmt, ...)
     return WEXITSTATUS(st);
 }
 
+const char *ac_test_event_loop(void)
+{
+    const char *loop = getenv("AC_TEST_EVENT_LOOP");
+    if (loop == NULL || *loop == '\0') return NULL;
+    if (strspn(loop, "abcdefghijklmnopqrstuvwxyz") != strlen(loop) || strlen(loop) > 16) {
+        fprintf(stderr, "AC_TEST_EVENT_LOOP must be 1..16 lowercase letters\n");
+        exit(1);
+    }
+    return loop;
+}
+
 const char *ac_test_fresh_db(const char *base_name)
 {
     static char url[1024];
     char name[128];
-    const char *loop = getenv("AC_TEST_EVENT_LOOP");
-    if (loop != NULL && *loop != '\0' && strspn(loop, "abcdefghijklmnopqrstuvwxyz") == strlen(loop))
+    const char *loop = ac_test_event_loop();
+    if (loop != NULL)
         snprintf(name, sizeof name, "%s_%s", base_name, loop);
     else
         snprintf(name, sizeof name, "%s", base_name);

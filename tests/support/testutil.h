@@ -20,6 +20,11 @@ const char *ac_test_db_url(void);
  * never drop each other's database. */
 const char *ac_test_fresh_db(const char *name);
 
+/* AC_TEST_EVENT_LOOP (the server's AGENTCLEAR_EVENT_LOOP for a second run of a suite), or NULL
+ * when unset or empty. A value that is not lowercase letters ends the test program (exit 1): it
+ * becomes part of a database name. */
+const char *ac_test_event_loop(void);
+
 /* Path to the agentclear binary under test (AC_BINARY, set by CTest). */
 const char *ac_test_binary(void);
 
